@@ -1,0 +1,273 @@
+//! Every setting of the product, read from the environment in this one place.
+//!
+//! Each field names its variable and default; README.md's configuration table lists the same.
+//! Functions, the worker and the local runner all call [`Config::from_env`] and never read the
+//! environment themselves.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub name: &'static str,
+    /// What it was set to.
+    pub value: String,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+/// All settings. Construct with [`Config::from_env`] (or [`Config::from_vars`] in tests).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `APP_ENV`: `production` (default) or `development`. Development allows any CORS origin.
+    pub development: bool,
+    /// `REDIS_URL`: `redis://` or `rediss://` (TLS) URL, with user and password if needed.
+    pub redis_url: String,
+    /// `SESSION_TTL_SECONDS` (3600): idle lifetime of a session; each message extends it.
+    pub session_ttl: Duration,
+    /// `MAX_NAME_CHARS` (64): longest accepted display name.
+    pub max_name_chars: usize,
+    /// `MAX_MESSAGE_BYTES` (8192): longest accepted message content, in UTF-8 bytes.
+    pub max_message_bytes: usize,
+    /// `CONTEXT_MESSAGES` (10): how many recent messages the model sees.
+    pub context_messages: usize,
+    /// `MAX_HISTORY_MESSAGES` (1000): stored history per session; the oldest are trimmed beyond it.
+    pub max_history_messages: usize,
+    /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
+    pub allowed_origins: Vec<String>,
+    /// `REQUEST_STREAM` (`chat:requests`): the Redis stream the message function appends to.
+    pub request_stream: String,
+    /// `REQUEST_STREAM_MAXLEN` (100000): approximate cap on that stream's length.
+    pub request_stream_maxlen: usize,
+    /// `WORKER_GROUP` (`workers`): the stream's consumer group.
+    pub worker_group: String,
+    /// `REPLY_LOCK_SECONDS` (300): how long a session counts as busy if its worker vanishes.
+    pub reply_lock: Duration,
+    /// `WS_MANAGEMENT_ENDPOINT`: API Gateway Management API endpoint; by default derived from each
+    /// WebSocket event as `https://{domainName}/{stage}`.
+    pub ws_management_endpoint: Option<String>,
+    /// `WORKER_FUNCTION_NAME`: the worker Lambda the message function invokes; unset when a
+    /// long-running worker daemon reads the stream instead.
+    pub worker_function_name: Option<String>,
+    /// Model provider settings.
+    pub model: ModelConfig,
+    /// Worker settings.
+    pub worker: WorkerConfig,
+}
+
+/// How to reach the model (any OpenAI-compatible Chat Completions server).
+#[derive(Clone)]
+pub struct ModelConfig {
+    /// `OPENAI_BASE_URL` (`https://api.openai.com/v1`).
+    pub base_url: String,
+    /// `OPENAI_API_KEY`: sent as a bearer token when set.
+    pub api_key: Option<String>,
+    /// `OPENAI_MODEL` (`gpt-4o-mini`).
+    pub model: String,
+    /// `SYSTEM_PROMPT`: the first message of every context.
+    pub system_prompt: String,
+    /// `MAX_REPLY_TOKENS` (1024): `max_tokens` of each request.
+    pub max_reply_tokens: u32,
+    /// `MODEL_TEMPERATURE`: sent when set.
+    pub temperature: Option<f32>,
+    /// `MODEL_CONNECT_TIMEOUT_SECONDS` (10).
+    pub connect_timeout: Duration,
+    /// `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` (60): longest wait for the response headers.
+    pub first_token_timeout: Duration,
+    /// `MODEL_IDLE_TIMEOUT_SECONDS` (30): longest silence between two chunks of a stream.
+    pub idle_timeout: Duration,
+    /// `MODEL_RETRIES` (2): retries of a 429/5xx/connection failure before the first token.
+    pub retries: u32,
+    /// `MODEL_RETRY_BASE_MS` (500): first backoff; doubles each retry (a `Retry-After` wins).
+    pub retry_base: Duration,
+}
+
+impl std::fmt::Debug for ModelConfig {
+    // Hand-written so the API key can never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("max_reply_tokens", &self.max_reply_tokens)
+            .field("temperature", &self.temperature)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the worker reads the stream and relays replies.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `WORKER_CONCURRENCY` (64): replies generated at once by one worker process.
+    pub concurrency: usize,
+    /// `WORKER_CONSUMER`: this worker's consumer name in the group (default: host and pid).
+    pub consumer: String,
+    /// `WORKER_CLAIM_IDLE_MS` (60000): an entry pending this long on a dead consumer is reclaimed.
+    pub claim_idle: Duration,
+    /// `WORKER_BLOCK_MS` (5000): how long one blocking stream read waits (daemon mode).
+    pub block: Duration,
+    /// `DELTA_COALESCE_MS` (30): after the first delta, pieces are gathered this long per post.
+    pub coalesce: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the given variables (the environment, or a test's own map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = Vars(vars);
+        Ok(Config {
+            development: match env.string("APP_ENV").as_deref() {
+                None | Some("production") => false,
+                Some("development") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "APP_ENV",
+                        value: other.into(),
+                        reason: "expected production or development".into(),
+                    })
+                }
+            },
+            redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            session_ttl: env.seconds("SESSION_TTL_SECONDS", 3600)?,
+            max_name_chars: env.number("MAX_NAME_CHARS", 64)?,
+            max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
+            context_messages: env.number("CONTEXT_MESSAGES", 10)?,
+            max_history_messages: env.number("MAX_HISTORY_MESSAGES", 1000)?,
+            allowed_origins: env
+                .string("ALLOWED_ORIGINS")
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            request_stream: env.string("REQUEST_STREAM").unwrap_or_else(|| "chat:requests".into()),
+            request_stream_maxlen: env.number("REQUEST_STREAM_MAXLEN", 100_000)?,
+            worker_group: env.string("WORKER_GROUP").unwrap_or_else(|| "workers".into()),
+            reply_lock: env.seconds("REPLY_LOCK_SECONDS", 300)?,
+            ws_management_endpoint: env.string("WS_MANAGEMENT_ENDPOINT"),
+            worker_function_name: env.string("WORKER_FUNCTION_NAME"),
+            model: ModelConfig {
+                base_url: env
+                    .string("OPENAI_BASE_URL")
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+                api_key: env.string("OPENAI_API_KEY"),
+                model: env.string("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                system_prompt: env.string("SYSTEM_PROMPT").unwrap_or_else(|| {
+                    "You are a helpful, concise assistant. Answer in markdown.".into()
+                }),
+                max_reply_tokens: env.number("MAX_REPLY_TOKENS", 1024)?,
+                temperature: env.optional_number("MODEL_TEMPERATURE")?,
+                connect_timeout: env.seconds("MODEL_CONNECT_TIMEOUT_SECONDS", 10)?,
+                first_token_timeout: env.seconds("MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", 60)?,
+                idle_timeout: env.seconds("MODEL_IDLE_TIMEOUT_SECONDS", 30)?,
+                retries: env.number("MODEL_RETRIES", 2)?,
+                retry_base: Duration::from_millis(env.number("MODEL_RETRY_BASE_MS", 500)?),
+            },
+            worker: WorkerConfig {
+                concurrency: env.number("WORKER_CONCURRENCY", 64)?.max(1),
+                consumer: env.string("WORKER_CONSUMER").unwrap_or_else(default_consumer_name),
+                claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
+                block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
+                coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
+            },
+        })
+    }
+
+    /// Whether a browser origin may call the API (CORS).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.development || self.allowed_origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    fn string(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn optional_number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.string(name)
+            .map(|v| {
+                v.parse().map_err(|e: T::Err| ConfigError { name, value: v.clone(), reason: e.to_string() })
+            })
+            .transpose()
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.optional_number(name)?.unwrap_or(default))
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.number(name, default)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert!(!c.development);
+        assert_eq!(c.session_ttl, Duration::from_secs(3600));
+        assert_eq!(c.context_messages, 10);
+        assert_eq!(c.max_message_bytes, 8192);
+        assert_eq!(c.max_name_chars, 64);
+        assert_eq!(c.model.base_url, "https://api.openai.com/v1");
+        assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let err = Config::from_vars(&vars(&[("SESSION_TTL_SECONDS", "an hour")])).unwrap_err();
+        assert_eq!(err.name, "SESSION_TTL_SECONDS");
+        assert!(err.to_string().contains("an hour"));
+    }
+
+    #[test]
+    fn cors_is_an_allow_list_unless_development() {
+        let prod = Config::from_vars(&vars(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example/")]))
+            .unwrap();
+        assert!(prod.origin_allowed("https://b.example"));
+        assert!(!prod.origin_allowed("https://evil.example"));
+        let dev = Config::from_vars(&vars(&[("APP_ENV", "development")])).unwrap();
+        assert!(dev.origin_allowed("https://anything.example"));
+        assert!(Config::from_vars(&vars(&[("APP_ENV", "staging")])).is_err());
+    }
+
+    #[test]
+    fn the_api_key_never_prints() {
+        let c = Config::from_vars(&vars(&[("OPENAI_API_KEY", "sk-secret-value")])).unwrap();
+        assert!(!format!("{c:?}").contains("sk-secret-value"));
+    }
+}

@@ -1,0 +1,15 @@
+//! What the Lambda functions, the worker and the local runner share, beyond the wire types.
+//!
+//! Layout:
+//! * [`config`]: every setting, read from the environment in one place.
+//! * [`store`]: the Redis store (sessions, history, connection mappings, the request stream).
+//! * [`token`]: session token issuance and shape checks.
+//! * [`telemetry`]: `tracing` set-up, JSON on Lambda.
+
+pub mod config;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+
+pub use config::{Config, ConfigError, ModelConfig, WorkerConfig};
+pub use store::{Accepted, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};

@@ -1,0 +1,115 @@
+//! The one error type of the functions, and its one mapping to HTTP responses and WebSocket frames.
+
+use chat_core::StoreError;
+use chat_wire::{ErrorBody, ErrorCode, ServerFrame};
+use http::StatusCode;
+
+/// The detail the seed product returned for a missing, unknown or expired token; clients match it.
+pub const SESSION_EXPIRED_DETAIL: &str = "Session expired or does not exist";
+
+/// Everything a request can fail with. Each variant knows its status code, its machine code and a
+/// sentence for the person.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The display name is blank, too long or holds control characters.
+    #[error("{0}")]
+    InvalidName(String),
+    /// The token is missing, unknown or expired.
+    #[error("{SESSION_EXPIRED_DETAIL}")]
+    SessionExpired,
+    /// The body or frame is not JSON text.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The frame is JSON but not a frame of this protocol.
+    #[error("{0}")]
+    InvalidFrame(String),
+    /// The frame names an action the server does not know.
+    #[error("unknown action {0:?}; known actions: {known}", known = chat_wire::KNOWN_ACTIONS.join(", "))]
+    UnknownAction(String),
+    /// The message is blank.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// The message is longer than `MAX_MESSAGE_BYTES`.
+    #[error("the message is {size} bytes; the limit is {limit} bytes")]
+    MessageTooLarge {
+        /// The message's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The client's message id is missing or malformed.
+    #[error("message ids are 1 to 64 characters of A-Z a-z 0-9 - _ .")]
+    InvalidId,
+    /// A reply is still being written for this session.
+    #[error("a reply is still being written; wait for it to finish")]
+    ReplyInProgress,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Redis is unreachable.
+    #[error("the service is temporarily unavailable; try again in a few seconds")]
+    Unavailable(#[source] StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::Unavailable(error)
+    }
+}
+
+impl ApiError {
+    /// The machine-readable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::InvalidName(_) => ErrorCode::InvalidName,
+            ApiError::SessionExpired => ErrorCode::SessionExpired,
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::InvalidFrame(_) => ErrorCode::InvalidFrame,
+            ApiError::UnknownAction(_) => ErrorCode::UnknownAction,
+            ApiError::EmptyMessage => ErrorCode::EmptyMessage,
+            ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            ApiError::InvalidId => ErrorCode::InvalidId,
+            ApiError::ReplyInProgress => ErrorCode::ReplyInProgress,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::NotFound,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    /// The HTTP status. Client mistakes are 400 as in the seed product; an outage is 503.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ReplyInProgress => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, when waiting helps.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, ApiError::Unavailable(_)).then_some(2)
+    }
+
+    /// The JSON body of the HTTP error response.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { detail: self.to_string(), code: self.code(), retry_after: self.retry_after() }
+    }
+
+    /// The WebSocket error frame.
+    pub fn frame(&self, reply_to: Option<String>) -> ServerFrame {
+        ServerFrame::Error { reply_to, code: self.code(), message: self.to_string() }
+    }
+
+    /// Logs what the operator should see: outages as errors, client mistakes at debug level.
+    pub fn log(&self) {
+        match self {
+            ApiError::Unavailable(source) => tracing::error!(error = %source, "redis unavailable"),
+            other => tracing::debug!(code = other.code().as_str(), "request refused"),
+        }
+    }
+}

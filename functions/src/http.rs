@@ -1,0 +1,245 @@
+//! The HTTP API: `POST /token`, `GET /chat_history`, `GET /health` (`/test`), `GET /openapi.json`
+//! and, in development, `GET /docs`.
+//!
+//! Each route is a plain async fn over a `lambda_http::Request` (what API Gateway's HTTP API sends,
+//! converted by `lambda_http`). [`handle`] routes, applies CORS and turns every [`ApiError`] into
+//! its JSON response; the `token` and `history` binaries and the local gateway all call it.
+
+use std::convert::Infallible;
+
+use chat_wire::{ChatSession, ErrorBody, Health};
+use http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::openapi;
+use crate::state::AppState;
+
+/// The form (or JSON) body of `POST /token`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TokenForm {
+    /// The person's display name: 1 to `MAX_NAME_CHARS` (64) characters, no control characters.
+    pub name: String,
+}
+
+/// Routes a request, answers CORS preflights and maps errors to JSON responses. Never fails:
+/// every failure is a response.
+pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let response = if request.method() == Method::OPTIONS {
+        preflight()
+    } else {
+        match route(state, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                error.log();
+                error_response(&error)
+            }
+        }
+    };
+    with_cors(state, origin.as_deref(), response)
+}
+
+async fn route(state: &AppState, request: Request) -> Result<Response<Body>, ApiError> {
+    let path = request.uri().path().trim_end_matches('/');
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match (request.method().clone(), last) {
+        (Method::POST, "token") => create_token(state, &request).await,
+        (Method::GET, "chat_history") => chat_history(state, &request).await,
+        (Method::GET, "health" | "test") => Ok(health(state).await),
+        (Method::GET, "openapi.json") => Ok(json(StatusCode::OK, &openapi::document())),
+        (Method::GET, "docs") if state.config.development => Ok(html(openapi::docs_page())),
+        (_, "token" | "chat_history" | "health" | "test" | "openapi.json") => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Creates a session and returns its token.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "session",
+    request_body(
+        content = TokenForm,
+        description = "The name, as `application/x-www-form-urlencoded`, `multipart/form-data` or JSON",
+        content_type = "application/x-www-form-urlencoded"
+    ),
+    responses(
+        (status = 200, description = "The new session, with an empty history", body = ChatSession),
+        (status = 400, description = "Blank, too long or unreadable name", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody)
+    )
+)]
+pub async fn create_token(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let name = read_name(request).await?;
+    let name = validate_name(&name, state.config.max_name_chars)?;
+    let session = state.store.create_session(&name).await?;
+    tracing::info!(name_chars = name.chars().count(), "session created");
+    Ok(no_store(json(StatusCode::OK, &session)))
+}
+
+/// Returns a session's conversation, oldest message first.
+#[utoipa::path(
+    get,
+    path = "/chat_history",
+    tag = "session",
+    params(("token" = String, Query, description = "The session token from `POST /token`")),
+    responses(
+        (status = 200, description = "The session and its messages", body = ChatSession),
+        (status = 400, description = "Missing, unknown or expired token", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody)
+    )
+)]
+pub async fn chat_history(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let params = request.query_string_parameters();
+    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
+    if !chat_core::token::looks_like_token(token) {
+        return Err(ApiError::SessionExpired);
+    }
+    let session = state.store.history(token).await?.ok_or(ApiError::SessionExpired)?;
+    Ok(no_store(json(StatusCode::OK, &session)))
+}
+
+/// Reports whether the service and its storage answer.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Everything answers", body = Health),
+        (status = 503, description = "Redis is unreachable", body = Health)
+    )
+)]
+pub async fn health(state: &AppState) -> Response<Body> {
+    let redis_ok = state.store.ping().await.is_ok();
+    let health = Health {
+        status: if redis_ok { "ok" } else { "degraded" }.into(),
+        redis: if redis_ok { "ok" } else { "unreachable" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let status = if redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    no_store(json(status, &health))
+}
+
+async fn read_name(request: &Request) -> Result<String, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("multipart/form-data") {
+        return read_multipart_name(content_type, request.body()).await;
+    }
+    let form: Option<TokenForm> = request
+        .payload()
+        .map_err(|e| ApiError::InvalidName(format!("could not read the name: {e}")))?;
+    form.map(|f| f.name)
+        .ok_or_else(|| ApiError::InvalidName("the form field `name` is required".into()))
+}
+
+async fn read_multipart_name(content_type: &str, body: &Body) -> Result<String, ApiError> {
+    let unreadable = |e: multer::Error| ApiError::InvalidName(format!("could not read the form: {e}"));
+    let boundary = multer::parse_boundary(content_type).map_err(unreadable)?;
+    let bytes = bytes::Bytes::copy_from_slice(body.as_ref());
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(bytes) });
+    let limits = multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(64 * 1024));
+    let mut form = multer::Multipart::with_constraints(stream, boundary, limits);
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+        if field.name() == Some("name") {
+            return field.text().await.map_err(unreadable);
+        }
+    }
+    Err(ApiError::InvalidName("the form field `name` is required".into()))
+}
+
+/// Trims a display name and checks it: not blank, at most `max_chars` characters, no control
+/// characters.
+pub fn validate_name(name: &str, max_chars: usize) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::InvalidName("the name must not be blank".into()));
+    }
+    if name.chars().count() > max_chars {
+        return Err(ApiError::InvalidName(format!("the name must be at most {max_chars} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidName("the name must not contain control characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+/// The JSON response of an error.
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let mut response = json(error.status(), &error.body());
+    if let Some(seconds) = error.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).expect("API types always serialize");
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn html(page: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(page));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    response
+}
+
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn preflight() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(origin) = origin.filter(|o| state.config.origin_allowed(o)) {
+        if let Ok(value) = HeaderValue::from_str(origin) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  Ada  ", 64).unwrap(), "Ada");
+        assert!(matches!(validate_name("   ", 64), Err(ApiError::InvalidName(_))));
+        assert!(validate_name(&"é".repeat(64), 64).is_ok());
+        assert!(validate_name(&"é".repeat(65), 64).is_err());
+        assert!(validate_name("a\u{7}b", 64).is_err());
+    }
+}

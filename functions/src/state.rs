@@ -1,0 +1,32 @@
+//! What every handler needs, built once per cold start and shared by all invocations.
+
+use chat_core::{Config, Store};
+
+use crate::trigger::WorkerTrigger;
+
+/// Configuration, the Redis store and the way to wake the worker.
+#[derive(Clone)]
+pub struct AppState {
+    /// All settings.
+    pub config: Config,
+    /// The Redis store (one multiplexed connection, reused across invocations).
+    pub store: Store,
+    /// How a stored message wakes the worker.
+    pub trigger: WorkerTrigger,
+}
+
+impl AppState {
+    /// Builds the state from the environment (a Lambda cold start).
+    pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
+        chat_core::telemetry::init_tracing();
+        let config = Config::from_env()?;
+        let store = Store::connect(&config)?;
+        let trigger = WorkerTrigger::from_config(&config).await;
+        Ok(AppState { config, store, trigger })
+    }
+
+    /// Builds the state from parts (the local runner and tests).
+    pub fn new(config: Config, store: Store, trigger: WorkerTrigger) -> Self {
+        AppState { config, store, trigger }
+    }
+}

@@ -1,0 +1,227 @@
+//! The WebSocket API's routes, as API Gateway invokes them: `$connect`, `$default` (every client
+//! frame) and `$disconnect`.
+//!
+//! Each takes the real `ApiGatewayWebsocketProxyRequest` event and returns an
+//! `ApiGatewayProxyResponse`. For `$connect` a non-2xx status refuses the handshake. For `$default`
+//! the body is a [`ServerFrame`] that API Gateway's route response sends back to the client (an
+//! `ack`, a `pong` or an `error`); replies themselves come from the worker via the Management API.
+
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
+};
+use aws_lambda_events::encodings::Body;
+use chat_core::store::now_rfc3339;
+use chat_core::{Accepted, Config, ReplyRequest};
+use chat_wire::{ChatMessage, ClientFrame, ReplyStatus, ServerFrame, Source};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `$connect`: admits the connection only with a live session's token (`?token=`), and records
+/// which session it belongs to. A missing token refuses the handshake with 401, an unknown or
+/// expired one with 403, an outage with 503.
+pub async fn connect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let connection_id = event.request_context.connection_id.unwrap_or_default();
+    let Some(token) = event.query_string_parameters.first("token").map(str::to_string) else {
+        return refusal(StatusCode::UNAUTHORIZED, &ApiError::SessionExpired);
+    };
+    if !chat_core::token::looks_like_token(&token) {
+        return refusal(StatusCode::FORBIDDEN, &ApiError::SessionExpired);
+    }
+    match state.store.bind_connection(&connection_id, &token).await {
+        Ok(true) => {
+            tracing::info!(connection_id, "connected");
+            response(StatusCode::OK, None)
+        }
+        Ok(false) => refusal(StatusCode::FORBIDDEN, &ApiError::SessionExpired),
+        Err(error) => {
+            let error = ApiError::from(error);
+            error.log();
+            refusal(StatusCode::SERVICE_UNAVAILABLE, &error)
+        }
+    }
+}
+
+/// `$disconnect`: forgets the connection.
+pub async fn disconnect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let connection_id = event.request_context.connection_id.unwrap_or_default();
+    if let Err(error) = state.store.unbind_connection(&connection_id, None).await {
+        // The mapping expires with the session anyway; a failed cleanup is not the client's problem.
+        tracing::warn!(connection_id, error = %error, "could not forget a connection");
+    }
+    tracing::info!(connection_id, "disconnected");
+    response(StatusCode::OK, None)
+}
+
+/// `$default`: every frame the client sends. Answers with one frame: `ack`, `pong` or `error`.
+pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let frame = match decode_frame(event.body.as_deref(), event.is_base64_encoded) {
+        Ok(ClientFrame::Ping) => ServerFrame::Pong,
+        Ok(ClientFrame::SendMessage { id, content }) => {
+            match send_message(state, &event.request_context, &id, content).await {
+                Ok(ack) => ack,
+                Err(error) => {
+                    error.log();
+                    error.frame(Some(id).filter(|id| chat_wire::is_valid_message_id(id)))
+                }
+            }
+        }
+        Err(error) => {
+            error.log();
+            error.frame(None)
+        }
+    };
+    let body = serde_json::to_string(&frame).expect("frames always serialize");
+    response(StatusCode::OK, Some(body))
+}
+
+/// Decodes a client frame, naming exactly what is wrong with one that cannot be used.
+pub fn decode_frame(body: Option<&str>, is_base64_encoded: bool) -> Result<ClientFrame, ApiError> {
+    if is_base64_encoded {
+        return Err(ApiError::InvalidJson("frames must be UTF-8 JSON text, not binary".into()));
+    }
+    let body = body.unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::InvalidJson(format!("the frame is not valid JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::InvalidFrame("a frame is a JSON object with an `action` field".into()));
+    };
+    match object.get("action") {
+        None => return Err(ApiError::InvalidFrame("the frame has no `action` field".into())),
+        Some(serde_json::Value::String(action)) if !chat_wire::KNOWN_ACTIONS.contains(&action.as_str()) => {
+            return Err(ApiError::UnknownAction(action.chars().take(64).collect()))
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => return Err(ApiError::InvalidFrame("the `action` field must be a string".into())),
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidFrame(format!("invalid frame: {e}")))
+}
+
+async fn send_message(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    id: &str,
+    content: String,
+) -> Result<ServerFrame, ApiError> {
+    if !chat_wire::is_valid_message_id(id) {
+        return Err(ApiError::InvalidId);
+    }
+    if content.trim().is_empty() {
+        return Err(ApiError::EmptyMessage);
+    }
+    let limit = state.config.max_message_bytes;
+    if content.len() > limit {
+        return Err(ApiError::MessageTooLarge { size: content.len(), limit });
+    }
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    let token = state
+        .store
+        .touch_connection(connection_id)
+        .await?
+        .ok_or(ApiError::SessionExpired)?;
+    let message = ChatMessage {
+        id: id.to_string(),
+        msg: content,
+        timestamp: now_rfc3339(),
+        source: Source::User,
+        status: ReplyStatus::Done,
+        reply_to: None,
+        model: None,
+    };
+    let ack = ServerFrame::Ack { id: id.to_string(), reply_id: chat_wire::reply_id_for(id) };
+    match state.store.accept_user_message(&token, &message).await? {
+        Accepted::Stored => {}
+        Accepted::Duplicate => return Ok(ack),
+        Accepted::SessionExpired => return Err(ApiError::SessionExpired),
+        Accepted::ReplyInProgress => return Err(ApiError::ReplyInProgress),
+    }
+    let request = ReplyRequest {
+        token: token.clone(),
+        message_id: id.to_string(),
+        endpoint: management_endpoint(&state.config, context),
+    };
+    if let Err(error) = state.store.enqueue(&request).await {
+        // The message is stored; unlock the session so the person can ask again once Redis is back.
+        let _ = state.store.release_reply_lock(&token, id).await;
+        return Err(error.into());
+    }
+    state.trigger.wake().await;
+    Ok(ack)
+}
+
+/// The API Gateway Management API endpoint for this event's connections: `WS_MANAGEMENT_ENDPOINT`
+/// when set (the local gateway, a custom domain), otherwise `https://{domainName}/{stage}`, the
+/// form AWS documents for `@connections`.
+pub fn management_endpoint(config: &Config, context: &ApiGatewayWebsocketProxyRequestContext) -> String {
+    if let Some(endpoint) = &config.ws_management_endpoint {
+        return endpoint.clone();
+    }
+    format!(
+        "https://{}/{}",
+        context.domain_name.as_deref().unwrap_or_default(),
+        context.stage.as_deref().unwrap_or_default()
+    )
+}
+
+fn refusal(status: StatusCode, error: &ApiError) -> ApiGatewayProxyResponse {
+    let body = serde_json::to_string(&error.body()).expect("error bodies always serialize");
+    tracing::info!(status = status.as_u16(), "connection refused");
+    response(status, Some(body))
+}
+
+fn response(status: StatusCode, body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut headers = HeaderMap::new();
+    if body.is_some() {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = i64::from(status.as_u16());
+    response.headers = headers;
+    response.body = body.map(Body::Text);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_wire::ErrorCode;
+
+    fn code(body: &str) -> ErrorCode {
+        decode_frame(Some(body), false).unwrap_err().code()
+    }
+
+    #[test]
+    fn frames_decode_or_say_why_not() {
+        assert_eq!(
+            decode_frame(Some(r#"{"action":"sendMessage","id":"a","content":"hi"}"#), false).unwrap(),
+            ClientFrame::SendMessage { id: "a".into(), content: "hi".into() }
+        );
+        assert_eq!(code("not json"), ErrorCode::InvalidJson);
+        assert_eq!(code(""), ErrorCode::InvalidJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"id":"a"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"action":7}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"action":"dance"}"#), ErrorCode::UnknownAction);
+        assert_eq!(code(r#"{"action":"sendMessage","id":"a"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"action":"sendMessage","id":5,"content":"x"}"#), ErrorCode::InvalidFrame);
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(code(&deep), ErrorCode::InvalidJson);
+        assert_eq!(decode_frame(Some("{}"), true).unwrap_err().code(), ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn the_management_endpoint_follows_the_event() {
+        let config = Config::from_vars(&Default::default()).unwrap();
+        let mut context = ApiGatewayWebsocketProxyRequestContext::default();
+        context.domain_name = Some("abc123.execute-api.eu-west-1.amazonaws.com".into());
+        context.stage = Some("prod".into());
+        assert_eq!(
+            management_endpoint(&config, &context),
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+        );
+        let mut local = config.clone();
+        local.ws_management_endpoint = Some("http://127.0.0.1:3500/local".into());
+        assert_eq!(management_endpoint(&local, &context), "http://127.0.0.1:3500/local");
+    }
+}
