@@ -1,0 +1,322 @@
+//! The model: OpenAI's Chat Completions API, or any server that speaks it (llama.cpp, vLLM, the
+//! embedded model), streamed over server-sent events.
+//!
+//! SSE framing is parsed by `eventsource-stream`; this module only reads the Chat Completions
+//! chunks. It tolerates what real servers send: chunks with empty `choices`, a final usage chunk,
+//! a stream that ends at `[DONE]` or at EOF after a `finish_reason`.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use chat_core::ModelConfig;
+use chat_wire::ErrorCode;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+/// One message of the model's context, in Chat Completions form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// Why the model gave no (complete) reply. Each variant becomes an error frame the person reads.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// 401/403: the API key is wrong or missing.
+    #[error("the model provider refused our credentials ({0})")]
+    Unauthorized(String),
+    /// 429 after every retry.
+    #[error("the model provider is rate limiting requests; try again shortly")]
+    RateLimited {
+        /// The provider's `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// 5xx or an unreachable server, after every retry.
+    #[error("the model is unavailable ({0})")]
+    Unavailable(String),
+    /// No response, or silence in the middle of the stream, past the configured timeout.
+    #[error("the model did not answer in time")]
+    Timeout,
+    /// The stream broke off before the reply was complete.
+    #[error("the model's reply broke off ({0})")]
+    StreamInterrupted(String),
+    /// Another 4xx: the provider rejected the request (for example: the context is too long).
+    #[error("the model rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl ModelError {
+    /// The error code of the frame the person receives.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ModelError::Unauthorized(_) => ErrorCode::ModelUnauthorized,
+            ModelError::RateLimited { .. } => ErrorCode::ModelRateLimited,
+            ModelError::Unavailable(_) => ErrorCode::ModelUnavailable,
+            ModelError::Timeout => ErrorCode::ModelTimeout,
+            ModelError::StreamInterrupted(_) => ErrorCode::ModelStreamInterrupted,
+            ModelError::Rejected(_) => ErrorCode::ModelRejected,
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ModelError::RateLimited { .. }
+                | ModelError::Unavailable(_)
+                | ModelError::Timeout
+                | ModelError::StreamInterrupted(_)
+        )
+    }
+}
+
+/// The reply's text as it arrives, piece by piece.
+pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<String, ModelError>> + Send>>;
+
+/// A Chat Completions client. Holds one pooled HTTP client: build it once per process.
+#[derive(Clone)]
+pub struct ModelClient {
+    http: reqwest::Client,
+    config: ModelConfig,
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: &'a [ContextMessage],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    error: Option<ApiErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    message: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorDetail {
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    error: ApiErrorDetail,
+}
+
+impl ModelClient {
+    /// Builds the client (connection pool, timeouts) from the model settings.
+    pub fn new(config: ModelConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .expect("the TLS backend initialises");
+        ModelClient { http, config }
+    }
+
+    /// The model name sent with each request.
+    pub fn model_name(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Starts a streamed reply. Returns once the first piece of text has arrived, so that a 429, a
+    /// 5xx, a timeout or a stream that breaks before any text is retried with backoff
+    /// (`MODEL_RETRIES`, `MODEL_RETRY_BASE_MS`, or the provider's `Retry-After`) and the person
+    /// never sees a half-started reply twice.
+    pub async fn stream_chat(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
+        let mut attempt = 0;
+        loop {
+            let started = self.try_stream(messages).await;
+            let error = match started {
+                Ok(mut stream) => match stream.next().await {
+                    Some(Ok(first)) => {
+                        return Ok(Box::pin(futures_util::stream::once(async { Ok(first) }).chain(stream)))
+                    }
+                    None => return Ok(Box::pin(futures_util::stream::empty())),
+                    Some(Err(error)) => error,
+                },
+                Err(error) => error,
+            };
+            if !error.is_retryable() || attempt >= self.config.retries {
+                return Err(error);
+            }
+            let backoff = match &error {
+                ModelError::RateLimited { retry_after: Some(seconds) } => Duration::from_secs(*seconds).min(Duration::from_secs(30)),
+                _ => self.config.retry_base * 2u32.saturating_pow(attempt),
+            };
+            tracing::warn!(error = %error, attempt, backoff_ms = backoff.as_millis() as u64, "model call failed; retrying");
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+
+    /// One non-streamed completion (for clients that want the whole text at once).
+    pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
+        let response = self.send(messages, false).await?;
+        let body: Chunk = response.json().await.map_err(|e| ModelError::Unavailable(e.to_string()))?;
+        Ok(body
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.and_then(|m| m.content))
+            .unwrap_or_default())
+    }
+
+    async fn try_stream(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
+        let response = self.send(messages, true).await?;
+        let events = response.bytes_stream().eventsource();
+        let state = SseState { events: Box::pin(events), idle: self.config.idle_timeout, finished: false, saw_finish: false };
+        Ok(Box::pin(futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next_delta().await?;
+            Some((item, state))
+        })))
+    }
+
+    async fn send(&self, messages: &[ContextMessage], stream: bool) -> Result<reqwest::Response, ModelError> {
+        let body = ChatRequest {
+            model: &self.config.model,
+            messages,
+            stream,
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
+            max_tokens: self.config.max_reply_tokens,
+            temperature: self.config.temperature,
+        };
+        let mut request = self.http.post(format!("{}/chat/completions", self.config.base_url)).json(&body);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = tokio::time::timeout(self.config.first_token_timeout, request.send())
+            .await
+            .map_err(|_| ModelError::Timeout)?
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ModelError::Timeout
+                } else {
+                    ModelError::Unavailable(without_url(&e))
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let text = response.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<ApiErrorBody>(&text)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| text.chars().take(200).collect());
+        let detail = if detail.is_empty() { status.to_string() } else { detail };
+        Err(match status.as_u16() {
+            401 | 403 => ModelError::Unauthorized(status.to_string()),
+            429 => ModelError::RateLimited { retry_after },
+            500..=599 => ModelError::Unavailable(status.to_string()),
+            _ => ModelError::Rejected(detail),
+        })
+    }
+}
+
+fn without_url(error: &reqwest::Error) -> String {
+    // reqwest's messages embed the URL; keep logs and frames free of endpoints.
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    let mut message = if error.is_connect() { "connection failed".to_string() } else { "request failed".to_string() };
+    while let Some(inner) = source {
+        message = format!("{message}: {inner}");
+        source = inner.source();
+        if source.is_none() {
+            break;
+        }
+    }
+    message
+}
+
+type EventResult = Result<Event, EventStreamError<reqwest::Error>>;
+
+struct SseState {
+    events: Pin<Box<dyn Stream<Item = EventResult> + Send>>,
+    idle: Duration,
+    finished: bool,
+    saw_finish: bool,
+}
+
+impl SseState {
+    async fn next_delta(&mut self) -> Option<Result<String, ModelError>> {
+        while !self.finished {
+            let event = match tokio::time::timeout(self.idle, self.events.next()).await {
+                Err(_) => return self.fail(ModelError::Timeout),
+                Ok(None) if self.saw_finish => {
+                    self.finished = true;
+                    return None;
+                }
+                Ok(None) => {
+                    return self.fail(ModelError::StreamInterrupted("the stream ended before the reply was complete".into()))
+                }
+                Ok(Some(Err(error))) => return self.fail(ModelError::StreamInterrupted(error.to_string())),
+                Ok(Some(Ok(event))) => event,
+            };
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                self.finished = true;
+                return None;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk: Chunk = match serde_json::from_str(data) {
+                Ok(chunk) => chunk,
+                Err(error) => return self.fail(ModelError::StreamInterrupted(format!("unreadable chunk: {error}"))),
+            };
+            if let Some(error) = chunk.error {
+                return self.fail(ModelError::Unavailable(error.message));
+            }
+            let Some(choice) = chunk.choices.into_iter().next() else { continue };
+            if choice.finish_reason.is_some() {
+                self.saw_finish = true;
+            }
+            if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
+                return Some(Ok(text));
+            }
+        }
+        None
+    }
+
+    fn fail(&mut self, error: ModelError) -> Option<Result<String, ModelError>> {
+        self.finished = true;
+        Some(Err(error))
+    }
+}

@@ -1,0 +1,381 @@
+//! Answering reply requests: read the stream as a consumer group, stream the model's reply to the
+//! session's connections, store it once, acknowledge.
+//!
+//! [`Worker::process`] handles one entry and is what tests drive. [`Worker::drain`] is the Lambda
+//! mode (reclaim stale entries, then read until the stream is empty); [`Worker::run`] is the daemon
+//! mode (block on the stream until shutdown). Both process many conversations at once, bounded by
+//! `WORKER_CONCURRENCY`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::store::now_rfc3339;
+use chat_core::{Config, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
+use chat_wire::{ChatMessage, ReplyStatus, ServerFrame, Source};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::notify::{Delivery, ManagementApi};
+use crate::provider::{ContextMessage, ModelClient, ModelError};
+
+/// How one entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reply was streamed and stored.
+    Answered {
+        /// How the reply ended.
+        status: ReplyStatus,
+    },
+    /// The model failed before writing anything; the person got an error frame.
+    Failed,
+    /// A reply with this id was already stored (the entry was retried after a crash).
+    AlreadyAnswered,
+    /// The session expired before the reply could be written.
+    SessionExpired,
+    /// The entry was not a reply request; dropped.
+    Malformed,
+}
+
+/// Why an entry could not be finished. It stays pending and will be reclaimed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Redis failed mid-way.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The worker: the store, the model client and the Management API clients, shared by every task.
+pub struct Worker {
+    config: Config,
+    store: Store,
+    model: ModelClient,
+    connections: ManagementApi,
+}
+
+impl Worker {
+    /// Builds a worker from its parts.
+    pub fn new(config: Config, store: Store, connections: ManagementApi) -> Self {
+        let model = ModelClient::new(config.model.clone());
+        Worker { config, store, model, connections }
+    }
+
+    /// The store this worker writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Answers one stream entry, then acknowledges it. On a Redis failure the entry is left
+    /// pending, to be reclaimed by whichever worker runs next.
+    pub async fn process(&self, entry: &StreamEntry) -> Result<Outcome, WorkerError> {
+        let outcome = match &entry.request {
+            None => {
+                tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
+                Outcome::Malformed
+            }
+            Some(request) => self.answer(request).await?,
+        };
+        self.store.ack(&entry.entry_id).await?;
+        tracing::info!(entry_id = entry.entry_id, outcome = ?outcome, "entry processed");
+        Ok(outcome)
+    }
+
+    async fn answer(&self, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
+        let token = request.token.as_str();
+        let reply_id = chat_wire::reply_id_for(&request.message_id);
+        if self.store.has_message(token, &reply_id).await? {
+            return Ok(Outcome::AlreadyAnswered);
+        }
+        let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
+            return Ok(Outcome::SessionExpired);
+        };
+        let context = build_context(&self.config.model.system_prompt, &session.messages, &request.message_id);
+        let mut relay = Relay::new(self, request, reply_id.clone()).await?;
+
+        let (text, result) = self.generate(&context, &mut relay).await;
+        let model = Some(self.model.model_name().to_string());
+        if let Err(error) = &result {
+            tracing::warn!(error = %error, "model call failed");
+            relay
+                .send(&ServerFrame::Error {
+                    reply_to: Some(request.message_id.clone()),
+                    code: error.code(),
+                    message: error.to_string(),
+                })
+                .await;
+            if text.is_empty() {
+                self.store.release_reply_lock(token, &request.message_id).await?;
+                return Ok(Outcome::Failed);
+            }
+        }
+        let status = if result.is_ok() { ReplyStatus::Done } else { ReplyStatus::Error };
+        let reply = ChatMessage {
+            id: reply_id.clone(),
+            msg: text,
+            timestamp: now_rfc3339(),
+            source: Source::Assistant,
+            status,
+            reply_to: Some(request.message_id.clone()),
+            model: model.clone(),
+        };
+        match self.store.store_reply(token, &reply, &request.message_id).await? {
+            StoredReply::SessionExpired => return Ok(Outcome::SessionExpired),
+            StoredReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
+            StoredReply::Stored => {}
+        }
+        relay
+            .send(&ServerFrame::Done { id: reply_id, reply_to: request.message_id.clone(), status, model })
+            .await;
+        Ok(Outcome::Answered { status })
+    }
+
+    /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
+    /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how the stream ended.
+    async fn generate(&self, context: &[ContextMessage], relay: &mut Relay<'_>) -> (String, Result<(), ModelError>) {
+        let mut text = String::new();
+        let mut stream = match self.model.stream_chat(context).await {
+            Ok(stream) => stream,
+            Err(error) => return (text, Err(error)),
+        };
+        let coalesce = self.config.worker.coalesce;
+        let mut pending = String::new();
+        let mut flush_at: Option<Instant> = None;
+        let mut first = true;
+        loop {
+            let deadline = flush_at;
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    relay.delta(std::mem::take(&mut pending)).await;
+                    flush_at = None;
+                    continue;
+                }
+            };
+            match item {
+                Some(Ok(piece)) => {
+                    text.push_str(&piece);
+                    pending.push_str(&piece);
+                    if first || flush_at.is_some_and(|at| Instant::now() >= at) {
+                        first = false;
+                        relay.delta(std::mem::take(&mut pending)).await;
+                        flush_at = None;
+                    } else if flush_at.is_none() {
+                        flush_at = Some(Instant::now() + coalesce);
+                    }
+                }
+                end => {
+                    if !pending.is_empty() {
+                        relay.delta(std::mem::take(&mut pending)).await;
+                    }
+                    let result = match end {
+                        Some(Err(error)) => Err(error),
+                        _ => Ok(()),
+                    };
+                    return (text, result);
+                }
+            }
+        }
+    }
+
+    /// Lambda mode: takes over entries a dead worker left pending, then reads and answers new
+    /// entries until the stream has none. Returns how many entries were processed.
+    pub async fn drain(&self) -> Result<usize, WorkerError> {
+        self.store.ensure_group().await?;
+        let consumer = &self.config.worker.consumer;
+        let batch = self.config.worker.concurrency;
+        let mut processed = 0;
+        let stale = self.store.claim_stale(consumer, self.config.worker.claim_idle, batch).await?;
+        processed += self.process_all(stale).await;
+        loop {
+            let entries = self.store.read_new(consumer, batch, None).await?;
+            if entries.is_empty() {
+                return Ok(processed);
+            }
+            processed += self.process_all(entries).await;
+        }
+    }
+
+    async fn process_all(&self, entries: Vec<StreamEntry>) -> usize {
+        futures_util::stream::iter(entries)
+            .map(|entry| async move {
+                if let Err(error) = self.process(&entry).await {
+                    tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending");
+                }
+            })
+            .buffer_unordered(self.config.worker.concurrency)
+            .count()
+            .await
+    }
+
+    /// Daemon mode: blocks on the stream and answers entries as they come, up to
+    /// `WORKER_CONCURRENCY` at once, reclaiming stale entries periodically, until `shutdown`
+    /// resolves; then waits for replies in progress.
+    pub async fn run(self: Arc<Self>, reader: Store, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let consumer = self.config.worker.consumer.clone();
+        let block = self.config.worker.block;
+        let permits = Arc::new(Semaphore::new(self.config.worker.concurrency));
+        let claim_every = (self.config.worker.claim_idle / 2).max(Duration::from_millis(100));
+        let mut next_claim = Instant::now();
+        let mut failures: u32 = 0;
+        loop {
+            let first_permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
+            };
+            let read = async {
+                self.store.ensure_group().await?;
+                if Instant::now() >= next_claim {
+                    next_claim = Instant::now() + claim_every;
+                    let stale = self.store.claim_stale(&consumer, self.config.worker.claim_idle, 1 + permits.available_permits()).await?;
+                    if !stale.is_empty() {
+                        return Ok(stale);
+                    }
+                }
+                let wait = block.min(claim_every);
+                reader.read_new(&consumer, 1 + permits.available_permits(), Some(wait)).await
+            };
+            let entries = tokio::select! {
+                _ = &mut shutdown => break,
+                entries = read => entries,
+            };
+            let entries = match entries {
+                Ok(entries) => {
+                    failures = 0;
+                    entries
+                }
+                Err(error) => {
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5)));
+                    tracing::warn!(error = %error, backoff_ms = backoff.as_millis() as u64, "stream read failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            let mut first_permit = Some(first_permit);
+            for entry in entries {
+                let permit = match first_permit.take() {
+                    Some(permit) => permit,
+                    None => permits.clone().acquire_owned().await.expect("semaphore open"),
+                };
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = worker.process(&entry).await {
+                        tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        let all = self.config.worker.concurrency as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
+        tracing::info!("worker stopped");
+    }
+}
+
+/// The model's context: the system prompt, then the session's recent messages up to and including
+/// the one being answered (empty replies left out).
+pub fn build_context(system_prompt: &str, history: &[ChatMessage], answering: &str) -> Vec<ContextMessage> {
+    let end = history.iter().position(|m| m.id == answering).map_or(history.len(), |i| i + 1);
+    let mut context = Vec::with_capacity(end + 1);
+    if !system_prompt.is_empty() {
+        context.push(ContextMessage { role: "system".into(), content: system_prompt.into() });
+    }
+    context.extend(history[..end].iter().filter(|m| !m.msg.is_empty()).map(|m| ContextMessage {
+        role: match m.source {
+            Source::User => "user".into(),
+            Source::Assistant => "assistant".into(),
+        },
+        content: m.msg.clone(),
+    }));
+    context
+}
+
+/// Sends one reply's frames to every live connection of its session, numbering the deltas and
+/// dropping connections the Management API reports gone.
+struct Relay<'a> {
+    worker: &'a Worker,
+    request: &'a ReplyRequest,
+    reply_id: String,
+    connections: Vec<String>,
+    refreshed: Instant,
+    seq: u64,
+}
+
+/// How often a reply re-reads its session's connections, so a client that reconnects mid-reply
+/// receives the rest of it.
+const CONNECTION_REFRESH: Duration = Duration::from_millis(500);
+
+impl<'a> Relay<'a> {
+    async fn new(worker: &'a Worker, request: &'a ReplyRequest, reply_id: String) -> Result<Relay<'a>, StoreError> {
+        let connections = worker.store.session_connections(&request.token).await?;
+        Ok(Relay { worker, request, reply_id, connections, refreshed: Instant::now(), seq: 0 })
+    }
+
+    async fn delta(&mut self, text: String) {
+        let frame = ServerFrame::Delta {
+            id: self.reply_id.clone(),
+            reply_to: self.request.message_id.clone(),
+            seq: self.seq,
+            text,
+        };
+        self.seq += 1;
+        self.send(&frame).await;
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) {
+        if self.refreshed.elapsed() >= CONNECTION_REFRESH {
+            if let Ok(connections) = self.worker.store.session_connections(&self.request.token).await {
+                self.connections = connections;
+            }
+            self.refreshed = Instant::now();
+        }
+        let bytes = serde_json::to_vec(frame).expect("frames always serialize");
+        let endpoint = &self.request.endpoint;
+        let api = &self.worker.connections;
+        let deliveries = futures_util::future::join_all(
+            self.connections.iter().map(|id| async { (id.clone(), api.post(endpoint, id, &bytes).await) }),
+        )
+        .await;
+        for (connection_id, delivery) in deliveries {
+            if delivery == Delivery::Gone {
+                self.connections.retain(|c| *c != connection_id);
+                let _ = self.worker.store.unbind_connection(&connection_id, Some(&self.request.token)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, source: Source, msg: &str) -> ChatMessage {
+        ChatMessage {
+            id: id.into(),
+            msg: msg.into(),
+            timestamp: String::new(),
+            source,
+            status: ReplyStatus::Done,
+            reply_to: None,
+            model: None,
+        }
+    }
+
+    #[test]
+    fn context_ends_at_the_message_being_answered() {
+        let history = vec![
+            message("a", Source::User, "hi"),
+            message("a.reply", Source::Assistant, "hello"),
+            message("b", Source::User, "how are you?"),
+            message("c", Source::User, "later"),
+        ];
+        let context = build_context("be nice", &history, "b");
+        let roles: Vec<_> = context.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
+        assert_eq!(
+            roles,
+            [("system", "be nice"), ("user", "hi"), ("assistant", "hello"), ("user", "how are you?")]
+        );
+    }
+}
