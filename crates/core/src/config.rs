@@ -56,6 +56,25 @@ pub struct Config {
     pub model: ModelConfig,
     /// Worker settings.
     pub worker: WorkerConfig,
+    /// Settings of the local runner (the API Gateway emulator); unused on AWS.
+    pub local: LocalConfig,
+}
+
+/// The local runner's settings.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// `LOCAL_BIND` (`127.0.0.1`): the address the local gateway listens on.
+    pub bind: String,
+    /// `LOCAL_HTTP_PORT` (3500): port of the HTTP API, the WebSocket API (`/chat`) and `@connections`.
+    pub http_port: u16,
+    /// `LOCAL_DATA_DIR` (`.data`): where the local redis-server keeps its append-only file.
+    pub data_dir: String,
+    /// True when `REDIS_URL` is unset: the local runner starts its own redis-server.
+    pub start_redis: bool,
+    /// `LOCAL_WS_IDLE_TIMEOUT_SECONDS` (600): idle connections are closed, as API Gateway does.
+    pub ws_idle_timeout: Duration,
+    /// `LOCAL_WS_MAX_SECONDS` (7200): connections are closed after this long, as API Gateway does.
+    pub ws_max_duration: Duration,
 }
 
 /// How to reach the model (any OpenAI-compatible Chat Completions server).
@@ -180,6 +199,14 @@ impl Config {
                 claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
                 coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
+            },
+            local: LocalConfig {
+                bind: env.string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
+                http_port: env.number("LOCAL_HTTP_PORT", 3500)?,
+                data_dir: env.string("LOCAL_DATA_DIR").unwrap_or_else(|| ".data".into()),
+                start_redis: env.string("REDIS_URL").is_none(),
+                ws_idle_timeout: env.seconds("LOCAL_WS_IDLE_TIMEOUT_SECONDS", 600)?,
+                ws_max_duration: env.seconds("LOCAL_WS_MAX_SECONDS", 7200)?,
             },
         })
     }

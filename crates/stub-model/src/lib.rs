@@ -1,1 +1,233 @@
+//! A scripted OpenAI-compatible model server for tests and benchmarks: real HTTP, real SSE.
+//!
+//! By default it answers every chat with `You said: <last user message>`, one word per chunk,
+//! with configurable pacing. Tests queue [`Scripted`] behaviours (an HTTP error, a stream that
+//! breaks off, a slow first token) that the next requests consume in order, and read back every
+//! request body it received.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// Pacing of the default replies.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Delay before the first chunk.
+    pub first_token: Duration,
+    /// Delay between chunks.
+    pub between_tokens: Duration,
+    /// When set, replies are this many tokens (`tok0 tok1 ...`) instead of an echo.
+    pub fixed_tokens: Option<usize>,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing { first_token: Duration::ZERO, between_tokens: Duration::from_millis(2), fixed_tokens: None }
+    }
+}
+
+/// One scripted behaviour, consumed by one request.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    /// Answer with this HTTP status and an OpenAI-style error body.
+    Status(u16),
+    /// Stream this text (split into words), with the default pacing.
+    Reply(String),
+    /// Stream the default reply but wait this long before the first chunk.
+    SlowFirstToken(Duration),
+    /// Stream this many pieces of the default reply, then break the connection.
+    CutAfter(usize),
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Scripted>>,
+    requests: Mutex<Vec<Value>>,
+}
+
+/// A running stub server. Dropping it does not stop it; it lives as long as the runtime.
+#[derive(Clone)]
+pub struct StubModel {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    pacing: Pacing,
+}
+
+impl StubModel {
+    /// Starts the server on `listener`.
+    pub fn serve(listener: TcpListener, pacing: Pacing) -> StubModel {
+        let addr = listener.local_addr().expect("bound listener");
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(models))
+            .with_state(AppState { shared: shared.clone(), pacing });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StubModel { addr, shared }
+    }
+
+    /// Starts the server on a free loopback port.
+    pub async fn start(pacing: Pacing) -> StubModel {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        Self::serve(listener, pacing)
+    }
+
+    /// The OpenAI base URL to configure (`http://127.0.0.1:PORT/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues behaviours for the next requests, in order.
+    pub fn push(&self, scripted: impl IntoIterator<Item = Scripted>) {
+        self.shared.script.lock().unwrap().extend(scripted);
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "tests"}]}))
+}
+
+async fn chat(State(state): State<AppState>, Json(request): Json<Value>) -> Response {
+    state.shared.requests.lock().unwrap().push(request.clone());
+    let scripted = state.shared.script.lock().unwrap().pop_front();
+    let mut pacing = state.pacing.clone();
+    let mut text = default_reply(&request, &pacing);
+    let mut cut_after = None;
+    match scripted {
+        Some(Scripted::Status(code)) => return error_response(code),
+        Some(Scripted::Reply(reply)) => text = reply,
+        Some(Scripted::SlowFirstToken(delay)) => pacing.first_token = delay,
+        Some(Scripted::CutAfter(pieces)) => cut_after = Some(pieces),
+        None => {}
+    }
+    let mut pieces = split_words(&text);
+    if let Some(max) = request["max_tokens"].as_u64() {
+        pieces.truncate(max as usize);
+    }
+    if request["stream"].as_bool() != Some(true) {
+        tokio::time::sleep(pacing.first_token).await;
+        return Json(json!({
+            "id": "chatcmpl-stub", "object": "chat.completion", "model": "stub",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": pieces.concat()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": pieces.len(), "total_tokens": pieces.len() + 1}
+        }))
+        .into_response();
+    }
+    stream_response(pieces, pacing, cut_after)
+}
+
+fn default_reply(request: &Value, pacing: &Pacing) -> String {
+    if let Some(n) = pacing.fixed_tokens {
+        return (0..n).map(|i| format!("tok{i} ")).collect();
+    }
+    let last_user = request["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    format!("You said: {last_user}")
+}
+
+/// Splits text into pieces that concatenate back to it exactly (each word keeps its trailing space).
+fn split_words(text: &str) -> Vec<String> {
+    text.split_inclusive(' ').map(str::to_string).collect()
+}
+
+fn error_response(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {"message": format!("scripted {code}"), "type": "stub_error"}});
+    (status, Json(body)).into_response()
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": "stub",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+fn stream_response(pieces: Vec<String>, pacing: Pacing, cut_after: Option<usize>) -> Response {
+    let total = pieces.len();
+    let events = async_events(pieces, pacing, cut_after, total);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(events))
+        .expect("valid response")
+}
+
+fn async_events(
+    pieces: Vec<String>,
+    pacing: Pacing,
+    cut_after: Option<usize>,
+    total: usize,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE].
+    futures_util::stream::unfold(0usize, move |step| {
+        let pieces = pieces.clone();
+        let pacing = pacing.clone();
+        async move {
+            if step == 0 {
+                tokio::time::sleep(pacing.first_token).await;
+                return Some((Ok(chunk(json!({"role": "assistant", "content": ""}), None)), 1));
+            }
+            if step == usize::MAX {
+                return None;
+            }
+            let index = step - 1;
+            if cut_after == Some(index) {
+                return Some((Err(std::io::Error::other("scripted cut")), usize::MAX));
+            }
+            if index < total {
+                if index > 0 {
+                    tokio::time::sleep(pacing.between_tokens).await;
+                }
+                return Some((Ok(chunk(json!({"content": pieces[index]}), None)), step + 1));
+            }
+            match index - total {
+                0 => Some((Ok(chunk(json!({}), Some("stop"))), step + 1)),
+                1 => {
+                    let usage = json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "choices": [],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": total, "total_tokens": total + 1}});
+                    Some((Ok(format!("data: {usage}\n\n")), step + 1))
+                }
+                2 => Some((Ok("data: [DONE]\n\n".to_string()), step + 1)),
+                _ => None,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_concatenate_to_the_text() {
+        let text = "You said:  two  spaces ";
+        assert_eq!(split_words(text).concat(), text);
+    }
+}
