@@ -199,6 +199,8 @@ fn async_events(
             }
             let index = step - 1;
             if cut_after == Some(index) {
+                // Let what was sent reach the client before the connection drops.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 return Some((Err(std::io::Error::other("scripted cut")), usize::MAX));
             }
             if index < total {

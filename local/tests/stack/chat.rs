@@ -1,0 +1,189 @@
+//! Chatting over the WebSocket API: the round trip, the protocol's errors, and what must not
+//! change when a frame is refused.
+
+use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn a_question_gets_a_streamed_reply_and_both_are_in_history() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+
+    ws.ask("m1", "What is Rust?").await;
+    let reply = ws.read_reply().await;
+    assert!(reply.deltas.len() > 1, "the reply streams in pieces: {}", reply.deltas.len());
+    assert_eq!(reply.text, "You said: What is Rust?");
+    match &reply.end {
+        ServerFrame::Done { id, reply_to, status, model } => {
+            assert_eq!(id, "m1.reply");
+            assert_eq!(reply_to, "m1");
+            assert_eq!(*status, ReplyStatus::Done);
+            assert_eq!(model.as_deref(), Some("stub"));
+        }
+        other => panic!("expected done, got {other:?}"),
+    }
+
+    let history = app.session(&session.token).await;
+    assert_eq!(history.messages.len(), 2);
+    assert_eq!(history.messages[0].source, Source::User);
+    assert_eq!(history.messages[0].msg, "What is Rust?");
+    assert_eq!(history.messages[0].id, "m1");
+    assert_eq!(history.messages[1].source, Source::Assistant);
+    assert_eq!(history.messages[1].msg, reply.text, "deltas concatenate to the stored reply");
+    assert_eq!(history.messages[1].reply_to.as_deref(), Some("m1"));
+
+    // The model saw the system prompt and the question.
+    let request = app.stub.requests().pop().unwrap();
+    assert_eq!(request["stream"], true);
+    assert_eq!(request["stream_options"]["include_usage"], true);
+    assert_eq!(request["messages"][0]["role"], "system");
+    assert_eq!(request["messages"][1]["content"], "What is Rust?");
+}
+
+#[tokio::test]
+async fn the_model_sees_the_last_ten_messages() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for i in 0..7 {
+        ws.ask(&format!("q{i}"), &format!("question {i}")).await;
+        assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    }
+    let request = app.stub.requests().pop().unwrap();
+    let messages = request["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 11, "system prompt + last 10 messages");
+    assert_eq!(messages[1]["content"], "You said: question 1");
+    assert_eq!(messages[10]["content"], "question 6");
+    assert_eq!(app.session(&session.token).await.messages.len(), 14);
+}
+
+#[tokio::test]
+async fn every_connection_of_the_session_receives_the_reply() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut phone = app.connect(&session.token).await;
+    let mut laptop = app.connect(&session.token).await;
+    phone.ask("m1", "hello there").await;
+    let on_phone = phone.read_reply().await;
+    let on_laptop = laptop.read_reply().await;
+    assert_eq!(on_phone.text, on_laptop.text);
+}
+
+#[tokio::test]
+async fn a_bad_token_is_refused_at_the_handshake() {
+    let app = spawn_app().await;
+    let status = |result: Result<_, WsError>| match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("the handshake should fail"),
+    };
+    let missing = tokio_tungstenite::connect_async(app.ws_url.clone()).await;
+    assert_eq!(status(missing), 401);
+    let unknown = tokio_tungstenite::connect_async(format!("{}?token={}", app.ws_url, "A".repeat(43))).await;
+    assert_eq!(status(unknown), 403);
+    let garbage = tokio_tungstenite::connect_async(format!("{}?token=%00%ff", app.ws_url)).await;
+    assert_eq!(status(garbage), 403);
+}
+
+#[tokio::test]
+async fn bad_frames_get_a_clear_error_and_change_nothing() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    let too_long = serde_json::json!({"action": "sendMessage", "id": "big", "content": "x".repeat(8193)}).to_string();
+    let cases: Vec<(String, ErrorCode, Option<&str>)> = vec![
+        ("hello".into(), ErrorCode::InvalidJson, None),
+        ("[]".into(), ErrorCode::InvalidFrame, None),
+        (r#"{"content":"hi"}"#.into(), ErrorCode::InvalidFrame, None),
+        (r#"{"action":"dance"}"#.into(), ErrorCode::UnknownAction, None),
+        (r#"{"action":"sendMessage","id":"m1"}"#.into(), ErrorCode::InvalidFrame, None),
+        (r#"{"action":"sendMessage","id":"m1","content":"   "}"#.into(), ErrorCode::EmptyMessage, Some("m1")),
+        (r#"{"action":"sendMessage","id":"bad id","content":"hi"}"#.into(), ErrorCode::InvalidId, None),
+        (too_long, ErrorCode::MessageTooLarge, Some("big")),
+    ];
+    for (frame, expected, reply_to) in cases {
+        ws.send_text(&frame).await;
+        match ws.next_frame().await {
+            ServerFrame::Error { code, reply_to: got, message } => {
+                assert_eq!(code, expected, "{frame}: {message}");
+                assert_eq!(got.as_deref(), reply_to, "{frame}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{frame}: expected an error, got {other:?}"),
+        }
+    }
+    ws.stream
+        .send(tokio_tungstenite::tungstenite::Message::Binary(vec![0xff, 0x00].into()))
+        .await
+        .unwrap();
+    assert!(matches!(ws.next_frame().await, ServerFrame::Error { code: ErrorCode::InvalidJson, .. }));
+
+    assert_eq!(app.session(&session.token).await.messages.len(), 0, "history unchanged");
+    assert_eq!(app.stream_len().await, 0, "nothing queued");
+
+    // The connection still works.
+    ws.send_text(r#"{"action":"ping"}"#).await;
+    assert_eq!(ws.next_frame().await, ServerFrame::Pong);
+    ws.ask("ok", "still there?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+}
+
+use futures_util::SinkExt;
+
+#[tokio::test]
+async fn a_resent_message_is_not_stored_or_answered_twice() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "once").await;
+    ws.read_reply().await;
+    ws.ask("m1", "once").await;
+    ws.send_text(r#"{"action":"ping"}"#).await;
+    assert_eq!(ws.next_frame().await, ServerFrame::Pong, "no second reply");
+    assert_eq!(app.session(&session.token).await.messages.len(), 2);
+    assert_eq!(app.stream_len().await, 1);
+}
+
+#[tokio::test]
+async fn a_second_message_while_a_reply_streams_is_refused() {
+    let app = spawn_app().await;
+    app.stub.push([chat_stub_model::Scripted::SlowFirstToken(std::time::Duration::from_millis(400))]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "slow one").await;
+    ws.send_message("m2", "impatient").await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, reply_to, .. } => {
+            assert_eq!(code, ErrorCode::ReplyInProgress);
+            assert_eq!(reply_to.as_deref(), Some("m2"));
+        }
+        other => panic!("expected reply_in_progress, got {other:?}"),
+    }
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    ws.ask("m2", "now it is my turn").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let ids: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["m1", "m1.reply", "m2", "m2.reply"]);
+}
+
+#[tokio::test]
+async fn a_closed_connection_is_forgotten() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let ws = app.connect(&session.token).await;
+    drop(ws);
+    let mut conn = app.redis().await;
+    let key = format!("chat:{{{}}}:conns", session.token);
+    let mut members: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        members = redis::AsyncCommands::smembers(&mut conn, &key).await.unwrap();
+        if members.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(members.is_empty(), "$disconnect removed the mapping");
+}

@@ -1,0 +1,180 @@
+//! The HTTP API: the seed product's contract, its errors, CORS and the OpenAPI document.
+
+use crate::support::{spawn_app, spawn_app_with};
+use chat_local::Options;
+use chat_stub_model::Pacing;
+
+#[tokio::test]
+async fn a_name_gets_a_token_by_form_multipart_or_json() {
+    let app = spawn_app().await;
+    let form: serde_json::Value = app
+        .http
+        .post(format!("{}/token", app.base))
+        .form(&[("name", "  Ada  ")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(form["name"], "Ada");
+    assert_eq!(form["messages"], serde_json::json!([]));
+    let token = form["token"].as_str().unwrap();
+    assert!(chat_core::token::looks_like_token(token), "{token}");
+    assert!(chrono::DateTime::parse_from_rfc3339(form["session_start"].as_str().unwrap()).is_ok());
+
+    // What `curl -F name=TestUser` sends (the seed README's example).
+    let multipart = reqwest::multipart::Form::new().text("name", "TestUser");
+    let response = app.http.post(format!("{}/token", app.base)).multipart(multipart).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["name"], "TestUser");
+
+    let json: serde_json::Value = app
+        .http
+        .post(format!("{}/token", app.base))
+        .json(&serde_json::json!({"name": "Grace"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["name"], "Grace");
+    assert_ne!(json["token"], form["token"]);
+}
+
+#[tokio::test]
+async fn bad_names_get_a_400_with_a_detail() {
+    let app = spawn_app().await;
+    let long = "x".repeat(65);
+    for (name, detail) in [
+        ("   ", "the name must not be blank"),
+        (long.as_str(), "the name must be at most 64 characters"),
+    ] {
+        let response = app.http.post(format!("{}/token", app.base)).form(&[("name", name)]).send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["detail"], detail);
+        assert_eq!(body["code"], "invalid_name");
+    }
+    let response = app.http.post(format!("{}/token", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["detail"], "the form field `name` is required");
+    let response = app
+        .http
+        .post(format!("{}/token", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn history_needs_a_live_token() {
+    let app = spawn_app().await;
+    let expired = serde_json::json!({"detail": "Session expired or does not exist", "code": "session_expired"});
+    for token in ["", "nope", &"A".repeat(43)] {
+        let (status, body) = app.history(token).await;
+        assert_eq!(status, 400);
+        assert_eq!(body, expired);
+    }
+    let response = app.http.get(format!("{}/chat_history", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+
+    let session = app.create_session("Ada").await;
+    let (status, body) = app.history(&session.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "Ada");
+    assert_eq!(body["messages"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn sessions_expire_after_their_ttl() {
+    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "1")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Brief").await;
+    assert_eq!(app.history(&session.token).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.history(&session.token).await.0, 400);
+}
+
+#[tokio::test]
+async fn health_reports_redis_and_503_when_it_is_down() {
+    let mut app = spawn_app().await;
+    for path in ["health", "test"] {
+        let response = app.http.get(format!("{}/{path}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["redis"], "ok");
+    }
+    app.redis.stop().await;
+    let response = app.http.get(format!("{}/health", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["redis"], "unreachable");
+    let response = app.http.post(format!("{}/token", app.base)).form(&[("name", "Ada")]).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+
+    app.redis.restart().await.unwrap();
+    let response = app.http.get(format!("{}/health", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the store reconnects by itself");
+}
+
+#[tokio::test]
+async fn cors_is_an_allow_list_in_production() {
+    let app = spawn_app_with(
+        &[("APP_ENV", "production"), ("ALLOWED_ORIGINS", "https://chat.example.com")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let allowed = app
+        .http
+        .get(format!("{}/health", app.base))
+        .header("origin", "https://chat.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://chat.example.com");
+    let refused = app
+        .http
+        .get(format!("{}/health", app.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/token", app.base))
+        .header("origin", "https://chat.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://chat.example.com");
+    // The docs page is for development only.
+    let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap();
+    assert_eq!(docs.status(), 404);
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_docs_page_are_served() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    assert!(doc["paths"]["/token"]["post"].is_object());
+    assert!(doc["paths"]["/chat_history"]["get"].is_object());
+    let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("/chat_history"));
+    let missing = app.http.get(format!("{}/nope", app.base)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+}

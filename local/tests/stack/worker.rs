@@ -1,0 +1,76 @@
+//! The worker as a consumer group: entries a dead worker left pending are reclaimed and answered
+//! exactly once, and a gone connection is forgotten.
+
+use std::time::Duration;
+
+use chat_core::Store;
+use chat_local::Options;
+use chat_stub_model::Pacing;
+use chat_worker::{ManagementApi, Outcome, Worker};
+use chat_wire::ReplyStatus;
+
+use crate::support::spawn_app_with;
+
+#[tokio::test]
+async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
+    // No worker runs inside the stack: the test plays both the dead worker and the live one.
+    let app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "100")], Options { in_process_worker: false }, Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "survive a crash").await;
+
+    let mut config = app.config.clone();
+    config.ws_management_endpoint = None;
+    let store = Store::connect(&config).unwrap();
+    store.ensure_group().await.unwrap();
+    // The dead worker read the entry and vanished without acknowledging it.
+    let taken = store.read_new("dead-worker", 10, None).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(store.pending_count().await.unwrap(), 1);
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    config.worker.consumer = "rescuer".into();
+    let worker = Worker::new(config, store.clone(), ManagementApi::local());
+    assert_eq!(worker.drain().await.unwrap(), 1);
+    assert_eq!(store.pending_count().await.unwrap(), 0);
+
+    let reply = ws.read_reply().await;
+    assert_eq!(reply.text, "You said: survive a crash");
+    let history = app.session(&session.token).await;
+    assert_eq!(history.messages.len(), 2);
+
+    // Redelivered after the reply was stored but before XACK: answered once, not twice.
+    let again = taken.into_iter().next().unwrap();
+    assert_eq!(worker.process(&again).await.unwrap(), Outcome::AlreadyAnswered);
+    assert_eq!(worker.drain().await.unwrap(), 0);
+    assert_eq!(app.session(&session.token).await.messages.len(), 2);
+    assert_eq!(app.stub.requests().len(), 1, "the model was asked once");
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
+    let app = spawn_app_with(&[], Options { in_process_worker: false }, Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "anyone?").await;
+    drop(ws);
+    // A stale mapping, as if $disconnect never ran: the Management API answers 410 for it.
+    let store = Store::connect(&app.config).unwrap();
+    assert!(store.bind_connection("stale=", &session.token).await.unwrap());
+
+    let mut config = app.config.clone();
+    config.ws_management_endpoint = None;
+    let worker = Worker::new(config, store.clone(), ManagementApi::local());
+    assert_eq!(worker.drain().await.unwrap(), 1);
+    let history = app.session(&session.token).await;
+    assert_eq!(history.messages[1].status, ReplyStatus::Done);
+    assert!(store.session_connections(&session.token).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_management_api_says_gone_for_unknown_connections() {
+    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
+    let endpoint = format!("{}/{}", app.base, chat_local::gateway::STAGE);
+    let api = ManagementApi::local();
+    assert_eq!(api.post(&endpoint, "no/such=connection", b"{}").await, chat_worker::notify::Delivery::Gone);
+}
