@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian/Ubuntu machine, skipping what is already there.
+# Idempotent; says what it does. Sourced by run.sh and test.sh.
+set -euo pipefail
+
+say() { printf '==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then
+    say "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "Rust is required: install it from https://rustup.rs and run this again." >&2
+  exit 1
+fi
+say "cargo: $(cargo --version)"
+
+if command -v redis-server >/dev/null 2>&1; then
+  say "redis-server: already installed ($(redis-server --version | awk '{print $3}'))"
+else
+  apt_install redis-server
+  # The package starts a system service on 6379; the project starts its own servers and does
+  # not need it, but leaves it as the package set it up.
+fi
