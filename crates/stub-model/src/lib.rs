@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -47,12 +48,34 @@ pub enum Scripted {
     SlowFirstToken(Duration),
     /// Stream this many pieces of the default reply, then break the connection.
     CutAfter(usize),
+    /// Stream the default reply with a `finish_reason` but end at EOF, without `data: [DONE]`.
+    NoDoneMarker,
 }
 
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Scripted>>,
     requests: Mutex<Vec<Value>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a request in flight until its response body is finished or dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn new(shared: Arc<Shared>) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = shared.in_flight.fetch_add(1, SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A running stub server. Dropping it does not stop it; it lives as long as the runtime.
@@ -99,6 +122,11 @@ impl StubModel {
         self.shared.script.lock().unwrap().extend(scripted);
     }
 
+    /// The largest number of requests it was answering at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
@@ -115,11 +143,13 @@ async fn chat(State(state): State<AppState>, Json(request): Json<Value>) -> Resp
     let mut pacing = state.pacing.clone();
     let mut text = default_reply(&request, &pacing);
     let mut cut_after = None;
+    let mut done_marker = true;
     match scripted {
         Some(Scripted::Status(code)) => return error_response(code),
         Some(Scripted::Reply(reply)) => text = reply,
         Some(Scripted::SlowFirstToken(delay)) => pacing.first_token = delay,
         Some(Scripted::CutAfter(pieces)) => cut_after = Some(pieces),
+        Some(Scripted::NoDoneMarker) => done_marker = false,
         None => {}
     }
     let mut pieces = split_words(&text);
@@ -135,7 +165,8 @@ async fn chat(State(state): State<AppState>, Json(request): Json<Value>) -> Resp
         }))
         .into_response();
     }
-    stream_response(pieces, pacing, cut_after)
+    let in_flight = InFlight::new(state.shared.clone());
+    stream_response(pieces, pacing, cut_after, done_marker, in_flight)
 }
 
 fn default_reply(request: &Value, pacing: &Pacing) -> String {
@@ -169,9 +200,18 @@ fn chunk(delta: Value, finish: Option<&str>) -> String {
     format!("data: {chunk}\n\n")
 }
 
-fn stream_response(pieces: Vec<String>, pacing: Pacing, cut_after: Option<usize>) -> Response {
+fn stream_response(
+    pieces: Vec<String>,
+    pacing: Pacing,
+    cut_after: Option<usize>,
+    done_marker: bool,
+    in_flight: InFlight,
+) -> Response {
     let total = pieces.len();
-    let events = async_events(pieces, pacing, cut_after, total);
+    let events = async_events(pieces, pacing, cut_after, done_marker, total).map(move |event| {
+        let _counted = &in_flight;
+        event
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -183,6 +223,7 @@ fn async_events(
     pieces: Vec<String>,
     pacing: Pacing,
     cut_after: Option<usize>,
+    done_marker: bool,
     total: usize,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
     // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE].
@@ -216,7 +257,7 @@ fn async_events(
                         "usage": {"prompt_tokens": 1, "completion_tokens": total, "total_tokens": total + 1}});
                     Some((Ok(format!("data: {usage}\n\n")), step + 1))
                 }
-                2 => Some((Ok("data: [DONE]\n\n".to_string()), step + 1)),
+                2 if done_marker => Some((Ok("data: [DONE]\n\n".to_string()), step + 1)),
                 _ => None,
             }
         }

@@ -187,3 +187,33 @@ async fn a_closed_connection_is_forgotten() {
     }
     assert!(members.is_empty(), "$disconnect removed the mapping");
 }
+
+#[tokio::test]
+async fn many_conversations_are_answered_at_once() {
+    let app = spawn_app().await;
+    let delay = std::time::Duration::from_millis(300);
+    app.stub.push((0..5).map(|_| chat_stub_model::Scripted::SlowFirstToken(delay)));
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let session = app.create_session(&format!("user{i}")).await;
+        let mut ws = app.connect(&session.token).await;
+        ws.ask("m1", &format!("question {i}")).await;
+        clients.push(ws);
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        assert_eq!(ws.read_reply().await.text, format!("You said: question {i}"));
+    }
+    assert!(app.stub.max_in_flight() >= 2, "replies were generated concurrently: {}", app.stub.max_in_flight());
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_done_marker_still_completes() {
+    let app = spawn_app().await;
+    app.stub.push([chat_stub_model::Scripted::NoDoneMarker]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "no marker").await;
+    let reply = ws.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+    assert_eq!(reply.text, "You said: no marker");
+}
