@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole chatbot on this machine: API Gateway emulator on :3500 over the real Lambda
-# handlers, the worker, and a local redis-server (unless REDIS_URL is set).
+# handlers, the worker, a local redis-server (unless REDIS_URL is set) and, unless OPENAI_API_KEY
+# or OPENAI_BASE_URL is set, the embedded model (llama.cpp) on :3501.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
-  echo "No model configured. Set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (any OpenAI-compatible" >&2
-  echo "server, e.g. OPENAI_BASE_URL=http://127.0.0.1:8080/v1 for llama.cpp's llama-server), then run again." >&2
-  exit 1
+  say "no OPENAI_API_KEY or OPENAI_BASE_URL: chatting with the embedded model (offline)"
+  scripts/fetch-model.sh
+else
+  say "model provider: ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
 fi
 
 export APP_ENV="${APP_ENV:-development}"

@@ -26,6 +26,20 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 say "cargo: $(cargo --version)"
 
+# llama.cpp (the embedded model) is compiled from source: cmake, a C++ compiler, and libclang for
+# its bindings.
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+  missing+=(libclang-dev)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}"
+else
+  say "cmake, c++, libclang: already installed"
+fi
+
 if command -v redis-server >/dev/null 2>&1; then
   say "redis-server: already installed ($(redis-server --version | awk '{print $3}'))"
 else

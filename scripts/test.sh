@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+scripts/fetch-model.sh
+
 say "building and running the tests"
 cargo test --workspace --locked

@@ -111,15 +111,22 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "Everything answers", body = Health),
+        (status = 200, description = "Redis answers; `model` (local runs) says whether the embedded model is still loading", body = Health),
         (status = 503, description = "Redis is unreachable", body = Health)
     )
 )]
 pub async fn health(state: &AppState) -> Response<Body> {
     let redis_ok = state.store.ping().await.is_ok();
+    let model = state.model_status.as_ref().map(|status| status());
+    let status = match (redis_ok, model) {
+        (false, _) | (_, Some("failed")) => "degraded",
+        (true, Some("loading")) => "loading",
+        _ => "ok",
+    };
     let health = Health {
-        status: if redis_ok { "ok" } else { "degraded" }.into(),
+        status: status.into(),
         redis: if redis_ok { "ok" } else { "unreachable" }.into(),
+        model: model.map(str::to_string),
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let status = if redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -21,5 +21,5 @@ pub mod trigger;
 pub mod ws;
 
 pub use error::ApiError;
-pub use state::AppState;
+pub use state::{AppState, ModelStatus};
 pub use trigger::WorkerTrigger;

@@ -1,8 +1,13 @@
 //! What every handler needs, built once per cold start and shared by all invocations.
 
+use std::sync::Arc;
+
 use chat_core::{Config, Store};
 
 use crate::trigger::WorkerTrigger;
+
+/// Reports the readiness of a model served by this process (`loading`, `ready`, `failed`).
+pub type ModelStatus = Arc<dyn Fn() -> &'static str + Send + Sync>;
 
 /// Configuration, the Redis store and the way to wake the worker.
 #[derive(Clone)]
@@ -13,6 +18,8 @@ pub struct AppState {
     pub store: Store,
     /// How a stored message wakes the worker.
     pub trigger: WorkerTrigger,
+    /// The embedded model's readiness, when this process serves one (local runs).
+    pub model_status: Option<ModelStatus>,
 }
 
 impl AppState {
@@ -22,11 +29,11 @@ impl AppState {
         let config = Config::from_env()?;
         let store = Store::connect(&config)?;
         let trigger = WorkerTrigger::from_config(&config).await;
-        Ok(AppState { config, store, trigger })
+        Ok(AppState { config, store, trigger, model_status: None })
     }
 
     /// Builds the state from parts (the local runner and tests).
     pub fn new(config: Config, store: Store, trigger: WorkerTrigger) -> Self {
-        AppState { config, store, trigger }
+        AppState { config, store, trigger, model_status: None }
     }
 }

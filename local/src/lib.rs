@@ -4,6 +4,8 @@
 //! Layout:
 //! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API).
 //! * [`redis_server`]: starts a real redis-server on a free port.
+//! * [`start_embedded_model`]: the llama.cpp model behind an OpenAI-compatible server, used
+//!   when no model provider is configured.
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0 and spawn it.
 
@@ -31,17 +33,44 @@ pub enum LocalError {
 }
 
 /// What to run beside the gateway.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Options {
     /// Run the worker daemon in this process (tests turn it off to drive the worker themselves or
     /// to run it as a separate process).
     pub in_process_worker: bool,
+    /// The embedded model this process serves, reported by `/health`.
+    pub model_status: Option<chat_functions::ModelStatus>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { in_process_worker: true }
+        Options { in_process_worker: true, model_status: None }
     }
+}
+
+/// Starts the embedded model's OpenAI-compatible server (on `LOCAL_MODEL_PORT`, 0 for any free
+/// port) and points the worker's model settings at it. The model loads in the background;
+/// requests sent meanwhile wait for it.
+pub async fn start_embedded_model(
+    config: &mut Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<chat_model::Engine, LocalError> {
+    let listener = TcpListener::bind((config.local.bind.as_str(), config.embedded.port)).await?;
+    let (engine, addr) = chat_model::start(&config.embedded, listener, shutdown)?;
+    config.model.base_url = format!("http://{addr}/v1");
+    config.model.model = engine.name().to_string();
+    config.model.api_key = None;
+    Ok(engine)
+}
+
+/// The `/health` probe of an embedded model.
+pub fn model_status(engine: &chat_model::Engine) -> chat_functions::ModelStatus {
+    let engine = engine.clone();
+    Arc::new(move || match engine.state() {
+        chat_model::EngineState::Loading { .. } => "loading",
+        chat_model::EngineState::Ready => "ready",
+        chat_model::EngineState::Failed(_) => "failed",
+    })
 }
 
 /// Serves the gateway on `listener` (and the worker, if asked) until `shutdown` resolves.
@@ -57,7 +86,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     config.ws_management_endpoint = Some(management_endpoint(addr));
     let store = Store::connect(&config)?;
-    let state = AppState::new(config.clone(), store.clone(), WorkerTrigger::StreamReaders);
+    let mut state = AppState::new(config.clone(), store.clone(), WorkerTrigger::StreamReaders);
+    state.model_status = options.model_status.clone();
     let gateway = gateway::Gateway::new(state);
 
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -10,10 +10,18 @@ use chat_local::Options;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
     let mut config = Config::from_env()?;
-    if config.model.api_key.is_none() && config.model.base_url == "https://api.openai.com/v1" {
-        return Err("no model configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL \
-                    (any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1)"
-            .into());
+    let mut options = Options::default();
+    if config.embedded.enabled {
+        let engine = chat_local::start_embedded_model(&mut config, shutdown_signal()).await?;
+        println!(
+            "Model      {} (embedded llama.cpp, {} threads), OpenAI-compatible API at {}",
+            engine.name(),
+            config.embedded.threads,
+            config.model.base_url
+        );
+        options.model_status = Some(chat_local::model_status(&engine));
+    } else {
+        println!("Model      {} at {}", config.model.model, config.model.base_url);
     }
     let _redis = if config.local.start_redis {
         let dir = Path::new(&config.local.data_dir).join("redis");
@@ -27,11 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let address = format!("{}:{}", config.local.bind, config.local.http_port);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{address}");
-    tracing::info!(model = config.model.model, provider = config.model.base_url, "model");
     println!("Chatbot running (Ctrl-C stops it):");
     println!("  HTTP API   {base}  (POST /token, GET /chat_history, GET /health, GET /docs)");
     println!("  WebSocket  ws://{address}/chat?token=<token>");
-    chat_local::run(listener, config, Options::default(), shutdown_signal()).await?;
+    chat_local::run(listener, config, options, shutdown_signal()).await?;
     Ok(())
 }
 

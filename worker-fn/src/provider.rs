@@ -93,6 +93,8 @@ struct ChatRequest<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -213,6 +215,7 @@ impl ModelClient {
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
             max_tokens: self.config.max_reply_tokens,
             temperature: self.config.temperature,
+            seed: self.config.seed,
         };
         let mut request = self.http.post(format!("{}/chat/completions", self.config.base_url)).json(&body);
         if let Some(key) = &self.config.api_key {

@@ -58,6 +58,24 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Settings of the local runner (the API Gateway emulator); unused on AWS.
     pub local: LocalConfig,
+    /// The embedded model (llama.cpp), used by the local runner when no model provider is set.
+    pub embedded: EmbeddedModelConfig,
+}
+
+/// The embedded model's settings.
+#[derive(Debug, Clone)]
+pub struct EmbeddedModelConfig {
+    /// True when neither `OPENAI_API_KEY` nor `OPENAI_BASE_URL` is set: the local runner then
+    /// serves the embedded model and points the worker at it.
+    pub enabled: bool,
+    /// `MODEL_PATH`: the GGUF file (default `$MODEL_CACHE_DIR/SmolLM2-135M-Instruct.Q4_1.gguf`).
+    pub model_path: String,
+    /// `EMBEDDED_CONTEXT_TOKENS` (2048): context window, prompt and reply together.
+    pub context_tokens: u32,
+    /// `EMBEDDED_THREADS` (the number of CPUs, at most 4): decoding threads.
+    pub threads: i32,
+    /// `LOCAL_MODEL_PORT` (3501): where the OpenAI-compatible server listens (0: any free port).
+    pub port: u16,
 }
 
 /// The local runner's settings.
@@ -92,6 +110,8 @@ pub struct ModelConfig {
     pub max_reply_tokens: u32,
     /// `MODEL_TEMPERATURE`: sent when set.
     pub temperature: Option<f32>,
+    /// `MODEL_SEED`: sent when set (same seed, same prompt, temperature 0: same reply).
+    pub seed: Option<u64>,
     /// `MODEL_CONNECT_TIMEOUT_SECONDS` (10).
     pub connect_timeout: Duration,
     /// `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` (60): longest wait for the response headers.
@@ -187,6 +207,7 @@ impl Config {
                 }),
                 max_reply_tokens: env.number("MAX_REPLY_TOKENS", 1024)?,
                 temperature: env.optional_number("MODEL_TEMPERATURE")?,
+                seed: env.optional_number("MODEL_SEED")?,
                 connect_timeout: env.seconds("MODEL_CONNECT_TIMEOUT_SECONDS", 10)?,
                 first_token_timeout: env.seconds("MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", 60)?,
                 idle_timeout: env.seconds("MODEL_IDLE_TIMEOUT_SECONDS", 30)?,
@@ -199,6 +220,21 @@ impl Config {
                 claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
                 coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
+            },
+            embedded: EmbeddedModelConfig {
+                enabled: env.string("OPENAI_API_KEY").is_none() && env.string("OPENAI_BASE_URL").is_none(),
+                model_path: env.string("MODEL_PATH").unwrap_or_else(|| {
+                    let cache = env.string("MODEL_CACHE_DIR").unwrap_or_else(|| {
+                        format!("{}/.cache/chatbot/models", env.string("HOME").unwrap_or_else(|| ".".into()))
+                    });
+                    format!("{cache}/SmolLM2-135M-Instruct.Q4_1.gguf")
+                }),
+                context_tokens: env.number("EMBEDDED_CONTEXT_TOKENS", 2048)?,
+                threads: env.number(
+                    "EMBEDDED_THREADS",
+                    std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32,
+                )?,
+                port: env.number("LOCAL_MODEL_PORT", 3501)?,
             },
             local: LocalConfig {
                 bind: env.string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),

@@ -11,5 +11,5 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 
-pub use config::{Config, ConfigError, LocalConfig, ModelConfig, WorkerConfig};
+pub use config::{Config, ConfigError, EmbeddedModelConfig, LocalConfig, ModelConfig, WorkerConfig};
 pub use store::{Accepted, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};

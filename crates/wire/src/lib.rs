@@ -49,7 +49,7 @@ pub enum Source {
 
 /// Where a message stands: user messages are always `done`; a reply moves from `streaming` to one
 /// of the three final states.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyStatus {
@@ -115,6 +115,9 @@ pub struct Health {
     pub status: String,
     /// `ok` or `unreachable`.
     pub redis: String,
+    /// For a model served by this process (the embedded model): `loading`, `ready` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The service's version.
     pub version: String,
 }

@@ -2,6 +2,7 @@
 //! model: each test is a user story.
 
 mod chat;
+mod embedded;
 mod failures;
 mod http_api;
 mod support;

@@ -71,9 +71,24 @@ pub fn test_config(redis_url: &str, stub: &StubModel, vars: &[(&str, &str)]) -> 
 }
 
 pub async fn spawn_app_with(vars: &[(&str, &str)], options: Options, pacing: Pacing) -> TestApp {
-    let redis = RedisServer::start(&temp_dir(), true).await.expect("redis-server starts");
     let stub = StubModel::start(pacing).await;
-    let config = test_config(&redis.url(), &stub, vars);
+    spawn(stub, None, vars, options).await
+}
+
+/// The stack pointed at another OpenAI-compatible server (the embedded model).
+pub async fn spawn_app_with_model(base_url: &str, model: &str, vars: &[(&str, &str)], options: Options) -> TestApp {
+    let stub = StubModel::start(Pacing::default()).await;
+    spawn(stub, Some((base_url, model)), vars, options).await
+}
+
+async fn spawn(stub: StubModel, model: Option<(&str, &str)>, vars: &[(&str, &str)], options: Options) -> TestApp {
+    let redis = RedisServer::start(&temp_dir(), true).await.expect("redis-server starts");
+    let mut config = test_config(&redis.url(), &stub, vars);
+    if let Some((base_url, name)) = model {
+        config.model.base_url = base_url.to_string();
+        config.model.model = name.to_string();
+        config.model.first_token_timeout = Duration::from_secs(120);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

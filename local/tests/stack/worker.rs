@@ -14,7 +14,7 @@ use crate::support::spawn_app_with;
 #[tokio::test]
 async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     // No worker runs inside the stack: the test plays both the dead worker and the live one.
-    let app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "100")], Options { in_process_worker: false }, Pacing::default()).await;
+    let app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "100")], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "survive a crash").await;
@@ -49,7 +49,7 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
 
 #[tokio::test]
 async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
-    let app = spawn_app_with(&[], Options { in_process_worker: false }, Pacing::default()).await;
+    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "anyone?").await;

@@ -1,0 +1,142 @@
+//! The HTTP side: runtime configuration (`config.json` beside `index.html`), `POST /token`,
+//! `GET /chat_history`, and the session kept in localStorage.
+
+use chat_wire::{ChatSession, ErrorBody};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// Where the servers are. Read at runtime so one build serves any deployment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppConfig {
+    /// Base URL of the HTTP API.
+    pub api_url: String,
+    /// URL of the WebSocket API (the token is added as `?token=`).
+    pub ws_url: String,
+    /// The server's message size limit, shown near the cap.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    8192
+}
+
+/// The session remembered across reloads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSession {
+    /// The bearer token.
+    pub token: String,
+    /// The person's name.
+    pub name: String,
+}
+
+const SESSION_KEY: &str = "chat.session";
+
+/// Why an HTTP call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The server answered with an error body.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The body's detail and code.
+        body: Option<ErrorBody>,
+    },
+    /// The server could not be reached.
+    Network(String),
+}
+
+impl ApiError {
+    /// A sentence for a toast.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Refused { body: Some(body), .. } => body.detail.clone(),
+            ApiError::Refused { status, .. } => format!("The server answered {status}."),
+            ApiError::Network(_) => "Cannot reach the server. Check your connection.".into(),
+        }
+    }
+}
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a browser window")
+}
+
+async fn fetch(request: web_sys::Request) -> Result<(u16, String), ApiError> {
+    let response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    let response: web_sys::Response = response.unchecked_into();
+    let text = JsFuture::from(response.text().map_err(|e| ApiError::Network(format!("{e:?}")))?)
+        .await
+        .map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    Ok((response.status(), text.as_string().unwrap_or_default()))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>((status, body): (u16, String)) -> Result<T, ApiError> {
+    if (200..300).contains(&status) {
+        serde_json::from_str(&body).map_err(|e| ApiError::Network(e.to_string()))
+    } else {
+        Err(ApiError::Refused { status, body: serde_json::from_str(&body).ok() })
+    }
+}
+
+/// Loads `config.json`; without one, assumes the local runner's ports on this host.
+pub async fn load_config() -> AppConfig {
+    let fallback = || {
+        let host = window().location().hostname().unwrap_or_else(|_| "localhost".into());
+        AppConfig {
+            api_url: format!("http://{host}:3500"),
+            ws_url: format!("ws://{host}:3500/chat"),
+            max_message_bytes: default_max_message_bytes(),
+        }
+    };
+    let Ok(request) = web_sys::Request::new_with_str("config.json") else { return fallback() };
+    match fetch(request).await {
+        Ok((200, body)) => serde_json::from_str(&body).unwrap_or_else(|_| fallback()),
+        _ => fallback(),
+    }
+}
+
+/// `POST /token` with the name as a form field.
+pub async fn create_session(config: &AppConfig, name: &str) -> Result<ChatSession, ApiError> {
+    let form = web_sys::UrlSearchParams::new().map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    form.append("name", name);
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&form);
+    let request = web_sys::Request::new_with_str_and_init(&format!("{}/token", config.api_url), &init)
+        .map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    parse(fetch(request).await?)
+}
+
+/// `GET /chat_history?token=...`.
+pub async fn history(config: &AppConfig, token: &str) -> Result<ChatSession, ApiError> {
+    let url = format!("{}/chat_history?token={}", config.api_url, js_sys::encode_uri_component(token));
+    let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    parse(fetch(request).await?)
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+/// The remembered session, if any.
+pub fn saved_session() -> Option<SavedSession> {
+    storage()?.get_item(SESSION_KEY).ok().flatten().and_then(|json| serde_json::from_str(&json).ok())
+}
+
+/// Remembers the session (the token stays in this browser only).
+pub fn save_session(session: &SavedSession) {
+    if let Some(storage) = storage() {
+        let _ = storage.set_item(SESSION_KEY, &serde_json::to_string(session).unwrap_or_default());
+    }
+}
+
+/// Forgets the session.
+pub fn forget_session() {
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(SESSION_KEY);
+    }
+}

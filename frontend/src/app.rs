@@ -1,0 +1,410 @@
+//! The application: which screen shows, the WebSocket connection and its reconnection, and the
+//! toasts. Components live in `components/`; the conversation logic in `chat.rs`.
+
+use std::time::Duration;
+
+use chat_wire::{ErrorCode, ServerFrame};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+use crate::api::{self, AppConfig, SavedSession};
+use crate::backoff;
+use crate::chat::Conversation;
+use crate::components::{
+    ConnectionStatus, MessageInput, MessageList, SessionRestoreLoader, Toasts, WelcomeModal,
+};
+
+/// Which screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Reading `config.json`, or restoring a saved session.
+    Loading,
+    /// Asking for a name.
+    Welcome,
+    /// Chatting.
+    Chat,
+}
+
+/// The connection as the status indicator shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Opening.
+    Connecting,
+    /// Open.
+    Connected,
+    /// Closed; the next attempt is in this many seconds.
+    Reconnecting(u32),
+    /// The browser is offline; retries resume when it is back.
+    Offline,
+}
+
+/// One toast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    /// Unique id, for removal.
+    pub id: u64,
+    /// What to say.
+    pub text: String,
+    /// An error (red) or information.
+    pub error: bool,
+}
+
+/// Keep-alive period: API Gateway closes connections idle for 10 minutes.
+const PING_EVERY: Duration = Duration::from_secs(300);
+
+fn now_rfc3339() -> String {
+    js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default()
+}
+
+fn new_message_id() -> String {
+    let random = (js_sys::Math::random() * 1e9) as u64;
+    format!("c{}-{random:x}", js_sys::Date::now() as u64)
+}
+
+/// Everything the screens share. All fields are `Copy` handles to reactive state.
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub config: RwSignal<Option<AppConfig>>,
+    pub screen: RwSignal<Screen>,
+    pub session: RwSignal<Option<SavedSession>>,
+    pub chat: RwSignal<Conversation>,
+    pub link: RwSignal<Link>,
+    pub toasts: RwSignal<Vec<Toast>>,
+    pub announcement: RwSignal<String>,
+    socket: StoredValue<Option<web_sys::WebSocket>, LocalStorage>,
+    attempt: StoredValue<u32>,
+    generation: StoredValue<u64>,
+    next_toast: StoredValue<u64>,
+}
+
+impl AppState {
+    fn new() -> Self {
+        AppState {
+            config: RwSignal::new(None),
+            screen: RwSignal::new(Screen::Loading),
+            session: RwSignal::new(None),
+            chat: RwSignal::new(Conversation::default()),
+            link: RwSignal::new(Link::Connecting),
+            toasts: RwSignal::new(Vec::new()),
+            announcement: RwSignal::new(String::new()),
+            socket: StoredValue::new_local(None),
+            attempt: StoredValue::new(0),
+            generation: StoredValue::new(0),
+            next_toast: StoredValue::new(0),
+        }
+    }
+
+    /// Shows a toast for six seconds.
+    pub fn toast(self, text: impl Into<String>, error: bool) {
+        let id = self.next_toast.get_value();
+        self.next_toast.set_value(id + 1);
+        self.toasts.update(|t| t.push(Toast { id, text: text.into(), error }));
+        set_timeout(move || self.toasts.update(|t| t.retain(|x| x.id != id)), Duration::from_secs(6));
+    }
+
+    fn config(self) -> Option<AppConfig> {
+        self.config.get_untracked()
+    }
+
+    /// Starts a new session for `name`.
+    pub fn start(self, name: String, busy: RwSignal<bool>, problem: RwSignal<Option<String>>) {
+        let Some(config) = self.config() else { return };
+        busy.set(true);
+        spawn_local(async move {
+            match api::create_session(&config, &name).await {
+                Ok(created) => {
+                    let saved = SavedSession { token: created.token, name: created.name };
+                    api::save_session(&saved);
+                    self.session.set(Some(saved));
+                    self.chat.set(Conversation::default());
+                    self.screen.set(Screen::Chat);
+                    self.connect();
+                }
+                Err(error) => {
+                    if matches!(&error, api::ApiError::Refused { status: 400, .. }) {
+                        problem.set(Some(error.message()));
+                    } else {
+                        self.toast(error.message(), true);
+                    }
+                }
+            }
+            busy.set(false);
+        });
+    }
+
+    /// Restores the saved session, if any, with its history.
+    fn restore(self) {
+        let Some(saved) = api::saved_session() else {
+            self.screen.set(Screen::Welcome);
+            return;
+        };
+        let Some(config) = self.config() else { return };
+        spawn_local(async move {
+            match api::history(&config, &saved.token).await {
+                Ok(session) => {
+                    self.chat.update(|c| c.load(session.messages));
+                    self.session.set(Some(saved));
+                    self.screen.set(Screen::Chat);
+                    self.connect();
+                }
+                Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
+                Err(error) => {
+                    // Keep the session; the reconnection loop retries until the server is back.
+                    self.toast(error.message(), true);
+                    self.session.set(Some(saved));
+                    self.screen.set(Screen::Chat);
+                    self.schedule_reconnect();
+                }
+            }
+        });
+    }
+
+    /// The session is gone: say so and return to the welcome screen.
+    pub fn expire(self) {
+        self.close_socket();
+        api::forget_session();
+        self.session.set(None);
+        self.chat.set(Conversation::default());
+        self.screen.set(Screen::Welcome);
+        self.toast("Your session expired. Enter your name to start a new one.", true);
+    }
+
+    /// Leaves the conversation on purpose.
+    pub fn sign_out(self) {
+        self.close_socket();
+        api::forget_session();
+        self.session.set(None);
+        self.chat.set(Conversation::default());
+        self.screen.set(Screen::Welcome);
+    }
+
+    fn close_socket(self) {
+        self.generation.update_value(|g| *g += 1);
+        self.socket.update_value(|socket| {
+            if let Some(socket) = socket.take() {
+                let _ = socket.close();
+            }
+        });
+    }
+
+    /// Opens the WebSocket (closing any previous one).
+    pub fn connect(self) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        self.close_socket();
+        let generation = self.generation.get_value();
+        let current = move || self.generation.get_value() == generation;
+        let url = format!("{}?token={}", config.ws_url, js_sys::encode_uri_component(&session.token));
+        let Ok(socket) = web_sys::WebSocket::new(&url) else {
+            self.schedule_reconnect();
+            return;
+        };
+        self.link.set(Link::Connecting);
+        let opened = StoredValue::new(false);
+
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            if !current() {
+                return;
+            }
+            opened.set_value(true);
+            let reconnected = self.attempt.get_value() > 0;
+            self.attempt.set_value(0);
+            self.link.set(Link::Connected);
+            if reconnected {
+                self.refresh_history();
+            }
+        });
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            if !current() {
+                return;
+            }
+            let Some(text) = event.data().as_string() else { return };
+            let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else { return };
+            self.receive(frame);
+        });
+        let on_close = Closure::<dyn FnMut()>::new(move || {
+            if !current() {
+                return;
+            }
+            self.socket.set_value(None);
+            if opened.get_value() {
+                self.schedule_reconnect();
+            } else {
+                // Refused at the handshake: an expired session, or the server is down.
+                self.check_session_then_reconnect();
+            }
+        });
+        socket.set_onopen(Some(on_open.into_js_value().unchecked_ref()));
+        socket.set_onmessage(Some(on_message.into_js_value().unchecked_ref()));
+        socket.set_onclose(Some(on_close.into_js_value().unchecked_ref()));
+        self.socket.set_value(Some(socket));
+    }
+
+    fn receive(self, frame: ServerFrame) {
+        if let ServerFrame::Done { id, .. } = &frame {
+            let id = id.clone();
+            let text = self.chat.with_untracked(|c| c.messages.iter().find(|m| m.id == id).map(|m| m.text.clone()));
+            if let Some(text) = text {
+                self.announcement.set(text);
+            }
+        }
+        let notice = self.chat.try_update(|chat| chat.apply(frame, &now_rfc3339())).flatten();
+        if let Some(notice) = notice {
+            match notice.code {
+                ErrorCode::SessionExpired => self.expire(),
+                ErrorCode::RateLimited => self.toast(format!("Slow down: {}", notice.text), true),
+                _ => self.toast(notice.text, true),
+            }
+        }
+    }
+
+    fn refresh_history(self) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        spawn_local(async move {
+            match api::history(&config, &session.token).await {
+                Ok(stored) => self.chat.update(|c| c.load(stored.messages)),
+                Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
+                Err(_) => {}
+            }
+        });
+    }
+
+    fn check_session_then_reconnect(self) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        spawn_local(async move {
+            match api::history(&config, &session.token).await {
+                Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
+                _ => self.schedule_reconnect(),
+            }
+        });
+    }
+
+    /// Waits (3 s, doubling, jittered, at most 30 s), counting down, then reconnects.
+    fn schedule_reconnect(self) {
+        if self.session.get_untracked().is_none() {
+            return;
+        }
+        if !web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true) {
+            self.link.set(Link::Offline);
+            return;
+        }
+        let attempt = self.attempt.get_value();
+        self.attempt.set_value(attempt + 1);
+        let seconds = backoff::delay_seconds(attempt, js_sys::Math::random()).round() as u32;
+        let generation = self.generation.get_value();
+        self.countdown(seconds.max(1), generation);
+    }
+
+    fn countdown(self, seconds: u32, generation: u64) {
+        if self.generation.get_value() != generation || self.session.get_untracked().is_none() {
+            return;
+        }
+        if seconds == 0 {
+            self.connect();
+            return;
+        }
+        self.link.set(Link::Reconnecting(seconds));
+        set_timeout(move || self.countdown(seconds - 1, generation), Duration::from_secs(1));
+    }
+
+    /// The browser is back online: retry now rather than at the end of the backoff.
+    fn back_online(self) {
+        if self.session.get_untracked().is_some() && self.link.get_untracked() != Link::Connected {
+            self.attempt.set_value(1);
+            self.connect();
+        }
+    }
+
+    fn send_frame(self, frame: &serde_json::Value) -> bool {
+        self.socket.with_value(|socket| match socket {
+            Some(socket) if socket.ready_state() == web_sys::WebSocket::OPEN => socket.send_with_str(&frame.to_string()).is_ok(),
+            _ => false,
+        })
+    }
+
+    /// Sends a question.
+    pub fn send(self, text: String) {
+        let id = new_message_id();
+        let frame = serde_json::json!({"action": "sendMessage", "id": id, "content": text});
+        if !self.send_frame(&frame) {
+            self.toast("Not connected: your message was not sent.", true);
+            return;
+        }
+        self.chat.update(|c| c.add_question(id, text, now_rfc3339()));
+    }
+
+    /// Asks the server to stop the reply being written.
+    pub fn stop(self) {
+        let question = self.chat.with_untracked(|c| {
+            c.messages.iter().rev().find(|m| m.source == chat_wire::Source::User).map(|m| m.id.clone())
+        });
+        if let Some(id) = question {
+            if !self.send_frame(&serde_json::json!({"action": "stop", "reply_to": id})) {
+                self.toast("Not connected: could not stop the reply.", true);
+            }
+        }
+    }
+
+    fn keep_alive(self) {
+        set_interval(
+            move || {
+                self.send_frame(&serde_json::json!({"action": "ping"}));
+            },
+            PING_EVERY,
+        );
+    }
+}
+
+/// The root component.
+#[component]
+pub fn App() -> impl IntoView {
+    let state = AppState::new();
+    provide_context(state);
+    spawn_local(async move {
+        state.config.set(Some(api::load_config().await));
+        state.restore();
+    });
+    state.keep_alive();
+    let online = window_event_listener(leptos::ev::online, move |_| state.back_online());
+    let offline = window_event_listener(leptos::ev::offline, move |_| state.link.set(Link::Offline));
+    on_cleanup(move || {
+        online.remove();
+        offline.remove();
+    });
+
+    let max_bytes = Signal::derive(move || state.config.get().map_or(8192, |c| c.max_message_bytes));
+    let awaiting = Signal::derive(move || state.chat.with(|c| c.awaiting_reply()));
+    let connected = Signal::derive(move || state.link.get() == Link::Connected);
+    let messages = Signal::derive(move || state.chat.with(|c| c.messages.clone()));
+
+    view! {
+        <div class="backdrop" aria-hidden="true"></div>
+        <Toasts toasts=state.toasts />
+        <div class="sr-only" aria-live="polite" role="status">{move || state.announcement.get()}</div>
+        {move || match state.screen.get() {
+            Screen::Loading => view! { <SessionRestoreLoader /> }.into_any(),
+            Screen::Welcome => view! { <WelcomeModal on_start=Callback::new(move |(name, busy, problem)| state.start(name, busy, problem)) /> }.into_any(),
+            Screen::Chat => view! {
+                <main class="chat glass">
+                    <header class="chat-header">
+                        <div>
+                            <h1>"AI Chat"</h1>
+                            <p class="who">{move || state.session.get().map(|s| format!("Signed in as {}", s.name)).unwrap_or_default()}</p>
+                        </div>
+                        <ConnectionStatus link=state.link />
+                        <button type="button" class="ghost" on:click=move |_| state.sign_out() aria-label="Start a new session">"New chat"</button>
+                    </header>
+                    <MessageList messages=messages awaiting=awaiting />
+                    <MessageInput
+                        connected=connected
+                        streaming=awaiting
+                        max_bytes=max_bytes
+                        on_send=Callback::new(move |text: String| state.send(text))
+                        on_stop=Callback::new(move |_: ()| state.stop())
+                    />
+                </main>
+            }.into_any(),
+        }}
+    }
+}

@@ -1,0 +1,252 @@
+//! The conversation as the page shows it, and how each server frame changes it. Pure logic: no
+//! browser, so it is unit-tested on the host.
+
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source};
+
+/// Where a message the person sent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Sent, not yet acknowledged.
+    Sending,
+    /// Stored by the server.
+    Stored,
+}
+
+/// A message on screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiMessage {
+    /// Message id (the client's for questions, `<id>.reply` for replies).
+    pub id: String,
+    /// Who wrote it.
+    pub source: Source,
+    /// The text so far.
+    pub text: String,
+    /// RFC 3339 time.
+    pub timestamp: String,
+    /// For replies: streaming or how it ended.
+    pub status: ReplyStatus,
+    /// For questions: acknowledged yet?
+    pub delivery: Delivery,
+    /// For replies: the next delta expected.
+    pub next_seq: u64,
+    /// For replies: the question answered.
+    pub reply_to: Option<String>,
+}
+
+impl UiMessage {
+    /// A stored message from `GET /chat_history`.
+    pub fn from_stored(message: ChatMessage) -> Self {
+        UiMessage {
+            id: message.id,
+            source: message.source,
+            text: message.msg,
+            timestamp: message.timestamp,
+            status: message.status,
+            delivery: Delivery::Stored,
+            next_seq: u64::MAX,
+            reply_to: message.reply_to,
+        }
+    }
+}
+
+/// Something the person should be told about (a toast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The sentence to show.
+    pub text: String,
+    /// The code, so the page can react (an expired session returns to the welcome screen).
+    pub code: ErrorCode,
+}
+
+/// The conversation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    /// Oldest first.
+    pub messages: Vec<UiMessage>,
+    /// Questions whose reply failed before it started (no reply will come).
+    pub failed: Vec<String>,
+}
+
+impl Conversation {
+    /// Replaces everything with the stored history (after a restore or a reconnect).
+    pub fn load(&mut self, stored: Vec<ChatMessage>) {
+        let pending: Vec<UiMessage> = self
+            .messages
+            .iter()
+            .filter(|m| m.delivery == Delivery::Sending && !stored.iter().any(|s| s.id == m.id))
+            .cloned()
+            .collect();
+        self.messages = stored.into_iter().map(UiMessage::from_stored).collect();
+        self.messages.extend(pending);
+    }
+
+    /// Adds a question the person just sent.
+    pub fn add_question(&mut self, id: String, text: String, timestamp: String) {
+        self.messages.push(UiMessage {
+            id,
+            source: Source::User,
+            text,
+            timestamp,
+            status: ReplyStatus::Done,
+            delivery: Delivery::Sending,
+            next_seq: 0,
+            reply_to: None,
+        });
+    }
+
+    /// The reply being written, if any.
+    pub fn streaming_reply(&self) -> Option<&UiMessage> {
+        self.messages.iter().rev().find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
+    }
+
+    /// True while a question waits for its reply (typing indicator, Stop button, send disabled).
+    pub fn awaiting_reply(&self) -> bool {
+        let Some(last_question) = self.messages.iter().rposition(|m| m.source == Source::User) else {
+            return false;
+        };
+        let answered = self.messages[last_question + 1..]
+            .iter()
+            .any(|m| m.source == Source::Assistant && m.status.is_final());
+        !answered && !self.failed.contains(&self.messages[last_question].id)
+    }
+
+    /// Applies a server frame; returns what the person should be told, if anything.
+    pub fn apply(&mut self, frame: ServerFrame, now: &str) -> Option<Notice> {
+        match frame {
+            ServerFrame::Ack { id, .. } => {
+                if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
+                    m.delivery = Delivery::Stored;
+                }
+                None
+            }
+            ServerFrame::Delta { id, reply_to, seq, text } => {
+                let reply = self.reply_entry(&id, &reply_to, now);
+                if reply.status == ReplyStatus::Streaming && seq >= reply.next_seq {
+                    reply.text.push_str(&text);
+                    reply.next_seq = seq + 1;
+                }
+                None
+            }
+            ServerFrame::Done { id, reply_to, status, .. } => {
+                let reply = self.reply_entry(&id, &reply_to, now);
+                reply.status = status;
+                None
+            }
+            ServerFrame::Error { reply_to, code, message } => {
+                if let Some(id) = &reply_to {
+                    let refused_before_storing = matches!(
+                        code,
+                        ErrorCode::ReplyInProgress
+                            | ErrorCode::EmptyMessage
+                            | ErrorCode::MessageTooLarge
+                            | ErrorCode::InvalidId
+                            | ErrorCode::RateLimited
+                            | ErrorCode::Unavailable
+                    );
+                    if refused_before_storing {
+                        self.messages.retain(|m| !(m.id == *id && m.delivery == Delivery::Sending));
+                    } else {
+                        self.failed.push(id.clone());
+                    }
+                }
+                Some(Notice { text: message, code })
+            }
+            ServerFrame::Pong => None,
+        }
+    }
+
+    fn reply_entry(&mut self, id: &str, reply_to: &str, now: &str) -> &mut UiMessage {
+        if let Some(index) = self.messages.iter().position(|m| m.id == id) {
+            return &mut self.messages[index];
+        }
+        let after = self.messages.iter().position(|m| m.id == reply_to).map_or(self.messages.len(), |i| i + 1);
+        self.messages.insert(
+            after,
+            UiMessage {
+                id: id.to_string(),
+                source: Source::Assistant,
+                text: String::new(),
+                timestamp: now.to_string(),
+                status: ReplyStatus::Streaming,
+                delivery: Delivery::Stored,
+                next_seq: 0,
+                reply_to: Some(reply_to.to_string()),
+            },
+        );
+        &mut self.messages[after]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(seq: u64, text: &str) -> ServerFrame {
+        ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq, text: text.into() }
+    }
+
+    #[test]
+    fn deltas_build_the_reply_in_order_once() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        assert!(chat.awaiting_reply());
+        // The first delta can arrive before the ack.
+        chat.apply(delta(0, "Hel"), "t");
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(delta(1, "lo"), "t");
+        chat.apply(delta(1, "lo"), "t"); // a duplicate is ignored
+        assert_eq!(chat.messages[0].delivery, Delivery::Stored);
+        assert_eq!(chat.streaming_reply().unwrap().text, "Hello");
+        chat.apply(
+            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Done, model: None },
+            "t",
+        );
+        assert!(chat.streaming_reply().is_none());
+        assert!(!chat.awaiting_reply());
+        assert_eq!(chat.messages.len(), 2);
+    }
+
+    #[test]
+    fn a_refused_question_is_withdrawn_and_reported() {
+        let mut chat = Conversation::default();
+        chat.add_question("m2".into(), "again".into(), "t".into());
+        let notice = chat.apply(
+            ServerFrame::Error { reply_to: Some("m2".into()), code: ErrorCode::ReplyInProgress, message: "wait".into() },
+            "t",
+        );
+        assert_eq!(notice.unwrap().code, ErrorCode::ReplyInProgress);
+        assert!(chat.messages.is_empty());
+    }
+
+    #[test]
+    fn a_model_error_keeps_the_question_and_ends_the_wait() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        let notice = chat.apply(
+            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::ModelUnavailable, message: "down".into() },
+            "t",
+        );
+        assert_eq!(notice.unwrap().text, "down");
+        assert_eq!(chat.messages.len(), 1);
+        assert!(!chat.awaiting_reply());
+    }
+
+    #[test]
+    fn loading_history_keeps_questions_still_in_flight() {
+        let mut chat = Conversation::default();
+        chat.add_question("m9".into(), "pending".into(), "t".into());
+        let stored = ChatMessage {
+            id: "m1".into(),
+            msg: "old".into(),
+            timestamp: "t".into(),
+            source: Source::User,
+            status: ReplyStatus::Done,
+            reply_to: None,
+            model: None,
+        };
+        chat.load(vec![stored]);
+        let ids: Vec<_> = chat.messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m9"]);
+    }
+}

@@ -1,0 +1,114 @@
+use chat_wire::{ReplyStatus, Source};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::chat::{Delivery, UiMessage};
+use crate::markdown;
+
+/// The conversation. Follows new text while the reader is at the bottom, and stays put when they
+/// have scrolled up to read.
+#[component]
+pub fn MessageList(
+    /// The messages, oldest first.
+    messages: Signal<Vec<UiMessage>>,
+    /// Whether a reply is awaited (typing indicator before its first token).
+    awaiting: Signal<bool>,
+) -> impl IntoView {
+    let list = NodeRef::<leptos::html::Div>::new();
+    let pinned = StoredValue::new(true);
+    let on_scroll = move |_| {
+        if let Some(el) = list.get() {
+            pinned.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 48);
+        }
+    };
+    Effect::new(move |_| {
+        messages.track();
+        awaiting.track();
+        if pinned.get_value() {
+            request_animation_frame(move || {
+                if let Some(el) = list.get() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            });
+        }
+    });
+    // One listener for every code block's copy button.
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+        if !target.class_list().contains("copy") {
+            return;
+        }
+        let code = target
+            .closest(".code")
+            .ok()
+            .flatten()
+            .and_then(|block| block.query_selector("code").ok().flatten())
+            .and_then(|code| code.text_content());
+        if let (Some(code), Some(window)) = (code, web_sys::window()) {
+            let _ = window.navigator().clipboard().write_text(&code);
+            target.set_text_content(Some("Copied"));
+        }
+    };
+    let first_token_pending = move || awaiting.get() && !messages.with(|m| m.last().is_some_and(|m| m.source == Source::Assistant));
+    view! {
+        <div class="messages" node_ref=list on:scroll=on_scroll on:click=on_click role="log" aria-label="Conversation">
+            <Show when=move || messages.with(|m| m.is_empty())>
+                <p class="empty">"Say hello to start the conversation."</p>
+            </Show>
+            <For
+                each=move || messages.get()
+                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery)
+                let:message
+            >
+                <MessageBubble message=message />
+            </For>
+            <Show when=first_token_pending>
+                <div class="bubble ai typing" aria-label="The assistant is typing">
+                    <span></span><span></span><span></span>
+                </div>
+            </Show>
+        </div>
+    }
+}
+
+fn clock(timestamp: &str) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(timestamp));
+    if date.get_time().is_nan() {
+        return String::new();
+    }
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// One message: the person's text as typed, the assistant's as sanitized markdown.
+#[component]
+fn MessageBubble(message: UiMessage) -> impl IntoView {
+    let is_user = message.source == Source::User;
+    let streaming = message.status == ReplyStatus::Streaming;
+    let note = match message.status {
+        ReplyStatus::Stopped => Some("stopped"),
+        ReplyStatus::Error => Some("interrupted"),
+        _ => None,
+    };
+    let class = format!(
+        "bubble {}{}{}",
+        if is_user { "user" } else { "ai" },
+        if streaming { " streaming" } else { "" },
+        if message.delivery == Delivery::Sending { " sending" } else { "" }
+    );
+    let time = clock(&message.timestamp);
+    let body = if is_user {
+        view! { <p class="plain">{message.text.clone()}</p> }.into_any()
+    } else {
+        let html = markdown::render(&message.text);
+        view! { <div class="markdown" inner_html=html></div> }.into_any()
+    };
+    view! {
+        <article class=class data-id=message.id.clone() aria-label=if is_user { "You" } else { "Assistant" }>
+            {body}
+            <footer>
+                <time>{time}</time>
+                {note.map(|n| view! { <span class="note">{n}</span> })}
+            </footer>
+        </article>
+    }
+}

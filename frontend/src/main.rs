@@ -1,0 +1,12 @@
+//! The chat web app. See `app.rs` for the application, `components/` for the page's parts.
+
+mod api;
+mod app;
+mod backoff;
+mod chat;
+mod components;
+mod markdown;
+
+fn main() {
+    leptos::mount::mount_to_body(app::App);
+}

@@ -1,0 +1,223 @@
+//! `bench-model`: the embedded model's speed measured three ways in one run, side by side: the
+//! engine called directly, through its OpenAI-compatible server, and through the whole chat path
+//! (WebSocket -> gateway -> Redis stream -> worker -> model server -> Management API -> WebSocket).
+//! Run it with `scripts/bench-model.sh`; it prints a table and writes `target/bench-model.json`.
+//!
+//! Each path gets the same 100-token prompt, greedy decoding and the same `max_tokens`, so each
+//! produces the same tokens and the figures compare like with like.
+
+use std::time::{Duration, Instant};
+
+use chat_core::Config;
+use chat_local::redis_server::RedisServer;
+use chat_local::Options;
+use chat_model::engine::{Engine, EngineSettings, Event, Generation, Turn};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const REPEATS: usize = 3;
+const MAX_TOKENS: u32 = 96;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    first_token: Duration,
+    total: Duration,
+}
+
+impl Run {
+    fn prompt_rate(&self) -> f64 {
+        self.prompt_tokens as f64 / self.first_token.as_secs_f64()
+    }
+    fn decode_rate(&self) -> f64 {
+        (self.completion_tokens.saturating_sub(1)) as f64 / (self.total - self.first_token).as_secs_f64()
+    }
+}
+
+fn median(mut runs: Vec<Run>, key: impl Fn(&Run) -> f64) -> f64 {
+    let mut values: Vec<f64> = runs.drain(..).map(|r| key(&r)).collect();
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn prompt() -> String {
+    // About 100 tokens with SmolLM2's tokenizer and chat template.
+    "Here is a list of things to describe in detail: the sea, the mountains, the forests, the rivers, \
+     the deserts, the cities, the villages, the farms, the roads, the bridges, the skies, the clouds, \
+     the stars, the planets, the moons. Describe each of them in a few sentences, in order, without \
+     skipping any, and be as vivid as you can."
+        .to_string()
+}
+
+async fn direct(engine: &Engine) -> Run {
+    let started = Instant::now();
+    let mut events = engine.generate(Generation {
+        turns: vec![Turn { role: "user".into(), content: prompt() }],
+        max_tokens: MAX_TOKENS,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 1,
+        stop: Vec::new(),
+    });
+    let mut run = Run::default();
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Text(_) if run.first_token.is_zero() => run.first_token = started.elapsed(),
+            Event::Text(_) => {}
+            Event::Finished { prompt_tokens, completion_tokens, .. } => {
+                run.total = started.elapsed();
+                run.prompt_tokens = prompt_tokens;
+                run.completion_tokens = completion_tokens;
+            }
+            Event::Failed(error) => panic!("engine failed: {error}"),
+        }
+    }
+    run
+}
+
+async fn through_server(http: &reqwest::Client, base: &str) -> Run {
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/chat/completions"))
+        .json(&json!({
+            "messages": [{"role": "user", "content": prompt()}],
+            "max_tokens": MAX_TOKENS, "temperature": 0, "seed": 1, "stream": true,
+            "stream_options": {"include_usage": true}
+        }))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut run = Run::default();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let data = event.trim().trim_start_matches("data: ");
+            if data == "[DONE]" {
+                run.total = started.elapsed();
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(data).unwrap();
+            let has_text = value["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty());
+            if has_text && run.first_token.is_zero() {
+                run.first_token = started.elapsed();
+            }
+            if let Some(usage) = value.get("usage") {
+                run.prompt_tokens = usage["prompt_tokens"].as_u64().unwrap() as usize;
+                run.completion_tokens = usage["completion_tokens"].as_u64().unwrap() as usize;
+            }
+        }
+    }
+    run
+}
+
+async fn through_chat(http: &reqwest::Client, gateway: &str, tokens: (usize, usize), round: usize) -> Run {
+    let session: serde_json::Value = http
+        .post(format!("http://{gateway}/token"))
+        .form(&[("name", "bench")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{gateway}/chat?token={token}")).await.unwrap();
+    let frame = json!({"action": "sendMessage", "id": format!("b{round}"), "content": prompt()});
+    let started = Instant::now();
+    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    let mut run = Run { prompt_tokens: tokens.0, completion_tokens: tokens.1, ..Run::default() };
+    while let Some(message) = ws.next().await {
+        let Message::Text(text) = message.unwrap() else { continue };
+        let frame: chat_wire::ServerFrame = serde_json::from_str(&text).unwrap();
+        match frame {
+            chat_wire::ServerFrame::Delta { .. } if run.first_token.is_zero() => run.first_token = started.elapsed(),
+            chat_wire::ServerFrame::Done { .. } => {
+                run.total = started.elapsed();
+                break;
+            }
+            chat_wire::ServerFrame::Error { message, .. } => panic!("chat failed: {message}"),
+            _ => {}
+        }
+    }
+    run
+}
+
+fn row(name: &str, runs: &[Run], reference: Option<&[Run]>) -> serde_json::Value {
+    let prompt = median(runs.to_vec(), Run::prompt_rate);
+    let decode = median(runs.to_vec(), Run::decode_rate);
+    let first = median(runs.to_vec(), |r| r.first_token.as_secs_f64() * 1000.0);
+    let ratio = reference.map(|reference| decode / median(reference.to_vec(), Run::decode_rate));
+    println!(
+        "{name:<28} {prompt:>10.1} {decode:>10.1} {first:>10.1} {:>14}",
+        ratio.map_or("-".to_string(), |r| format!("{r:.3}"))
+    );
+    json!({"path": name, "prompt_tokens_per_s": prompt, "decode_tokens_per_s": decode,
+           "first_token_ms": first, "decode_ratio_to_direct": ratio,
+           "prompt_tokens": runs[0].prompt_tokens, "completion_tokens": runs[0].completion_tokens})
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut config = Config::from_env()?;
+    let engine = Engine::start(EngineSettings {
+        model_path: config.embedded.model_path.clone().into(),
+        context_tokens: config.embedded.context_tokens,
+        threads: config.embedded.threads,
+    });
+    engine.ready().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let model_base = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(chat_model::server::serve(listener, engine.clone(), Default::default(), std::future::pending()));
+
+    let dir = std::env::temp_dir().join(format!("bench-model-{}", std::process::id()));
+    let redis = RedisServer::start(&dir, false).await?;
+    config.redis_url = redis.url();
+    config.model.base_url = model_base.clone();
+    config.model.model = engine.name().to_string();
+    config.model.system_prompt = String::new();
+    config.model.max_reply_tokens = MAX_TOKENS;
+    config.model.temperature = Some(0.0);
+    config.model.seed = Some(1);
+    let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let gateway = gateway_listener.local_addr()?.to_string();
+    tokio::spawn(chat_local::run(gateway_listener, config.clone(), Options::default(), std::future::pending()));
+
+    let http = reqwest::Client::new();
+    // Warm up every path once (page cache, connection pools, the worker's first read).
+    let warm = direct(&engine).await;
+    through_server(&http, &model_base).await;
+    through_chat(&http, &gateway, (warm.prompt_tokens, warm.completion_tokens), 0).await;
+
+    let (mut direct_runs, mut server_runs, mut chat_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=REPEATS {
+        direct_runs.push(direct(&engine).await);
+        server_runs.push(through_server(&http, &model_base).await);
+        let tokens = (server_runs[0].prompt_tokens, server_runs[0].completion_tokens);
+        chat_runs.push(through_chat(&http, &gateway, tokens, round).await);
+    }
+    println!(
+        "\n{} on {} threads, {}-token prompt, {} generated tokens, median of {REPEATS} interleaved runs\n",
+        engine.name(),
+        config.embedded.threads,
+        direct_runs[0].prompt_tokens,
+        direct_runs[0].completion_tokens
+    );
+    println!("{:<28} {:>10} {:>10} {:>10} {:>14}", "path", "prompt t/s", "decode t/s", "first ms", "decode/direct");
+    let rows = vec![
+        row("engine (direct)", &direct_runs, None),
+        row("OpenAI-compatible server", &server_runs, Some(&direct_runs)),
+        row("whole chat path (WebSocket)", &chat_runs, Some(&direct_runs)),
+    ];
+    let report = json!({"model": engine.name(), "threads": config.embedded.threads, "paths": rows});
+    std::fs::create_dir_all("target")?;
+    std::fs::write("target/bench-model.json", serde_json::to_string_pretty(&report)?)?;
+    println!("\nfigures written to target/bench-model.json");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! The llama.cpp engine: loads a GGUF model on its own thread and generates replies one request at
+//! a time, streaming each piece of text as it is decoded.
+//!
+//! One thread owns the model and one context: requests queue in arrival order (simultaneous
+//! requests are all answered, never interleaved). A request whose receiver is dropped (the client
+//! went away) stops generating at the next token.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use tokio::sync::{mpsc, watch};
+
+/// How to load and run the model.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The GGUF file.
+    pub model_path: PathBuf,
+    /// Context window in tokens (prompt + reply).
+    pub context_tokens: u32,
+    /// CPU threads for decoding.
+    pub threads: i32,
+}
+
+/// Where the engine stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineState {
+    /// Loading the model; `progress` goes from 0 to 1.
+    Loading {
+        /// Fraction loaded.
+        progress: f32,
+    },
+    /// Ready to generate.
+    Ready,
+    /// The model could not be loaded.
+    Failed(String),
+}
+
+/// One chat turn of a request.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The conversation, rendered with the chat template stored in the GGUF.
+    pub turns: Vec<Turn>,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// 0 means greedy decoding.
+    pub temperature: f32,
+    /// Nucleus sampling threshold (1 disables it).
+    pub top_p: f32,
+    /// Sampling seed: the same seed, prompt and settings give the same reply.
+    pub seed: u32,
+    /// Generation stops before any of these strings (which are not returned).
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn, or a stop sequence was reached.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// What a request receives, in order: pieces of text, then `Finished` (or one `Failed`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A piece of the reply (valid UTF-8; a character split across tokens waits for its end).
+    Text(String),
+    /// Generation ended normally.
+    Finished {
+        /// Why.
+        reason: FinishReason,
+        /// Tokens in the rendered prompt.
+        prompt_tokens: usize,
+        /// Tokens generated.
+        completion_tokens: usize,
+    },
+    /// The request could not be served.
+    Failed(EngineError),
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The prompt does not fit the context window.
+    #[error("the prompt is {prompt_tokens} tokens; this model's context window is {context_tokens} tokens")]
+    ContextExceeded {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// The context window.
+        context_tokens: u32,
+    },
+    /// The request itself is unusable (for example: a message with a NUL byte).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The model failed to load or to decode.
+    #[error("model failure: {0}")]
+    Model(String),
+}
+
+struct Job {
+    generation: Generation,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+/// A handle to the engine thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    jobs: std::sync::mpsc::Sender<Job>,
+    state: watch::Receiver<EngineState>,
+    name: Arc<str>,
+}
+
+impl Engine {
+    /// Starts loading the model on a new thread and returns at once; requests sent before the
+    /// model is ready wait for it.
+    pub fn start(settings: EngineSettings) -> Engine {
+        let name: Arc<str> = settings
+            .model_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "embedded".into())
+            .into();
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (state_tx, state) = watch::channel(EngineState::Loading { progress: 0.0 });
+        std::thread::Builder::new()
+            .name("llama-engine".into())
+            .spawn(move || engine_thread(settings, queue, state_tx))
+            .expect("spawn the engine thread");
+        Engine { jobs, state, name }
+    }
+
+    /// The model's name (its file name without the extension).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current state.
+    pub fn state(&self) -> EngineState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until the model is loaded (or failed to load).
+    pub async fn ready(&self) -> Result<(), String> {
+        let mut state = self.state.clone();
+        let settled = state
+            .wait_for(|s| !matches!(s, EngineState::Loading { .. }))
+            .await
+            .map(|s| s.clone());
+        match settled {
+            Ok(EngineState::Failed(error)) => Err(error),
+            Ok(_) => Ok(()),
+            Err(_) => Err("the engine thread stopped".into()),
+        }
+    }
+
+    /// A receiver that sees every state change (load progress).
+    pub fn watch_state(&self) -> watch::Receiver<EngineState> {
+        self.state.clone()
+    }
+
+    /// Queues a generation; its events arrive on the returned receiver. Dropping the receiver
+    /// cancels the generation.
+    pub fn generate(&self, generation: Generation) -> mpsc::UnboundedReceiver<Event> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        if let Err(failed) = self.jobs.send(Job { generation, events }) {
+            let _ = failed.0.events.send(Event::Failed(EngineError::Model("the engine thread stopped".into())));
+        }
+        receiver
+    }
+}
+
+fn engine_thread(settings: EngineSettings, queue: std::sync::mpsc::Receiver<Job>, state: watch::Sender<EngineState>) {
+    let loaded = load(&settings, &state);
+    let (backend, model) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::error!(error, "could not load the model");
+            let _ = state.send(EngineState::Failed(error.clone()));
+            for job in queue {
+                let _ = job.events.send(Event::Failed(EngineError::Model(error.clone())));
+            }
+            return;
+        }
+    };
+    let context_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(settings.context_tokens))
+        .with_n_batch(512)
+        .with_n_threads(settings.threads)
+        .with_n_threads_batch(settings.threads);
+    let mut context = match model.new_context(&backend, context_params) {
+        Ok(context) => context,
+        Err(error) => {
+            let _ = state.send(EngineState::Failed(error.to_string()));
+            return;
+        }
+    };
+    let _ = state.send(EngineState::Ready);
+    let template = model.chat_template(None).ok();
+    for job in queue {
+        if job.events.is_closed() {
+            continue;
+        }
+        context.clear_kv_cache();
+        let result = run_job(&model, &mut context, template.as_ref(), &job, settings.context_tokens);
+        if let Err(error) = result {
+            let _ = job.events.send(Event::Failed(error));
+        }
+    }
+}
+
+fn load(settings: &EngineSettings, state: &watch::Sender<EngineState>) -> Result<(LlamaBackend, LlamaModel), String> {
+    let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+    backend.void_logs();
+    let progress = state.clone();
+    let params = LlamaModelParams::default().with_progress_callback(move |fraction| {
+        let _ = progress.send(EngineState::Loading { progress: fraction });
+        true
+    });
+    if !settings.model_path.is_file() {
+        return Err(format!("no model file at {}", settings.model_path.display()));
+    }
+    let model = LlamaModel::load_from_file(&backend, &settings.model_path, &params).map_err(|e| e.to_string())?;
+    Ok((backend, model))
+}
+
+fn render_prompt(
+    model: &LlamaModel,
+    template: Option<&llama_cpp_2::model::LlamaChatTemplate>,
+    turns: &[Turn],
+) -> Result<String, EngineError> {
+    let messages = turns
+        .iter()
+        .map(|t| LlamaChatMessage::new(t.role.clone(), t.content.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    match template {
+        Some(template) => model
+            .apply_chat_template(template, &messages, true)
+            .map_err(|e| EngineError::Model(e.to_string())),
+        // A GGUF without a template: ChatML, the most common format.
+        None => {
+            let mut prompt = String::new();
+            for t in turns {
+                prompt.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", t.role, t.content));
+            }
+            prompt.push_str("<|im_start|>assistant\n");
+            Ok(prompt)
+        }
+    }
+}
+
+fn run_job(
+    model: &LlamaModel,
+    context: &mut llama_cpp_2::context::LlamaContext<'_>,
+    template: Option<&llama_cpp_2::model::LlamaChatTemplate>,
+    job: &Job,
+    context_tokens: u32,
+) -> Result<(), EngineError> {
+    let generation = &job.generation;
+    let vocab = model.vocab();
+    let prompt = render_prompt(model, template, &generation.turns)?;
+    let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+    if tokens.len() + 1 > context_tokens as usize {
+        return Err(EngineError::ContextExceeded { prompt_tokens: tokens.len(), context_tokens });
+    }
+    let model_error = |e: &dyn std::fmt::Display| EngineError::Model(e.to_string());
+    let mut batch = LlamaBatch::new(512, 1);
+    let last = tokens.len() - 1;
+    for (chunk_start, chunk) in tokens.chunks(512).enumerate().map(|(i, c)| (i * 512, c)) {
+        batch.clear();
+        for (offset, token) in chunk.iter().enumerate() {
+            let position = chunk_start + offset;
+            batch.add(*token, position as i32, &[0], position == last).map_err(|e| model_error(&e))?;
+        }
+        context.decode(&mut batch).map_err(|e| model_error(&e))?;
+    }
+    let mut sampler = if generation.temperature <= 0.0 {
+        LlamaSampler::greedy()
+    } else {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_p(generation.top_p.clamp(0.0, 1.0), 1),
+            LlamaSampler::temp(generation.temperature),
+            LlamaSampler::dist(generation.seed),
+        ])
+    };
+    let budget = (generation.max_tokens as usize).min(context_tokens as usize - tokens.len());
+    let mut text = TextAssembler::new(&generation.stop);
+    let mut position = tokens.len() as i32;
+    let mut generated = 0;
+    let mut reason = FinishReason::Length;
+    while generated < budget {
+        let token = sampler.sample(context, batch.n_tokens() - 1);
+        sampler.accept(token);
+        if vocab.is_eog(token) {
+            reason = FinishReason::Stop;
+            break;
+        }
+        generated += 1;
+        let (piece, stopped) = text.push(&vocab.token_to_piece(token, false, None));
+        if !piece.is_empty() && job.events.send(Event::Text(piece)).is_err() {
+            return Ok(()); // the client went away: stop generating
+        }
+        if stopped {
+            reason = FinishReason::Stop;
+            break;
+        }
+        batch.clear();
+        batch.add(token, position, &[0], true).map_err(|e| model_error(&e))?;
+        position += 1;
+        context.decode(&mut batch).map_err(|e| model_error(&e))?;
+    }
+    let rest = text.finish();
+    if !rest.is_empty() {
+        let _ = job.events.send(Event::Text(rest));
+    }
+    let _ = job.events.send(Event::Finished { reason, prompt_tokens: tokens.len(), completion_tokens: generated });
+    Ok(())
+}
+
+/// Turns token bytes into text: holds back an incomplete UTF-8 character until its last byte
+/// arrives, and holds back a tail that could be the start of a stop sequence until it is clear.
+pub struct TextAssembler {
+    bytes: Vec<u8>,
+    held: String,
+    stops: Vec<String>,
+    stopped: bool,
+}
+
+impl TextAssembler {
+    /// An assembler for these stop sequences (empty ones are ignored).
+    pub fn new(stops: &[String]) -> Self {
+        TextAssembler {
+            bytes: Vec::new(),
+            held: String::new(),
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            stopped: false,
+        }
+    }
+
+    /// Adds a token's bytes; returns the text that is safe to send, and whether a stop sequence
+    /// was reached (the text before it is returned, the stop sequence is not).
+    pub fn push(&mut self, token_bytes: &[u8]) -> (String, bool) {
+        if self.stopped {
+            return (String::new(), true);
+        }
+        self.bytes.extend_from_slice(token_bytes);
+        let valid = match std::str::from_utf8(&self.bytes) {
+            Ok(text) => text.len(),
+            Err(error) if error.error_len().is_none() => error.valid_up_to(),
+            Err(_) => {
+                // Invalid bytes (not merely incomplete): replace them rather than stall.
+                let text = String::from_utf8_lossy(&self.bytes).into_owned();
+                self.bytes.clear();
+                self.held.push_str(&text);
+                return self.release();
+            }
+        };
+        let complete: Vec<u8> = self.bytes.drain(..valid).collect();
+        self.held.push_str(std::str::from_utf8(&complete).expect("validated above"));
+        self.release()
+    }
+
+    fn release(&mut self) -> (String, bool) {
+        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+            self.stopped = true;
+            let text = self.held[..at].to_string();
+            self.held.clear();
+            return (text, true);
+        }
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|stop| (1..stop.len()).filter(|n| stop.is_char_boundary(*n)).map(move |n| &stop[..n]))
+            .filter(|prefix| self.held.ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let send = self.held.len() - keep;
+        let text = self.held[..send].to_string();
+        self.held.drain(..send);
+        (text, false)
+    }
+
+    /// Whatever is still held when generation ends.
+    pub fn finish(&mut self) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        let mut rest = std::mem::take(&mut self.held);
+        rest.push_str(&String::from_utf8_lossy(&std::mem::take(&mut self.bytes)));
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_characters_wait_for_their_last_byte() {
+        let mut text = TextAssembler::new(&[]);
+        let euro = "€".as_bytes();
+        assert_eq!(text.push(&euro[..1]), (String::new(), false));
+        assert_eq!(text.push(&euro[1..]), ("€".to_string(), false));
+    }
+
+    #[test]
+    fn stop_sequences_end_the_text_and_are_not_returned() {
+        let mut text = TextAssembler::new(&["\nUser:".to_string()]);
+        assert_eq!(text.push(b"Hello"), ("Hello".to_string(), false));
+        assert_eq!(text.push(b"\nUs"), (String::new(), false), "a possible stop start is held");
+        assert_eq!(text.push(b"er: hi"), (String::new(), true));
+        assert_eq!(text.finish(), "");
+        let mut text = TextAssembler::new(&["\nUser:".to_string()]);
+        assert_eq!(text.push(b"a\nU"), ("a".to_string(), false));
+        assert_eq!(text.push(b"nicorn"), ("\nUnicorn".to_string(), false), "released once it is clear");
+    }
+}

@@ -1,0 +1,110 @@
+//! The worker's OpenAI provider against the embedded server, with the real SmolLM2 model
+//! (fetched by scripts/fetch-model.sh; `MODEL_PATH` picks another).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chat_core::Config;
+use chat_model::engine::{Engine, EngineSettings};
+use chat_model::server::{self, Defaults};
+use chat_worker::{ContextMessage, ModelClient, ModelError};
+use futures_util::StreamExt;
+
+fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let config = Config::from_env().expect("config");
+            assert!(
+                std::path::Path::new(&config.embedded.model_path).is_file(),
+                "no model at {}: run scripts/fetch-model.sh",
+                config.embedded.model_path
+            );
+            Engine::start(EngineSettings {
+                model_path: config.embedded.model_path.into(),
+                context_tokens: 2048,
+                threads: config.embedded.threads,
+            })
+        })
+        .clone()
+}
+
+/// Serves the shared engine on a free port for this test; returns a client for it.
+async fn client(vars: &[(&str, &str)]) -> (ModelClient, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(server::serve(listener, engine(), Defaults::default(), std::future::pending()));
+    let mut all: HashMap<String, String> =
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    all.insert("OPENAI_BASE_URL".into(), base.clone());
+    all.insert("MODEL_RETRIES".into(), "0".into());
+    let config = Config::from_vars(&all).unwrap();
+    (ModelClient::new(config.model), base)
+}
+
+fn ask(question: &str) -> Vec<ContextMessage> {
+    vec![
+        ContextMessage { role: "system".into(), content: "You are a helpful assistant.".into() },
+        ContextMessage { role: "user".into(), content: question.into() },
+    ]
+}
+
+#[tokio::test]
+async fn streams_a_reply_in_several_pieces() {
+    let (client, _) = client(&[("MAX_REPLY_TOKENS", "40")]).await;
+    let mut stream = client.stream_chat(&ask("What is the capital of France?")).await.unwrap();
+    let mut pieces = Vec::new();
+    while let Some(piece) = stream.next().await {
+        pieces.push(piece.unwrap());
+    }
+    assert!(pieces.len() > 1, "streamed in {} pieces", pieces.len());
+    assert!(!pieces.concat().trim().is_empty());
+}
+
+#[tokio::test]
+async fn answers_without_streaming() {
+    let (client, _) = client(&[("MAX_REPLY_TOKENS", "30")]).await;
+    let text = client.complete(&ask("Say hello.")).await.unwrap();
+    assert!(!text.trim().is_empty());
+}
+
+#[tokio::test]
+async fn honours_max_tokens() {
+    let (_, base) = client(&[]).await;
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .json(&serde_json::json!({
+            "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
+            "max_tokens": 5, "temperature": 0
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["usage"]["completion_tokens"], 5, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(body["object"], "chat.completion");
+}
+
+#[tokio::test]
+async fn a_prompt_beyond_the_context_window_is_a_clear_error() {
+    let (client, _) = client(&[]).await;
+    let huge = "word ".repeat(4000);
+    match client.stream_chat(&ask(&huge)).await {
+        Err(ModelError::Rejected(message)) => assert!(message.contains("context window"), "{message}"),
+        Err(other) => panic!("expected a rejection, got {other}"),
+        Ok(_) => panic!("expected a rejection"),
+    }
+}
+
+#[tokio::test]
+async fn lists_the_model_and_reports_health() {
+    let (_, base) = client(&[]).await;
+    engine().ready().await.unwrap();
+    let models: serde_json::Value = reqwest::get(format!("{base}/models")).await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], engine().name());
+    let health = reqwest::get(base.replace("/v1", "/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
