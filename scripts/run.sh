@@ -13,6 +13,8 @@ else
   say "model provider: ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
 fi
 
+scripts/build-frontend.sh
+
 export APP_ENV="${APP_ENV:-development}"
 say "building the local runner (release)"
 cargo build --release --locked -p chat-local --bin local

@@ -31,6 +31,8 @@ pub struct UiMessage {
     pub next_seq: u64,
     /// For replies: the question answered.
     pub reply_to: Option<String>,
+    /// For replies: the model that wrote it.
+    pub model: Option<String>,
 }
 
 impl UiMessage {
@@ -45,6 +47,7 @@ impl UiMessage {
             delivery: Delivery::Stored,
             next_seq: u64::MAX,
             reply_to: message.reply_to,
+            model: message.model,
         }
     }
 }
@@ -91,10 +94,12 @@ impl Conversation {
             delivery: Delivery::Sending,
             next_seq: 0,
             reply_to: None,
+            model: None,
         });
     }
 
     /// The reply being written, if any.
+    #[cfg(test)]
     pub fn streaming_reply(&self) -> Option<&UiMessage> {
         self.messages.iter().rev().find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
     }
@@ -127,9 +132,10 @@ impl Conversation {
                 }
                 None
             }
-            ServerFrame::Done { id, reply_to, status, .. } => {
+            ServerFrame::Done { id, reply_to, status, model } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 reply.status = status;
+                reply.model = model;
                 None
             }
             ServerFrame::Error { reply_to, code, message } => {
@@ -171,6 +177,7 @@ impl Conversation {
                 delivery: Delivery::Stored,
                 next_seq: 0,
                 reply_to: Some(reply_to.to_string()),
+                model: None,
             },
         );
         &mut self.messages[after]

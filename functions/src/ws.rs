@@ -58,6 +58,14 @@ pub async fn disconnect(state: &AppState, event: ApiGatewayWebsocketProxyRequest
 pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let frame = match decode_frame(event.body.as_deref(), event.is_base64_encoded) {
         Ok(ClientFrame::Ping) => ServerFrame::Pong,
+        Ok(ClientFrame::Stop { reply_to }) => match stop(state, &event.request_context, &reply_to).await {
+            // The worker answers with `done` (status `stopped`); nothing to say here.
+            Ok(()) => return response(StatusCode::OK, None),
+            Err(error) => {
+                error.log();
+                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
+            }
+        },
         Ok(ClientFrame::SendMessage { id, content }) => {
             match send_message(state, &event.request_context, &id, content).await {
                 Ok(ack) => ack,
@@ -148,6 +156,16 @@ async fn send_message(
     }
     state.trigger.wake().await;
     Ok(ack)
+}
+
+async fn stop(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext, reply_to: &str) -> Result<(), ApiError> {
+    if !chat_wire::is_valid_message_id(reply_to) {
+        return Err(ApiError::InvalidId);
+    }
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    let token = state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)?;
+    state.store.request_stop(&token, reply_to).await?;
+    Ok(())
 }
 
 /// The API Gateway Management API endpoint for this event's connections: `WS_MANAGEMENT_ENDPOINT`

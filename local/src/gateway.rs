@@ -62,9 +62,16 @@ pub struct Gateway {
     connections: Mutex<HashMap<String, Connection>>,
     idle_timeout: Duration,
     max_duration: Duration,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
+    /// Closes every WebSocket connection with 1001 "Going away" (as API Gateway does when a
+    /// stage is redeployed), so a shutdown does not wait on open sockets.
+    pub fn close_all(&self) {
+        let _ = self.closing.send(true);
+    }
+
     /// Wraps the handlers' state.
     pub fn new(state: AppState) -> Arc<Self> {
         let local = state.config.local.clone();
@@ -73,6 +80,7 @@ impl Gateway {
             connections: Mutex::new(HashMap::new()),
             idle_timeout: local.ws_idle_timeout,
             max_duration: local.ws_max_duration,
+            closing: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -269,9 +277,14 @@ async fn serve_connection(gateway: Arc<Gateway>, socket: WebSocket, link: Link, 
     });
     let closes_at = Instant::now() + gateway.max_duration;
     let mut idle_until = Instant::now() + gateway.idle_timeout;
+    let mut closing = gateway.closing.subscribe();
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
+            _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+                let _ = link.outbox.send(Outbound::Close).await;
+                break;
+            }
             _ = tokio::time::sleep_until(idle_until.min(closes_at)) => {
                 let _ = link.outbox.send(Outbound::Close).await;
                 break;

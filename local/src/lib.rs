@@ -4,6 +4,7 @@
 //! Layout:
 //! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API).
 //! * [`redis_server`]: starts a real redis-server on a free port.
+//! * [`site`]: serves the built frontend with its runtime `config.json` and security headers.
 //! * [`start_embedded_model`]: the llama.cpp model behind an OpenAI-compatible server, used
 //!   when no model provider is configured.
 //!
@@ -11,6 +12,7 @@
 
 pub mod gateway;
 pub mod redis_server;
+pub mod site;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,7 +103,11 @@ pub async fn run(
         None
     };
 
-    let app = gateway::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let app = gateway::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async move {
+        shutdown.await;
+        gateway.close_all();
+    };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     let _ = stop_worker.send(());
     if let Some(task) = worker_task {
@@ -113,4 +119,17 @@ pub async fn run(
 /// The Management API endpoint of a gateway listening on `addr`.
 pub fn management_endpoint(addr: SocketAddr) -> String {
     format!("http://{addr}/{}", gateway::STAGE)
+}
+
+/// Serves the built frontend in `dir` on `listener` until `shutdown` resolves, with a
+/// `config.json` pointing the page at `api_url` and `ws_url`.
+pub async fn serve_site(
+    listener: TcpListener,
+    dir: &std::path::Path,
+    config: site::SiteConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LocalError> {
+    let app = site::router(dir, config)?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use chat_core::Config;
 use chat_local::redis_server::RedisServer;
+use chat_local::site::SiteConfig;
 use chat_local::Options;
 
 #[tokio::main]
@@ -35,6 +36,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let address = format!("{}:{}", config.local.bind, config.local.http_port);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{address}");
+    // The page is opened as http://localhost:3000, so it calls the API by that name too.
+    let host = match config.local.bind.as_str() {
+        "127.0.0.1" | "0.0.0.0" | "::1" | "::" => "localhost".to_string(),
+        other => other.to_string(),
+    };
+    let site_dir = Path::new(&config.local.site_dir).to_path_buf();
+    if site_dir.join("index.html").is_file() {
+        let site = SiteConfig {
+            api_url: format!("http://{host}:{}", config.local.http_port),
+            ws_url: format!("ws://{host}:{}/chat", config.local.http_port),
+            max_message_bytes: config.max_message_bytes,
+        };
+        let site_listener = tokio::net::TcpListener::bind((config.local.bind.as_str(), config.local.site_port)).await?;
+        println!("Web app    http://{host}:{}", config.local.site_port);
+        tokio::spawn(async move {
+            if let Err(error) = chat_local::serve_site(site_listener, &site_dir, site, shutdown_signal()).await {
+                tracing::error!(error = %error, "the web app server stopped");
+            }
+        });
+    } else {
+        println!("Web app    not built ({} has no index.html): run scripts/build-frontend.sh", site_dir.display());
+    }
     println!("Chatbot running (Ctrl-C stops it):");
     println!("  HTTP API   {base}  (POST /token, GET /chat_history, GET /health, GET /docs)");
     println!("  WebSocket  ws://{address}/chat?token=<token>");

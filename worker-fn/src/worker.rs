@@ -38,6 +38,13 @@ pub enum Outcome {
     Malformed,
 }
 
+/// How a reply's generation ended.
+enum Ending {
+    Finished,
+    Stopped,
+    Failed(ModelError),
+}
+
 /// Why an entry could not be finished. It stays pending and will be reclaimed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -93,9 +100,9 @@ impl Worker {
         let context = build_context(&self.config.model.system_prompt, &session.messages, &request.message_id);
         let mut relay = Relay::new(self, request, reply_id.clone()).await?;
 
-        let (text, result) = self.generate(&context, &mut relay).await;
+        let (text, ending) = self.generate(&context, &mut relay).await;
         let model = Some(self.model.model_name().to_string());
-        if let Err(error) = &result {
+        if let Ending::Failed(error) = &ending {
             tracing::warn!(error = %error, "model call failed");
             relay
                 .send(&ServerFrame::Error {
@@ -109,7 +116,11 @@ impl Worker {
                 return Ok(Outcome::Failed);
             }
         }
-        let status = if result.is_ok() { ReplyStatus::Done } else { ReplyStatus::Error };
+        let status = match ending {
+            Ending::Finished => ReplyStatus::Done,
+            Ending::Stopped => ReplyStatus::Stopped,
+            Ending::Failed(_) => ReplyStatus::Error,
+        };
         let reply = ChatMessage {
             id: reply_id.clone(),
             msg: text,
@@ -130,13 +141,30 @@ impl Worker {
         Ok(Outcome::Answered { status })
     }
 
+    /// Resolves when the person asks to stop this reply (polled every [`STOP_POLL`]).
+    async fn stop_requested(&self, request: &ReplyRequest) {
+        loop {
+            tokio::time::sleep(chat_core::store::STOP_POLL).await;
+            if let Ok(true) = self.store.stop_requested(&request.token, &request.message_id).await {
+                return;
+            }
+        }
+    }
+
     /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
-    /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how the stream ended.
-    async fn generate(&self, context: &[ContextMessage], relay: &mut Relay<'_>) -> (String, Result<(), ModelError>) {
+    /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how it ended. A stop
+    /// request drops the model's stream, which cancels the upstream request.
+    async fn generate(&self, context: &[ContextMessage], relay: &mut Relay<'_>) -> (String, Ending) {
         let mut text = String::new();
-        let mut stream = match self.model.stream_chat(context).await {
+        let stop = self.stop_requested(relay.request);
+        tokio::pin!(stop);
+        let started = tokio::select! {
+            started = self.model.stream_chat(context) => started,
+            _ = &mut stop => return (text, Ending::Stopped),
+        };
+        let mut stream = match started {
             Ok(stream) => stream,
-            Err(error) => return (text, Err(error)),
+            Err(error) => return (text, Ending::Failed(error)),
         };
         let coalesce = self.config.worker.coalesce;
         let mut pending = String::new();
@@ -146,6 +174,13 @@ impl Worker {
             let deadline = flush_at;
             let item = tokio::select! {
                 item = stream.next() => item,
+                _ = &mut stop => {
+                    drop(stream);
+                    if !pending.is_empty() {
+                        relay.delta(std::mem::take(&mut pending)).await;
+                    }
+                    return (text, Ending::Stopped);
+                }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     relay.delta(std::mem::take(&mut pending)).await;
                     flush_at = None;
@@ -168,11 +203,11 @@ impl Worker {
                     if !pending.is_empty() {
                         relay.delta(std::mem::take(&mut pending)).await;
                     }
-                    let result = match end {
-                        Some(Err(error)) => Err(error),
-                        _ => Ok(()),
+                    let ending = match end {
+                        Some(Err(error)) => Ending::Failed(error),
+                        _ => Ending::Finished,
                     };
-                    return (text, result);
+                    return (text, ending);
                 }
             }
         }

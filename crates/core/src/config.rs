@@ -85,6 +85,10 @@ pub struct LocalConfig {
     pub bind: String,
     /// `LOCAL_HTTP_PORT` (3500): port of the HTTP API, the WebSocket API (`/chat`) and `@connections`.
     pub http_port: u16,
+    /// `LOCAL_SITE_PORT` (3000): port of the web app.
+    pub site_port: u16,
+    /// `LOCAL_SITE_DIR` (`frontend/dist`): the built web app (`scripts/build-frontend.sh`).
+    pub site_dir: String,
     /// `LOCAL_DATA_DIR` (`.data`): where the local redis-server keeps its append-only file.
     pub data_dir: String,
     /// True when `REDIS_URL` is unset: the local runner starts its own redis-server.
@@ -239,6 +243,8 @@ impl Config {
             local: LocalConfig {
                 bind: env.string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
                 http_port: env.number("LOCAL_HTTP_PORT", 3500)?,
+                site_port: env.number("LOCAL_SITE_PORT", 3000)?,
+                site_dir: env.string("LOCAL_SITE_DIR").unwrap_or_else(|| "frontend/dist".into()),
                 data_dir: env.string("LOCAL_DATA_DIR").unwrap_or_else(|| ".data".into()),
                 start_redis: env.string("REDIS_URL").is_none(),
                 ws_idle_timeout: env.seconds("LOCAL_WS_IDLE_TIMEOUT_SECONDS", 600)?,

@@ -10,6 +10,7 @@
 //! | `chat:{T}:messages` | hash | message id -> [`ChatMessage`] JSON |
 //! | `chat:{T}:conns` | set | live WebSocket connection ids |
 //! | `chat:{T}:lock` | string | id of the user message whose reply is being written |
+//! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
 //!
@@ -102,6 +103,9 @@ fn key(token: &str, part: &str) -> String {
 fn conn_key(connection_id: &str) -> String {
     format!("chat:conn:{connection_id}")
 }
+
+/// How often a worker writing a reply checks whether it was asked to stop.
+pub const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// The current time as the API writes it: RFC 3339, UTC, milliseconds.
 pub fn now_rfc3339() -> String {
@@ -393,6 +397,21 @@ impl Store {
             "expired" => Ok(StoredReply::SessionExpired),
             other => Err(StoreError::Corrupt(format!("store script answered {other}"))),
         }
+    }
+
+    /// Asks whichever worker writes the reply to `message_id` to stop (it checks every
+    /// [`STOP_POLL`] or so).
+    pub async fn request_stop(&self, token: &str, message_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.set_ex(key(token, "stop"), message_id, self.reply_lock.as_secs().max(1)).await?;
+        Ok(())
+    }
+
+    /// Whether the person asked to stop the reply to `message_id`.
+    pub async fn stop_requested(&self, token: &str, message_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let requested: Option<String> = conn.get(key(token, "stop")).await?;
+        Ok(requested.as_deref() == Some(message_id))
     }
 
     /// Whether the session already holds a message with this id.

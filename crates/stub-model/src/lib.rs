@@ -122,6 +122,11 @@ impl StubModel {
         self.shared.script.lock().unwrap().extend(scripted);
     }
 
+    /// How many requests it is answering now (a cancelled request drops out at once).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The largest number of requests it was answering at the same moment.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 
 /// The `action` value of a [`ClientFrame::SendMessage`] frame (API Gateway's route selection reads it).
 pub const ACTION_SEND_MESSAGE: &str = "sendMessage";
+/// The `action` value of a [`ClientFrame::Stop`] frame.
+pub const ACTION_STOP: &str = "stop";
 /// The `action` value of a [`ClientFrame::Ping`] frame.
 pub const ACTION_PING: &str = "ping";
 /// The actions the server understands, in the order the protocol document lists them.
-pub const KNOWN_ACTIONS: &[&str] = &[ACTION_SEND_MESSAGE, ACTION_PING];
+pub const KNOWN_ACTIONS: &[&str] = &[ACTION_SEND_MESSAGE, ACTION_STOP, ACTION_PING];
 
 /// A chat session as `POST /token` creates it and `GET /chat_history` returns it.
 ///
@@ -134,6 +136,12 @@ pub enum ClientFrame {
         id: String,
         /// The question.
         content: String,
+    },
+    /// Stops the reply to `reply_to` being written; what was sent so far is kept, marked `stopped`.
+    #[serde(rename = "stop")]
+    Stop {
+        /// The user message whose reply should stop.
+        reply_to: String,
     },
     /// Keeps an idle connection open (API Gateway closes connections idle for 10 minutes).
     #[serde(rename = "ping")]

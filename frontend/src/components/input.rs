@@ -25,7 +25,9 @@ pub fn MessageInput(
         if let Some(area) = area.get() {
             let style = web_sys::HtmlElement::style(&area);
             let _ = style.set_property("height", "auto");
-            let _ = style.set_property("height", &format!("{}px", area.scroll_height().min(200)));
+            let height = area.scroll_height();
+            let _ = style.set_property("height", &format!("{}px", height.min(200)));
+            let _ = style.set_property("overflow-y", if height > 200 { "auto" } else { "hidden" });
         }
     };
     let send = move || {

@@ -106,6 +106,7 @@ fn MessageBubble(message: UiMessage) -> impl IntoView {
         <article class=class data-id=message.id.clone() aria-label=if is_user { "You" } else { "Assistant" }>
             {body}
             <footer>
+                {message.model.clone().map(|m| view! { <span class="model" title="The model that wrote this reply">{m}</span> })}
                 <time>{time}</time>
                 {note.map(|n| view! { <span class="note">{n}</span> })}
             </footer>

@@ -217,3 +217,36 @@ async fn a_stream_that_ends_without_done_marker_still_completes() {
     assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
     assert_eq!(reply.text, "You said: no marker");
 }
+
+#[tokio::test]
+async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent() {
+    let pacing = chat_stub_model::Pacing { between_tokens: std::time::Duration::from_millis(40), ..Default::default() };
+    let app = crate::support::spawn_app_with(&[], chat_local::Options::default(), pacing).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    let long = "word ".repeat(60);
+    ws.ask("m1", long.trim()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ws.send_text(r#"{"action":"stop","reply_to":"m1"}"#).await;
+    let reply = ws.read_reply().await;
+    let ServerFrame::Done { status, .. } = reply.end else { panic!("expected done, got {:?}", reply.end) };
+    assert_eq!(status, ReplyStatus::Stopped);
+    assert!(!reply.deltas.is_empty());
+    let shown = reply.text;
+    let full = format!("You said: {}", long.trim());
+    assert!(shown.len() < full.len(), "stopped before the end");
+    let history = app.session(&session.token).await;
+    assert_eq!(history.messages[1].status, ReplyStatus::Stopped);
+    assert_eq!(history.messages[1].msg, shown, "the stored reply is what was sent");
+    // The model request was cancelled, not left running.
+    for _ in 0..50 {
+        if app.stub.in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.stub.in_flight(), 0);
+    // The session is free again.
+    ws.ask("m2", "next").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+}

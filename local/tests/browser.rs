@@ -1,0 +1,243 @@
+//! The web app in real headless Chromium (Debian's chromium + chromedriver, over WebDriver),
+//! against the real local stack, a real redis-server and the scripted stub model.
+//!
+//! One story: welcome -> name -> send -> streamed reply -> XSS payloads render as text ->
+//! reload -> history restored -> stop mid-reply -> server killed and restarted -> reconnects and
+//! continues -> expired session -> toast and welcome. Screenshots at 390x844 and 1440x900 go to
+//! `target/screenshots/`.
+//!
+//! Needs `frontend/dist` (scripts/build-frontend.sh) and chromium; scripts/test.sh provides both.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chat_core::Config;
+use chat_local::redis_server::{free_port, RedisServer};
+use chat_local::site::SiteConfig;
+use chat_local::Options;
+use chat_stub_model::{Pacing, StubModel};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+struct Gateway {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_gateway(addr: SocketAddr, config: &Config) -> Gateway {
+    let mut listener = None;
+    for _ in 0..100 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                listener = Some(l);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let listener = listener.expect("the gateway port is free again");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let config = config.clone();
+        async move {
+            let _ = chat_local::run(listener, config, Options::default(), async {
+                let _ = stopped.await;
+            })
+            .await;
+        }
+    });
+    Gateway { stop: Some(stop), task }
+}
+
+impl Gateway {
+    async fn kill(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+async fn chromedriver() -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium-driver)");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return (child, port);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn browser(port: u16, profile: &std::path::Path) -> Client {
+    // Two TLS back ends are in the dependency tree; WebDriver is plain HTTP, any will do.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display()), "--window-size=1440,900"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Polls a JavaScript expression until it is truthy (fails the test after `seconds`).
+async fn wait_for(client: &Client, what: &str, script: &str, seconds: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let value = client.execute(&format!("return ({script});"), vec![]).await.unwrap_or(serde_json::Value::Null);
+        let truthy = match &value {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+            serde_json::Value::String(s) => !s.is_empty(),
+            serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+            _ => true,
+        };
+        if truthy {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let body = client.execute("return document.body.innerText;", vec![]).await.unwrap_or_default();
+            panic!("timed out waiting for {what}; page shows: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send(client: &Client, text: &str) {
+    let input = client.find(Locator::Css("textarea")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys("\u{E007}").await.unwrap(); // Enter
+}
+
+const LAST_AI: &str = "(() => { const b = [...document.querySelectorAll('.bubble.ai:not(.typing)')]; return b.length ? b[b.length-1] : null; })()";
+
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, client.screenshot().await.unwrap()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_person_chats_in_a_real_browser() {
+    let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
+    assert!(site_dir.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
+
+    let work = std::env::temp_dir().join(format!("chat-browser-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let redis = RedisServer::start(&work.join("redis"), true).await.unwrap();
+    let stub = StubModel::start(Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }).await;
+    let vars: HashMap<String, String> = [
+        ("APP_ENV", "development".to_string()),
+        ("REDIS_URL", redis.url()),
+        ("OPENAI_BASE_URL", stub.base_url()),
+        ("OPENAI_API_KEY", "test".into()),
+        ("OPENAI_MODEL", "stub".into()),
+        ("WORKER_BLOCK_MS", "200".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = Config::from_vars(&vars).unwrap();
+
+    let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway = start_gateway(gateway_addr, &config).await;
+    let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", site_listener.local_addr().unwrap());
+    let site = SiteConfig {
+        api_url: format!("http://{gateway_addr}"),
+        ws_url: format!("ws://{gateway_addr}/chat"),
+        max_message_bytes: 8192,
+    };
+    tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
+
+    let (_driver, driver_port) = chromedriver().await;
+    let client = browser(driver_port, &work.join("profile")).await;
+    client.goto(&site_url).await.unwrap();
+
+    // Welcome: an empty name is refused on the spot; a real one starts the chat.
+    wait_for(&client, "the welcome modal", "document.querySelector('#name')", 20).await;
+    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the name problem", "document.querySelector('#name-problem').innerText", 5).await;
+    screenshot(&client, "welcome-1440x900.png").await;
+    client.find(Locator::Css("#name")).await.unwrap().send_keys("Ada").await.unwrap();
+    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the connection", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 20).await;
+
+    // Send, and watch the reply stream in.
+    send(&client, "Hello there, assistant").await;
+    wait_for(&client, "a streaming reply", &format!("{LAST_AI}?.classList.contains('streaming') || {LAST_AI}?.innerText.includes('assistant')"), 10).await;
+    wait_for(&client, "the full reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Hello there, assistant')"), 10).await;
+
+    // XSS payloads, from the person and echoed by the model, render as text.
+    send(&client, "<img src=x onerror=\"window.__xss=1\"> [click](javascript:window.__xss=2)").await;
+    wait_for(&client, "the echoed payload", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('onerror')"), 10).await;
+    let safe = client
+        .execute("return [window.__xss === undefined, document.querySelectorAll('.messages img').length, [...document.querySelectorAll('.messages a')].every(a => a.getAttribute('href') === '#')];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(safe, json!([true, 0, true]), "no script ran, no image, no javascript: link");
+
+    // Markdown: a code block gets highlighting and a copy button.
+    // Shift+Enter adds a line (\u{E008} is Shift, \u{E007} Enter, \u{E000} releases Shift).
+    send(&client, "Here:\u{E008}\u{E007}\u{E000}```rust\u{E008}\u{E007}\u{E000}fn main() {}\u{E008}\u{E007}\u{E000}```").await;
+    wait_for(&client, "a highlighted code block", "document.querySelector('.code .tok-keyword') && document.querySelector('.code button.copy')", 10).await;
+    screenshot(&client, "chat-1440x900.png").await;
+    client.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&client, "chat-390x844.png").await;
+    client.set_window_size(1440, 900).await.unwrap();
+
+    // Reload: the conversation comes back from the server.
+    client.refresh().await.unwrap();
+    wait_for(&client, "the restored history", "document.querySelectorAll('.bubble.user').length === 3 && document.querySelectorAll('.bubble.ai').length === 3", 20).await;
+    wait_for(&client, "the connection after reload", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 20).await;
+
+    // Stop a long reply half way.
+    send(&client, &"word ".repeat(120)).await;
+    wait_for(&client, "the Stop button", "document.querySelector('button.stop')", 10).await;
+    wait_for(&client, "the long reply to start", &format!("{LAST_AI}?.classList.contains('streaming')"), 10).await;
+    client.find(Locator::Css("button.stop")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the stopped reply", &format!("{LAST_AI}?.querySelector('.note')?.innerText === 'stopped'"), 10).await;
+    let shown = client.execute(&format!("return {LAST_AI}.querySelector('.markdown').innerText.length;"), vec![]).await.unwrap();
+    assert!(shown.as_u64().unwrap() < 600, "the reply stopped before its end: {shown}");
+
+    // The server goes away: the page says so, then reconnects by itself when it is back.
+    gateway.kill().await;
+    wait_for(&client, "the reconnecting status", "document.querySelector('[data-testid=connection-status]')?.innerText.startsWith('Reconnecting in')", 15).await;
+    let gateway = start_gateway(gateway_addr, &config).await;
+    wait_for(&client, "the reconnection", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 45).await;
+    send(&client, "Still there?").await;
+    wait_for(&client, "a reply after reconnecting", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Still there?')"), 15).await;
+
+    // The session expires: a toast says so and the welcome screen returns.
+    let mut redis_conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut redis_conn).await.unwrap();
+    client.refresh().await.unwrap();
+    wait_for(&client, "the expiry toast", "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('session expired'))", 20).await;
+    wait_for(&client, "the welcome screen", "document.querySelector('#name')", 5).await;
+
+    client.close().await.unwrap();
+    gateway.kill().await;
+    let _ = std::fs::remove_dir_all(&work);
+}

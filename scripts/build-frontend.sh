@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the web app (frontend/) into frontend/dist with trunk, installing what the build needs
+# when it is missing: the wasm32 target, trunk 0.21.14, the wasm-bindgen CLI matching
+# frontend/Cargo.lock, and wasm-opt (Debian's binaryen).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "wasm32-unknown-unknown: already installed"
+else
+  say "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(trunk --version 2>/dev/null)" = "trunk 0.21.14" ]; then
+  say "trunk 0.21.14: already installed"
+else
+  say "cargo install trunk 0.21.14 (several minutes, once)"
+  cargo install trunk --version 0.21.14 --locked
+fi
+
+bindgen="$(grep -A1 '^name = "wasm-bindgen"$' frontend/Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
+if [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $bindgen" ]; then
+  say "wasm-bindgen $bindgen: already installed"
+else
+  say "cargo install wasm-bindgen-cli $bindgen (matches frontend/Cargo.lock)"
+  cargo install wasm-bindgen-cli --version "$bindgen"
+fi
+
+if command -v wasm-opt >/dev/null 2>&1; then
+  say "wasm-opt: already installed"
+else
+  apt_install binaryen
+fi
+
+say "trunk build --release (frontend/dist)"
+(cd frontend && trunk build --release --offline)
