@@ -54,6 +54,23 @@ pub struct Toast {
 /// Keep-alive period: API Gateway closes connections idle for 10 minutes.
 const PING_EVERY: Duration = Duration::from_secs(300);
 
+/// A User Timing mark (`performance.mark`), read by the frontend benchmark.
+fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
+/// Marks `name` once the page has laid out what the current update rendered.
+fn mark_after_render(name: &'static str) {
+    request_animation_frame(move || {
+        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            let _ = body.offset_height(); // forces layout, so the mark includes it
+        }
+        mark(name);
+    });
+}
+
 fn now_rfc3339() -> String {
     js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default()
 }
@@ -138,18 +155,25 @@ impl AppState {
     fn restore(self) {
         let Some(saved) = api::saved_session() else {
             self.screen.set(Screen::Welcome);
+            mark_after_render("chat-interactive");
             return;
         };
         let Some(config) = self.config() else { return };
         spawn_local(async move {
             match api::history(&config, &saved.token).await {
                 Ok(session) => {
+                    mark("history-received");
                     self.chat.update(|c| c.load(session.messages));
                     self.session.set(Some(saved));
                     self.screen.set(Screen::Chat);
+                    mark_after_render("history-rendered");
+                    mark_after_render("chat-interactive");
                     self.connect();
                 }
-                Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
+                Err(api::ApiError::Refused { status: 400, .. }) => {
+                    self.expire();
+                    mark_after_render("chat-interactive");
+                }
                 Err(error) => {
                     // Keep the session; the reconnection loop retries until the server is back.
                     self.toast(error.message(), true);

@@ -79,6 +79,16 @@ async fn chromedriver() -> (tokio::process::Child, u16) {
     panic!("chromedriver did not start");
 }
 
+/// Kills the browser started with `profile` when the test ends, passed or failed (chromedriver
+/// does not take its Chromium down with it when the test panics).
+struct BrowserGuard(PathBuf);
+
+impl Drop for BrowserGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill").arg("-f").arg(format!("user-data-dir={}", self.0.display())).status();
+    }
+}
+
 async fn browser(port: u16, profile: &std::path::Path) -> Client {
     // Two TLS back ends are in the dependency tree; WebDriver is plain HTTP, any will do.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -172,6 +182,7 @@ async fn a_person_chats_in_a_real_browser() {
     tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
 
     let (_driver, driver_port) = chromedriver().await;
+    let _guard = BrowserGuard(work.join("profile"));
     let client = browser(driver_port, &work.join("profile")).await;
     client.goto(&site_url).await.unwrap();
 
@@ -237,6 +248,104 @@ async fn a_person_chats_in_a_real_browser() {
     wait_for(&client, "the expiry toast", "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('session expired'))", 20).await;
     wait_for(&client, "the welcome screen", "document.querySelector('#name')", 5).await;
 
+    client.close().await.unwrap();
+    gateway.kill().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The web app's figures: run by `scripts/bench-frontend.sh` (not part of the test suite).
+/// Prints the time from navigation to an interactive page, and the time to render a restored
+/// conversation of 1,000 messages, medians of five page loads each.
+#[tokio::test]
+#[ignore = "a benchmark: scripts/bench-frontend.sh runs it"]
+async fn bench_frontend() {
+    let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
+    let work = std::env::temp_dir().join(format!("chat-bench-frontend-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let redis = RedisServer::start(&work.join("redis"), false).await.unwrap();
+    let stub = StubModel::start(Pacing::default()).await;
+    let vars: HashMap<String, String> = [
+        ("APP_ENV", "development".to_string()),
+        ("REDIS_URL", redis.url()),
+        ("OPENAI_BASE_URL", stub.base_url()),
+        ("OPENAI_API_KEY", "test".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = Config::from_vars(&vars).unwrap();
+    let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway = start_gateway(gateway_addr, &config).await;
+    let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", site_listener.local_addr().unwrap());
+    let site = SiteConfig {
+        api_url: format!("http://{gateway_addr}"),
+        ws_url: format!("ws://{gateway_addr}/chat"),
+        max_message_bytes: 8192,
+    };
+    tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
+
+    // A session with 1,000 stored messages (500 questions, 500 markdown replies).
+    let store = chat_core::Store::connect(&config).unwrap();
+    let session = store.create_session("Bench").await.unwrap();
+    for i in 0..500 {
+        let question = chat_wire::ChatMessage {
+            id: format!("q{i}"),
+            msg: format!("Question number {i}: how does this work?"),
+            timestamp: "2026-11-24T20:00:00.000Z".into(),
+            source: chat_wire::Source::User,
+            status: chat_wire::ReplyStatus::Done,
+            reply_to: None,
+            model: None,
+        };
+        store.accept_user_message(&session.token, &question).await.unwrap();
+        let reply = chat_wire::ChatMessage {
+            id: chat_wire::reply_id_for(&question.id),
+            msg: format!("Answer **{i}**:\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),
+            source: chat_wire::Source::Assistant,
+            reply_to: Some(question.id.clone()),
+            ..question.clone()
+        };
+        store.store_reply(&session.token, &reply, &question.id).await.unwrap();
+    }
+
+    let (_driver, driver_port) = chromedriver().await;
+    let _guard = BrowserGuard(work.join("profile"));
+    let client = browser(driver_port, &work.join("profile")).await;
+    let measure = |script: &'static str| {
+        let client = client.clone();
+        async move {
+            wait_for(&client, "the mark", script, 30).await.as_f64().unwrap()
+        }
+    };
+    let (mut interactive, mut restored, mut restored_interactive) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        client.goto(&site_url).await.unwrap();
+        client.execute("localStorage.clear();", vec![]).await.unwrap();
+        client.refresh().await.unwrap();
+        interactive.push(measure("performance.getEntriesByName('chat-interactive')[0]?.startTime").await);
+    }
+    let saved = json!({"token": session.token, "name": "Bench"}).to_string();
+    for _ in 0..5 {
+        client.execute("localStorage.setItem('chat.session', arguments[0]);", vec![json!(saved)]).await.unwrap();
+        client.refresh().await.unwrap();
+        let render = "(() => { const a = performance.getEntriesByName('history-received')[0]; \
+                      const b = performance.getEntriesByName('history-rendered')[0]; return a && b ? b.startTime - a.startTime : null; })()";
+        restored.push(measure(render).await);
+        restored_interactive.push(measure("performance.getEntriesByName('chat-interactive')[0]?.startTime").await);
+        let shown = client.execute("return document.querySelectorAll('.bubble').length;", vec![]).await.unwrap();
+        assert_eq!(shown, json!(1000));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let figures = json!({
+        "navigation_to_interactive_ms": median(interactive),
+        "navigation_to_interactive_with_1000_messages_ms": median(restored_interactive),
+        "render_1000_restored_messages_ms": median(restored),
+    });
+    println!("FRONTEND_BENCH {figures}");
     client.close().await.unwrap();
     gateway.kill().await;
     let _ = std::fs::remove_dir_all(&work);

@@ -47,7 +47,7 @@ fn prompt() -> String {
     "Here is a list of things to describe in detail: the sea, the mountains, the forests, the rivers, \
      the deserts, the cities, the villages, the farms, the roads, the bridges, the skies, the clouds, \
      the stars, the planets, the moons. Describe each of them in a few sentences, in order, without \
-     skipping any, and be as vivid as you can."
+     skipping any, and be as vivid as you can. Then end with one short paragraph that sums it all up."
         .to_string()
 }
 
