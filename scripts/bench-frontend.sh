@@ -13,7 +13,7 @@ for f in frontend/dist/*.css; do css=$((css + $(gzip -9c "$f" | wc -c))); done
 total=$((wasm + js + css))
 
 say "measuring in headless Chromium (median of 5 page loads)"
-line="$(cargo test --release --locked -p chat-local --test browser -- --ignored bench_frontend --nocapture 2>/dev/null | grep '^FRONTEND_BENCH ' | cut -d' ' -f2-)"
+line="$(cargo test --locked -p chat-local --test browser -- --ignored bench_frontend --nocapture 2>/dev/null | grep '^FRONTEND_BENCH ' | cut -d' ' -f2-)"
 mkdir -p target
 python3 - "$wasm" "$js" "$css" "$total" "$line" <<'PY'
 import json, sys

@@ -214,7 +214,7 @@ fn engine_thread(settings: EngineSettings, queue: std::sync::mpsc::Receiver<Job>
         .with_n_batch(512)
         .with_n_threads(settings.threads)
         .with_n_threads_batch(settings.threads);
-    let mut context = match model.new_context(&backend, context_params) {
+    let mut context = match model.new_context(backend, context_params) {
         Ok(context) => context,
         Err(error) => {
             let _ = state.send(EngineState::Failed(error.to_string()));
@@ -235,9 +235,21 @@ fn engine_thread(settings: EngineSettings, queue: std::sync::mpsc::Receiver<Job>
     }
 }
 
-fn load(settings: &EngineSettings, state: &watch::Sender<EngineState>) -> Result<(LlamaBackend, LlamaModel), String> {
-    let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-    backend.void_logs();
+/// llama.cpp's backend may be initialised once per process; every engine shares it.
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: std::sync::OnceLock<Result<LlamaBackend, String>> = std::sync::OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            backend.void_logs();
+            Ok(backend)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn load(settings: &EngineSettings, state: &watch::Sender<EngineState>) -> Result<(&'static LlamaBackend, LlamaModel), String> {
+    let backend = backend()?;
     let progress = state.clone();
     let params = LlamaModelParams::default().with_progress_callback(move |fraction| {
         let _ = progress.send(EngineState::Loading { progress: fraction });
@@ -246,7 +258,7 @@ fn load(settings: &EngineSettings, state: &watch::Sender<EngineState>) -> Result
     if !settings.model_path.is_file() {
         return Err(format!("no model file at {}", settings.model_path.display()));
     }
-    let model = LlamaModel::load_from_file(&backend, &settings.model_path, &params).map_err(|e| e.to_string())?;
+    let model = LlamaModel::load_from_file(backend, &settings.model_path, &params).map_err(|e| e.to_string())?;
     Ok((backend, model))
 }
 

@@ -108,3 +108,35 @@ async fn lists_the_model_and_reports_health() {
     let health = reqwest::get(base.replace("/v1", "/health")).await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_request_sent_while_the_model_loads_waits_and_is_answered() {
+    let config = Config::from_env().expect("config");
+    let engine = Engine::start(EngineSettings {
+        model_path: config.embedded.model_path.into(),
+        context_tokens: 512,
+        threads: config.embedded.threads,
+    });
+    assert!(matches!(engine.state(), chat_model::EngineState::Loading { .. }), "{:?}", engine.state());
+    let mut events = engine.generate(chat_model::engine::Generation {
+        turns: vec![chat_model::engine::Turn { role: "user".into(), content: "Hi!".into() }],
+        max_tokens: 8,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 1,
+        stop: Vec::new(),
+    });
+    let mut text = String::new();
+    loop {
+        match events.recv().await.expect("the engine answers") {
+            chat_model::engine::Event::Text(piece) => text.push_str(&piece),
+            chat_model::engine::Event::Finished { completion_tokens, .. } => {
+                assert!(completion_tokens > 0);
+                break;
+            }
+            chat_model::engine::Event::Failed(error) => panic!("{error}"),
+        }
+    }
+    assert!(!text.is_empty());
+    assert_eq!(engine.state(), chat_model::EngineState::Ready);
+}
