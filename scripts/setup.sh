@@ -20,6 +20,12 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Scripts call each other; check once per run.
+if [ -n "${CHATBOT_SETUP_CHECKED:-}" ]; then
+  return 0 2>/dev/null || exit 0
+fi
+export CHATBOT_SETUP_CHECKED=1
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust is required: install it from https://rustup.rs and run this again." >&2
   exit 1

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut config = Config::from_env()?;
     let mut options = Options::default();
     if config.embedded.enabled {
-        let engine = chat_local::start_embedded_model(&mut config, shutdown_signal()).await?;
+        let engine = chat_local::start_embedded_model(&mut config, chat_core::shutdown::shutdown_signal()).await?;
         println!(
             "Model      {} (embedded llama.cpp, {} threads), OpenAI-compatible API at {}",
             engine.name(),
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let site_listener = tokio::net::TcpListener::bind((config.local.bind.as_str(), config.local.site_port)).await?;
         println!("Web app    http://{host}:{}", config.local.site_port);
         tokio::spawn(async move {
-            if let Err(error) = chat_local::serve_site(site_listener, &site_dir, site, shutdown_signal()).await {
+            if let Err(error) = chat_local::serve_site(site_listener, &site_dir, site, chat_core::shutdown::shutdown_signal()).await {
                 tracing::error!(error = %error, "the web app server stopped");
             }
         });
@@ -61,15 +61,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("Chatbot running (Ctrl-C stops it):");
     println!("  HTTP API   {base}  (POST /token, GET /chat_history, GET /health, GET /docs)");
     println!("  WebSocket  ws://{address}/chat?token=<token>");
-    chat_local::run(listener, config, options, shutdown_signal()).await?;
+    chat_local::run(listener, config, options, chat_core::shutdown::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

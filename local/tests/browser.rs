@@ -55,6 +55,14 @@ async fn start_gateway(addr: SocketAddr, config: &Config) -> Gateway {
 }
 
 impl Gateway {
+    /// Stops the gateway (and closes its WebSockets), leaving this handle spent.
+    async fn take_kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+
     async fn kill(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
@@ -138,6 +146,57 @@ async fn send(client: &Client, text: &str) {
     input.send_keys("\u{E007}").await.unwrap(); // Enter
 }
 
+/// Everything a browser test runs against: a redis-server, the stub model, the gateway (with
+/// its worker), the static site, chromedriver and a Chromium session.
+struct Stack {
+    client: Client,
+    config: Config,
+    redis: RedisServer,
+    site_url: String,
+    gateway_addr: SocketAddr,
+    gateway: Gateway,
+    work: PathBuf,
+    _driver: tokio::process::Child,
+    _browser: BrowserGuard,
+}
+
+impl Stack {
+    async fn start(name: &str, pacing: Pacing) -> Stack {
+        let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
+        assert!(site_dir.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
+        let work = std::env::temp_dir().join(format!("chat-browser-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let redis = RedisServer::start(&work.join("redis"), true).await.unwrap();
+        let stub = StubModel::start(pacing).await;
+        let vars: HashMap<String, String> = [
+            ("APP_ENV", "development".to_string()),
+            ("REDIS_URL", redis.url()),
+            ("OPENAI_BASE_URL", stub.base_url()),
+            ("OPENAI_API_KEY", "test".into()),
+            ("OPENAI_MODEL", "stub".into()),
+            ("WORKER_BLOCK_MS", "200".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let config = Config::from_vars(&vars).unwrap();
+        let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let gateway = start_gateway(gateway_addr, &config).await;
+        let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let site_url = format!("http://{}", site_listener.local_addr().unwrap());
+        let site = SiteConfig {
+            api_url: format!("http://{gateway_addr}"),
+            ws_url: format!("ws://{gateway_addr}/chat"),
+            max_message_bytes: 8192,
+        };
+        tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
+        let (driver, driver_port) = chromedriver().await;
+        let browser_guard = BrowserGuard(work.join("profile"));
+        let client = browser(driver_port, &work.join("profile")).await;
+        Stack { client, config, redis, site_url, gateway_addr, gateway, work, _driver: driver, _browser: browser_guard }
+    }
+}
+
 const LAST_AI: &str = "(() => { const b = [...document.querySelectorAll('.bubble.ai:not(.typing)')]; return b.length ? b[b.length-1] : null; })()";
 
 async fn screenshot(client: &Client, name: &str) -> PathBuf {
@@ -150,41 +209,9 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_person_chats_in_a_real_browser() {
-    let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
-    assert!(site_dir.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
-
-    let work = std::env::temp_dir().join(format!("chat-browser-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let redis = RedisServer::start(&work.join("redis"), true).await.unwrap();
-    let stub = StubModel::start(Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }).await;
-    let vars: HashMap<String, String> = [
-        ("APP_ENV", "development".to_string()),
-        ("REDIS_URL", redis.url()),
-        ("OPENAI_BASE_URL", stub.base_url()),
-        ("OPENAI_API_KEY", "test".into()),
-        ("OPENAI_MODEL", "stub".into()),
-        ("WORKER_BLOCK_MS", "200".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let config = Config::from_vars(&vars).unwrap();
-
-    let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gateway = start_gateway(gateway_addr, &config).await;
-    let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site_url = format!("http://{}", site_listener.local_addr().unwrap());
-    let site = SiteConfig {
-        api_url: format!("http://{gateway_addr}"),
-        ws_url: format!("ws://{gateway_addr}/chat"),
-        max_message_bytes: 8192,
-    };
-    tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
-
-    let (_driver, driver_port) = chromedriver().await;
-    let _guard = BrowserGuard(work.join("profile"));
-    let client = browser(driver_port, &work.join("profile")).await;
-    client.goto(&site_url).await.unwrap();
+    let mut stack = Stack::start("story", Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }).await;
+    let client = stack.client.clone();
+    client.goto(&stack.site_url).await.unwrap();
 
     // Welcome: an empty name is refused on the spot; a real one starts the chat.
     wait_for(&client, "the welcome modal", "document.querySelector('#name')", 20).await;
@@ -234,15 +261,15 @@ async fn a_person_chats_in_a_real_browser() {
     assert!(shown.as_u64().unwrap() < 600, "the reply stopped before its end: {shown}");
 
     // The server goes away: the page says so, then reconnects by itself when it is back.
-    gateway.kill().await;
+    stack.gateway.take_kill().await;
     wait_for(&client, "the reconnecting status", "document.querySelector('[data-testid=connection-status]')?.innerText.startsWith('Reconnecting in')", 15).await;
-    let gateway = start_gateway(gateway_addr, &config).await;
+    let gateway = start_gateway(stack.gateway_addr, &stack.config).await;
     wait_for(&client, "the reconnection", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 45).await;
     send(&client, "Still there?").await;
     wait_for(&client, "a reply after reconnecting", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Still there?')"), 15).await;
 
     // The session expires: a toast says so and the welcome screen returns.
-    let mut redis_conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis_conn = redis::Client::open(stack.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("FLUSHALL").query_async(&mut redis_conn).await.unwrap();
     client.refresh().await.unwrap();
     wait_for(&client, "the expiry toast", "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('session expired'))", 20).await;
@@ -250,7 +277,7 @@ async fn a_person_chats_in_a_real_browser() {
 
     client.close().await.unwrap();
     gateway.kill().await;
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&stack.work);
 }
 
 /// The web app's figures: run by `scripts/bench-frontend.sh` (not part of the test suite).
@@ -259,34 +286,11 @@ async fn a_person_chats_in_a_real_browser() {
 #[tokio::test]
 #[ignore = "a benchmark: scripts/bench-frontend.sh runs it"]
 async fn bench_frontend() {
-    let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
-    let work = std::env::temp_dir().join(format!("chat-bench-frontend-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let redis = RedisServer::start(&work.join("redis"), false).await.unwrap();
-    let stub = StubModel::start(Pacing::default()).await;
-    let vars: HashMap<String, String> = [
-        ("APP_ENV", "development".to_string()),
-        ("REDIS_URL", redis.url()),
-        ("OPENAI_BASE_URL", stub.base_url()),
-        ("OPENAI_API_KEY", "test".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let config = Config::from_vars(&vars).unwrap();
-    let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gateway = start_gateway(gateway_addr, &config).await;
-    let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site_url = format!("http://{}", site_listener.local_addr().unwrap());
-    let site = SiteConfig {
-        api_url: format!("http://{gateway_addr}"),
-        ws_url: format!("ws://{gateway_addr}/chat"),
-        max_message_bytes: 8192,
-    };
-    tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
+    let stack = Stack::start("bench", Pacing::default()).await;
+    let Stack { client, config, site_url, .. } = &stack;
 
     // A session with 1,000 stored messages (500 questions, 500 markdown replies).
-    let store = chat_core::Store::connect(&config).unwrap();
+    let store = chat_core::Store::connect(config).unwrap();
     let session = store.create_session("Bench").await.unwrap();
     for i in 0..500 {
         let question = chat_wire::ChatMessage {
@@ -309,9 +313,6 @@ async fn bench_frontend() {
         store.store_reply(&session.token, &reply, &question.id).await.unwrap();
     }
 
-    let (_driver, driver_port) = chromedriver().await;
-    let _guard = BrowserGuard(work.join("profile"));
-    let client = browser(driver_port, &work.join("profile")).await;
     let measure = |script: &'static str| {
         let client = client.clone();
         async move {
@@ -320,7 +321,7 @@ async fn bench_frontend() {
     };
     let (mut interactive, mut restored, mut restored_interactive) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
-        client.goto(&site_url).await.unwrap();
+        client.goto(site_url).await.unwrap();
         client.execute("localStorage.clear();", vec![]).await.unwrap();
         client.refresh().await.unwrap();
         interactive.push(measure("performance.getEntriesByName('chat-interactive')[0]?.startTime").await);
@@ -346,7 +347,5 @@ async fn bench_frontend() {
         "render_1000_restored_messages_ms": median(restored),
     });
     println!("FRONTEND_BENCH {figures}");
-    client.close().await.unwrap();
-    gateway.kill().await;
-    let _ = std::fs::remove_dir_all(&work);
+    client.clone().close().await.unwrap();
 }

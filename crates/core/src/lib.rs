@@ -5,8 +5,10 @@
 //! * [`store`]: the Redis store (sessions, history, connection mappings, the request stream).
 //! * [`token`]: session token issuance and shape checks.
 //! * [`telemetry`]: `tracing` set-up, JSON on Lambda.
+//! * [`shutdown`]: Ctrl-C / SIGTERM for the long-running binaries.
 
 pub mod config;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -7,11 +7,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
     let config = Config::from_env()?;
     let listener = tokio::net::TcpListener::bind((config.local.bind.as_str(), config.embedded.port)).await?;
-    let (engine, addr) = chat_model::start(&config.embedded, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })?;
+    let (engine, addr) = chat_model::start(&config.embedded, listener, chat_core::shutdown::shutdown_signal())?;
     println!("OpenAI-compatible server for {} on http://{addr}/v1", engine.name());
     engine.ready().await?;
-    tokio::signal::ctrl_c().await?;
+    chat_core::shutdown::shutdown_signal().await;
     Ok(())
 }

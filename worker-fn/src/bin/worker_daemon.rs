@@ -12,15 +12,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let store = Store::connect(&config)?;
     let reader = Store::connect_for_blocking_reads(&config, config.worker.block)?;
     let worker = Arc::new(Worker::new(config, store, ManagementApi::from_env().await));
-    worker.run(reader, shutdown_signal()).await;
+    worker.run(reader, chat_core::shutdown::shutdown_signal()).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
