@@ -36,3 +36,19 @@ fi
 
 say "trunk build --release (frontend/dist)"
 (cd frontend && trunk build --release --offline)
+
+# trunk writes its wasm loader as an inline <script>; move it into a file so the page runs under
+# a Content-Security-Policy without 'unsafe-inline' or a per-build hash (CloudFront's is static).
+python3 - frontend/dist <<'PY'
+import hashlib, pathlib, re, sys
+dist = pathlib.Path(sys.argv[1])
+index = dist / "index.html"
+html = index.read_text()
+def extract(match):
+    body = match.group(2)
+    name = f"loader-{hashlib.sha256(body.encode()).hexdigest()[:16]}.js"
+    (dist / name).write_text(body)
+    return f'<script type="module" src="/{name}"></script>'
+html = re.sub(r'<script type="module"(\s*)>(.*?)</script>', extract, html, flags=re.S)
+index.write_text(html)
+PY

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, and the integration tests that start real redis-servers on free
-# ports, the local stack and a scripted OpenAI-compatible model, and chat over real WebSockets.
+# Runs every test: unit tests; the integration tests that start real redis-servers on free ports,
+# the local stack and a scripted OpenAI-compatible model (or the real embedded model) and chat over
+# real WebSockets; the browser tests in headless Chromium; the deployment checks (cfn-lint,
+# sam validate, sam build) and the Lambda binaries under cargo lambda with LocalStack's secrets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -14,6 +16,12 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
 else
   apt_install chromium chromium-driver
 fi
+
+# The AWS side: cargo-lambda, SAM CLI and cfn-lint; LocalStack for Secrets Manager and S3.
+source scripts/install-aws-tools.sh
+localstack/start.sh
+trap localstack/stop.sh EXIT
+scripts/check-deploy.sh
 
 say "frontend unit tests (host)"
 (cd frontend && cargo test --locked)

@@ -26,7 +26,7 @@ impl AppState {
     /// Builds the state from the environment (a Lambda cold start).
     pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
         chat_core::telemetry::init_tracing();
-        let config = Config::from_env()?;
+        let config = Config::load().await?;
         let store = Store::connect(&config)?;
         let trigger = WorkerTrigger::from_config(&config).await;
         Ok(AppState { config, store, trigger, model_status: None })

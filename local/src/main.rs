@@ -10,7 +10,7 @@ use chat_local::Options;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
-    let mut config = Config::from_env()?;
+    let mut config = Config::load().await?;
     let mut options = Options::default();
     if config.embedded.enabled {
         let engine = chat_local::start_embedded_model(&mut config, chat_core::shutdown::shutdown_signal()).await?;

@@ -60,6 +60,17 @@ pub struct Config {
     pub local: LocalConfig,
     /// The embedded model (llama.cpp), used by the local runner when no model provider is set.
     pub embedded: EmbeddedModelConfig,
+    /// Secrets Manager ARNs of secrets that override settings (read by [`Config::load`]).
+    pub secrets: SecretArns,
+}
+
+/// Where the production secrets live.
+#[derive(Debug, Clone, Default)]
+pub struct SecretArns {
+    /// `REDIS_URL_SECRET_ARN`: a secret whose value is the Redis URL (it replaces `REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// `OPENAI_API_KEY_SECRET_ARN`: a secret whose value is the OpenAI key.
+    pub openai_api_key: Option<String>,
 }
 
 /// The embedded model's settings.
@@ -225,8 +236,14 @@ impl Config {
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
                 coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
             },
+            secrets: SecretArns {
+                redis_url: env.string("REDIS_URL_SECRET_ARN"),
+                openai_api_key: env.string("OPENAI_API_KEY_SECRET_ARN"),
+            },
             embedded: EmbeddedModelConfig {
-                enabled: env.string("OPENAI_API_KEY").is_none() && env.string("OPENAI_BASE_URL").is_none(),
+                enabled: env.string("OPENAI_API_KEY").is_none()
+                    && env.string("OPENAI_API_KEY_SECRET_ARN").is_none()
+                    && env.string("OPENAI_BASE_URL").is_none(),
                 model_path: env.string("MODEL_PATH").unwrap_or_else(|| {
                     let cache = env.string("MODEL_CACHE_DIR").unwrap_or_else(|| {
                         format!("{}/.cache/chatbot/models", env.string("HOME").unwrap_or_else(|| ".".into()))

@@ -2,12 +2,14 @@
 //!
 //! Layout:
 //! * [`config`]: every setting, read from the environment in one place.
+//! * [`secrets`]: the Redis URL and the OpenAI key from AWS Secrets Manager, once per cold start.
 //! * [`store`]: the Redis store (sessions, history, connection mappings, the request stream).
 //! * [`token`]: session token issuance and shape checks.
 //! * [`telemetry`]: `tracing` set-up, JSON on Lambda.
 //! * [`shutdown`]: Ctrl-C / SIGTERM for the long-running binaries.
 
 pub mod config;
+pub mod secrets;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

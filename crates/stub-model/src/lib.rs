@@ -56,6 +56,7 @@ pub enum Scripted {
 struct Shared {
     script: Mutex<VecDeque<Scripted>>,
     requests: Mutex<Vec<Value>>,
+    authorizations: Mutex<Vec<Option<String>>>,
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
 }
@@ -132,6 +133,11 @@ impl StubModel {
         self.shared.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The `Authorization` header of every request received so far.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.shared.authorizations.lock().unwrap().clone()
+    }
+
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
@@ -142,7 +148,9 @@ async fn models() -> Json<Value> {
     Json(json!({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "tests"}]}))
 }
 
-async fn chat(State(state): State<AppState>, Json(request): Json<Value>) -> Response {
+async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Json(request): Json<Value>) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    state.shared.authorizations.lock().unwrap().push(authorization);
     state.shared.requests.lock().unwrap().push(request.clone());
     let scripted = state.shared.script.lock().unwrap().pop_front();
     let mut pacing = state.pacing.clone();

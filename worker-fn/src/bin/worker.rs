@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chat_core::telemetry::init_tracing();
-    let config = Config::from_env()?;
+    let config = Config::load().await?;
     let store = Store::connect(&config)?;
     let worker = Worker::new(config, store, ManagementApi::from_env().await);
     run(service_fn(|_event: LambdaEvent<Value>| async {

@@ -8,7 +8,7 @@ use chat_worker::{ManagementApi, Worker};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
-    let config = Config::from_env()?;
+    let config = Config::load().await?;
     let store = Store::connect(&config)?;
     let reader = Store::connect_for_blocking_reads(&config, config.worker.block)?;
     let worker = Arc::new(Worker::new(config, store, ManagementApi::from_env().await));

@@ -1,0 +1,213 @@
+//! The real Lambda binaries, served by `cargo lambda watch` (the Lambda runtime API emulator) and
+//! invoked with real API Gateway event payloads (`functions/tests/fixtures/`), against a real
+//! redis-server: each function's response and its effects in Redis.
+//!
+//! The functions read their Redis URL and model key the production way, from Secrets Manager,
+//! here LocalStack's (`AWS_ENDPOINT_URL`); the environment holds only the secrets' ARNs.
+//!
+//! Needs `cargo lambda` on PATH and LocalStack at 127.0.0.1:4566; scripts/test.sh provides both
+//! (`scripts/install-aws-tools.sh`, `localstack/start.sh`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chat_local::redis_server::{free_port, RedisServer};
+use chat_local::Options;
+use chat_stub_model::{Pacing, StubModel};
+use redis::AsyncCommands;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str, token: &str) -> Value {
+    let path = workspace().join("functions/tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text.replace("TOKEN", token)).unwrap()
+}
+
+/// `cargo lambda watch`, killed (with the functions it runs) when the test ends.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            // The process group: cargo lambda and the function processes it started.
+            let _ = std::process::Command::new("kill").arg("--").arg(format!("-{pid}")).status();
+        }
+    }
+}
+
+async fn invoke(http: &reqwest::Client, port: u16, function: &str, event: &Value) -> Value {
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations");
+    let response = http.post(url).json(event).timeout(Duration::from_secs(300)).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{function}: {status} {body}");
+    body
+}
+
+#[tokio::test]
+async fn the_lambda_binaries_answer_real_api_gateway_events() {
+    let work = std::env::temp_dir().join(format!("chat-lambdas-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let redis = RedisServer::start(&work.join("redis"), false).await.unwrap();
+    let stub = StubModel::start(Pacing::default()).await;
+
+    // The Management API the worker posts to: the local gateway's (it knows no connection of
+    // these fixtures, so it answers 410 Gone, as API Gateway does for a closed connection).
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = gateway.local_addr().unwrap();
+    let mut gateway_vars: std::collections::HashMap<String, String> = Default::default();
+    gateway_vars.insert("REDIS_URL".into(), redis.url());
+    let gateway_config = chat_core::Config::from_vars(&gateway_vars).unwrap();
+    tokio::spawn(chat_local::run(
+        gateway,
+        gateway_config,
+        Options { in_process_worker: false, ..Default::default() },
+        std::future::pending(),
+    ));
+
+    // The secrets, as localstack/setup.sh creates them for a deployment.
+    let setup = std::process::Command::new(workspace().join("localstack/setup.sh"))
+        .env("REDIS_URL", redis.url())
+        .env("OPENAI_API_KEY", "sk-from-secrets-manager")
+        .output()
+        .expect("localstack/setup.sh runs");
+    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    let arns: std::collections::HashMap<String, String> = String::from_utf8(setup.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+
+    let port = free_port();
+    let mut command = Command::new("cargo");
+    command
+        .args(["lambda", "watch", "--invoke-port", &port.to_string(), "--ignore-changes"])
+        .current_dir(workspace())
+        .env_remove("REDIS_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env("REDIS_URL_SECRET_ARN", &arns["REDIS_URL_SECRET_ARN"])
+        .env("OPENAI_API_KEY_SECRET_ARN", &arns["OPENAI_API_KEY_SECRET_ARN"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        .env("APP_ENV", "production")
+        .env("ALLOWED_ORIGINS", "https://d111111abcdef8.cloudfront.net")
+        .env("OPENAI_BASE_URL", stub.base_url())
+        .env("OPENAI_MODEL", "stub")
+        .env("WS_MANAGEMENT_ENDPOINT", chat_local::management_endpoint(gateway_addr))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let _watch = Watch(command.spawn().expect("cargo lambda is installed (pip install cargo-lambda)"));
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = reqwest::Client::new();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+
+    // POST /token (HTTP API payload 2.0): a session, with CORS for the allowed origin.
+    let response = invoke(&http, port, "token", &fixture("http-token.json", "")).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(response["headers"]["access-control-allow-origin"], "https://d111111abcdef8.cloudfront.net");
+    let session: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    let token = session["token"].as_str().unwrap().to_string();
+    assert_eq!(session["name"], "Ada");
+    let stored_name: Option<String> = conn.hget(format!("chat:{{{token}}}:session"), "name").await.unwrap();
+    assert_eq!(stored_name.as_deref(), Some("Ada"));
+
+    // GET /chat_history.
+    let response = invoke(&http, port, "history", &fixture("http-history.json", &token)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let history: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(history["messages"], serde_json::json!([]));
+    let response = invoke(&http, port, "history", &fixture("http-history.json", "unknown")).await;
+    assert_eq!(response["statusCode"], 400);
+
+    // $connect maps the connection to the session.
+    let response = invoke(&http, port, "ws-connect", &fixture("ws-connect.json", &token)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let mapped: Option<String> = conn.get("chat:conn:Bx1cYeErvHcCFkA=").await.unwrap();
+    assert_eq!(mapped.as_deref(), Some(token.as_str()));
+    let refused = invoke(&http, port, "ws-connect", &fixture("ws-connect.json", &"A".repeat(43))).await;
+    assert_eq!(refused["statusCode"], 403);
+
+    // $default stores the question, queues it and answers with an ack frame.
+    let response = invoke(&http, port, "ws-message", &fixture("ws-message.json", &token)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let frame: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(frame, serde_json::json!({"type": "ack", "id": "m1", "reply_id": "m1.reply"}));
+    let queued: usize = conn.xlen("chat:requests").await.unwrap();
+    assert_eq!(queued, 1);
+
+    // The worker (as the schedule invokes it) drains the stream: the reply is stored, and the
+    // connection the Management API calls gone is forgotten.
+    let response = invoke(&http, port, "worker", &fixture("worker-schedule.json", "")).await;
+    assert_eq!(response, serde_json::json!({"processed": 1}));
+    let order: Vec<String> = conn.lrange(format!("chat:{{{token}}}:order"), 0, -1).await.unwrap();
+    assert_eq!(order, ["m1", "m1.reply"]);
+    let reply: String = conn.hget(format!("chat:{{{token}}}:messages"), "m1.reply").await.unwrap();
+    assert!(reply.contains("You said: What is Rust?"), "{reply}");
+    let conns: Vec<String> = conn.smembers(format!("chat:{{{token}}}:conns")).await.unwrap();
+    assert!(conns.is_empty(), "gone connection dropped: {conns:?}");
+    // The worker called the model with the key it read from Secrets Manager.
+    assert_eq!(stub.authorizations(), [Some("Bearer sk-from-secrets-manager".to_string())]);
+
+    // $disconnect forgets the mapping.
+    let _: () = conn.set("chat:conn:Bx1cYeErvHcCFkA=", &token).await.unwrap();
+    let response = invoke(&http, port, "ws-disconnect", &fixture("ws-disconnect.json", &token)).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let mapped: Option<String> = conn.get("chat:conn:Bx1cYeErvHcCFkA=").await.unwrap();
+    assert!(mapped.is_none());
+
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[tokio::test]
+async fn the_site_deploy_step_uploads_the_app_and_its_config() {
+    // LocalStack's S3 plays the site bucket; localstack/setup.sh created it.
+    let dist = workspace().join("frontend/dist");
+    assert!(dist.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
+    let config = r#"{"apiUrl":"https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com","wsUrl":"wss://w1x2y3z4v5.execute-api.eu-west-1.amazonaws.com/prod","maxMessageBytes":8192}"#;
+    let localstack_bin = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/chatbot/localstack-venv/bin");
+    let path = format!("{}:{}", localstack_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let deployed = std::process::Command::new(workspace().join("scripts/deploy-site.sh"))
+        .env("PATH", path)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SITE_BUCKET", "chatbot-site")
+        .env("SITE_CONFIG_JSON", config)
+        .output()
+        .expect("scripts/deploy-site.sh runs");
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+
+    let http = reqwest::Client::new();
+    let fetch = |name: &str| {
+        let http = http.clone();
+        let url = format!("http://127.0.0.1:4566/chatbot-site/{name}");
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(fetch("index.html").await, std::fs::read_to_string(dist.join("index.html")).unwrap());
+    assert_eq!(fetch("config.json").await.trim(), config);
+    for entry in std::fs::read_dir(&dist).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".wasm") || name.ends_with(".js") {
+            let served = http.get(format!("http://127.0.0.1:4566/chatbot-site/{name}")).send().await.unwrap();
+            assert_eq!(served.status(), 200, "{name}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Checks the AWS deployment without an AWS account: cfn-lint and `sam validate --lint` on
+# template.yaml, then `sam build` (cargo-lambda, arm64) and the size of every function's bootstrap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-aws-tools.sh
+
+say "cfn-lint template.yaml"
+cfn-lint template.yaml
+say "sam validate --lint"
+sam validate --lint --region us-east-1
+say "sam build (cargo lambda, arm64, release)"
+sam build --beta-features --region us-east-1 >target/sam-build.log 2>&1 || { tail -40 target/sam-build.log; exit 1; }
+
+say "bootstrap sizes"
+python3 - <<'PY'
+import json, os
+build = ".aws-sam/build"
+sizes = {}
+for function in sorted(os.listdir(build)):
+    path = os.path.join(build, function, "bootstrap")
+    if os.path.isfile(path):
+        sizes[function] = os.path.getsize(path)
+        print(f"  {function:<24} {sizes[function] / 1e6:6.2f} MB")
+missing = {"TokenFunction", "HistoryFunction", "WsConnectFunction", "WsMessageFunction", "WsDisconnectFunction", "WorkerFunction"} - set(sizes)
+if missing:
+    raise SystemExit(f"no bootstrap for {sorted(missing)}")
+os.makedirs("target", exist_ok=True)
+json.dump(sizes, open("target/lambda-sizes.json", "w"), indent=2)
+PY
