@@ -9,6 +9,7 @@ say "cfn-lint template.yaml"
 cfn-lint template.yaml
 say "sam validate --lint"
 sam validate --lint --region us-east-1
+mkdir -p target
 say "sam build (cargo lambda, arm64, release)"
 sam build --beta-features --region us-east-1 >target/sam-build.log 2>&1 || { tail -40 target/sam-build.log; exit 1; }
 
