@@ -26,6 +26,9 @@ pub struct Config {
     pub development: bool,
     /// `REDIS_URL`: `redis://` or `rediss://` (TLS) URL, with user and password if needed.
     pub redis_url: String,
+    /// `REDIS_CA_CERT_FILE`: a PEM file of the certificate authority a `rediss://` server's
+    /// certificate is checked against, for Redis behind a private CA (public CAs need nothing).
+    pub redis_ca_cert_file: Option<String>,
     /// `SESSION_TTL_SECONDS` (3600): idle lifetime of a session; each message extends it.
     pub session_ttl: Duration,
     /// `MAX_NAME_CHARS` (64): longest accepted display name.
@@ -189,6 +192,7 @@ impl Config {
                 }
             },
             redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_ca_cert_file: env.string("REDIS_CA_CERT_FILE"),
             session_ttl: env.seconds("SESSION_TTL_SECONDS", 3600)?,
             max_name_chars: env.number("MAX_NAME_CHARS", 64)?,
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,

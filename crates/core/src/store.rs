@@ -184,7 +184,18 @@ impl Store {
     }
 
     fn connect_with_timeout(config: &Config, response_timeout: Option<Duration>) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
+        // Both of rustls's crypto back ends end up in the dependency tree (AWS SDK, reqwest), so
+        // rustls cannot pick one for `rediss://` by itself: choose the one the AWS SDK uses.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = match &config.redis_ca_cert_file {
+            Some(path) => {
+                let root_cert = std::fs::read(path)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot read REDIS_CA_CERT_FILE {path}: {e}")))?;
+                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(config.redis_url.as_str(), certificates)?
+            }
+            None => redis::Client::open(config.redis_url.as_str())?,
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(response_timeout)

@@ -6,4 +6,5 @@ mod embedded;
 mod failures;
 mod http_api;
 mod support;
+mod tls;
 mod worker;

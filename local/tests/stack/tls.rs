@@ -1,0 +1,57 @@
+//! Redis over TLS (`rediss://`), as managed Redis services require: a real redis-server with TLS
+//! on, a certificate from a private CA, and the store trusting that CA via `REDIS_CA_CERT_FILE`.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chat_core::{Config, Store};
+use chat_local::redis_server::free_port;
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl").args(args).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(status.is_ok_and(|s| s.success()), "openssl {args:?}");
+}
+
+#[tokio::test]
+async fn the_store_speaks_tls_to_redis() {
+    let dir = std::env::temp_dir().join(format!("chat-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(&dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.pem"]);
+
+    let port = free_port();
+    let _server = tokio::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+        .args(["--tls-auth-clients", "no", "--dir"])
+        .arg(&dir)
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server starts");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut vars = HashMap::new();
+    vars.insert("REDIS_URL".to_string(), format!("rediss://127.0.0.1:{port}"));
+    vars.insert("REDIS_CA_CERT_FILE".to_string(), dir.join("ca.pem").display().to_string());
+    let store = Store::connect(&Config::from_vars(&vars).unwrap()).unwrap();
+    store.ping().await.expect("a TLS round trip");
+    let session = store.create_session("Over TLS").await.unwrap();
+    assert_eq!(store.history(&session.token).await.unwrap().unwrap().name, "Over TLS");
+
+    // Without the CA the certificate is refused: TLS is really verified.
+    vars.remove("REDIS_CA_CERT_FILE");
+    let untrusting = Store::connect(&Config::from_vars(&vars).unwrap()).unwrap();
+    assert!(untrusting.ping().await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
