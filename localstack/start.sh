@@ -24,8 +24,12 @@ else
     if command -v "$candidate" >/dev/null 2>&1; then python="$(command -v "$candidate")"; break; fi
   done
   if [ -z "$python" ]; then
-    echo "LocalStack 2026.3.0 needs Python >= 3.13 (python3.13 on PATH, or pyenv install 3.13)." >&2
-    exit 1
+    # No Python 3.13 here: uv (from PyPI) fetches a standalone build of it.
+    say "no Python >= 3.13 found: installing one with uv"
+    uv_venv="$HOME/.cache/chatbot/uv"
+    [ -x "$uv_venv/bin/uv" ] || { python3 -m venv "$uv_venv" && "$uv_venv/bin/pip" install -q --disable-pip-version-check uv; }
+    "$uv_venv/bin/uv" python install 3.13
+    python="$("$uv_venv/bin/uv" python find 3.13)"
   fi
   say "installing LocalStack 2026.3.0 with $python into $venv"
   "$python" -m venv "$venv"
