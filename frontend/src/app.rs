@@ -274,6 +274,9 @@ impl AppState {
             }
         }
         let notice = self.chat.try_update(|chat| chat.apply(frame, &now_rfc3339())).flatten();
+        if self.chat.with_untracked(|c| c.stale) {
+            self.refresh_history();
+        }
         if let Some(notice) = notice {
             match notice.code {
                 ErrorCode::SessionExpired => self.expire(),

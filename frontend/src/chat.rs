@@ -33,6 +33,8 @@ pub struct UiMessage {
     pub reply_to: Option<String>,
     /// For replies: the model that wrote it.
     pub model: Option<String>,
+    /// For replies: some deltas never reached this page.
+    pub missed: bool,
 }
 
 impl UiMessage {
@@ -48,6 +50,7 @@ impl UiMessage {
             next_seq: u64::MAX,
             reply_to: message.reply_to,
             model: message.model,
+            missed: false,
         }
     }
 }
@@ -68,11 +71,15 @@ pub struct Conversation {
     pub messages: Vec<UiMessage>,
     /// Questions whose reply failed before it started (no reply will come).
     pub failed: Vec<String>,
+    /// Set when a reply ended that this page saw only part of (it reconnected mid-reply): the
+    /// stored history has the whole of it.
+    pub stale: bool,
 }
 
 impl Conversation {
     /// Replaces everything with the stored history (after a restore or a reconnect).
     pub fn load(&mut self, stored: Vec<ChatMessage>) {
+        self.stale = false;
         let pending: Vec<UiMessage> = self
             .messages
             .iter()
@@ -95,6 +102,7 @@ impl Conversation {
             next_seq: 0,
             reply_to: None,
             model: None,
+            missed: false,
         });
     }
 
@@ -127,6 +135,7 @@ impl Conversation {
             ServerFrame::Delta { id, reply_to, seq, text } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 if reply.status == ReplyStatus::Streaming && seq >= reply.next_seq {
+                    reply.missed |= seq > reply.next_seq;
                     reply.text.push_str(&text);
                     reply.next_seq = seq + 1;
                 }
@@ -136,6 +145,7 @@ impl Conversation {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 reply.status = status;
                 reply.model = model;
+                self.stale |= reply.missed;
                 None
             }
             ServerFrame::Error { reply_to, code, message } => {
@@ -178,6 +188,7 @@ impl Conversation {
                 next_seq: 0,
                 reply_to: Some(reply_to.to_string()),
                 model: None,
+                missed: false,
             },
         );
         &mut self.messages[after]
@@ -211,6 +222,20 @@ mod tests {
         assert!(chat.streaming_reply().is_none());
         assert!(!chat.awaiting_reply());
         assert_eq!(chat.messages.len(), 2);
+    }
+
+    #[test]
+    fn a_reply_joined_mid_way_asks_for_the_stored_one() {
+        let mut chat = Conversation::default();
+        chat.apply(delta(3, "...end"), "t");
+        assert!(!chat.stale);
+        chat.apply(
+            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Done, model: None },
+            "t",
+        );
+        assert!(chat.stale, "the page saw deltas 3.. only");
+        chat.load(Vec::new());
+        assert!(!chat.stale);
     }
 
     #[test]
