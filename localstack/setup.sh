@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates in LocalStack what the functions read in production and what the site deploy needs:
 # the secrets chatbot/redis-url (value: $REDIS_URL) and chatbot/openai-key (value:
-# $OPENAI_API_KEY), the SSM parameter /chatbot/openai-model, and the bucket chatbot-site.
+# $OPENAI_API_KEY), and the bucket chatbot-site.
 # Idempotent. Prints the secrets' ARNs as shell assignments.
 set -euo pipefail
 : "${REDIS_URL:?set REDIS_URL to the Redis URL the functions should read}"
@@ -22,6 +22,5 @@ secret() {
 
 echo "REDIS_URL_SECRET_ARN=$(secret chatbot/redis-url "$REDIS_URL")"
 echo "OPENAI_API_KEY_SECRET_ARN=$(secret chatbot/openai-key "$OPENAI_API_KEY")"
-"${aws[@]}" ssm put-parameter --name /chatbot/openai-model --type String --value "${OPENAI_MODEL:-gpt-4o-mini}" --overwrite >/dev/null
 "${aws[@]}" s3api head-bucket --bucket chatbot-site >/dev/null 2>&1 || "${aws[@]}" s3 mb s3://chatbot-site >/dev/null
 echo "SITE_BUCKET=chatbot-site"
