@@ -177,28 +177,34 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
 
 #[tokio::test]
 async fn the_site_deploy_step_uploads_the_app_and_its_config() {
-    // LocalStack's S3 plays the site bucket; localstack/setup.sh created it.
+    // LocalStack's S3 plays the site bucket (in AWS the stack creates it).
     let dist = workspace().join("frontend/dist");
     assert!(dist.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
     let config = r#"{"apiUrl":"https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com","wsUrl":"wss://w1x2y3z4v5.execute-api.eu-west-1.amazonaws.com/prod","maxMessageBytes":8192}"#;
     let localstack_bin = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/chatbot/localstack-venv/bin");
     let path = format!("{}:{}", localstack_bin.display(), std::env::var("PATH").unwrap_or_default());
-    let deployed = std::process::Command::new(workspace().join("scripts/deploy-site.sh"))
-        .env("PATH", path)
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("SITE_BUCKET", "chatbot-site")
-        .env("SITE_CONFIG_JSON", config)
-        .output()
-        .expect("scripts/deploy-site.sh runs");
+    let bucket = format!("chatbot-site-{}", std::process::id());
+    let aws = |command: &mut std::process::Command| {
+        command
+            .env("PATH", &path)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+            .expect("the command runs")
+    };
+    let created = aws(std::process::Command::new("aws").args(["s3", "mb", &format!("s3://{bucket}")]));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let deployed = aws(std::process::Command::new(workspace().join("scripts/deploy-site.sh"))
+        .env("SITE_BUCKET", &bucket)
+        .env("SITE_CONFIG_JSON", config));
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
 
     let http = reqwest::Client::new();
     let fetch = |name: &str| {
         let http = http.clone();
-        let url = format!("http://127.0.0.1:4566/chatbot-site/{name}");
+        let url = format!("http://127.0.0.1:4566/{bucket}/{name}");
         async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     };
     assert_eq!(fetch("index.html").await, std::fs::read_to_string(dist.join("index.html")).unwrap());
@@ -206,7 +212,7 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     for entry in std::fs::read_dir(&dist).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".wasm") || name.ends_with(".js") {
-            let served = http.get(format!("http://127.0.0.1:4566/chatbot-site/{name}")).send().await.unwrap();
+            let served = http.get(format!("http://127.0.0.1:4566/{bucket}/{name}")).send().await.unwrap();
             assert_eq!(served.status(), 200, "{name}");
         }
     }
