@@ -254,13 +254,18 @@ impl Worker {
         let claim_every = (self.config.worker.claim_idle / 2).max(Duration::from_millis(100));
         let mut next_claim = Instant::now();
         let mut failures: u32 = 0;
+        // Created once, and again after a failure (a Redis that restarted without its data).
+        let mut group_ready = false;
         loop {
             let first_permit = tokio::select! {
                 _ = &mut shutdown => break,
                 permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
             };
             let read = async {
-                self.store.ensure_group().await?;
+                if !group_ready {
+                    self.store.ensure_group().await?;
+                    group_ready = true;
+                }
                 if Instant::now() >= next_claim {
                     next_claim = Instant::now() + claim_every;
                     let stale = self.store.claim_stale(&consumer, self.config.worker.claim_idle, 1 + permits.available_permits()).await?;
@@ -282,6 +287,7 @@ impl Worker {
                 }
                 Err(error) => {
                     failures += 1;
+                    group_ready = false;
                     let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5)));
                     tracing::warn!(error = %error, backoff_ms = backoff.as_millis() as u64, "stream read failed; retrying");
                     tokio::time::sleep(backoff).await;
