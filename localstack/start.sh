@@ -21,7 +21,12 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import localstack, rolo, 
 else
   python=""
   for candidate in python3.14 python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3.13 "$HOME"/.pyenv/versions/3.14*/bin/python3.14; do
-    if command -v "$candidate" >/dev/null 2>&1; then python="$(command -v "$candidate")"; break; fi
+    # Run it, not just find it: a pyenv shim exists for versions that are installed but not active.
+    if "$candidate" -c 'import sys; assert sys.version_info >= (3, 13)' >/dev/null 2>&1; then
+      python="$candidate"
+      case "$python" in */*) ;; *) python="$(command -v "$candidate")" ;; esac
+      break
+    fi
   done
   if [ -z "$python" ]; then
     # No Python 3.13 here: uv (from PyPI) fetches a standalone build of it.

@@ -37,7 +37,9 @@ say "cargo: $(cargo --version)"
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+# (libclang itself: libclang-cpp, which other packages bring, is a different library.)
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 \
+  && ! ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so'; then
   missing+=(libclang-dev)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
