@@ -237,6 +237,9 @@ impl AppState {
             self.link.set(Link::Connected);
             if reconnected {
                 self.refresh_history();
+            } else {
+                // A reload mid-reply: the history held the text so far; ask for the rest.
+                self.resume_replies();
             }
         });
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
@@ -277,6 +280,9 @@ impl AppState {
         if self.chat.with_untracked(|c| c.stale) {
             self.refresh_history();
         }
+        for question in self.chat.try_update(|c| c.needs_resume()).unwrap_or_default() {
+            self.send_frame(&serde_json::json!({"action": "resume", "reply_to": question}));
+        }
         if let Some(notice) = notice {
             match notice.code {
                 ErrorCode::SessionExpired => self.expire(),
@@ -290,7 +296,10 @@ impl AppState {
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
         spawn_local(async move {
             match api::history(&config, &session.token).await {
-                Ok(stored) => self.chat.update(|c| c.load(stored.messages)),
+                Ok(stored) => {
+                    self.chat.update(|c| c.load(stored.messages));
+                    self.resume_replies();
+                }
                 Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
                 Err(_) => {}
             }
@@ -361,6 +370,24 @@ impl AppState {
         self.chat.update(|c| c.add_question(id, text, now_rfc3339()));
     }
 
+    /// Asks for every reply still being written as it stands now; its later deltas reach this
+    /// connection, whichever worker writes them.
+    fn resume_replies(self) {
+        for question in self.chat.with_untracked(|c| c.replies_to_resume()) {
+            self.send_frame(&serde_json::json!({"action": "resume", "reply_to": question}));
+        }
+    }
+
+    /// Asks for a new reply to the last question, replacing the old one.
+    pub fn regenerate(self) {
+        let Some(question) = self.chat.with_untracked(|c| c.regenerable()) else { return };
+        if !self.send_frame(&serde_json::json!({"action": "regenerate", "reply_to": question})) {
+            self.toast("Not connected: could not regenerate the reply.", true);
+            return;
+        }
+        self.chat.update(|c| c.regenerate(&question));
+    }
+
     /// Asks the server to stop the reply being written.
     pub fn stop(self) {
         let question = self.chat.with_untracked(|c| {
@@ -404,6 +431,7 @@ pub fn App() -> impl IntoView {
     let awaiting = Signal::derive(move || state.chat.with(|c| c.awaiting_reply()));
     let connected = Signal::derive(move || state.link.get() == Link::Connected);
     let messages = Signal::derive(move || state.chat.with(|c| c.messages.clone()));
+    let regenerable = Signal::derive(move || state.chat.with(|c| c.regenerable()));
 
     view! {
         <div class="backdrop" aria-hidden="true"></div>
@@ -422,7 +450,12 @@ pub fn App() -> impl IntoView {
                         <ConnectionStatus link=state.link />
                         <button type="button" class="ghost" on:click=move |_| state.sign_out() aria-label="Start a new session">"New chat"</button>
                     </header>
-                    <MessageList messages=messages awaiting=awaiting />
+                    <MessageList
+                        messages=messages
+                        awaiting=awaiting
+                        regenerable=regenerable
+                        on_regenerate=Callback::new(move |_: ()| state.regenerate())
+                    />
                     <MessageInput
                         connected=connected
                         streaming=awaiting

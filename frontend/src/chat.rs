@@ -1,7 +1,7 @@
 //! The conversation as the page shows it, and how each server frame changes it. Pure logic: no
 //! browser, so it is unit-tested on the host.
 
-use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source};
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
 
 /// Where a message the person sent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,14 +27,14 @@ pub struct UiMessage {
     pub status: ReplyStatus,
     /// For questions: acknowledged yet?
     pub delivery: Delivery,
-    /// For replies: the next delta expected.
-    pub next_seq: u64,
+    /// For replies: the text rebuilt from deltas and snapshots (`text` mirrors it).
+    pub reply: ReplyText,
     /// For replies: the question answered.
     pub reply_to: Option<String>,
     /// For replies: the model that wrote it.
     pub model: Option<String>,
-    /// For replies: some deltas never reached this page.
-    pub missed: bool,
+    /// For replies: a `resume` was sent for a hole in the deltas and not yet answered.
+    pub resuming: bool,
 }
 
 impl UiMessage {
@@ -43,14 +43,14 @@ impl UiMessage {
         UiMessage {
             id: message.id,
             source: message.source,
+            reply: ReplyText::from_snapshot(message.next_seq.unwrap_or(0), message.msg.clone()),
             text: message.msg,
             timestamp: message.timestamp,
             status: message.status,
             delivery: Delivery::Stored,
-            next_seq: u64::MAX,
             reply_to: message.reply_to,
             model: message.model,
-            missed: false,
+            resuming: false,
         }
     }
 }
@@ -99,11 +99,37 @@ impl Conversation {
             timestamp,
             status: ReplyStatus::Done,
             delivery: Delivery::Sending,
-            next_seq: 0,
+            reply: ReplyText::default(),
             reply_to: None,
             model: None,
-            missed: false,
+            resuming: false,
         });
+    }
+
+    /// The questions whose replies are still being written: after loading the history the page
+    /// asks for each (`resume`), so the rest of the reply reaches this connection.
+    pub fn replies_to_resume(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
+            .filter_map(|m| m.reply_to.clone())
+            .collect()
+    }
+
+    /// Takes the last question's reply away before asking for a new one (`regenerate`).
+    pub fn regenerate(&mut self, question: &str) {
+        self.messages.retain(|m| m.reply_to.as_deref() != Some(question));
+        self.failed.retain(|id| id != question);
+    }
+
+    /// The question the last reply answers, when that reply is finished: the one a Regenerate
+    /// button may answer again.
+    pub fn regenerable(&self) -> Option<String> {
+        let last = self.messages.last()?;
+        if last.source == Source::Assistant && last.status.is_final() {
+            return last.reply_to.clone();
+        }
+        (last.source == Source::User && self.failed.contains(&last.id)).then(|| last.id.clone())
     }
 
     /// The reply being written, if any.
@@ -123,7 +149,8 @@ impl Conversation {
         !answered && !self.failed.contains(&self.messages[last_question].id)
     }
 
-    /// Applies a server frame; returns what the person should be told, if anything.
+    /// Applies a server frame; returns what the person should be told, if anything. A reply with
+    /// a hole in its deltas sets `resuming` and is returned by [`Conversation::needs_resume`].
     pub fn apply(&mut self, frame: ServerFrame, now: &str) -> Option<Notice> {
         match frame {
             ServerFrame::Ack { id, .. } => {
@@ -134,21 +161,35 @@ impl Conversation {
             }
             ServerFrame::Delta { id, reply_to, seq, text } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
-                if reply.status == ReplyStatus::Streaming && seq >= reply.next_seq {
-                    reply.missed |= seq > reply.next_seq;
-                    reply.text.push_str(&text);
-                    reply.next_seq = seq + 1;
+                if reply.status == ReplyStatus::Streaming {
+                    reply.reply.delta(seq, &text);
+                    reply.text = reply.reply.text().to_string();
+                }
+                None
+            }
+            ServerFrame::Snapshot { id, reply_to, next_seq, text, status } => {
+                let reply = self.reply_entry(&id, &reply_to, now);
+                if reply.status == ReplyStatus::Streaming {
+                    reply.resuming = false;
+                    if status.is_final() {
+                        reply.reply = ReplyText::from_snapshot(next_seq, text);
+                        reply.status = status;
+                    } else {
+                        reply.reply.snapshot(next_seq, &text);
+                    }
+                    reply.text = reply.reply.text().to_string();
                 }
                 None
             }
             ServerFrame::Done { id, reply_to, status, model } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
+                let incomplete = reply.status == ReplyStatus::Streaming && reply.reply.has_gap();
                 reply.status = status;
                 reply.model = model;
-                self.stale |= reply.missed;
+                self.stale |= incomplete;
                 None
             }
-            ServerFrame::Error { reply_to, code, message } => {
+            ServerFrame::Error { reply_to, code, message, .. } => {
                 if let Some(id) = &reply_to {
                     let refused_before_storing = matches!(
                         code,
@@ -171,6 +212,19 @@ impl Conversation {
         }
     }
 
+    /// Replies with a hole in their deltas that no `resume` has been sent for yet; marks them as
+    /// resuming, so each hole is asked about once.
+    pub fn needs_resume(&mut self) -> Vec<String> {
+        let mut wanted = Vec::new();
+        for m in &mut self.messages {
+            if m.status == ReplyStatus::Streaming && !m.resuming && m.reply.has_gap() {
+                m.resuming = true;
+                wanted.extend(m.reply_to.clone());
+            }
+        }
+        wanted
+    }
+
     fn reply_entry(&mut self, id: &str, reply_to: &str, now: &str) -> &mut UiMessage {
         if let Some(index) = self.messages.iter().position(|m| m.id == id) {
             return &mut self.messages[index];
@@ -185,10 +239,10 @@ impl Conversation {
                 timestamp: now.to_string(),
                 status: ReplyStatus::Streaming,
                 delivery: Delivery::Stored,
-                next_seq: 0,
+                reply: ReplyText::default(),
                 reply_to: Some(reply_to.to_string()),
                 model: None,
-                missed: false,
+                resuming: false,
             },
         );
         &mut self.messages[after]
@@ -225,10 +279,12 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_joined_mid_way_asks_for_the_stored_one() {
+    fn a_reply_joined_mid_way_asks_for_the_rest() {
         let mut chat = Conversation::default();
         chat.apply(delta(3, "...end"), "t");
         assert!(!chat.stale);
+        assert_eq!(chat.needs_resume(), ["m1"]);
+        assert!(chat.needs_resume().is_empty(), "one resume per hole");
         chat.apply(
             ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Done, model: None },
             "t",
@@ -239,11 +295,46 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_fills_the_hole_and_a_restart_voids_the_text() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(delta(2, "c"), "t");
+        chat.apply(
+            ServerFrame::Snapshot { id: "m1.reply".into(), reply_to: "m1".into(), next_seq: 2, text: "ab".into(), status: ReplyStatus::Streaming },
+            "t",
+        );
+        assert_eq!(chat.streaming_reply().unwrap().text, "abc");
+        // Another worker took the reply over: it starts again after seq 3.
+        chat.apply(
+            ServerFrame::Snapshot { id: "m1.reply".into(), reply_to: "m1".into(), next_seq: 4, text: String::new(), status: ReplyStatus::Streaming },
+            "t",
+        );
+        chat.apply(delta(4, "new"), "t");
+        assert_eq!(chat.streaming_reply().unwrap().text, "new");
+    }
+
+    #[test]
+    fn a_finished_reply_can_be_regenerated() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(delta(0, "meh"), "t");
+        assert_eq!(chat.regenerable(), None, "not while it streams");
+        chat.apply(
+            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Error, model: None },
+            "t",
+        );
+        assert_eq!(chat.regenerable().as_deref(), Some("m1"));
+        chat.regenerate("m1");
+        assert_eq!(chat.messages.len(), 1);
+        assert!(chat.awaiting_reply());
+    }
+
+    #[test]
     fn a_refused_question_is_withdrawn_and_reported() {
         let mut chat = Conversation::default();
         chat.add_question("m2".into(), "again".into(), "t".into());
         let notice = chat.apply(
-            ServerFrame::Error { reply_to: Some("m2".into()), code: ErrorCode::ReplyInProgress, message: "wait".into() },
+            ServerFrame::Error { reply_to: Some("m2".into()), code: ErrorCode::ReplyInProgress, message: "wait".into(), retry_after: None },
             "t",
         );
         assert_eq!(notice.unwrap().code, ErrorCode::ReplyInProgress);
@@ -256,7 +347,7 @@ mod tests {
         chat.add_question("m1".into(), "hi".into(), "t".into());
         chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
         let notice = chat.apply(
-            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::ModelUnavailable, message: "down".into() },
+            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::ModelUnavailable, message: "down".into(), retry_after: None },
             "t",
         );
         assert_eq!(notice.unwrap().text, "down");
@@ -276,6 +367,7 @@ mod tests {
             status: ReplyStatus::Done,
             reply_to: None,
             model: None,
+            next_seq: None,
         };
         chat.load(vec![stored]);
         let ids: Vec<_> = chat.messages.iter().map(|m| m.id.as_str()).collect();

@@ -43,6 +43,20 @@ pub enum ApiError {
     /// A reply is still being written for this session.
     #[error("a reply is still being written; wait for it to finish")]
     ReplyInProgress,
+    /// Over a rate limit (`MESSAGES_PER_SESSION_PER_WINDOW`, `SESSIONS_PER_IP_PER_WINDOW`).
+    #[error("too many {what}; try again in {retry_after} s")]
+    RateLimited {
+        /// What was counted.
+        what: &'static str,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// `resume` or `regenerate` named a message the session does not hold.
+    #[error("this session holds no message with that id")]
+    UnknownMessage,
+    /// `regenerate` named a question other than the last.
+    #[error("only the last question can be answered again")]
+    NotLastQuestion,
     /// No such route.
     #[error("not found")]
     NotFound,
@@ -61,6 +75,11 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// The error for a rate limit that says to wait `wait` (rounded up to whole seconds).
+    pub fn rate_limited(what: &'static str, wait: std::time::Duration) -> Self {
+        ApiError::RateLimited { what, retry_after: wait.as_millis().div_ceil(1000).max(1) as u64 }
+    }
+
     /// The machine-readable code.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -73,6 +92,9 @@ impl ApiError {
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::InvalidId => ErrorCode::InvalidId,
             ApiError::ReplyInProgress => ErrorCode::ReplyInProgress,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::UnknownMessage => ErrorCode::UnknownMessage,
+            ApiError::NotLastQuestion => ErrorCode::NotLastQuestion,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::NotFound,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
@@ -86,13 +108,18 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ReplyInProgress => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     /// Seconds a client should wait before retrying, when waiting helps.
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(self, ApiError::Unavailable(_)).then_some(2)
+        match self {
+            ApiError::Unavailable(_) => Some(2),
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     /// The JSON body of the HTTP error response.
@@ -102,7 +129,7 @@ impl ApiError {
 
     /// The WebSocket error frame.
     pub fn frame(&self, reply_to: Option<String>) -> ServerFrame {
-        ServerFrame::Error { reply_to, code: self.code(), message: self.to_string() }
+        ServerFrame::Error { reply_to, code: self.code(), message: self.to_string(), retry_after: self.retry_after() }
     }
 
     /// Logs what the operator should see: outages as errors, client mistakes at debug level.

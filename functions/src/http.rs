@@ -72,12 +72,17 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
     responses(
         (status = 200, description = "The new session, with an empty history", body = ChatSession),
         (status = 400, description = "Blank, too long or unreadable name", body = ErrorBody),
+        (status = 429, description = "Too many sessions from this address (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody)
     )
 )]
 pub async fn create_token(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
     let name = read_name(request).await?;
     let name = validate_name(&name, state.config.max_name_chars)?;
+    let limits = &state.config.rate_limits;
+    if let Some(wait) = state.store.count_session_creation(&client_address(request), limits.sessions_per_ip, limits.window).await? {
+        return Err(ApiError::rate_limited("new sessions from this address", wait));
+    }
     let session = state.store.create_session(&name).await?;
     tracing::info!(name_chars = name.chars().count(), "session created");
     Ok(no_store(json(StatusCode::OK, &session)))
@@ -131,6 +136,17 @@ pub async fn health(state: &AppState) -> Response<Body> {
     };
     let status = if redis_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     no_store(json(status, &health))
+}
+
+/// The client's address as API Gateway saw it (the TCP peer, not a header a client could forge).
+fn client_address(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "unknown".into())
 }
 
 async fn read_name(request: &Request) -> Result<String, ApiError> {

@@ -11,7 +11,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use chat_core::store::now_rfc3339;
-use chat_core::{Accepted, Config, ReplyRequest};
+use chat_core::{Accepted, Config, Regenerated, ReplyRequest};
 use chat_wire::{ChatMessage, ClientFrame, ReplyStatus, ServerFrame, Source};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -66,6 +66,22 @@ pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
                 error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
             }
         },
+        Ok(ClientFrame::Resume { reply_to }) => match resume(state, &event.request_context, &reply_to).await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                error.log();
+                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
+            }
+        },
+        Ok(ClientFrame::Regenerate { reply_to }) => {
+            match regenerate(state, &event.request_context, &reply_to).await {
+                Ok(ack) => ack,
+                Err(error) => {
+                    error.log();
+                    error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
+                }
+            }
+        }
         Ok(ClientFrame::SendMessage { id, content }) => {
             match send_message(state, &event.request_context, &id, content).await {
                 Ok(ack) => ack,
@@ -122,12 +138,8 @@ async fn send_message(
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });
     }
-    let connection_id = context.connection_id.as_deref().unwrap_or_default();
-    let token = state
-        .store
-        .touch_connection(connection_id)
-        .await?
-        .ok_or(ApiError::SessionExpired)?;
+    let token = session_of(state, context).await?;
+    count_message(state, &token).await?;
     let message = ChatMessage {
         id: id.to_string(),
         msg: content,
@@ -136,6 +148,7 @@ async fn send_message(
         status: ReplyStatus::Done,
         reply_to: None,
         model: None,
+        next_seq: None,
     };
     let ack = ServerFrame::Ack { id: id.to_string(), reply_id: chat_wire::reply_id_for(id) };
     match state.store.accept_user_message(&token, &message).await? {
@@ -144,28 +157,102 @@ async fn send_message(
         Accepted::SessionExpired => return Err(ApiError::SessionExpired),
         Accepted::ReplyInProgress => return Err(ApiError::ReplyInProgress),
     }
+    request_reply(state, context, &token, id).await?;
+    Ok(ack)
+}
+
+/// Queues the reply to `message_id` (the session is already locked for it) and wakes the worker.
+async fn request_reply(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    token: &str,
+    message_id: &str,
+) -> Result<(), ApiError> {
     let request = ReplyRequest {
-        token: token.clone(),
-        message_id: id.to_string(),
+        token: token.to_string(),
+        message_id: message_id.to_string(),
         endpoint: management_endpoint(&state.config, context),
     };
     if let Err(error) = state.store.enqueue(&request).await {
         // The message is stored; unlock the session so the person can ask again once Redis is back.
-        let _ = state.store.release_reply_lock(&token, id).await;
+        let _ = state.store.release_reply_lock(token, message_id).await;
         return Err(error.into());
     }
     state.trigger.wake().await;
-    Ok(ack)
+    Ok(())
+}
+
+/// The session this connection belongs to; each frame is activity that keeps the mapping alive.
+async fn session_of(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext) -> Result<String, ApiError> {
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)
+}
+
+async fn count_message(state: &AppState, token: &str) -> Result<(), ApiError> {
+    let limits = &state.config.rate_limits;
+    match state.store.count_message(token, limits.messages_per_session, limits.window).await? {
+        Some(wait) => Err(ApiError::rate_limited("messages in this session", wait)),
+        None => Ok(()),
+    }
 }
 
 async fn stop(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext, reply_to: &str) -> Result<(), ApiError> {
     if !chat_wire::is_valid_message_id(reply_to) {
         return Err(ApiError::InvalidId);
     }
-    let connection_id = context.connection_id.as_deref().unwrap_or_default();
-    let token = state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)?;
+    let token = session_of(state, context).await?;
     state.store.request_stop(&token, reply_to).await?;
     Ok(())
+}
+
+/// The reply to `reply_to` as it stands, from the session's store, whichever worker writes it.
+async fn resume(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext, reply_to: &str) -> Result<ServerFrame, ApiError> {
+    if !chat_wire::is_valid_message_id(reply_to) {
+        return Err(ApiError::InvalidId);
+    }
+    let token = session_of(state, context).await?;
+    let reply_id = chat_wire::reply_id_for(reply_to);
+    let snapshot = match state.store.reply_snapshot(&token, &reply_id).await? {
+        Some(reply) => ServerFrame::Snapshot {
+            id: reply.id,
+            reply_to: reply_to.to_string(),
+            next_seq: reply.next_seq.unwrap_or(0),
+            text: reply.msg,
+            status: reply.status,
+        },
+        // Asked, not begun yet: nothing written so far.
+        None if state.store.has_message(&token, reply_to).await? => ServerFrame::Snapshot {
+            id: reply_id,
+            reply_to: reply_to.to_string(),
+            next_seq: 0,
+            text: String::new(),
+            status: ReplyStatus::Streaming,
+        },
+        None => return Err(ApiError::UnknownMessage),
+    };
+    Ok(snapshot)
+}
+
+/// Answers the session's last question again, replacing its reply.
+async fn regenerate(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    reply_to: &str,
+) -> Result<ServerFrame, ApiError> {
+    if !chat_wire::is_valid_message_id(reply_to) {
+        return Err(ApiError::InvalidId);
+    }
+    let token = session_of(state, context).await?;
+    count_message(state, &token).await?;
+    match state.store.regenerate(&token, reply_to).await? {
+        Regenerated::Ready => {}
+        Regenerated::SessionExpired => return Err(ApiError::SessionExpired),
+        Regenerated::UnknownMessage => return Err(ApiError::UnknownMessage),
+        Regenerated::NotLastQuestion => return Err(ApiError::NotLastQuestion),
+        Regenerated::ReplyInProgress => return Err(ApiError::ReplyInProgress),
+    }
+    request_reply(state, context, &token, reply_to).await?;
+    Ok(ServerFrame::Ack { id: reply_to.to_string(), reply_id: chat_wire::reply_id_for(reply_to) })
 }
 
 /// The API Gateway Management API endpoint for this event's connections: `WS_MANAGEMENT_ENDPOINT`

@@ -121,8 +121,9 @@ async fn http_api(
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// The HTTP API (payload 2.0) event API Gateway would send for this request.
-fn http_event(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8], peer: SocketAddr) -> ApiGatewayV2httpRequest {
+/// The HTTP API (payload 2.0) event API Gateway would send for this request (public so property
+/// tests feed the handlers exactly what the gateway would).
+pub fn http_event(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8], peer: SocketAddr) -> ApiGatewayV2httpRequest {
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".into());
     event.route_key = Some("$default".into());
@@ -177,7 +178,7 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// The WebSocket event API Gateway would send for `route` on `connection_id`.
-fn websocket_event(
+pub fn websocket_event(
     route: &str,
     connection_id: &str,
     connected_at: i64,

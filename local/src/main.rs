@@ -1,4 +1,8 @@
 //! `local`: the whole chatbot on this machine. See README.md ("Run it locally").
+//!
+//! `local worker` runs one more worker process against the same Redis (`REDIS_URL`), posting to
+//! the local gateway: more workers share the stream as one consumer group, and a killed one's
+//! replies are taken over by the others.
 
 use std::path::Path;
 
@@ -11,6 +15,9 @@ use chat_local::Options;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
     let mut config = Config::load().await?;
+    if std::env::args().nth(1).as_deref() == Some("worker") {
+        return run_worker(config).await;
+    }
     let mut options = Options::default();
     if config.embedded.enabled {
         let engine = chat_local::start_embedded_model(&mut config, chat_core::shutdown::shutdown_signal()).await?;
@@ -62,5 +69,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("  HTTP API   {base}  (POST /token, GET /chat_history, GET /health, GET /docs)");
     println!("  WebSocket  ws://{address}/chat?token=<token>");
     chat_local::run(listener, config, options, chat_core::shutdown::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn run_worker(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let store = chat_core::Store::connect(&config)?;
+    let reader = chat_core::Store::connect_for_blocking_reads(&config, config.worker.block)?;
+    tracing::info!(consumer = config.worker.consumer, "worker started");
+    let worker = std::sync::Arc::new(chat_worker::Worker::new(config, store, chat_worker::ManagementApi::local()));
+    worker.run(reader, chat_core::shutdown::shutdown_signal()).await;
     Ok(())
 }

@@ -301,6 +301,7 @@ async fn bench_frontend() {
             status: chat_wire::ReplyStatus::Done,
             reply_to: None,
             model: None,
+            next_seq: None,
         };
         store.accept_user_message(&session.token, &question).await.unwrap();
         let reply = chat_wire::ChatMessage {

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::store::now_rfc3339;
-use chat_core::{Config, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
+use chat_core::store::{now_rfc3339, STOP_POLL};
+use chat_core::{BeganReply, Config, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
 use chat_wire::{ChatMessage, ReplyStatus, ServerFrame, Source};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -28,10 +28,14 @@ pub enum Outcome {
         /// How the reply ended.
         status: ReplyStatus,
     },
-    /// The model failed before writing anything; the person got an error frame.
+    /// The model failed before writing anything; the person got an error frame and the reply is
+    /// stored as `error` (empty), ready to be regenerated.
     Failed,
     /// A reply with this id was already stored (the entry was retried after a crash).
     AlreadyAnswered,
+    /// Another worker took the entry over while this one was writing (this one was thought dead);
+    /// the entry is theirs to acknowledge.
+    TakenOver,
     /// The session expired before the reply could be written.
     SessionExpired,
     /// The entry was not a reply request; dropped.
@@ -42,6 +46,7 @@ pub enum Outcome {
 enum Ending {
     Finished,
     Stopped,
+    TakenOver,
     Failed(ModelError),
 }
 
@@ -81,74 +86,83 @@ impl Worker {
                 tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
                 Outcome::Malformed
             }
-            Some(request) => self.answer(request).await?,
+            Some(request) => self.answer(&entry.entry_id, request).await?,
         };
-        self.store.ack(&entry.entry_id).await?;
+        if outcome != Outcome::TakenOver {
+            self.store.ack(&entry.entry_id).await?;
+        }
         tracing::info!(entry_id = entry.entry_id, outcome = ?outcome, "entry processed");
         Ok(outcome)
     }
 
-    async fn answer(&self, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
+    async fn answer(&self, entry_id: &str, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
         let token = request.token.as_str();
         let reply_id = chat_wire::reply_id_for(&request.message_id);
-        if self.store.has_message(token, &reply_id).await? {
-            return Ok(Outcome::AlreadyAnswered);
-        }
         let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
             return Ok(Outcome::SessionExpired);
         };
         let context = build_context(&self.config.model.system_prompt, &session.messages, &request.message_id);
-        let mut relay = Relay::new(self, request, reply_id.clone()).await?;
-
-        let (text, ending) = self.generate(&context, &mut relay).await;
         let model = Some(self.model.model_name().to_string());
-        if let Ending::Failed(error) = &ending {
-            tracing::warn!(error = %error, "model call failed");
-            relay
-                .send(&ServerFrame::Error {
-                    reply_to: Some(request.message_id.clone()),
-                    code: error.code(),
-                    message: error.to_string(),
-                })
-                .await;
-            if text.is_empty() {
-                self.store.release_reply_lock(token, &request.message_id).await?;
-                return Ok(Outcome::Failed);
-            }
-        }
-        let status = match ending {
-            Ending::Finished => ReplyStatus::Done,
-            Ending::Stopped => ReplyStatus::Stopped,
-            Ending::Failed(_) => ReplyStatus::Error,
-        };
-        let reply = ChatMessage {
+        let mut reply = ChatMessage {
             id: reply_id.clone(),
-            msg: text,
+            msg: String::new(),
             timestamp: now_rfc3339(),
             source: Source::Assistant,
-            status,
+            status: ReplyStatus::Streaming,
             reply_to: Some(request.message_id.clone()),
             model: model.clone(),
+            next_seq: None,
         };
+        let (next_seq, restarted, connections) = match self.store.begin_reply(token, &reply).await? {
+            BeganReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
+            BeganReply::SessionExpired => return Ok(Outcome::SessionExpired),
+            BeganReply::Started { next_seq, restarted, connections } => (next_seq, restarted, connections),
+        };
+        let mut relay = Relay::new(self, entry_id, request, reply_id.clone(), connections, next_seq);
+        if restarted {
+            tracing::info!(entry_id, "restarting a reply a dead worker had begun");
+            relay
+                .send(&ServerFrame::Snapshot {
+                    id: reply_id.clone(),
+                    reply_to: request.message_id.clone(),
+                    next_seq,
+                    text: String::new(),
+                    status: ReplyStatus::Streaming,
+                })
+                .await;
+        }
+
+        let (text, ending) = self.generate(&context, &mut relay).await;
+        let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
+        reply.status = match ending {
+            Ending::TakenOver => return Ok(Outcome::TakenOver),
+            Ending::Finished => ReplyStatus::Done,
+            Ending::Stopped => ReplyStatus::Stopped,
+            Ending::Failed(error) => {
+                tracing::warn!(error = %error, "model call failed");
+                relay
+                    .send(&ServerFrame::Error {
+                        reply_to: Some(request.message_id.clone()),
+                        code: error.code(),
+                        message: error.to_string(),
+                        retry_after: None,
+                    })
+                    .await;
+                ReplyStatus::Error
+            }
+        };
+        reply.msg = text;
+        reply.timestamp = now_rfc3339();
         match self.store.store_reply(token, &reply, &request.message_id).await? {
             StoredReply::SessionExpired => return Ok(Outcome::SessionExpired),
             StoredReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
-            StoredReply::Stored => {}
+            StoredReply::Stored { connections } => relay.connections = connections,
         }
+        let status = reply.status;
         relay
             .send(&ServerFrame::Done { id: reply_id, reply_to: request.message_id.clone(), status, model })
             .await;
-        Ok(Outcome::Answered { status })
-    }
-
-    /// Resolves when the person asks to stop this reply (polled every [`STOP_POLL`]).
-    async fn stop_requested(&self, request: &ReplyRequest) {
-        loop {
-            tokio::time::sleep(chat_core::store::STOP_POLL).await;
-            if let Ok(true) = self.store.stop_requested(&request.token, &request.message_id).await {
-                return;
-            }
-        }
+        Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
     /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
@@ -156,11 +170,20 @@ impl Worker {
     /// request drops the model's stream, which cancels the upstream request.
     async fn generate(&self, context: &[ContextMessage], relay: &mut Relay<'_>) -> (String, Ending) {
         let mut text = String::new();
-        let stop = self.stop_requested(relay.request);
-        tokio::pin!(stop);
-        let started = tokio::select! {
-            started = self.model.stream_chat(context) => started,
-            _ = &mut stop => return (text, Ending::Stopped),
+        let started = {
+            let model = self.model.stream_chat(context);
+            tokio::pin!(model);
+            loop {
+                let check_at = relay.next_check;
+                tokio::select! {
+                    started = &mut model => break started,
+                    _ = tokio::time::sleep_until(check_at) => {
+                        if relay.check().await {
+                            return (text, Ending::Stopped);
+                        }
+                    }
+                }
+            }
         };
         let mut stream = match started {
             Ok(stream) => stream,
@@ -172,45 +195,66 @@ impl Worker {
         let mut first = true;
         loop {
             let deadline = flush_at;
-            let item = tokio::select! {
-                item = stream.next() => item,
-                _ = &mut stop => {
-                    drop(stream);
-                    if !pending.is_empty() {
-                        relay.delta(std::mem::take(&mut pending)).await;
+            let check_at = relay.next_check;
+            let flush = tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(piece)) => {
+                        text.push_str(&piece);
+                        pending.push_str(&piece);
+                        if first || flush_at.is_some_and(|at| Instant::now() >= at) {
+                            first = false;
+                            true
+                        } else {
+                            if flush_at.is_none() {
+                                flush_at = Some(Instant::now() + coalesce);
+                            }
+                            false
+                        }
                     }
-                    return (text, Ending::Stopped);
+                    end => {
+                        if !pending.is_empty() {
+                            relay.delta(std::mem::take(&mut pending)).await;
+                        }
+                        if relay.taken_over {
+                            return (text, Ending::TakenOver);
+                        }
+                        let ending = match end {
+                            Some(Err(error)) => Ending::Failed(error),
+                            _ => Ending::Finished,
+                        };
+                        return (text, ending);
+                    }
+                },
+                _ = tokio::time::sleep_until(check_at) => {
+                    if relay.check().await {
+                        drop(stream);
+                        if !pending.is_empty() {
+                            relay.delta(std::mem::take(&mut pending)).await;
+                        }
+                        return (text, Ending::Stopped);
+                    }
+                    false
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    relay.delta(std::mem::take(&mut pending)).await;
-                    flush_at = None;
-                    continue;
-                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => true,
             };
-            match item {
-                Some(Ok(piece)) => {
-                    text.push_str(&piece);
-                    pending.push_str(&piece);
-                    if first || flush_at.is_some_and(|at| Instant::now() >= at) {
-                        first = false;
-                        relay.delta(std::mem::take(&mut pending)).await;
-                        flush_at = None;
-                    } else if flush_at.is_none() {
-                        flush_at = Some(Instant::now() + coalesce);
-                    }
+            if flush {
+                relay.delta(std::mem::take(&mut pending)).await;
+                flush_at = None;
+                if relay.taken_over {
+                    return (text, Ending::TakenOver);
                 }
-                end => {
-                    if !pending.is_empty() {
-                        relay.delta(std::mem::take(&mut pending)).await;
-                    }
-                    let ending = match end {
-                        Some(Err(error)) => Ending::Failed(error),
-                        _ => Ending::Finished,
-                    };
-                    return (text, ending);
+                if relay.stop_requested {
+                    // Dropping the stream closes the model's HTTP response: generation stops upstream.
+                    return (text, Ending::Stopped);
                 }
             }
         }
+    }
+
+    /// How often a reply in progress renews its claim on its entry: well within
+    /// `WORKER_CLAIM_IDLE_MS`, so a live worker's long reply is never taken over.
+    fn heartbeat_every(&self) -> Duration {
+        (self.config.worker.claim_idle / 3).max(Duration::from_millis(50))
     }
 
     /// Lambda mode: takes over entries a dead worker left pending, then reads and answers new
@@ -333,28 +377,78 @@ pub fn build_context(system_prompt: &str, history: &[ChatMessage], answering: &s
     context
 }
 
-/// Sends one reply's frames to every live connection of its session, numbering the deltas and
-/// dropping connections the Management API reports gone.
+/// Sends one reply's frames to every live connection of its session. Each delta is first appended
+/// to the reply's log, which in the same round trip says whether to stop and which connections
+/// are live; connections the Management API reports gone are forgotten.
 struct Relay<'a> {
     worker: &'a Worker,
+    entry_id: &'a str,
     request: &'a ReplyRequest,
     reply_id: String,
     connections: Vec<String>,
-    refreshed: Instant,
     seq: u64,
+    /// When to ask Redis about a stop request if no delta has asked since.
+    next_check: Instant,
+    /// When to tell the group this entry is still being worked on.
+    next_heartbeat: Instant,
+    stop_requested: bool,
+    taken_over: bool,
 }
 
-/// How often a reply re-reads its session's connections, so a client that reconnects mid-reply
-/// receives the rest of it.
-const CONNECTION_REFRESH: Duration = Duration::from_millis(500);
-
 impl<'a> Relay<'a> {
-    async fn new(worker: &'a Worker, request: &'a ReplyRequest, reply_id: String) -> Result<Relay<'a>, StoreError> {
-        let connections = worker.store.session_connections(&request.token).await?;
-        Ok(Relay { worker, request, reply_id, connections, refreshed: Instant::now(), seq: 0 })
+    fn new(
+        worker: &'a Worker,
+        entry_id: &'a str,
+        request: &'a ReplyRequest,
+        reply_id: String,
+        connections: Vec<String>,
+        seq: u64,
+    ) -> Relay<'a> {
+        Relay {
+            worker,
+            entry_id,
+            request,
+            reply_id,
+            connections,
+            seq,
+            next_check: Instant::now() + STOP_POLL,
+            next_heartbeat: Instant::now() + worker.heartbeat_every(),
+            stop_requested: false,
+            taken_over: false,
+        }
+    }
+
+    /// Checks for a stop request (and keeps the entry claimed); true if the person asked to stop.
+    async fn check(&mut self) -> bool {
+        self.next_check = Instant::now() + STOP_POLL;
+        let store = &self.worker.store;
+        if Instant::now() >= self.next_heartbeat {
+            self.next_heartbeat = Instant::now() + self.worker.heartbeat_every();
+            if let Err(error) = store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id).await {
+                tracing::warn!(error = %error, "could not renew the claim on an entry");
+            }
+        }
+        if let Ok(true) = store.stop_requested(&self.request.token, &self.request.message_id).await {
+            self.stop_requested = true;
+        }
+        self.stop_requested
     }
 
     async fn delta(&mut self, text: String) {
+        let store = &self.worker.store;
+        match store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text).await {
+            Ok(appended) => {
+                self.stop_requested |= appended.stop_requested;
+                self.connections = appended.connections;
+                self.next_check = Instant::now() + STOP_POLL;
+            }
+            Err(StoreError::ReplyTakenOver) => {
+                self.taken_over = true;
+                return;
+            }
+            // Keep the person reading; the reply is stored at the end (or the entry is retried).
+            Err(error) => tracing::warn!(error = %error, "could not log a delta"),
+        }
         let frame = ServerFrame::Delta {
             id: self.reply_id.clone(),
             reply_to: self.request.message_id.clone(),
@@ -366,12 +460,6 @@ impl<'a> Relay<'a> {
     }
 
     async fn send(&mut self, frame: &ServerFrame) {
-        if self.refreshed.elapsed() >= CONNECTION_REFRESH {
-            if let Ok(connections) = self.worker.store.session_connections(&self.request.token).await {
-                self.connections = connections;
-            }
-            self.refreshed = Instant::now();
-        }
         let bytes = serde_json::to_vec(frame).expect("frames always serialize");
         let endpoint = &self.request.endpoint;
         let api = &self.worker.connections;
@@ -401,6 +489,7 @@ mod tests {
             status: ReplyStatus::Done,
             reply_to: None,
             model: None,
+            next_seq: None,
         }
     }
 

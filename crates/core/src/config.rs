@@ -39,6 +39,8 @@ pub struct Config {
     pub context_messages: usize,
     /// `MAX_HISTORY_MESSAGES` (1000): stored history per session; the oldest are trimmed beyond it.
     pub max_history_messages: usize,
+    /// Per-session message and per-address session creation limits.
+    pub rate_limits: RateLimits,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
     pub allowed_origins: Vec<String>,
     /// `REQUEST_STREAM` (`chat:requests`): the Redis stream the message function appends to.
@@ -65,6 +67,18 @@ pub struct Config {
     pub embedded: EmbeddedModelConfig,
     /// Secrets Manager ARNs of secrets that override settings (read by [`Config::load`]).
     pub secrets: SecretArns,
+}
+
+/// Fixed-window rate limits, counted in Redis so every function instance shares them. A limit of
+/// 0 turns it off.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// `RATE_LIMIT_WINDOW_SECONDS` (60): the window both limits count in.
+    pub window: Duration,
+    /// `MESSAGES_PER_SESSION_PER_WINDOW` (20): questions and regenerations per session.
+    pub messages_per_session: u32,
+    /// `SESSIONS_PER_IP_PER_WINDOW` (20): `POST /token` calls per client address.
+    pub sessions_per_ip: u32,
 }
 
 /// Where the production secrets live.
@@ -198,6 +212,11 @@ impl Config {
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
             context_messages: env.number("CONTEXT_MESSAGES", 10)?,
             max_history_messages: env.number("MAX_HISTORY_MESSAGES", 1000)?,
+            rate_limits: RateLimits {
+                window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
+                messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,
+                sessions_per_ip: env.number("SESSIONS_PER_IP_PER_WINDOW", 20)?,
+            },
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")
                 .map(|s| {

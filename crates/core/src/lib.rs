@@ -15,5 +15,5 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 
-pub use config::{Config, ConfigError, EmbeddedModelConfig, LocalConfig, ModelConfig, WorkerConfig};
-pub use store::{Accepted, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
+pub use config::{Config, ConfigError, EmbeddedModelConfig, LocalConfig, ModelConfig, RateLimits, WorkerConfig};
+pub use store::{Accepted, AppendedDelta, BeganReply, Regenerated, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};

@@ -11,10 +11,19 @@
 //! | `chat:{T}:conns` | set | live WebSocket connection ids |
 //! | `chat:{T}:lock` | string | id of the user message whose reply is being written |
 //! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
+//! | `chat:{T}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
+//! | `chat:{T}:rate` | string | messages counted in the current rate window |
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
+//! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
 //!
 //! All session keys carry the session's TTL and every message refreshes it, so they expire together.
+//!
+//! A reply in progress is a `streaming` message in the history plus its log. The log is what makes
+//! replies resumable whichever process serves the client: `GET /chat_history` and the `resume`
+//! action read the text so far from it, and a worker that takes over a dead worker's reply appends
+//! a restart entry so clients drop what the dead one had sent. The stored message replaces the
+//! log when the reply ends.
 
 use std::time::Duration;
 
@@ -36,6 +45,9 @@ pub enum StoreError {
     /// Redis answered with data this code did not write.
     #[error("corrupt data in redis: {0}")]
     Corrupt(String),
+    /// Another worker took this reply over (this one was thought dead): stop writing it.
+    #[error("another worker took this reply over")]
+    ReplyTakenOver,
 }
 
 /// What happened to a user message handed to [`Store::accept_user_message`].
@@ -52,14 +64,61 @@ pub enum Accepted {
 }
 
 /// What [`Store::store_reply`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredReply {
-    /// Appended to the history.
-    Stored,
+    /// In the history, replacing the `streaming` placeholder.
+    Stored {
+        /// The session's live connections, read in the same step: one that binds later finds the
+        /// reply complete when it resumes.
+        connections: Vec<String>,
+    },
     /// A reply with this id was already there (a reclaimed entry): left as it was.
     AlreadyStored,
     /// The session expired while the reply was written; nothing was stored.
     SessionExpired,
+}
+
+/// What [`Store::begin_reply`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeganReply {
+    /// The reply may be written; its deltas start at `next_seq`.
+    Started {
+        /// The seq of the first delta to write.
+        next_seq: u64,
+        /// True when another worker had begun this reply and died: clients must drop its text.
+        restarted: bool,
+        /// The session's live connections.
+        connections: Vec<String>,
+    },
+    /// The reply is already stored (a reclaimed entry that was in fact answered).
+    AlreadyStored,
+    /// The session expired.
+    SessionExpired,
+}
+
+/// What [`Store::append_delta`] learned while appending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedDelta {
+    /// The person asked to stop this reply.
+    pub stop_requested: bool,
+    /// The session's live connections, read in the same step as the append: a connection bound
+    /// after it reads the delta from the log instead.
+    pub connections: Vec<String>,
+}
+
+/// What [`Store::regenerate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regenerated {
+    /// The old reply is gone and the session is locked for the new one.
+    Ready,
+    /// The session is unknown or expired.
+    SessionExpired,
+    /// No such question in the session.
+    UnknownMessage,
+    /// Only the last question can be answered again.
+    NotLastQuestion,
+    /// A reply is being written.
+    ReplyInProgress,
 }
 
 /// One request for a reply, as the message function appends it to the stream.
@@ -129,30 +188,121 @@ redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 'stored'
 "#;
 
-const STORE_REPLY_SCRIPT: &str = r#"
--- KEYS: session, order, messages, lock, conns; ARGV: reply id, json, ttl, user message id, max_history
-if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 'exists' end
-local len = redis.call('RPUSH', KEYS[2], ARGV[1])
-local excess = len - tonumber(ARGV[5])
-if excess > 0 then
-  local old = redis.call('LPOP', KEYS[2], excess)
-  redis.call('HDEL', KEYS[3], unpack(old))
+// serde writes `"status":"streaming"` exactly so, and escapes every quote inside a string, so a
+// plain substring search finds replies in progress without decoding JSON in Lua.
+const LUA_HELPERS: &str = r#"
+local function is_streaming(json)
+  return json and string.find(json, '"status":"streaming"', 1, true) ~= nil
 end
+-- A reply log's text since its last restart entry, and the seq of the next delta.
+local function log_state(log)
+  local parts, next_seq = {}, 0
+  for _, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
+    next_seq = tonumber(string.sub(entry[1], 3))
+    if entry[2][1] == 'k' then parts = {} else parts[#parts + 1] = entry[2][2] end
+  end
+  return table.concat(parts), next_seq
+end
+local function append_trimmed(order, messages, id, max_history)
+  local len = redis.call('RPUSH', order, id)
+  local excess = len - tonumber(max_history)
+  if excess > 0 then
+    local old = redis.call('LPOP', order, excess)
+    redis.call('HDEL', messages, unpack(old))
+  end
+end
+"#;
+
+const BEGIN_REPLY_SCRIPT: &str = r#"
+-- KEYS: session, order, messages, conns, log; ARGV: reply id, placeholder json, ttl, max_history
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+local outcome, next_seq = 'new', 0
+if existing then
+  if not is_streaming(existing) then return {'exists', 0, {}} end
+  local _, logged = log_state(KEYS[5])
+  if logged > 0 then
+    redis.call('XADD', KEYS[5], '0-' .. (logged + 1), 'k', 'restart')
+    outcome, next_seq = 'restart', logged + 1
+  end
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[4])
+end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return {outcome, next_seq, redis.call('SMEMBERS', KEYS[4])}
+"#;
+
+const APPEND_DELTA_SCRIPT: &str = r#"
+-- KEYS: log, conns, stop; ARGV: seq, text, ttl, user message id
+redis.call('XADD', KEYS[1], '0-' .. (tonumber(ARGV[1]) + 1), 't', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local stop = redis.call('GET', KEYS[3]) == ARGV[4]
+return {stop and 1 or 0, redis.call('SMEMBERS', KEYS[2])}
+"#;
+
+const STORE_REPLY_SCRIPT: &str = r#"
+-- KEYS: session, order, messages, lock, conns, log; ARGV: reply id, json, ttl, user message id, max_history
+if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', {}} end
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+if existing and not is_streaming(existing) then return {'exists', {}} end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if not existing then append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[5]) end
+redis.call('DEL', KEYS[6])
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 redis.call('EXPIRE', KEYS[5], ARGV[3])
-return 'stored'
+return {'stored', redis.call('SMEMBERS', KEYS[5])}
 "#;
 
 const READ_SCRIPT: &str = r#"
--- KEYS: session, order, messages; ARGV: first index (0 for all, -N for the last N)
+-- KEYS: session, order, messages; ARGV: first index (0 for all, -N for the last N), log key prefix
 local s = redis.call('HMGET', KEYS[1], 'name', 'session_start')
 if not s[1] then return false end
 local ids = redis.call('LRANGE', KEYS[2], ARGV[1], -1)
 local msgs = {}
 if #ids > 0 then msgs = redis.call('HMGET', KEYS[3], unpack(ids)) end
-return {s[1], s[2], msgs}
+local live = {}
+for i, json in ipairs(msgs) do
+  if is_streaming(json) then
+    local text, next_seq = log_state(ARGV[2] .. ids[i])
+    live[#live + 1] = {ids[i], text, next_seq}
+  end
+end
+return {s[1], s[2], msgs, live}
+"#;
+
+const SNAPSHOT_SCRIPT: &str = r#"
+-- KEYS: messages, log; ARGV: reply id
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if not json then return false end
+if not is_streaming(json) then return {json, '', 0} end
+local text, next_seq = log_state(KEYS[2])
+return {json, text, next_seq}
+"#;
+
+const REGENERATE_SCRIPT: &str = r#"
+-- KEYS: session, order, messages, lock, log, stop; ARGV: user message id, reply id, ttl, lock ttl
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 'unknown' end
+local tail = redis.call('LRANGE', KEYS[2], -2, -1)
+local last = tail[#tail]
+if last ~= ARGV[1] and not (last == ARGV[2] and tail[1] == ARGV[1]) then return 'not_last' end
+if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return 'busy' end
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('LREM', KEYS[2], 0, ARGV[2])
+redis.call('DEL', KEYS[5], KEYS[6])
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return 'ok'
+"#;
+
+const RATE_SCRIPT: &str = r#"
+-- KEYS: counter; ARGV: limit, window ms. Returns 0, or the ms until the window ends.
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+if count > tonumber(ARGV[1]) then return ttl end
+return 0
 "#;
 
 const BIND_SCRIPT: &str = r#"
@@ -167,9 +317,22 @@ return 1
 
 // Compiled once: `Script` hashes its source, and EVALSHA falls back to EVAL after a Redis restart.
 static ACCEPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACCEPT_SCRIPT));
-static STORE_REPLY: LazyLock<Script> = LazyLock::new(|| Script::new(STORE_REPLY_SCRIPT));
-static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_SCRIPT));
 static BIND: LazyLock<Script> = LazyLock::new(|| Script::new(BIND_SCRIPT));
+static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_SCRIPT));
+static APPEND_DELTA: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_DELTA_SCRIPT));
+static BEGIN_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(BEGIN_REPLY_SCRIPT));
+static STORE_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(STORE_REPLY_SCRIPT));
+static READ: LazyLock<Script> = LazyLock::new(|| with_helpers(READ_SCRIPT));
+static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(SNAPSHOT_SCRIPT));
+static REGENERATE: LazyLock<Script> = LazyLock::new(|| Script::new(REGENERATE_SCRIPT));
+
+fn with_helpers(script: &str) -> Script {
+    Script::new(&format!("{LUA_HELPERS}{script}"))
+}
+
+fn log_key(token: &str, reply_id: &str) -> String {
+    key(token, &format!("log:{reply_id}"))
+}
 
 impl Store {
     /// Connects lazily: the first command opens the connection, and a lost connection is
@@ -260,20 +423,141 @@ impl Store {
 
     async fn read(&self, token: &str, first: i64) -> Result<Option<ChatSession>, StoreError> {
         let mut conn = self.conn.clone();
-        let reply: Option<(String, String, Vec<Option<String>>)> = READ
+        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>);
+        let reply: Option<Read> = READ
             .key(key(token, "session"))
             .key(key(token, "order"))
             .key(key(token, "messages"))
             .arg(first)
+            .arg(log_key(token, ""))
             .invoke_async(&mut conn)
             .await?;
-        let Some((name, session_start, raw)) = reply else { return Ok(None) };
-        let messages = raw
-            .into_iter()
-            .flatten()
-            .map(|json| serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<ChatMessage>, _>>()?;
+        let Some((name, session_start, raw, live)) = reply else { return Ok(None) };
+        let mut messages = raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
+        for (id, text, next_seq) in live {
+            if let Some(reply) = messages.iter_mut().find(|m| m.id == id) {
+                reply.msg = text;
+                reply.next_seq = Some(next_seq);
+            }
+        }
         Ok(Some(ChatSession { token: token.to_string(), name, session_start, messages }))
+    }
+
+    /// A reply as it stands: the stored message, or for one still `streaming` its text so far
+    /// with `next_seq` set. `None` if the session holds no such reply.
+    pub async fn reply_snapshot(&self, token: &str, reply_id: &str) -> Result<Option<ChatMessage>, StoreError> {
+        let mut conn = self.conn.clone();
+        let found: Option<(String, String, u64)> = SNAPSHOT
+            .key(key(token, "messages"))
+            .key(log_key(token, reply_id))
+            .arg(reply_id)
+            .invoke_async(&mut conn)
+            .await?;
+        let Some((json, text, next_seq)) = found else { return Ok(None) };
+        let mut reply = decode(&json)?;
+        if !reply.status.is_final() {
+            reply.msg = text;
+            reply.next_seq = Some(next_seq);
+        }
+        Ok(Some(reply))
+    }
+
+    /// Starts writing a reply: records it as `streaming` in the history (or, when a dead worker
+    /// had begun it, appends a restart entry to its log), and returns the session's connections.
+    pub async fn begin_reply(&self, token: &str, placeholder: &ChatMessage) -> Result<BeganReply, StoreError> {
+        let json = serde_json::to_string(placeholder).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let (outcome, next_seq, connections): (String, u64, Vec<String>) = BEGIN_REPLY
+            .key(key(token, "session"))
+            .key(key(token, "order"))
+            .key(key(token, "messages"))
+            .key(key(token, "conns"))
+            .key(log_key(token, &placeholder.id))
+            .arg(&placeholder.id)
+            .arg(json)
+            .arg(self.session_ttl.as_secs())
+            .arg(self.max_history)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome.as_str() {
+            "expired" => BeganReply::SessionExpired,
+            "exists" => BeganReply::AlreadyStored,
+            "new" | "restart" => BeganReply::Started { next_seq, restarted: outcome == "restart", connections },
+            other => return Err(StoreError::Corrupt(format!("begin script answered {other}"))),
+        })
+    }
+
+    /// Appends delta `seq` to a reply's log; in the same round trip, reads whether the person
+    /// asked to stop and which connections to send the delta to.
+    pub async fn append_delta(&self, token: &str, reply_to: &str, seq: u64, text: &str) -> Result<AppendedDelta, StoreError> {
+        let mut conn = self.conn.clone();
+        let appended: Result<(u8, Vec<String>), redis::RedisError> = APPEND_DELTA
+            .key(log_key(token, &chat_wire::reply_id_for(reply_to)))
+            .key(key(token, "conns"))
+            .key(key(token, "stop"))
+            .arg(seq)
+            .arg(text)
+            .arg(self.session_ttl.as_secs())
+            .arg(reply_to)
+            .invoke_async(&mut conn)
+            .await;
+        match appended {
+            Ok((stop, connections)) => Ok(AppendedDelta { stop_requested: stop == 1, connections }),
+            // The log already holds this seq: a worker that took the reply over wrote past it.
+            Err(e) if e.to_string().contains("equal or smaller") => Err(StoreError::ReplyTakenOver),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the last question's reply and locks the session so the question is answered again.
+    pub async fn regenerate(&self, token: &str, message_id: &str) -> Result<Regenerated, StoreError> {
+        let reply_id = chat_wire::reply_id_for(message_id);
+        let mut conn = self.conn.clone();
+        let outcome: String = REGENERATE
+            .key(key(token, "session"))
+            .key(key(token, "order"))
+            .key(key(token, "messages"))
+            .key(key(token, "lock"))
+            .key(log_key(token, &reply_id))
+            .key(key(token, "stop"))
+            .arg(message_id)
+            .arg(&reply_id)
+            .arg(self.session_ttl.as_secs())
+            .arg(self.reply_lock.as_secs().max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome.as_str() {
+            "ok" => Regenerated::Ready,
+            "expired" => Regenerated::SessionExpired,
+            "unknown" => Regenerated::UnknownMessage,
+            "not_last" => Regenerated::NotLastQuestion,
+            "busy" => Regenerated::ReplyInProgress,
+            other => return Err(StoreError::Corrupt(format!("regenerate script answered {other}"))),
+        })
+    }
+
+    /// Counts one message of a session against `limit` per `window`; `Some(wait)` once over it.
+    pub async fn count_message(&self, token: &str, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
+        self.count(key(token, "rate"), limit, window).await
+    }
+
+    /// Counts one session created from `address` against `limit` per `window`.
+    pub async fn count_session_creation(&self, address: &str, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
+        self.count(format!("chat:ip:{{{address}}}"), limit, window).await
+    }
+
+    async fn count(&self, counter: String, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut conn = self.conn.clone();
+        let wait_ms: u64 = RATE
+            .key(counter)
+            .arg(limit)
+            .arg(window.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 
     /// Records that WebSocket `connection_id` belongs to the session; `false` if it expired.
@@ -385,16 +669,18 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores a finished reply once, whatever the number of attempts, and unlocks the session.
+    /// Stores a finished reply once, whatever the number of attempts, in place of its `streaming`
+    /// placeholder; drops its log and unlocks the session.
     pub async fn store_reply(&self, token: &str, reply: &ChatMessage, user_message_id: &str) -> Result<StoredReply, StoreError> {
         let json = serde_json::to_string(reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
-        let outcome: String = STORE_REPLY
+        let (outcome, connections): (String, Vec<String>) = STORE_REPLY
             .key(key(token, "session"))
             .key(key(token, "order"))
             .key(key(token, "messages"))
             .key(key(token, "lock"))
             .key(key(token, "conns"))
+            .key(log_key(token, &reply.id))
             .arg(&reply.id)
             .arg(json)
             .arg(self.session_ttl.as_secs())
@@ -403,7 +689,7 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match outcome.as_str() {
-            "stored" => Ok(StoredReply::Stored),
+            "stored" => Ok(StoredReply::Stored { connections }),
             "exists" => Ok(StoredReply::AlreadyStored),
             "expired" => Ok(StoredReply::SessionExpired),
             other => Err(StoreError::Corrupt(format!("store script answered {other}"))),
@@ -481,12 +767,32 @@ impl Store {
         Ok(())
     }
 
+    /// Resets an entry's idle time, so a reply that takes longer than `WORKER_CLAIM_IDLE_MS` is not
+    /// taken over while its worker is alive.
+    pub async fn keep_claimed(&self, consumer: &str, entry_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry_id)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     /// Entries delivered to a consumer and not yet acknowledged, across the group.
     pub async fn pending_count(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamPendingReply = conn.xpending(&self.stream, &self.group).await?;
         Ok(reply.count())
     }
+}
+
+fn decode(json: &str) -> Result<ChatMessage, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn parse_entry(entry: StreamId, deliveries: usize) -> StreamEntry {

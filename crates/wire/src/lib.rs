@@ -10,6 +10,10 @@
 //! * Stored and returned messages: [`ChatMessage`], [`Source`], [`ReplyStatus`].
 //! * WebSocket frames: [`ClientFrame`] (browser to server) and [`ServerFrame`] (server to browser),
 //!   with machine-readable [`ErrorCode`]s.
+//! * [`ReplyText`]: how a client rebuilds a reply from deltas and snapshots, shared by the web app
+//!   and the tests so both follow the protocol the same way.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +23,12 @@ pub const ACTION_SEND_MESSAGE: &str = "sendMessage";
 pub const ACTION_STOP: &str = "stop";
 /// The `action` value of a [`ClientFrame::Ping`] frame.
 pub const ACTION_PING: &str = "ping";
+/// The `action` value of a [`ClientFrame::Resume`] frame.
+pub const ACTION_RESUME: &str = "resume";
+/// The `action` value of a [`ClientFrame::Regenerate`] frame.
+pub const ACTION_REGENERATE: &str = "regenerate";
 /// The actions the server understands, in the order the protocol document lists them.
-pub const KNOWN_ACTIONS: &[&str] = &[ACTION_SEND_MESSAGE, ACTION_STOP, ACTION_PING];
+pub const KNOWN_ACTIONS: &[&str] = &[ACTION_SEND_MESSAGE, ACTION_STOP, ACTION_PING, ACTION_RESUME, ACTION_REGENERATE];
 
 /// A chat session as `POST /token` creates it and `GET /chat_history` returns it.
 ///
@@ -94,6 +102,10 @@ pub struct ChatMessage {
     /// For a reply: the model that wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// For a reply still `streaming` in `GET /chat_history`: `msg` holds every delta before this
+    /// `seq`, so a client continues from here (see [`ReplyText`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_seq: Option<u64>,
 }
 
 /// The body of every HTTP error, shaped like FastAPI's so the seed's clients keep working.
@@ -146,6 +158,21 @@ pub enum ClientFrame {
     /// Keeps an idle connection open (API Gateway closes connections idle for 10 minutes).
     #[serde(rename = "ping")]
     Ping,
+    /// Asks for the reply to `reply_to` as it stands (a [`ServerFrame::Snapshot`]), after a reload
+    /// or a reconnect; the deltas that follow arrive on this connection as on any other.
+    #[serde(rename = "resume")]
+    Resume {
+        /// The user message whose reply the client wants.
+        reply_to: String,
+    },
+    /// Writes the reply to `reply_to` again (after a model failure, a stop, or an answer the person
+    /// did not like). Only the last question of the session can be regenerated; its old reply is
+    /// replaced.
+    #[serde(rename = "regenerate")]
+    Regenerate {
+        /// The user message to answer again.
+        reply_to: String,
+    },
 }
 
 /// A frame the server sends over the WebSocket.
@@ -182,6 +209,21 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
     },
+    /// A reply as it stands: `text` is every delta before `next_seq`. Sent in answer to
+    /// [`ClientFrame::Resume`], and by a worker that restarts a reply another worker left
+    /// unfinished (then `text` is empty: what was shown before is void).
+    Snapshot {
+        /// The reply's id.
+        id: String,
+        /// The user message it answers.
+        reply_to: String,
+        /// The seq of the next delta.
+        next_seq: u64,
+        /// The reply's text so far.
+        text: String,
+        /// `streaming`, or how the reply ended.
+        status: ReplyStatus,
+    },
     /// Something went wrong; nothing the person sent is lost.
     Error {
         /// The user message concerned, when there is one.
@@ -190,6 +232,9 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// A sentence a person can read.
         message: String,
+        /// Seconds to wait before trying again (rate limits, outages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     /// The answer to a [`ClientFrame::Ping`].
     Pong,
@@ -220,6 +265,10 @@ pub enum ErrorCode {
     ReplyInProgress,
     /// Too many requests; see `retry_after`.
     RateLimited,
+    /// The session holds no message with this id.
+    UnknownMessage,
+    /// Only the session's last question can be answered again.
+    NotLastQuestion,
     /// The model provider refused our credentials.
     ModelUnauthorized,
     /// The model provider is rate limiting us.
@@ -254,6 +303,8 @@ impl ErrorCode {
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::ReplyInProgress => "reply_in_progress",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::NotLastQuestion => "not_last_question",
             ErrorCode::ModelUnauthorized => "model_unauthorized",
             ErrorCode::ModelRateLimited => "model_rate_limited",
             ErrorCode::ModelUnavailable => "model_unavailable",
@@ -264,6 +315,65 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
+    }
+}
+
+/// A reply's text as a client rebuilds it from [`ServerFrame::Delta`]s and
+/// [`ServerFrame::Snapshot`]s, which may arrive in any order and more than once (a reconnecting
+/// client can get a delta both live and inside a snapshot). Each delta counts once; a snapshot
+/// newer than what the client has replaces it, and deltas received after it still count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyText {
+    text: String,
+    next_seq: u64,
+    ahead: BTreeMap<u64, String>,
+}
+
+impl ReplyText {
+    /// A reply as `GET /chat_history` or a snapshot gave it.
+    pub fn from_snapshot(next_seq: u64, text: String) -> Self {
+        ReplyText { text, next_seq, ahead: BTreeMap::new() }
+    }
+
+    /// Adds a delta; one already counted is ignored.
+    pub fn delta(&mut self, seq: u64, text: &str) {
+        if seq >= self.next_seq {
+            self.ahead.entry(seq).or_insert_with(|| text.to_string());
+            self.settle();
+        }
+    }
+
+    /// Takes a snapshot unless the text already covers more of the reply.
+    pub fn snapshot(&mut self, next_seq: u64, text: &str) {
+        if next_seq >= self.next_seq {
+            self.text = text.to_string();
+            self.next_seq = next_seq;
+            self.ahead = self.ahead.split_off(&next_seq);
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        while let Some(piece) = self.ahead.remove(&self.next_seq) {
+            self.text.push_str(&piece);
+            self.next_seq += 1;
+        }
+    }
+
+    /// The text, up to the first delta not yet received.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The seq of the first delta not yet received.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// True when later deltas arrived but one before them did not: a [`ClientFrame::Resume`]
+    /// fills the hole.
+    pub fn has_gap(&self) -> bool {
+        !self.ahead.is_empty()
     }
 }
 
@@ -317,6 +427,7 @@ mod tests {
             reply_to: None,
             code: ErrorCode::UnknownAction,
             message: "no".into(),
+            retry_after: None,
         };
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
@@ -343,6 +454,25 @@ mod tests {
         assert!(!is_valid_message_id("has space"));
         assert!(!is_valid_message_id(&"x".repeat(65)));
         assert!(!is_valid_message_id("é"));
+    }
+
+    #[test]
+    fn reply_text_counts_each_delta_once_in_any_order() {
+        let mut reply = ReplyText::default();
+        reply.delta(0, "a");
+        reply.delta(2, "c");
+        assert_eq!((reply.text(), reply.has_gap()), ("a", true));
+        // A snapshot answering a resume covers the hole; the delta that came first still counts.
+        reply.snapshot(2, "ab");
+        assert_eq!((reply.text(), reply.next_seq(), reply.has_gap()), ("abc", 3, false));
+        // The same delta again, and an older snapshot, change nothing.
+        reply.delta(1, "b");
+        reply.snapshot(1, "a");
+        assert_eq!(reply.text(), "abc");
+        // A worker that restarts the reply voids what was shown.
+        reply.snapshot(4, "");
+        reply.delta(4, "x");
+        assert_eq!(reply.text(), "x");
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub fn MessageList(
     messages: Signal<Vec<UiMessage>>,
     /// Whether a reply is awaited (typing indicator before its first token).
     awaiting: Signal<bool>,
+    /// The question a Regenerate button may answer again (the last one, once its reply ended).
+    regenerable: Signal<Option<String>>,
+    /// Asks for a new reply to that question.
+    on_regenerate: Callback<()>,
 ) -> impl IntoView {
     let list = NodeRef::<leptos::html::Div>::new();
     let pinned = StoredValue::new(true);
@@ -62,6 +66,11 @@ pub fn MessageList(
             >
                 <MessageBubble message=message />
             </For>
+            <Show when=move || regenerable.with(Option::is_some) && !awaiting.get()>
+                <div class="regenerate">
+                    <button type="button" class="ghost" on:click=move |_| on_regenerate.run(())>"↻ Regenerate"</button>
+                </div>
+            </Show>
             <Show when=first_token_pending>
                 <div class="bubble ai typing" aria-label="The assistant is typing">
                     <span></span><span></span><span></span>
@@ -86,6 +95,7 @@ fn MessageBubble(message: UiMessage) -> impl IntoView {
     let streaming = message.status == ReplyStatus::Streaming;
     let note = match message.status {
         ReplyStatus::Stopped => Some("stopped"),
+        ReplyStatus::Error if message.text.is_empty() => Some("the model failed to answer"),
         ReplyStatus::Error => Some("interrupted"),
         _ => None,
     };

@@ -107,7 +107,7 @@ async fn bad_frames_get_a_clear_error_and_change_nothing() {
     for (frame, expected, reply_to) in cases {
         ws.send_text(&frame).await;
         match ws.next_frame().await {
-            ServerFrame::Error { code, reply_to: got, message } => {
+            ServerFrame::Error { code, reply_to: got, message, .. } => {
                 assert_eq!(code, expected, "{frame}: {message}");
                 assert_eq!(got.as_deref(), reply_to, "{frame}");
                 assert!(!message.is_empty());

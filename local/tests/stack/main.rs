@@ -2,9 +2,15 @@
 //! model: each test is a user story.
 
 mod chat;
+mod crash;
 mod embedded;
 mod failures;
+mod fuzz;
 mod http_api;
+mod limits;
+mod outage;
+mod replies;
+mod security;
 mod support;
 mod tls;
 mod worker;

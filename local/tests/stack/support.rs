@@ -9,7 +9,7 @@ use chat_core::Config;
 use chat_local::redis_server::RedisServer;
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
-use chat_wire::{ChatSession, ServerFrame};
+use chat_wire::{ChatSession, ReplyText, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -166,6 +166,7 @@ pub struct WsClient {
 /// A reply as the client saw it.
 pub struct Reply {
     pub deltas: Vec<ServerFrame>,
+    pub snapshots: Vec<ServerFrame>,
     pub text: String,
     pub end: ServerFrame,
 }
@@ -203,22 +204,34 @@ impl WsClient {
         }
     }
 
-    /// Reads deltas until the reply's `done` or an `error` frame.
+    /// Reads deltas (and snapshots) until the reply's `done` or an `error` frame, rebuilding the
+    /// text as the web app does.
     pub async fn read_reply(&mut self) -> Reply {
+        self.read_reply_from(ReplyText::default()).await
+    }
+
+    /// Like [`WsClient::read_reply`], for a client that already holds part of the reply.
+    pub async fn read_reply_from(&mut self, mut text: ReplyText) -> Reply {
         let mut deltas = Vec::new();
-        let mut text = String::new();
+        let mut snapshots = Vec::new();
         loop {
             match self.next_frame().await {
                 frame @ ServerFrame::Delta { .. } => {
                     if let ServerFrame::Delta { text: piece, seq, .. } = &frame {
-                        assert_eq!(*seq as usize, deltas.len(), "deltas arrive in seq order");
-                        text.push_str(piece);
+                        text.delta(*seq, piece);
                     }
                     deltas.push(frame);
                 }
+                frame @ ServerFrame::Snapshot { .. } => {
+                    if let ServerFrame::Snapshot { text: whole, next_seq, .. } = &frame {
+                        text.snapshot(*next_seq, whole);
+                    }
+                    snapshots.push(frame);
+                }
                 ServerFrame::Ack { .. } => continue,
                 end @ (ServerFrame::Done { .. } | ServerFrame::Error { .. }) => {
-                    return Reply { deltas, text, end }
+                    assert!(!text.has_gap(), "a delta never arrived: {text:?}");
+                    return Reply { deltas, snapshots, text: text.text().to_string(), end };
                 }
                 other => panic!("unexpected frame {other:?}"),
             }

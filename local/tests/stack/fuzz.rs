@@ -1,0 +1,206 @@
+//! Bad input, generated. Arbitrary frames through the real `$default` handler and arbitrary
+//! requests through the real HTTP handler (as the gateway builds their events) never panic, always
+//! answer with a clear error, and never change a session's history. 10,000 malformed frames over a
+//! real WebSocket leave the session working.
+
+use std::net::SocketAddr;
+
+use chat_core::Store;
+use chat_functions::{AppState, WorkerTrigger};
+use chat_local::gateway::{http_event, websocket_event};
+use chat_local::Options;
+use chat_stub_model::Pacing;
+use chat_wire::{ChatSession, ErrorBody, ErrorCode, ServerFrame};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use serde_json::Value;
+
+use crate::support::{spawn_app, spawn_app_with, TestApp};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,40}".prop_map(Value::from),
+        prop::sample::select(vec!["sendMessage", "stop", "ping", "resume", "regenerate", "dance", "", "m1"]).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(vec!["action", "id", "content", "reply_to", "seq", "x"]), inner), 0..6)
+                .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        ]
+    })
+}
+
+/// Text a client could send as a frame: anything, with extra weight on what is nearly right.
+fn frame_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        json_value().prop_map(|v| v.to_string()),
+        (1usize..5000).prop_map(|depth| format!(r#"{{"action":"sendMessage","id":"d","content":{}"#, "[".repeat(depth))),
+        "[0-9]{20,400}".prop_map(|n| format!(r#"{{"action":"stop","reply_to":{n}}}"#)),
+        Just(r#"{"action":"sendMessage","id":"x","content":"hi","seq":1e999}"#.to_string()),
+        "[\\PC ]{0,12}".prop_map(|id| format!(r#"{{"action":"sendMessage","id":"{id}","content":""}}"#)),
+    ]
+}
+
+fn same_history(a: &ChatSession, b: &ChatSession) -> bool {
+    a.messages == b.messages
+}
+
+async fn state_and_session(app: &TestApp) -> (AppState, ChatSession, String) {
+    let store = Store::connect(&app.config).unwrap();
+    let state = AppState::new(app.config.clone(), store.clone(), WorkerTrigger::StreamReaders);
+    let session = app.create_session("Fuzz").await;
+    assert!(store.bind_connection("fuzz-connection=", &session.token).await.unwrap());
+    let before = app.session(&session.token).await;
+    (state, before, session.token)
+}
+
+#[test]
+fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(spawn_app_with(
+        &[("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
+        // No worker: a frame that happens to be a valid question is stored and waits, so any
+        // later change to the history is the handler's doing.
+        Options { in_process_worker: false, ..Default::default() },
+        Pacing::default(),
+    ));
+    let (state, before, token) = runtime.block_on(state_and_session(&app));
+    let before = std::cell::RefCell::new(before);
+    let mut runner = TestRunner::new(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() });
+    runner
+        .run(&(frame_text(), any::<bool>()), |(text, binary)| {
+            let mut event = websocket_event("$default", "fuzz-connection=", 0, "127.0.0.1", None);
+            event.body = Some(text.clone());
+            event.is_base64_encoded = binary;
+            let response = runtime.block_on(chat_functions::ws::message(&state, event));
+            prop_assert_eq!(response.status_code, 200);
+            let body = match response.body {
+                Some(aws_lambda_events::encodings::Body::Text(body)) => body,
+                other => return Err(TestCaseError::fail(format!("no frame for {text:?}: {other:?}"))),
+            };
+            let frame: ServerFrame = serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{body}: {e}")))?;
+            let after = runtime.block_on(app.session(&token));
+            match frame {
+                ServerFrame::Error { code, message, .. } => {
+                    prop_assert!(!message.is_empty());
+                    prop_assert_ne!(code, ErrorCode::Internal);
+                    prop_assert!(same_history(&before.borrow(), &after), "{text:?} changed the history");
+                }
+                ServerFrame::Ack { id, .. } => prop_assert!(after.messages.iter().any(|m| m.id == id)),
+                ServerFrame::Pong | ServerFrame::Snapshot { .. } => prop_assert!(same_history(&before.borrow(), &after)),
+                other => return Err(TestCaseError::fail(format!("{text:?} got {other:?}"))),
+            }
+            *before.borrow_mut() = after;
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(spawn_app());
+    let (state, before, token) = runtime.block_on(state_and_session(&app));
+    let methods = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+    let paths = prop::sample::select(vec!["/token", "/chat_history", "/health", "/test", "/openapi.json", "/docs", "/", "/x/../token", "/%00"]);
+    let queries = prop_oneof![Just(String::new()), ".{0,60}", Just(format!("token={token}x")), Just("token=".to_string())];
+    let content_types = prop::sample::select(vec![
+        "application/x-www-form-urlencoded",
+        "application/json",
+        "multipart/form-data; boundary=XYZ",
+        "multipart/form-data",
+        "text/plain",
+        "",
+    ]);
+    let bodies = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+        ".{0,80}".prop_map(|name: String| format!("name={name}").into_bytes()),
+        ".{0,40}".prop_map(|name: String| format!("--XYZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n--XYZ--\r\n").into_bytes()),
+    ];
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut runner = TestRunner::new(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() });
+    runner
+        .run(&(methods, paths, queries, content_types, bodies), |(method, path, query, content_type, body)| {
+            let uri: http::Uri = match format!("{path}?{}", urlencode(&query)).parse() {
+                Ok(uri) => uri,
+                Err(_) => return Ok(()),
+            };
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = content_type.parse() {
+                headers.insert(http::header::CONTENT_TYPE, value);
+            }
+            let event = http_event(&method.parse().unwrap(), &uri, &headers, &body, peer);
+            let request: lambda_http::Request = lambda_http::request::LambdaRequest::ApiGatewayV2(event).into();
+            let response = runtime.block_on(chat_functions::http::handle(&state, request));
+            let status = response.status().as_u16();
+            prop_assert!([200, 204, 400, 404, 405, 429].contains(&status), "{method} {uri}: {status}");
+            if status >= 400 {
+                let error: ErrorBody = serde_json::from_slice(response.body().as_ref())
+                    .map_err(|e| TestCaseError::fail(format!("{method} {uri}: not an error body: {e}")))?;
+                prop_assert!(!error.detail.is_empty());
+            }
+            Ok(())
+        })
+        .unwrap();
+    let after = runtime.block_on(app.session(&token));
+    assert!(same_history(&before, &after), "no request changed the history");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"=&-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test]
+async fn ten_thousand_malformed_frames_over_a_real_websocket_leave_the_session_working() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    let deep = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));
+    let big = serde_json::json!({"action": "sendMessage", "id": "big", "content": "x".repeat(9000)}).to_string();
+    let malformed: Vec<String> = vec![
+        "hello".into(),
+        "{".into(),
+        "[]".into(),
+        "null".into(),
+        r#"{"action":7}"#.into(),
+        r#"{"action":"dance"}"#.into(),
+        r#"{"action":"sendMessage"}"#.into(),
+        r#"{"action":"sendMessage","id":"a b","content":"x"}"#.into(),
+        r#"{"action":"sendMessage","id":"e","content":"  "}"#.into(),
+        r#"{"action":"stop","reply_to":12345678901234567890123}"#.into(),
+        r#"{"action":"resume","reply_to":"nope"}"#.into(),
+        r#"{"action":"regenerate","reply_to":""}"#.into(),
+        "\u{0}\u{1}\u{fffd}".into(),
+        deep,
+        big,
+    ];
+    let total = 10_000;
+    let batch = 200;
+    let mut errors = 0;
+    for start in (0..total).step_by(batch) {
+        for i in start..start + batch {
+            ws.send_text(&malformed[i % malformed.len()]).await;
+        }
+        for _ in 0..batch {
+            match ws.next_frame().await {
+                ServerFrame::Error { .. } => errors += 1,
+                other => panic!("expected an error frame, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(errors, total);
+    assert!(app.session(&session.token).await.messages.is_empty(), "nothing stored");
+    assert_eq!(app.stream_len().await, 0, "nothing queued");
+    ws.ask("ok", "still there?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: still there?");
+}

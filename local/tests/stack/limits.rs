@@ -1,0 +1,138 @@
+//! Every limit is configurable and answers with a clear error: message rate per session, session
+//! creation per address, stored history, the model's context, reply length, idle connections.
+
+use std::time::Duration;
+
+use chat_local::Options;
+use chat_stub_model::Pacing;
+use chat_wire::{ErrorCode, ServerFrame};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::spawn_app_with;
+
+#[tokio::test]
+async fn a_session_over_its_message_rate_waits_for_the_window() {
+    let app = spawn_app_with(
+        &[("MESSAGES_PER_SESSION_PER_WINDOW", "3"), ("RATE_LIMIT_WINDOW_SECONDS", "2")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for i in 0..3 {
+        ws.ask(&format!("m{i}"), "hi").await;
+        ws.read_reply().await;
+    }
+    ws.send_message("m3", "one too many").await;
+    let retry_after = match ws.next_frame().await {
+        ServerFrame::Error { code: ErrorCode::RateLimited, reply_to, retry_after, message } => {
+            assert_eq!(reply_to.as_deref(), Some("m3"));
+            assert!(message.contains("try again"), "{message}");
+            retry_after.expect("a rate limit says when to retry")
+        }
+        other => panic!("expected rate_limited, got {other:?}"),
+    };
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.session(&session.token).await.messages.len(), 6, "the refused message is not stored");
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    ws.ask("m3", "now?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+}
+
+#[tokio::test]
+async fn an_address_over_its_session_rate_gets_429_with_retry_after() {
+    let app = spawn_app_with(&[("SESSIONS_PER_IP_PER_WINDOW", "2")], Options::default(), Pacing::default()).await;
+    app.create_session("one").await;
+    app.create_session("two").await;
+    let refused = app.http.post(format!("{}/token", app.base)).form(&[("name", "three")]).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let header: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&header), "{header}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["retry_after"].as_u64(), Some(header));
+}
+
+#[tokio::test]
+async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded() {
+    let app = spawn_app_with(
+        &[("MAX_HISTORY_MESSAGES", "4"), ("CONTEXT_MESSAGES", "3"), ("MAX_REPLY_TOKENS", "3")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for i in 0..4 {
+        ws.ask(&format!("m{i}"), &format!("question {i} is long enough")).await;
+        let reply = ws.read_reply().await;
+        // The stub writes one piece per word: three pieces.
+        assert_eq!(reply.text, format!("You said: question "), "cut at MAX_REPLY_TOKENS");
+    }
+    let history = app.session(&session.token).await;
+    let ids: Vec<_> = history.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m2", "m2.reply", "m3", "m3.reply"], "the oldest are trimmed");
+    let last = app.stub.requests().pop().unwrap();
+    assert_eq!(last["max_tokens"], 3);
+    let contents: Vec<_> = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(contents, ["question 2 is long enough", "You said: question ", "question 3 is long enough"]);
+}
+
+#[tokio::test]
+async fn idle_connections_close_like_api_gateway_and_pings_keep_them_open() {
+    let app = spawn_app_with(
+        &[("LOCAL_WS_IDLE_TIMEOUT_SECONDS", "1"), ("LOCAL_WS_MAX_SECONDS", "3")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut idle = app.connect(&session.token).await;
+    let mut pinging = app.connect(&session.token).await;
+    let started = tokio::time::Instant::now();
+    let mut idle_closed_at = None;
+    while idle_closed_at.is_none() {
+        tokio::select! {
+            message = idle.stream.next() => match message {
+                Some(Ok(Message::Close(frame))) => {
+                    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001), "Going away");
+                    idle_closed_at = Some(started.elapsed());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => idle_closed_at = Some(started.elapsed()),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(400)) => {
+                pinging.send_text(r#"{"action":"ping"}"#).await;
+                assert_eq!(pinging.next_frame().await, ServerFrame::Pong);
+            }
+        }
+    }
+    let idle_for = idle_closed_at.unwrap();
+    assert!(idle_for >= Duration::from_millis(900) && idle_for < Duration::from_secs(3), "{idle_for:?}");
+    // Pinging kept the other open past the idle timeout, until the connection's maximum age.
+    while started.elapsed() < Duration::from_millis(2500) {
+        pinging.send_text(r#"{"action":"ping"}"#).await;
+        assert_eq!(pinging.next_frame().await, ServerFrame::Pong);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match pinging.stream.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed at LOCAL_WS_MAX_SECONDS");
+    assert_eq!(closed, Some(1001));
+}

@@ -1,0 +1,40 @@
+//! Redis goes away and comes back (append-only persistence on, as production should run it): the
+//! person gets clear errors meanwhile, nothing panics, every part reconnects by itself, and
+//! everything acknowledged before the outage is still there.
+
+use chat_wire::{ErrorCode, ReplyStatus, ServerFrame};
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
+    let mut app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "remember this").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+
+    app.redis.stop().await; // SIGKILL: no chance to flush anything more
+    let during = app.http.get(format!("{}/chat_history", app.base)).query(&[("token", &session.token)]).send().await.unwrap();
+    assert_eq!(during.status(), 503);
+    assert_eq!(during.headers()["retry-after"], "2");
+    let body: serde_json::Value = during.json().await.unwrap();
+    assert_eq!((body["code"].as_str(), body["retry_after"].as_u64()), (Some("unavailable"), Some(2)));
+    ws.send_message("m2", "are you there?").await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, reply_to, retry_after, .. } => {
+            assert_eq!((code, reply_to.as_deref(), retry_after), (ErrorCode::Unavailable, Some("m2"), Some(2)));
+        }
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+
+    app.redis.restart().await.unwrap();
+    let history = app.session(&session.token).await;
+    let kept: Vec<_> = history.messages.iter().map(|m| (m.id.as_str(), m.msg.as_str(), m.status)).collect();
+    assert_eq!(kept, [("m1", "remember this", ReplyStatus::Done), ("m1.reply", "You said: remember this", ReplyStatus::Done)]);
+    // The same connection, the gateway and the worker carry on without a restart of their own.
+    ws.ask("m2", "are you there?").await;
+    let reply = ws.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+    assert_eq!(app.session(&session.token).await.messages.len(), 4);
+}
