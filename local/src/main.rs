@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().nth(1).as_deref() == Some("worker") {
         return run_worker(config).await;
     }
-    let mut options = Options::default();
+    let mut options = Options { in_process_worker: config.local.in_process_worker, ..Options::default() };
     if config.embedded.enabled {
         let engine = chat_local::start_embedded_model(&mut config, chat_core::shutdown::shutdown_signal()).await?;
         println!(

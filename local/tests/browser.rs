@@ -2,7 +2,8 @@
 //! against the real local stack, a real redis-server and the scripted stub model.
 //!
 //! One story: welcome -> name -> send -> streamed reply -> XSS payloads render as text ->
-//! reload -> history restored -> stop mid-reply -> server killed and restarted -> reconnects and
+//! reload -> history restored -> stop mid-reply -> regenerate, reload mid-reply, the reply resumes
+//! -> server killed and restarted -> reconnects and
 //! continues -> expired session -> toast and welcome. Screenshots at 390x844 and 1440x900 go to
 //! `target/screenshots/`.
 //!
@@ -260,6 +261,21 @@ async fn a_person_chats_in_a_real_browser() {
     let shown = client.execute(&format!("return {LAST_AI}.querySelector('.markdown').innerText.length;"), vec![]).await.unwrap();
     assert!(shown.as_u64().unwrap() < 600, "the reply stopped before its end: {shown}");
 
+    // Regenerate the stopped reply, and reload while the new one streams: the page picks it up
+    // where it stands and shows it whole, in place of the stopped one.
+    client.find(Locator::Css(".regenerate button")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the regenerated reply to stream", &format!("{LAST_AI}?.classList.contains('streaming') && {LAST_AI}.innerText.length > 40"), 10).await;
+    client.refresh().await.unwrap();
+    wait_for(
+        &client,
+        "the resumed reply, whole",
+        &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.querySelector('.markdown').innerText.length > 600 && !{LAST_AI}.querySelector('.note')"),
+        20,
+    )
+    .await;
+    let replies = client.execute("return document.querySelectorAll('.bubble.ai').length;", vec![]).await.unwrap();
+    assert_eq!(replies, json!(4), "the regenerated reply replaced the stopped one");
+
     // The server goes away: the page says so, then reconnects by itself when it is back.
     stack.gateway.take_kill().await;
     wait_for(&client, "the reconnecting status", "document.querySelector('[data-testid=connection-status]')?.innerText.startsWith('Reconnecting in')", 15).await;
@@ -311,7 +327,7 @@ async fn bench_frontend() {
             reply_to: Some(question.id.clone()),
             ..question.clone()
         };
-        store.store_reply(&session.token, &reply, &question.id).await.unwrap();
+        store.store_reply(&session.token, &reply, &question.id, 0).await.unwrap();
     }
 
     let measure = |script: &'static str| {

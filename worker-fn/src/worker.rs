@@ -153,9 +153,10 @@ impl Worker {
         };
         reply.msg = text;
         reply.timestamp = now_rfc3339();
-        match self.store.store_reply(token, &reply, &request.message_id).await? {
+        match self.store.store_reply(token, &reply, &request.message_id, relay.seq).await? {
             StoredReply::SessionExpired => return Ok(Outcome::SessionExpired),
             StoredReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
+            StoredReply::TakenOver => return Ok(Outcome::TakenOver),
             StoredReply::Stored { connections } => relay.connections = connections,
         }
         let status = reply.status;
@@ -421,20 +422,26 @@ impl<'a> Relay<'a> {
     /// Checks for a stop request (and keeps the entry claimed); true if the person asked to stop.
     async fn check(&mut self) -> bool {
         self.next_check = Instant::now() + STOP_POLL;
-        let store = &self.worker.store;
-        if Instant::now() >= self.next_heartbeat {
-            self.next_heartbeat = Instant::now() + self.worker.heartbeat_every();
-            if let Err(error) = store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id).await {
-                tracing::warn!(error = %error, "could not renew the claim on an entry");
-            }
-        }
-        if let Ok(true) = store.stop_requested(&self.request.token, &self.request.message_id).await {
+        self.keep_claimed().await;
+        if let Ok(true) = self.worker.store.stop_requested(&self.request.token, &self.request.message_id).await {
             self.stop_requested = true;
         }
         self.stop_requested
     }
 
+    /// Renews the claim on the entry when due, whether the model is silent or streaming.
+    async fn keep_claimed(&mut self) {
+        if Instant::now() < self.next_heartbeat {
+            return;
+        }
+        self.next_heartbeat = Instant::now() + self.worker.heartbeat_every();
+        if let Err(error) = self.worker.store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id).await {
+            tracing::warn!(error = %error, "could not renew the claim on an entry");
+        }
+    }
+
     async fn delta(&mut self, text: String) {
+        self.keep_claimed().await;
         let store = &self.worker.store;
         match store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text).await {
             Ok(appended) => {

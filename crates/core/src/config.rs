@@ -125,6 +125,9 @@ pub struct LocalConfig {
     pub ws_idle_timeout: Duration,
     /// `LOCAL_WS_MAX_SECONDS` (7200): connections are closed after this long, as API Gateway does.
     pub ws_max_duration: Duration,
+    /// `LOCAL_WORKER` (`true`): run the worker inside the local process; `false` leaves the stream
+    /// to separate `local worker` processes.
+    pub in_process_worker: bool,
 }
 
 /// How to reach the model (any OpenAI-compatible Chat Completions server).
@@ -289,6 +292,7 @@ impl Config {
                 start_redis: env.string("REDIS_URL").is_none(),
                 ws_idle_timeout: env.seconds("LOCAL_WS_IDLE_TIMEOUT_SECONDS", 600)?,
                 ws_max_duration: env.seconds("LOCAL_WS_MAX_SECONDS", 7200)?,
+                in_process_worker: env.flag("LOCAL_WORKER", true)?,
             },
         })
     }
@@ -329,6 +333,15 @@ impl Vars<'_> {
         T::Err: std::fmt::Display,
     {
         Ok(self.optional_number(name)?.unwrap_or(default))
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.string(name).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some("0" | "false" | "no") => Ok(false),
+            Some(other) => Err(ConfigError { name, value: other.into(), reason: "expected true or false".into() }),
+        }
     }
 
     fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {

@@ -76,6 +76,8 @@ pub enum StoredReply {
     AlreadyStored,
     /// The session expired while the reply was written; nothing was stored.
     SessionExpired,
+    /// Another worker took the reply over (its log moved on): nothing was stored.
+    TakenOver,
 }
 
 /// What [`Store::begin_reply`] found.
@@ -242,11 +244,16 @@ return {stop and 1 or 0, redis.call('SMEMBERS', KEYS[2])}
 "#;
 
 const STORE_REPLY_SCRIPT: &str = r#"
--- KEYS: session, order, messages, lock, conns, log; ARGV: reply id, json, ttl, user message id, max_history
-if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', {}} end
+-- KEYS: session, order, messages, lock, conns, log
+-- ARGV: reply id, json, ttl, user message id, max_history, next seq of the writer's log
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing and not is_streaming(existing) then return {'exists', {}} end
+local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+local logged = 0
+if #top > 0 then logged = tonumber(string.sub(top[1][1], 3)) end
+if logged ~= tonumber(ARGV[6]) then return {'taken_over', {}} end
+if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', {}} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 if not existing then append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[5]) end
 redis.call('DEL', KEYS[6])
@@ -671,7 +678,9 @@ impl Store {
 
     /// Stores a finished reply once, whatever the number of attempts, in place of its `streaming`
     /// placeholder; drops its log and unlocks the session.
-    pub async fn store_reply(&self, token: &str, reply: &ChatMessage, user_message_id: &str) -> Result<StoredReply, StoreError> {
+    /// `next_seq` is the seq after the writer's last logged delta: a log that moved past it
+    /// belongs to a worker that took the reply over.
+    pub async fn store_reply(&self, token: &str, reply: &ChatMessage, user_message_id: &str, next_seq: u64) -> Result<StoredReply, StoreError> {
         let json = serde_json::to_string(reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
         let (outcome, connections): (String, Vec<String>) = STORE_REPLY
@@ -686,10 +695,12 @@ impl Store {
             .arg(self.session_ttl.as_secs())
             .arg(user_message_id)
             .arg(self.max_history)
+            .arg(next_seq)
             .invoke_async(&mut conn)
             .await?;
         match outcome.as_str() {
             "stored" => Ok(StoredReply::Stored { connections }),
+            "taken_over" => Ok(StoredReply::TakenOver),
             "exists" => Ok(StoredReply::AlreadyStored),
             "expired" => Ok(StoredReply::SessionExpired),
             other => Err(StoreError::Corrupt(format!("store script answered {other}"))),

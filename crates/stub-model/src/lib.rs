@@ -54,6 +54,7 @@ pub enum Scripted {
 
 #[derive(Default)]
 struct Shared {
+    pacing: Mutex<Pacing>,
     script: Mutex<VecDeque<Scripted>>,
     requests: Mutex<Vec<Value>>,
     authorizations: Mutex<Vec<Option<String>>>,
@@ -89,18 +90,17 @@ pub struct StubModel {
 #[derive(Clone)]
 struct AppState {
     shared: Arc<Shared>,
-    pacing: Pacing,
 }
 
 impl StubModel {
     /// Starts the server on `listener`.
     pub fn serve(listener: TcpListener, pacing: Pacing) -> StubModel {
         let addr = listener.local_addr().expect("bound listener");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { pacing: Mutex::new(pacing), ..Shared::default() });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/models", get(models))
-            .with_state(AppState { shared: shared.clone(), pacing });
+            .with_state(AppState { shared: shared.clone() });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -116,6 +116,18 @@ impl StubModel {
     /// The OpenAI base URL to configure (`http://127.0.0.1:PORT/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Changes the pacing of the replies to come (a benchmark moves from one measurement to the
+    /// next without restarting what points at this server).
+    pub fn set_pacing(&self, pacing: Pacing) {
+        *self.shared.pacing.lock().unwrap() = pacing;
+    }
+
+    /// Forgets the requests recorded so far (long benchmark runs).
+    pub fn clear_requests(&self) {
+        self.shared.requests.lock().unwrap().clear();
+        self.shared.authorizations.lock().unwrap().clear();
     }
 
     /// Queues behaviours for the next requests, in order.
@@ -153,7 +165,7 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
     state.shared.authorizations.lock().unwrap().push(authorization);
     state.shared.requests.lock().unwrap().push(request.clone());
     let scripted = state.shared.script.lock().unwrap().pop_front();
-    let mut pacing = state.pacing.clone();
+    let mut pacing = state.shared.pacing.lock().unwrap().clone();
     let mut text = default_reply(&request, &pacing);
     let mut cut_after = None;
     let mut done_marker = true;
