@@ -1,6 +1,7 @@
 //! What every handler needs, built once per cold start and shared by all invocations.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chat_core::{Config, Store};
 
@@ -20,6 +21,38 @@ pub struct AppState {
     pub trigger: WorkerTrigger,
     /// The embedded model's readiness, when this process serves one (local runs).
     pub model_status: Option<ModelStatus>,
+    /// Which session each connection seen by this instance belongs to.
+    pub connection_sessions: ConnectionSessions,
+}
+
+/// The session of each WebSocket connection this instance has served. A connection belongs to one
+/// session for its whole life and its id is never reused, so a remembered mapping stays true;
+/// remembering it takes one Redis round trip off every later message on that connection.
+#[derive(Clone, Default)]
+pub struct ConnectionSessions(Arc<Mutex<HashMap<String, String>>>);
+
+/// Mappings kept per instance before the cache starts over (about 150 bytes each).
+const MAX_REMEMBERED_CONNECTIONS: usize = 10_000;
+
+impl ConnectionSessions {
+    /// The session of `connection_id`, if this instance has seen it.
+    pub fn get(&self, connection_id: &str) -> Option<String> {
+        self.0.lock().expect("connection cache lock").get(connection_id).cloned()
+    }
+
+    /// Remembers the session of `connection_id`.
+    pub fn remember(&self, connection_id: &str, token: &str) {
+        let mut map = self.0.lock().expect("connection cache lock");
+        if map.len() >= MAX_REMEMBERED_CONNECTIONS {
+            map.clear();
+        }
+        map.insert(connection_id.to_string(), token.to_string());
+    }
+
+    /// Forgets a connection that closed.
+    pub fn forget(&self, connection_id: &str) {
+        self.0.lock().expect("connection cache lock").remove(connection_id);
+    }
 }
 
 impl AppState {
@@ -29,11 +62,11 @@ impl AppState {
         let config = Config::load().await?;
         let store = Store::connect(&config)?;
         let trigger = WorkerTrigger::from_config(&config).await;
-        Ok(AppState { config, store, trigger, model_status: None })
+        Ok(AppState { config, store, trigger, model_status: None, connection_sessions: ConnectionSessions::default() })
     }
 
     /// Builds the state from parts (the local runner and tests).
     pub fn new(config: Config, store: Store, trigger: WorkerTrigger) -> Self {
-        AppState { config, store, trigger, model_status: None }
+        AppState { config, store, trigger, model_status: None, connection_sessions: ConnectionSessions::default() }
     }
 }

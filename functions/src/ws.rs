@@ -46,6 +46,7 @@ pub async fn connect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
 /// `$disconnect`: forgets the connection.
 pub async fn disconnect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let connection_id = event.request_context.connection_id.unwrap_or_default();
+    state.connection_sessions.forget(&connection_id);
     if let Err(error) = state.store.unbind_connection(&connection_id, None).await {
         // The mapping expires with the session anyway; a failed cleanup is not the client's problem.
         tracing::warn!(connection_id, error = %error, "could not forget a connection");
@@ -138,8 +139,12 @@ async fn send_message(
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });
     }
-    let token = session_of(state, context).await?;
-    count_message(state, &token).await?;
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    let remembered = state.connection_sessions.get(connection_id);
+    let token = match &remembered {
+        Some(token) => token.clone(),
+        None => session_of(state, context).await?,
+    };
     let message = ChatMessage {
         id: id.to_string(),
         msg: content,
@@ -151,11 +156,21 @@ async fn send_message(
         next_seq: None,
     };
     let ack = ServerFrame::Ack { id: id.to_string(), reply_id: chat_wire::reply_id_for(id) };
-    match state.store.accept_user_message(&token, &message).await? {
+    // A remembered mapping still has its life extended, alongside the message's own step.
+    let refresh = async {
+        if remembered.is_some() {
+            if let Err(error) = state.store.refresh_connection(connection_id).await {
+                tracing::warn!(error = %error, "could not extend a connection mapping");
+            }
+        }
+    };
+    let (accepted, ()) = tokio::join!(state.store.accept_user_message(&token, &message), refresh);
+    match accepted? {
         Accepted::Stored => {}
         Accepted::Duplicate => return Ok(ack),
         Accepted::SessionExpired => return Err(ApiError::SessionExpired),
         Accepted::ReplyInProgress => return Err(ApiError::ReplyInProgress),
+        Accepted::RateLimited(wait) => return Err(ApiError::rate_limited("messages in this session", wait)),
     }
     request_reply(state, context, &token, id).await?;
     Ok(ack)
@@ -185,12 +200,13 @@ async fn request_reply(
 /// The session this connection belongs to; each frame is activity that keeps the mapping alive.
 async fn session_of(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext) -> Result<String, ApiError> {
     let connection_id = context.connection_id.as_deref().unwrap_or_default();
-    state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)
+    let token = state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)?;
+    state.connection_sessions.remember(connection_id, &token);
+    Ok(token)
 }
 
 async fn count_message(state: &AppState, token: &str) -> Result<(), ApiError> {
-    let limits = &state.config.rate_limits;
-    match state.store.count_message(token, limits.messages_per_session, limits.window).await? {
+    match state.store.count_message(token).await? {
         Some(wait) => Err(ApiError::rate_limited("messages in this session", wait)),
         None => Ok(()),
     }

@@ -49,10 +49,13 @@ impl ManagementApi {
 
     fn client(&self, endpoint: &str) -> Client {
         let mut clients = self.clients.lock().expect("client cache lock");
-        clients
-            .entry(endpoint.to_string())
-            .or_insert_with(|| Client::from_conf(self.base.clone().endpoint_url(endpoint).build()))
-            .clone()
+        // Looked up by reference first: no allocation on the hot path (one post per delta).
+        if let Some(client) = clients.get(endpoint) {
+            return client.clone();
+        }
+        let client = Client::from_conf(self.base.clone().endpoint_url(endpoint).build());
+        clients.insert(endpoint.to_string(), client.clone());
+        client
     }
 
     /// Posts one frame to one connection.

@@ -440,46 +440,71 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// Logs a delta and posts it. The post to the connections already known runs while the
+    /// append is in flight (the first delta of a reply pays one round trip, not two); connections
+    /// the append reports that were not known get the delta right after, so every connection bound
+    /// before the append still receives it live.
     async fn delta(&mut self, text: String) {
         self.keep_claimed().await;
-        let store = &self.worker.store;
-        match store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text).await {
-            Ok(appended) => {
-                self.stop_requested |= appended.stop_requested;
-                self.connections = appended.connections;
-                self.next_check = Instant::now() + STOP_POLL;
-            }
-            Err(StoreError::ReplyTakenOver) => {
-                self.taken_over = true;
-                return;
-            }
-            // Keep the person reading; the reply is stored at the end (or the entry is retried).
-            Err(error) => tracing::warn!(error = %error, "could not log a delta"),
-        }
         let frame = ServerFrame::Delta {
             id: self.reply_id.clone(),
             reply_to: self.request.message_id.clone(),
             seq: self.seq,
-            text,
+            text: text.clone(),
         };
+        let bytes = serde_json::to_vec(&frame).expect("frames always serialize");
+        let known = std::mem::take(&mut self.connections);
+        let store = &self.worker.store;
+        let (appended, gone) = tokio::join!(
+            store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text),
+            self.post_all(&known, &bytes)
+        );
         self.seq += 1;
-        self.send(&frame).await;
+        self.connections = match appended {
+            Ok(appended) => {
+                self.stop_requested |= appended.stop_requested;
+                self.next_check = Instant::now() + STOP_POLL;
+                let fresh: Vec<String> = appended.connections.iter().filter(|c| !known.contains(c)).cloned().collect();
+                let gone_fresh = self.post_all(&fresh, &bytes).await;
+                let mut live = appended.connections;
+                live.retain(|c| !gone.contains(c) && !gone_fresh.contains(c));
+                live
+            }
+            Err(StoreError::ReplyTakenOver) => {
+                self.taken_over = true;
+                known
+            }
+            // Keep the person reading; the reply is stored at the end (or the entry is retried).
+            Err(error) => {
+                tracing::warn!(error = %error, "could not log a delta");
+                known.into_iter().filter(|c| !gone.contains(c)).collect()
+            }
+        };
+    }
+
+    /// Posts one frame to `connections`; returns those the Management API reports gone (and
+    /// forgets them).
+    async fn post_all(&self, connections: &[String], bytes: &[u8]) -> Vec<String> {
+        let endpoint = &self.request.endpoint;
+        let api = &self.worker.connections;
+        let deliveries = futures_util::future::join_all(
+            connections.iter().map(|id| async move { (id, api.post(endpoint, id, bytes).await) }),
+        )
+        .await;
+        let mut gone = Vec::new();
+        for (connection_id, delivery) in deliveries {
+            if delivery == Delivery::Gone {
+                let _ = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await;
+                gone.push(connection_id.clone());
+            }
+        }
+        gone
     }
 
     async fn send(&mut self, frame: &ServerFrame) {
         let bytes = serde_json::to_vec(frame).expect("frames always serialize");
-        let endpoint = &self.request.endpoint;
-        let api = &self.worker.connections;
-        let deliveries = futures_util::future::join_all(
-            self.connections.iter().map(|id| async { (id.clone(), api.post(endpoint, id, &bytes).await) }),
-        )
-        .await;
-        for (connection_id, delivery) in deliveries {
-            if delivery == Delivery::Gone {
-                self.connections.retain(|c| *c != connection_id);
-                let _ = self.worker.store.unbind_connection(&connection_id, Some(&self.request.token)).await;
-            }
-        }
+        let gone = self.post_all(&self.connections, &bytes).await;
+        self.connections.retain(|c| !gone.contains(c));
     }
 }
 

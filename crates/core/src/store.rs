@@ -61,6 +61,8 @@ pub enum Accepted {
     SessionExpired,
     /// Another reply is still being written for this session.
     ReplyInProgress,
+    /// Over `MESSAGES_PER_SESSION_PER_WINDOW`; nothing stored. Try again after this long.
+    RateLimited(Duration),
 }
 
 /// What [`Store::store_reply`] did.
@@ -155,6 +157,8 @@ pub struct Store {
     stream: String,
     stream_maxlen: usize,
     group: String,
+    messages_per_window: u32,
+    rate_window: Duration,
 }
 
 fn key(token: &str, part: &str) -> String {
@@ -174,10 +178,17 @@ pub fn now_rfc3339() -> String {
 }
 
 const ACCEPT_SCRIPT: &str = r#"
--- KEYS: session, order, messages, lock; ARGV: id, json, ttl, lock_ttl, max_history
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'duplicate' end
-if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return 'busy' end
+-- KEYS: session, order, messages, lock, conns, rate
+-- ARGV: id, json, ttl, lock_ttl, max_history, messages per window (0: no limit), window ms
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {'duplicate', 0} end
+if tonumber(ARGV[6]) > 0 then
+  local count = redis.call('INCR', KEYS[6])
+  local ttl = redis.call('PTTL', KEYS[6])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]); ttl = tonumber(ARGV[7]) end
+  if count > tonumber(ARGV[6]) then return {'rate_limited', ttl} end
+end
+if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return {'busy', 0} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 local len = redis.call('RPUSH', KEYS[2], ARGV[1])
 local excess = len - tonumber(ARGV[5])
@@ -187,7 +198,7 @@ if excess > 0 then
 end
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 redis.call('EXPIRE', KEYS[5], ARGV[3])
-return 'stored'
+return {'stored', 0}
 "#;
 
 // serde writes `"status":"streaming"` exactly so, and escapes every quote inside a string, so a
@@ -380,6 +391,8 @@ impl Store {
             stream: config.request_stream.clone(),
             stream_maxlen: config.request_stream_maxlen,
             group: config.worker_group.clone(),
+            messages_per_window: config.rate_limits.messages_per_session,
+            rate_window: config.rate_limits.window,
         })
     }
 
@@ -543,9 +556,18 @@ impl Store {
         })
     }
 
-    /// Counts one message of a session against `limit` per `window`; `Some(wait)` once over it.
-    pub async fn count_message(&self, token: &str, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
-        self.count(key(token, "rate"), limit, window).await
+    /// Counts one message of a session against `MESSAGES_PER_SESSION_PER_WINDOW` (the counter
+    /// [`Store::accept_user_message`] shares); `Some(wait)` once over it.
+    pub async fn count_message(&self, token: &str) -> Result<Option<Duration>, StoreError> {
+        self.count(key(token, "rate"), self.messages_per_window, self.rate_window).await
+    }
+
+    /// Extends a connection mapping's life to the session's TTL (each message is activity), for a
+    /// caller that already knows the connection's session.
+    pub async fn refresh_connection(&self, connection_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: bool = conn.expire(conn_key(connection_id), self.session_ttl.as_secs() as i64).await?;
+        Ok(())
     }
 
     /// Counts one session created from `address` against `limit` per `window`.
@@ -621,21 +643,25 @@ impl Store {
         Ok(conn.smembers(key(token, "conns")).await?)
     }
 
-    /// Stores a user message and locks the session for its reply, in one atomic step.
+    /// Stores a user message and locks the session for its reply, in one atomic step that also
+    /// counts it against the session's message rate (a resent duplicate is not counted).
     pub async fn accept_user_message(&self, token: &str, message: &ChatMessage) -> Result<Accepted, StoreError> {
         let json = serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
-        let outcome: String = ACCEPT
+        let (outcome, wait_ms): (String, u64) = ACCEPT
             .key(key(token, "session"))
             .key(key(token, "order"))
             .key(key(token, "messages"))
             .key(key(token, "lock"))
             .key(key(token, "conns"))
+            .key(key(token, "rate"))
             .arg(&message.id)
             .arg(json)
             .arg(self.session_ttl.as_secs())
             .arg(self.reply_lock.as_secs().max(1))
             .arg(self.max_history)
+            .arg(self.messages_per_window)
+            .arg(self.rate_window.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         match outcome.as_str() {
@@ -643,6 +669,7 @@ impl Store {
             "duplicate" => Ok(Accepted::Duplicate),
             "expired" => Ok(Accepted::SessionExpired),
             "busy" => Ok(Accepted::ReplyInProgress),
+            "rate_limited" => Ok(Accepted::RateLimited(Duration::from_millis(wait_ms))),
             other => Err(StoreError::Corrupt(format!("accept script answered {other}"))),
         }
     }
