@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::notify::{Delivery, ManagementApi};
-use crate::provider::{ContextMessage, ModelClient, ModelError};
+use crate::provider::{ContextMessage, DeltaStream, ModelClient, ModelError};
 
 /// How one entry ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Worker {
                 tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
                 Outcome::Malformed
             }
-            Some(request) => self.answer(&entry.entry_id, request).await?,
+            Some(request) => self.answer(entry, request).await?,
         };
         if outcome != Outcome::TakenOver {
             self.store.ack(&entry.entry_id).await?;
@@ -95,7 +95,8 @@ impl Worker {
         Ok(outcome)
     }
 
-    async fn answer(&self, entry_id: &str, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
+    async fn answer(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
+        let entry_id = entry.entry_id.as_str();
         let token = request.token.as_str();
         let reply_id = chat_wire::reply_id_for(&request.message_id);
         let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
@@ -113,7 +114,24 @@ impl Worker {
             model: model.clone(),
             next_seq: None,
         };
-        let (next_seq, restarted, connections) = match self.store.begin_reply(token, &reply).await? {
+        // On a first delivery the model call starts while the reply is recorded: its first token
+        // takes far longer than the Redis step, which so costs the first token nothing. A
+        // redelivered entry may already be answered, so it checks first and never pays for a
+        // model call it would cancel.
+        let mut model_call = std::pin::pin!(self.model.stream_chat(&context));
+        let mut started_early = None;
+        let began = if entry.deliveries > 1 {
+            self.store.begin_reply(token, &reply).await?
+        } else {
+            let mut begin = std::pin::pin!(self.store.begin_reply(token, &reply));
+            loop {
+                tokio::select! {
+                    began = &mut begin => break began?,
+                    started = &mut model_call, if started_early.is_none() => started_early = Some(started),
+                }
+            }
+        };
+        let (next_seq, restarted, connections) = match began {
             BeganReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
             BeganReply::SessionExpired => return Ok(Outcome::SessionExpired),
             BeganReply::Started { next_seq, restarted, connections } => (next_seq, restarted, connections),
@@ -132,7 +150,7 @@ impl Worker {
                 .await;
         }
 
-        let (text, ending) = self.generate(&context, &mut relay).await;
+        let (text, ending) = self.generate(model_call, started_early, &mut relay).await;
         let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
         reply.status = match ending {
             Ending::TakenOver => return Ok(Outcome::TakenOver),
@@ -168,23 +186,28 @@ impl Worker {
 
     /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
     /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how it ended. A stop
-    /// request drops the model's stream, which cancels the upstream request.
-    async fn generate(&self, context: &[ContextMessage], relay: &mut Relay<'_>) -> (String, Ending) {
+    /// request drops the model's stream, which cancels the upstream request. `model_call` is the
+    /// call in flight, or its outcome when it already came (`started_early`).
+    async fn generate(
+        &self,
+        mut model_call: std::pin::Pin<&mut impl Future<Output = Result<DeltaStream, ModelError>>>,
+        started_early: Option<Result<DeltaStream, ModelError>>,
+        relay: &mut Relay<'_>,
+    ) -> (String, Ending) {
         let mut text = String::new();
-        let started = {
-            let model = self.model.stream_chat(context);
-            tokio::pin!(model);
-            loop {
+        let started = match started_early {
+            Some(started) => started,
+            None => loop {
                 let check_at = relay.next_check;
                 tokio::select! {
-                    started = &mut model => break started,
+                    started = &mut model_call => break started,
                     _ = tokio::time::sleep_until(check_at) => {
                         if relay.check().await {
                             return (text, Ending::Stopped);
                         }
                     }
                 }
-            }
+            },
         };
         let mut stream = match started {
             Ok(stream) => stream,

@@ -40,7 +40,8 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     assert_eq!(history.messages.len(), 2);
 
     // Redelivered after the reply was stored but before XACK: answered once, not twice.
-    let again = taken.into_iter().next().unwrap();
+    let mut again = taken.into_iter().next().unwrap();
+    again.deliveries = 2; // as XAUTOCLAIM hands it over
     assert_eq!(worker.process(&again).await.unwrap(), Outcome::AlreadyAnswered);
     assert_eq!(worker.drain().await.unwrap(), 0);
     assert_eq!(app.session(&session.token).await.messages.len(), 2);
