@@ -305,8 +305,11 @@ async fn bench_frontend() {
     let stack = Stack::start("bench", Pacing::default()).await;
     let Stack { client, config, site_url, .. } = &stack;
 
-    // A session with 1,000 stored messages (500 questions, 500 markdown replies).
-    let store = chat_core::Store::connect(config).unwrap();
+    // A session with 1,000 stored messages (500 questions, 500 markdown replies), written
+    // directly, past the per-session message rate.
+    let mut config = config.clone();
+    config.rate_limits.messages_per_session = 0;
+    let store = chat_core::Store::connect(&config).unwrap();
     let session = store.create_session("Bench").await.unwrap();
     for i in 0..500 {
         let question = chat_wire::ChatMessage {
@@ -319,7 +322,7 @@ async fn bench_frontend() {
             model: None,
             next_seq: None,
         };
-        store.accept_user_message(&session.token, &question).await.unwrap();
+        assert_eq!(store.accept_user_message(&session.token, &question).await.unwrap(), chat_core::Accepted::Stored);
         let reply = chat_wire::ChatMessage {
             id: chat_wire::reply_id_for(&question.id),
             msg: format!("Answer **{i}**:\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),

@@ -828,10 +828,12 @@ async fn gateway_ping(stack: &Stack) -> Result<Vec<f64>, Error> {
 /// Each Redis step of a question's path to its first delta, timed from this process through the
 /// product's own `Store` (one shared, multiplexed connection, as in the functions and the worker).
 async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Error> {
-    let config = chat_core::Config::from_vars(&HashMap::from([(
+    let mut config = chat_core::Config::from_vars(&HashMap::from([(
         "REDIS_URL".to_string(),
         stack.redis.url(),
     )]))?;
+    config.rate_limits.messages_per_session = 0; // 300 questions in a row
+    config.request_stream = "bench:steps".into(); // the stack's worker must not answer these
     let store = chat_core::Store::connect(&config)?;
     let session = store.create_session("steps").await?;
     let token = session.token.as_str();
@@ -879,8 +881,11 @@ async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Err
         store.touch_connection("steps-connection=").await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.accept_user_message(token, &question).await?;
+        let accepted = store.accept_user_message(token, &question).await?;
         timed(&mut samples, t);
+        if accepted != chat_core::Accepted::Stored {
+            return Err(format!("step timing: the question was not stored ({accepted:?})").into());
+        }
         let t = Instant::now();
         store.enqueue(&request).await?;
         timed(&mut samples, t);
@@ -1018,6 +1023,7 @@ async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), E
         stack.redis.url(),
     )]))?;
     config.max_history_messages = n.max(1000);
+    config.rate_limits.messages_per_session = 0; // written directly, past the message rate
     let store = chat_core::Store::connect(&config)?;
     let session = stack.session(&format!("history-{n}")).await?;
     for i in 0..n / 2 {
@@ -1031,7 +1037,9 @@ async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), E
             model: None,
             next_seq: None,
         };
-        store.accept_user_message(&session.token, &question).await?;
+        if store.accept_user_message(&session.token, &question).await? != chat_core::Accepted::Stored {
+            return Err("could not store a history message".into());
+        }
         let reply = chat_wire::ChatMessage {
             id: chat_wire::reply_id_for(&question.id),
             msg: format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),
