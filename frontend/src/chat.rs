@@ -199,9 +199,15 @@ impl Conversation {
                             | ErrorCode::InvalidId
                             | ErrorCode::RateLimited
                             | ErrorCode::Unavailable
+                            | ErrorCode::NotLastQuestion
+                            | ErrorCode::UnknownMessage
                     );
                     if refused_before_storing {
+                        let before = self.messages.len();
                         self.messages.retain(|m| !(m.id == *id && m.delivery == Delivery::Sending));
+                        // Nothing withdrawn: a refused `regenerate` of a stored question. The
+                        // page took its reply away when asking; the stored history has it back.
+                        self.stale |= self.messages.len() == before;
                     } else {
                         self.failed.push(id.clone());
                     }
@@ -317,6 +323,7 @@ mod tests {
     fn a_finished_reply_can_be_regenerated() {
         let mut chat = Conversation::default();
         chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
         chat.apply(delta(0, "meh"), "t");
         assert_eq!(chat.regenerable(), None, "not while it streams");
         chat.apply(
@@ -327,6 +334,13 @@ mod tests {
         chat.regenerate("m1");
         assert_eq!(chat.messages.len(), 1);
         assert!(chat.awaiting_reply());
+        // Refused (too many messages): the page reloads the history, which still has the reply.
+        chat.apply(
+            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::RateLimited, message: "slow down".into(), retry_after: Some(3) },
+            "t",
+        );
+        assert!(chat.stale);
+        assert_eq!(chat.messages.len(), 1, "the question stays");
     }
 
     #[test]

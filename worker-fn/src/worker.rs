@@ -33,8 +33,8 @@ pub enum Outcome {
     Failed,
     /// A reply with this id was already stored (the entry was retried after a crash).
     AlreadyAnswered,
-    /// Another worker took the entry over while this one was writing (this one was thought dead);
-    /// the entry is theirs to acknowledge.
+    /// Another worker took the entry over while this one was writing (this one was thought dead),
+    /// or a delta could not be logged: the entry is left for its owner or a retry to finish.
     TakenOver,
     /// The session expired before the reply could be written.
     SessionExpired,
@@ -255,6 +255,9 @@ impl Worker {
                         if !pending.is_empty() {
                             relay.delta(std::mem::take(&mut pending)).await;
                         }
+                        if relay.taken_over {
+                            return (text, Ending::TakenOver);
+                        }
                         return (text, Ending::Stopped);
                     }
                     false
@@ -458,7 +461,13 @@ impl<'a> Relay<'a> {
             return;
         }
         self.next_heartbeat = Instant::now() + self.worker.heartbeat_every();
-        if let Err(error) = self.worker.store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id).await {
+        let store = &self.worker.store;
+        let (claimed, locked) = tokio::join!(
+            store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id),
+            // The session stays busy as long as its reply is written, however long it takes.
+            store.renew_reply_lock(&self.request.token, &self.request.message_id)
+        );
+        if let Err(error) = claimed.and(locked) {
             tracing::warn!(error = %error, "could not renew the claim on an entry");
         }
     }
@@ -482,9 +491,9 @@ impl<'a> Relay<'a> {
             store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text),
             self.post_all(&known, &bytes)
         );
-        self.seq += 1;
         self.connections = match appended {
             Ok(appended) => {
+                self.seq += 1;
                 self.stop_requested |= appended.stop_requested;
                 self.next_check = Instant::now() + STOP_POLL;
                 let fresh: Vec<String> = appended.connections.iter().filter(|c| !known.contains(c)).cloned().collect();
@@ -497,10 +506,13 @@ impl<'a> Relay<'a> {
                 self.taken_over = true;
                 known
             }
-            // Keep the person reading; the reply is stored at the end (or the entry is retried).
+            // A delta that is not in the log would make the log and the screens disagree: end
+            // this attempt without storing or acknowledging. The entry is retried from the log's
+            // top (a restart that voids the unlogged delta on every screen).
             Err(error) => {
-                tracing::warn!(error = %error, "could not log a delta");
-                known.into_iter().filter(|c| !gone.contains(c)).collect()
+                tracing::warn!(error = %error, "could not log a delta; leaving the reply to a retry");
+                self.taken_over = true;
+                known
             }
         };
     }

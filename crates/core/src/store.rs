@@ -233,11 +233,11 @@ local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local outcome, next_seq = 'new', 0
 if existing then
   if not is_streaming(existing) then return {'exists', 0, {}} end
+  -- Another worker began this reply: void whatever it sent (even nothing yet, so that it can
+  -- write no delta 0 of its own if it is still alive).
   local _, logged = log_state(KEYS[5])
-  if logged > 0 then
-    redis.call('XADD', KEYS[5], '0-' .. (logged + 1), 'k', 'restart')
-    outcome, next_seq = 'restart', logged + 1
-  end
+  redis.call('XADD', KEYS[5], '0-' .. (logged + 1), 'k', 'restart')
+  outcome, next_seq = 'restart', logged + 1
 else
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
   append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[4])
@@ -336,6 +336,9 @@ return 1
 // Compiled once: `Script` hashes its source, and EVALSHA falls back to EVAL after a Redis restart.
 static ACCEPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACCEPT_SCRIPT));
 static BIND: LazyLock<Script> = LazyLock::new(|| Script::new(BIND_SCRIPT));
+static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0")
+});
 static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_SCRIPT));
 static APPEND_DELTA: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_DELTA_SCRIPT));
 static BEGIN_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(BEGIN_REPLY_SCRIPT));
@@ -672,6 +675,18 @@ impl Store {
             "rate_limited" => Ok(Accepted::RateLimited(Duration::from_millis(wait_ms))),
             other => Err(StoreError::Corrupt(format!("accept script answered {other}"))),
         }
+    }
+
+    /// Extends the session's lock for the reply to `message_id` while that reply is written.
+    pub async fn renew_reply_lock(&self, token: &str, message_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i32 = RENEW_LOCK
+            .key(key(token, "lock"))
+            .arg(message_id)
+            .arg(self.reply_lock.as_secs().max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Unlocks a session whose reply request could not be queued, so the person can retry.
