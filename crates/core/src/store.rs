@@ -183,19 +183,12 @@ const ACCEPT_SCRIPT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {'duplicate', 0} end
 if tonumber(ARGV[6]) > 0 then
-  local count = redis.call('INCR', KEYS[6])
-  local ttl = redis.call('PTTL', KEYS[6])
-  if ttl < 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]); ttl = tonumber(ARGV[7]) end
-  if count > tonumber(ARGV[6]) then return {'rate_limited', ttl} end
+  local wait = count_in_window(KEYS[6], ARGV[6], ARGV[7])
+  if wait > 0 then return {'rate_limited', wait} end
 end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return {'busy', 0} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-local len = redis.call('RPUSH', KEYS[2], ARGV[1])
-local excess = len - tonumber(ARGV[5])
-if excess > 0 then
-  local old = redis.call('LPOP', KEYS[2], excess)
-  redis.call('HDEL', KEYS[3], unpack(old))
-end
+append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[5])
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 return {'stored', 0}
@@ -215,6 +208,14 @@ local function log_state(log)
     if entry[2][1] == 'k' then parts = {} else parts[#parts + 1] = entry[2][2] end
   end
   return table.concat(parts), next_seq
+end
+-- Counts one event in a fixed window; 0 while within `limit`, else the ms until the window ends.
+local function count_in_window(counter, limit, window_ms)
+  local count = redis.call('INCR', counter)
+  local ttl = redis.call('PTTL', counter)
+  if ttl < 0 then redis.call('PEXPIRE', counter, window_ms); ttl = tonumber(window_ms) end
+  if count > tonumber(limit) then return ttl end
+  return 0
 end
 local function append_trimmed(order, messages, id, max_history)
   local len = redis.call('RPUSH', order, id)
@@ -316,11 +317,7 @@ return 'ok'
 
 const RATE_SCRIPT: &str = r#"
 -- KEYS: counter; ARGV: limit, window ms. Returns 0, or the ms until the window ends.
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
-if count > tonumber(ARGV[1]) then return ttl end
-return 0
+return count_in_window(KEYS[1], ARGV[1], ARGV[2])
 "#;
 
 const BIND_SCRIPT: &str = r#"
@@ -334,12 +331,12 @@ return 1
 "#;
 
 // Compiled once: `Script` hashes its source, and EVALSHA falls back to EVAL after a Redis restart.
-static ACCEPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACCEPT_SCRIPT));
+static ACCEPT: LazyLock<Script> = LazyLock::new(|| with_helpers(ACCEPT_SCRIPT));
 static BIND: LazyLock<Script> = LazyLock::new(|| Script::new(BIND_SCRIPT));
 static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0")
 });
-static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_SCRIPT));
+static RATE: LazyLock<Script> = LazyLock::new(|| with_helpers(RATE_SCRIPT));
 static APPEND_DELTA: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_DELTA_SCRIPT));
 static BEGIN_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(BEGIN_REPLY_SCRIPT));
 static STORE_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(STORE_REPLY_SCRIPT));

@@ -825,6 +825,33 @@ async fn gateway_ping(stack: &Stack) -> Result<Vec<f64>, Error> {
     Ok(samples)
 }
 
+/// A question as the message function stores it.
+fn question(id: &str, text: &str) -> chat_wire::ChatMessage {
+    chat_wire::ChatMessage {
+        id: id.into(),
+        msg: text.into(),
+        timestamp: chat_core::store::now_rfc3339(),
+        source: chat_wire::Source::User,
+        status: ReplyStatus::Done,
+        reply_to: None,
+        model: None,
+        next_seq: None,
+    }
+}
+
+/// A reply to `question` as the worker stores it.
+fn reply_to(question: &chat_wire::ChatMessage, text: &str, status: ReplyStatus) -> chat_wire::ChatMessage {
+    chat_wire::ChatMessage {
+        id: chat_wire::reply_id_for(&question.id),
+        msg: text.into(),
+        source: chat_wire::Source::Assistant,
+        status,
+        reply_to: Some(question.id.clone()),
+        model: Some("stub".into()),
+        ..question.clone()
+    }
+}
+
 /// Each Redis step of a question's path to its first delta, timed from this process through the
 /// product's own `Store` (one shared, multiplexed connection, as in the functions and the worker).
 async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Error> {
@@ -850,23 +877,8 @@ async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Err
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for i in 0..300 {
         let id = format!("s{i}");
-        let question = chat_wire::ChatMessage {
-            id: id.clone(),
-            msg: "hello".into(),
-            timestamp: chat_core::store::now_rfc3339(),
-            source: chat_wire::Source::User,
-            status: ReplyStatus::Done,
-            reply_to: None,
-            model: None,
-            next_seq: None,
-        };
-        let mut reply = chat_wire::ChatMessage {
-            id: chat_wire::reply_id_for(&id),
-            source: chat_wire::Source::Assistant,
-            status: ReplyStatus::Streaming,
-            reply_to: Some(id.clone()),
-            ..question.clone()
-        };
+        let question = question(&id, "hello");
+        let mut reply = reply_to(&question, "hello", ReplyStatus::Streaming);
         let request = chat_core::ReplyRequest {
             token: token.into(),
             message_id: id.clone(),
@@ -1027,27 +1039,12 @@ async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), E
     let store = chat_core::Store::connect(&config)?;
     let session = stack.session(&format!("history-{n}")).await?;
     for i in 0..n / 2 {
-        let question = chat_wire::ChatMessage {
-            id: format!("q{i}"),
-            msg: format!("Question number {i}: how does this part work, and why?"),
-            timestamp: chat_core::store::now_rfc3339(),
-            source: chat_wire::Source::User,
-            status: ReplyStatus::Done,
-            reply_to: None,
-            model: None,
-            next_seq: None,
-        };
+        let question = question(&format!("q{i}"), &format!("Question number {i}: how does this part work, and why?"));
         if store.accept_user_message(&session.token, &question).await? != chat_core::Accepted::Stored {
             return Err("could not store a history message".into());
         }
-        let reply = chat_wire::ChatMessage {
-            id: chat_wire::reply_id_for(&question.id),
-            msg: format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),
-            source: chat_wire::Source::Assistant,
-            reply_to: Some(question.id.clone()),
-            model: Some("stub".into()),
-            ..question.clone()
-        };
+        let answer = format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```");
+        let reply = reply_to(&question, &answer, ReplyStatus::Done);
         store
             .store_reply(&session.token, &reply, &question.id, 0)
             .await?;
