@@ -64,9 +64,8 @@ fn window() -> web_sys::Window {
 }
 
 async fn fetch(request: web_sys::Request) -> Result<(u16, String), ApiError> {
-    let response = JsFuture::from(window().fetch_with_request(&request))
-        .await
-        .map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    let response =
+        JsFuture::from(window().fetch_with_request(&request)).await.map_err(|e| ApiError::Network(format!("{e:?}")))?;
     let response: web_sys::Response = response.unchecked_into();
     let text = JsFuture::from(response.text().map_err(|e| ApiError::Network(format!("{e:?}")))?)
         .await

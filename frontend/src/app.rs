@@ -12,9 +12,7 @@ use wasm_bindgen::JsCast;
 use crate::api::{self, AppConfig, SavedSession};
 use crate::backoff;
 use crate::chat::Conversation;
-use crate::components::{
-    ConnectionStatus, MessageInput, MessageList, SessionRestoreLoader, Toasts, WelcomeModal,
-};
+use crate::components::{ConnectionStatus, MessageInput, MessageList, SessionRestoreLoader, Toasts, WelcomeModal};
 
 /// Which screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,7 +352,9 @@ impl AppState {
 
     fn send_frame(self, frame: &serde_json::Value) -> bool {
         self.socket.with_value(|socket| match socket {
-            Some(socket) if socket.ready_state() == web_sys::WebSocket::OPEN => socket.send_with_str(&frame.to_string()).is_ok(),
+            Some(socket) if socket.ready_state() == web_sys::WebSocket::OPEN => {
+                socket.send_with_str(&frame.to_string()).is_ok()
+            }
             _ => false,
         })
     }

@@ -143,9 +143,8 @@ impl Conversation {
         let Some(last_question) = self.messages.iter().rposition(|m| m.source == Source::User) else {
             return false;
         };
-        let answered = self.messages[last_question + 1..]
-            .iter()
-            .any(|m| m.source == Source::Assistant && m.status.is_final());
+        let answered =
+            self.messages[last_question + 1..].iter().any(|m| m.source == Source::Assistant && m.status.is_final());
         !answered && !self.failed.contains(&self.messages[last_question].id)
     }
 
@@ -306,13 +305,25 @@ mod tests {
         chat.add_question("m1".into(), "hi".into(), "t".into());
         chat.apply(delta(2, "c"), "t");
         chat.apply(
-            ServerFrame::Snapshot { id: "m1.reply".into(), reply_to: "m1".into(), next_seq: 2, text: "ab".into(), status: ReplyStatus::Streaming },
+            ServerFrame::Snapshot {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                next_seq: 2,
+                text: "ab".into(),
+                status: ReplyStatus::Streaming,
+            },
             "t",
         );
         assert_eq!(chat.streaming_reply().unwrap().text, "abc");
         // Another worker took the reply over: it starts again after seq 3.
         chat.apply(
-            ServerFrame::Snapshot { id: "m1.reply".into(), reply_to: "m1".into(), next_seq: 4, text: String::new(), status: ReplyStatus::Streaming },
+            ServerFrame::Snapshot {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                next_seq: 4,
+                text: String::new(),
+                status: ReplyStatus::Streaming,
+            },
             "t",
         );
         chat.apply(delta(4, "new"), "t");
@@ -336,7 +347,12 @@ mod tests {
         assert!(chat.awaiting_reply());
         // Refused (too many messages): the page reloads the history, which still has the reply.
         chat.apply(
-            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::RateLimited, message: "slow down".into(), retry_after: Some(3) },
+            ServerFrame::Error {
+                reply_to: Some("m1".into()),
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                retry_after: Some(3),
+            },
             "t",
         );
         assert!(chat.stale);
@@ -348,7 +364,12 @@ mod tests {
         let mut chat = Conversation::default();
         chat.add_question("m2".into(), "again".into(), "t".into());
         let notice = chat.apply(
-            ServerFrame::Error { reply_to: Some("m2".into()), code: ErrorCode::ReplyInProgress, message: "wait".into(), retry_after: None },
+            ServerFrame::Error {
+                reply_to: Some("m2".into()),
+                code: ErrorCode::ReplyInProgress,
+                message: "wait".into(),
+                retry_after: None,
+            },
             "t",
         );
         assert_eq!(notice.unwrap().code, ErrorCode::ReplyInProgress);
@@ -361,7 +382,12 @@ mod tests {
         chat.add_question("m1".into(), "hi".into(), "t".into());
         chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
         let notice = chat.apply(
-            ServerFrame::Error { reply_to: Some("m1".into()), code: ErrorCode::ModelUnavailable, message: "down".into(), retry_after: None },
+            ServerFrame::Error {
+                reply_to: Some("m1".into()),
+                code: ErrorCode::ModelUnavailable,
+                message: "down".into(),
+                retry_after: None,
+            },
             "t",
         );
         assert_eq!(notice.unwrap().text, "down");

@@ -79,25 +79,88 @@ fn escape(text: &str, out: &mut String) {
 fn code_block(language: &str, code: &str) -> String {
     let mut html = String::from("<div class=\"code\"><div class=\"code-bar\"><span>");
     escape(language, &mut html);
-    html.push_str("</span><button type=\"button\" class=\"copy\" aria-label=\"Copy code\">Copy</button></div><pre><code>");
+    html.push_str(
+        "</span><button type=\"button\" class=\"copy\" aria-label=\"Copy code\">Copy</button></div><pre><code>",
+    );
     highlight(language, code, &mut html);
     html.push_str("</code></pre></div>");
     html
 }
 
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "case", "catch", "class", "const", "continue", "def", "default", "do",
-    "elif", "else", "enum", "except", "export", "extends", "false", "finally", "fn", "for", "from", "func",
-    "function", "if", "impl", "import", "in", "interface", "lambda", "let", "loop", "match", "mod", "mut",
-    "new", "nil", "None", "not", "null", "package", "pass", "pub", "return", "self", "Self", "static",
-    "struct", "switch", "this", "throw", "trait", "True", "False", "true", "try", "type", "typeof", "use",
-    "var", "void", "where", "while", "with", "yield",
+    "as",
+    "async",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "def",
+    "default",
+    "do",
+    "elif",
+    "else",
+    "enum",
+    "except",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "fn",
+    "for",
+    "from",
+    "func",
+    "function",
+    "if",
+    "impl",
+    "import",
+    "in",
+    "interface",
+    "lambda",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "mut",
+    "new",
+    "nil",
+    "None",
+    "not",
+    "null",
+    "package",
+    "pass",
+    "pub",
+    "return",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "switch",
+    "this",
+    "throw",
+    "trait",
+    "True",
+    "False",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "use",
+    "var",
+    "void",
+    "where",
+    "while",
+    "with",
+    "yield",
 ];
 
 /// A small lexer that colours comments, strings, numbers and keywords of C-like, Rust, Python,
 /// JavaScript and shell code; good enough for chat answers, far lighter than a grammar engine.
 fn highlight(language: &str, code: &str, out: &mut String) {
-    let hash_comments = matches!(language, "python" | "py" | "sh" | "bash" | "shell" | "ruby" | "rb" | "yaml" | "yml" | "toml" | "");
+    let hash_comments =
+        matches!(language, "python" | "py" | "sh" | "bash" | "shell" | "ruby" | "rb" | "yaml" | "yml" | "toml" | "");
     let chars: Vec<char> = code.chars().collect();
     let mut i = 0;
     let span = |class: &str, text: &str, out: &mut String| {
@@ -129,11 +192,15 @@ fn highlight(language: &str, code: &str, out: &mut String) {
             span("string", &chars[i..end].iter().collect::<String>(), out);
             i = end;
         } else if c.is_ascii_digit() {
-            let end = chars[i..].iter().position(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_')).map_or(chars.len(), |p| i + p);
+            let end = chars[i..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
+                .map_or(chars.len(), |p| i + p);
             span("number", &chars[i..end].iter().collect::<String>(), out);
             i = end;
         } else if c.is_alphabetic() || c == '_' {
-            let end = chars[i..].iter().position(|c| !(c.is_alphanumeric() || *c == '_')).map_or(chars.len(), |p| i + p);
+            let end =
+                chars[i..].iter().position(|c| !(c.is_alphanumeric() || *c == '_')).map_or(chars.len(), |p| i + p);
             let word: String = chars[i..end].iter().collect();
             if KEYWORDS.contains(&word.as_str()) {
                 span("keyword", &word, out);

@@ -26,11 +26,7 @@ pub struct TokenForm {
 /// Routes a request, answers CORS preflights and maps errors to JSON responses. Never fails:
 /// every failure is a response.
 pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_string);
+    let origin = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
     let response = if request.method() == Method::OPTIONS {
         preflight()
     } else {
@@ -80,7 +76,9 @@ pub async fn create_token(state: &AppState, request: &Request) -> Result<Respons
     let name = read_name(request).await?;
     let name = validate_name(&name, state.config.max_name_chars)?;
     let limits = &state.config.rate_limits;
-    if let Some(wait) = state.store.count_session_creation(&client_address(request), limits.sessions_per_ip, limits.window).await? {
+    if let Some(wait) =
+        state.store.count_session_creation(&client_address(request), limits.sessions_per_ip, limits.window).await?
+    {
         return Err(ApiError::rate_limited("new sessions from this address", wait));
     }
     let session = state.store.create_session(&name).await?;
@@ -150,19 +148,13 @@ fn client_address(request: &Request) -> String {
 }
 
 async fn read_name(request: &Request) -> Result<String, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if content_type.starts_with("multipart/form-data") {
         return read_multipart_name(content_type, request.body()).await;
     }
-    let form: Option<TokenForm> = request
-        .payload()
-        .map_err(|e| ApiError::InvalidName(format!("could not read the name: {e}")))?;
-    form.map(|f| f.name)
-        .ok_or_else(|| ApiError::InvalidName("the form field `name` is required".into()))
+    let form: Option<TokenForm> =
+        request.payload().map_err(|e| ApiError::InvalidName(format!("could not read the name: {e}")))?;
+    form.map(|f| f.name).ok_or_else(|| ApiError::InvalidName("the form field `name` is required".into()))
 }
 
 async fn read_multipart_name(content_type: &str, body: &Body) -> Result<String, ApiError> {
@@ -209,9 +201,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).expect("API types always serialize");
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

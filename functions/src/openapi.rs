@@ -79,11 +79,7 @@ pub fn docs_page() -> String {
                 page.push_str("</ul>");
             }
             if let Some(body) = &op.request_body {
-                let _ = write!(
-                    page,
-                    "<h3>Body</h3><p>{}</p>",
-                    escape(body.description.as_deref().unwrap_or_default())
-                );
+                let _ = write!(page, "<h3>Body</h3><p>{}</p>", escape(body.description.as_deref().unwrap_or_default()));
             }
             page.push_str("<h3>Responses</h3><ul>");
             for (status, response) in &op.responses.responses {

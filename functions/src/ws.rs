@@ -74,15 +74,13 @@ pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
                 error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
             }
         },
-        Ok(ClientFrame::Regenerate { reply_to }) => {
-            match regenerate(state, &event.request_context, &reply_to).await {
-                Ok(ack) => ack,
-                Err(error) => {
-                    error.log();
-                    error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
-                }
+        Ok(ClientFrame::Regenerate { reply_to }) => match regenerate(state, &event.request_context, &reply_to).await {
+            Ok(ack) => ack,
+            Err(error) => {
+                error.log();
+                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
             }
-        }
+        },
         Ok(ClientFrame::SendMessage { id, content }) => {
             match send_message(state, &event.request_context, &id, content).await {
                 Ok(ack) => ack,
@@ -107,8 +105,8 @@ pub fn decode_frame(body: Option<&str>, is_base64_encoded: bool) -> Result<Clien
         return Err(ApiError::InvalidJson("frames must be UTF-8 JSON text, not binary".into()));
     }
     let body = body.unwrap_or_default();
-    let value: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| ApiError::InvalidJson(format!("the frame is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| ApiError::InvalidJson(format!("the frame is not valid JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         return Err(ApiError::InvalidFrame("a frame is a JSON object with an `action` field".into()));
     };
@@ -212,7 +210,11 @@ async fn count_message(state: &AppState, token: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn stop(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext, reply_to: &str) -> Result<(), ApiError> {
+async fn stop(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    reply_to: &str,
+) -> Result<(), ApiError> {
     if !chat_wire::is_valid_message_id(reply_to) {
         return Err(ApiError::InvalidId);
     }
@@ -222,7 +224,11 @@ async fn stop(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext
 }
 
 /// The reply to `reply_to` as it stands, from the session's store, whichever worker writes it.
-async fn resume(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext, reply_to: &str) -> Result<ServerFrame, ApiError> {
+async fn resume(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    reply_to: &str,
+) -> Result<ServerFrame, ApiError> {
     if !chat_wire::is_valid_message_id(reply_to) {
         return Err(ApiError::InvalidId);
     }
@@ -337,10 +343,7 @@ mod tests {
         let mut context = ApiGatewayWebsocketProxyRequestContext::default();
         context.domain_name = Some("abc123.execute-api.eu-west-1.amazonaws.com".into());
         context.stage = Some("prod".into());
-        assert_eq!(
-            management_endpoint(&config, &context),
-            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
-        );
+        assert_eq!(management_endpoint(&config, &context), "https://abc123.execute-api.eu-west-1.amazonaws.com/prod");
         let mut local = config.clone();
         local.ws_management_endpoint = Some("http://127.0.0.1:3500/local".into());
         assert_eq!(management_endpoint(&local, &context), "http://127.0.0.1:3500/local");

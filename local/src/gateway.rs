@@ -123,7 +123,13 @@ async fn http_api(
 
 /// The HTTP API (payload 2.0) event API Gateway would send for this request (public so property
 /// tests feed the handlers exactly what the gateway would).
-pub fn http_event(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8], peer: SocketAddr) -> ApiGatewayV2httpRequest {
+pub fn http_event(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: SocketAddr,
+) -> ApiGatewayV2httpRequest {
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".into());
     event.route_key = Some("$default".into());
@@ -268,9 +274,8 @@ async fn serve_connection(gateway: Arc<Gateway>, socket: WebSocket, link: Link, 
                     }
                 }
                 Outbound::Close => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() })))
-                        .await;
+                    let _ =
+                        sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
                     break;
                 }
             }
@@ -305,7 +310,8 @@ async fn serve_connection(gateway: Arc<Gateway>, socket: WebSocket, link: Link, 
             }
         };
         idle_until = Instant::now() + gateway.idle_timeout;
-        let mut event = websocket_event("$default", &link.connection_id, link.connected_at, &link.source_ip, link.domain.clone());
+        let mut event =
+            websocket_event("$default", &link.connection_id, link.connected_at, &link.source_ip, link.domain.clone());
         event.body = Some(body);
         event.is_base64_encoded = is_base64_encoded;
         let response = ws::message(&gateway.state, event).await;

@@ -58,7 +58,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let site_listener = tokio::net::TcpListener::bind((config.local.bind.as_str(), config.local.site_port)).await?;
         println!("Web app    http://{host}:{}", config.local.site_port);
         tokio::spawn(async move {
-            if let Err(error) = chat_local::serve_site(site_listener, &site_dir, site, chat_core::shutdown::shutdown_signal()).await {
+            if let Err(error) =
+                chat_local::serve_site(site_listener, &site_dir, site, chat_core::shutdown::shutdown_signal()).await
+            {
                 tracing::error!(error = %error, "the web app server stopped");
             }
         });

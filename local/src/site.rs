@@ -77,7 +77,11 @@ async fn config_json(State(state): State<Arc<SiteState>>) -> Json<SiteConfig> {
     Json(state.config.clone())
 }
 
-async fn security_headers(State(state): State<Arc<SiteState>>, request: Request<axum::body::Body>, next: Next) -> Response {
+async fn security_headers(
+    State(state): State<Arc<SiteState>>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());

@@ -94,7 +94,8 @@ struct BrowserGuard(PathBuf);
 
 impl Drop for BrowserGuard {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("pkill").arg("-f").arg(format!("user-data-dir={}", self.0.display())).status();
+        let _ =
+            std::process::Command::new("pkill").arg("-f").arg(format!("user-data-dir={}", self.0.display())).status();
     }
 }
 
@@ -190,7 +191,9 @@ impl Stack {
             ws_url: format!("ws://{gateway_addr}/chat"),
             max_message_bytes: 8192,
         };
-        tokio::spawn(async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await });
+        tokio::spawn(
+            async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await },
+        );
         let (driver, driver_port) = chromedriver().await;
         let browser_guard = BrowserGuard(work.join("profile"));
         let client = browser(driver_port, &work.join("profile")).await;
@@ -210,7 +213,8 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_person_chats_in_a_real_browser() {
-    let mut stack = Stack::start("story", Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }).await;
+    let mut stack =
+        Stack::start("story", Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }).await;
     let client = stack.client.clone();
     client.goto(&stack.site_url).await.unwrap();
 
@@ -221,16 +225,34 @@ async fn a_person_chats_in_a_real_browser() {
     screenshot(&client, "welcome-1440x900.png").await;
     client.find(Locator::Css("#name")).await.unwrap().send_keys("Ada").await.unwrap();
     client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_for(&client, "the connection", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 20).await;
+    wait_for(
+        &client,
+        "the connection",
+        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
+        20,
+    )
+    .await;
 
     // Send, and watch the reply stream in.
     send(&client, "Hello there, assistant").await;
-    wait_for(&client, "a streaming reply", &format!("{LAST_AI}?.classList.contains('streaming') || {LAST_AI}?.innerText.includes('assistant')"), 10).await;
+    wait_for(
+        &client,
+        "a streaming reply",
+        &format!("{LAST_AI}?.classList.contains('streaming') || {LAST_AI}?.innerText.includes('assistant')"),
+        10,
+    )
+    .await;
     wait_for(&client, "the full reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Hello there, assistant')"), 10).await;
 
     // XSS payloads, from the person and echoed by the model, render as text.
     send(&client, "<img src=x onerror=\"window.__xss=1\"> [click](javascript:window.__xss=2)").await;
-    wait_for(&client, "the echoed payload", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('onerror')"), 10).await;
+    wait_for(
+        &client,
+        "the echoed payload",
+        &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('onerror')"),
+        10,
+    )
+    .await;
     let safe = client
         .execute("return [window.__xss === undefined, document.querySelectorAll('.messages img').length, [...document.querySelectorAll('.messages a')].every(a => a.getAttribute('href') === '#')];", vec![])
         .await
@@ -239,8 +261,18 @@ async fn a_person_chats_in_a_real_browser() {
 
     // Markdown: a code block gets highlighting and a copy button.
     // Shift+Enter adds a line (\u{E008} is Shift, \u{E007} Enter, \u{E000} releases Shift).
-    send(&client, "Here:\u{E008}\u{E007}\u{E000}```rust\u{E008}\u{E007}\u{E000}fn main() {}\u{E008}\u{E007}\u{E000}```").await;
-    wait_for(&client, "a highlighted code block", "document.querySelector('.code .tok-keyword') && document.querySelector('.code button.copy')", 10).await;
+    send(
+        &client,
+        "Here:\u{E008}\u{E007}\u{E000}```rust\u{E008}\u{E007}\u{E000}fn main() {}\u{E008}\u{E007}\u{E000}```",
+    )
+    .await;
+    wait_for(
+        &client,
+        "a highlighted code block",
+        "document.querySelector('.code .tok-keyword') && document.querySelector('.code button.copy')",
+        10,
+    )
+    .await;
     screenshot(&client, "chat-1440x900.png").await;
     client.set_window_size(390, 844).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -250,21 +282,37 @@ async fn a_person_chats_in_a_real_browser() {
     // Reload: the conversation comes back from the server.
     client.refresh().await.unwrap();
     wait_for(&client, "the restored history", "document.querySelectorAll('.bubble.user').length === 3 && document.querySelectorAll('.bubble.ai').length === 3", 20).await;
-    wait_for(&client, "the connection after reload", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 20).await;
+    wait_for(
+        &client,
+        "the connection after reload",
+        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
+        20,
+    )
+    .await;
 
     // Stop a long reply half way.
     send(&client, &"word ".repeat(120)).await;
     wait_for(&client, "the Stop button", "document.querySelector('button.stop')", 10).await;
     wait_for(&client, "the long reply to start", &format!("{LAST_AI}?.classList.contains('streaming')"), 10).await;
     client.find(Locator::Css("button.stop")).await.unwrap().click().await.unwrap();
-    wait_for(&client, "the stopped reply", &format!("{LAST_AI}?.querySelector('.note')?.innerText === 'stopped'"), 10).await;
-    let shown = client.execute(&format!("return {LAST_AI}.querySelector('.markdown').innerText.length;"), vec![]).await.unwrap();
+    wait_for(&client, "the stopped reply", &format!("{LAST_AI}?.querySelector('.note')?.innerText === 'stopped'"), 10)
+        .await;
+    let shown = client
+        .execute(&format!("return {LAST_AI}.querySelector('.markdown').innerText.length;"), vec![])
+        .await
+        .unwrap();
     assert!(shown.as_u64().unwrap() < 600, "the reply stopped before its end: {shown}");
 
     // Regenerate the stopped reply, and reload while the new one streams: the page picks it up
     // where it stands and shows it whole, in place of the stopped one.
     client.find(Locator::Css(".regenerate button")).await.unwrap().click().await.unwrap();
-    wait_for(&client, "the regenerated reply to stream", &format!("{LAST_AI}?.classList.contains('streaming') && {LAST_AI}.innerText.length > 40"), 10).await;
+    wait_for(
+        &client,
+        "the regenerated reply to stream",
+        &format!("{LAST_AI}?.classList.contains('streaming') && {LAST_AI}.innerText.length > 40"),
+        10,
+    )
+    .await;
     client.refresh().await.unwrap();
     wait_for(
         &client,
@@ -278,17 +326,36 @@ async fn a_person_chats_in_a_real_browser() {
 
     // The server goes away: the page says so, then reconnects by itself when it is back.
     stack.gateway.take_kill().await;
-    wait_for(&client, "the reconnecting status", "document.querySelector('[data-testid=connection-status]')?.innerText.startsWith('Reconnecting in')", 15).await;
+    wait_for(
+        &client,
+        "the reconnecting status",
+        "document.querySelector('[data-testid=connection-status]')?.innerText.startsWith('Reconnecting in')",
+        15,
+    )
+    .await;
     let gateway = start_gateway(stack.gateway_addr, &stack.config).await;
-    wait_for(&client, "the reconnection", "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'", 45).await;
+    wait_for(
+        &client,
+        "the reconnection",
+        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
+        45,
+    )
+    .await;
     send(&client, "Still there?").await;
     wait_for(&client, "a reply after reconnecting", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Still there?')"), 15).await;
 
     // The session expires: a toast says so and the welcome screen returns.
-    let mut redis_conn = redis::Client::open(stack.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis_conn =
+        redis::Client::open(stack.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("FLUSHALL").query_async(&mut redis_conn).await.unwrap();
     client.refresh().await.unwrap();
-    wait_for(&client, "the expiry toast", "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('session expired'))", 20).await;
+    wait_for(
+        &client,
+        "the expiry toast",
+        "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('session expired'))",
+        20,
+    )
+    .await;
     wait_for(&client, "the welcome screen", "document.querySelector('#name')", 5).await;
 
     client.close().await.unwrap();
@@ -335,9 +402,7 @@ async fn bench_frontend() {
 
     let measure = |script: &'static str| {
         let client = client.clone();
-        async move {
-            wait_for(&client, "the mark", script, 30).await.as_f64().unwrap()
-        }
+        async move { wait_for(&client, "the mark", script, 30).await.as_f64().unwrap() }
     };
     let (mut interactive, mut restored, mut restored_interactive) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {

@@ -169,10 +169,7 @@ impl Engine {
     /// Waits until the model is loaded (or failed to load).
     pub async fn ready(&self) -> Result<(), String> {
         let mut state = self.state.clone();
-        let settled = state
-            .wait_for(|s| !matches!(s, EngineState::Loading { .. }))
-            .await
-            .map(|s| s.clone());
+        let settled = state.wait_for(|s| !matches!(s, EngineState::Loading { .. })).await.map(|s| s.clone());
         match settled {
             Ok(EngineState::Failed(error)) => Err(error),
             Ok(_) => Ok(()),
@@ -248,7 +245,10 @@ fn backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
-fn load(settings: &EngineSettings, state: &watch::Sender<EngineState>) -> Result<(&'static LlamaBackend, LlamaModel), String> {
+fn load(
+    settings: &EngineSettings,
+    state: &watch::Sender<EngineState>,
+) -> Result<(&'static LlamaBackend, LlamaModel), String> {
     let backend = backend()?;
     let progress = state.clone();
     let params = LlamaModelParams::default().with_progress_callback(move |fraction| {
@@ -273,9 +273,9 @@ fn render_prompt(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
     match template {
-        Some(template) => model
-            .apply_chat_template(template, &messages, true)
-            .map_err(|e| EngineError::Model(e.to_string())),
+        Some(template) => {
+            model.apply_chat_template(template, &messages, true).map_err(|e| EngineError::Model(e.to_string()))
+        }
         // A GGUF without a template: ChatML, the most common format.
         None => {
             let mut prompt = String::new();

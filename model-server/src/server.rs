@@ -129,24 +129,24 @@ fn engine_error(failure: EngineError) -> Response {
         EngineError::ContextExceeded { .. } => {
             error(StatusCode::BAD_REQUEST, "invalid_request_error", "context_length_exceeded", failure.to_string())
         }
-        EngineError::Invalid(_) => error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", failure.to_string()),
-        EngineError::Model(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "model_failure", failure.to_string()),
+        EngineError::Invalid(_) => {
+            error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", failure.to_string())
+        }
+        EngineError::Model(_) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "model_failure", failure.to_string())
+        }
     }
 }
 
 async fn health(State(state): State<AppState>) -> Response {
     match state.engine.state() {
         EngineState::Ready => Json(json!({"status": "ok"})).into_response(),
-        EngineState::Loading { progress } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading", "progress": progress})),
-        )
-            .into_response(),
-        EngineState::Failed(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "error": reason})),
-        )
-            .into_response(),
+        EngineState::Loading { progress } => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading", "progress": progress}))).into_response()
+        }
+        EngineState::Failed(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "failed", "error": reason}))).into_response()
+        }
     }
 }
 
@@ -157,9 +157,9 @@ async fn models(State(state): State<AppState>) -> Json<Value> {
 fn text_of(content: &Value) -> Option<String> {
     match content {
         Value::String(text) => Some(text.clone()),
-        Value::Array(parts) => Some(
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(""),
-        ),
+        Value::Array(parts) => {
+            Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(""))
+        }
         Value::Null => Some(String::new()),
         _ => None,
     }
@@ -168,15 +168,27 @@ fn text_of(content: &Value) -> Option<String> {
 async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
     let Json(request) = match body {
         Ok(body) => body,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", rejection.body_text()),
+        Err(rejection) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", rejection.body_text())
+        }
     };
     if request.messages.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", "`messages` must not be empty".into());
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            "`messages` must not be empty".into(),
+        );
     }
     let mut turns = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
         let Some(content) = text_of(&message.content) else {
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", "`content` must be a string or text parts".into());
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                "`content` must be a string or text parts".into(),
+            );
         };
         turns.push(Turn { role: message.role.clone(), content });
     }
@@ -215,7 +227,8 @@ async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatR
         let role = chunk(json!({"role": "assistant", "content": ""}), None);
         async move { role }
     });
-    let rest = futures_util::stream::unfold(events, |mut events| async move { events.recv().await.map(|e| (e, events)) });
+    let rest =
+        futures_util::stream::unfold(events, |mut events| async move { events.recv().await.map(|e| (e, events)) });
     let body = opening
         .chain(futures_util::stream::once(async move { first }).chain(rest).flat_map(move |event| {
             let items: Vec<Value> = match event {
@@ -229,7 +242,9 @@ async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatR
                     }
                     items
                 }
-                Event::Failed(failure) => vec![json!({"error": {"message": failure.to_string(), "type": "server_error"}})],
+                Event::Failed(failure) => {
+                    vec![json!({"error": {"message": failure.to_string(), "type": "server_error"}})]
+                }
             };
             futures_util::stream::iter(items)
         }))

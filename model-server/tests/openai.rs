@@ -34,8 +34,7 @@ async fn client(vars: &[(&str, &str)]) -> (ModelClient, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(server::serve(listener, engine(), Defaults::default(), std::future::pending()));
-    let mut all: HashMap<String, String> =
-        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut all: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     all.insert("OPENAI_BASE_URL".into(), base.clone());
     all.insert("MODEL_RETRIES".into(), "0".into());
     let config = Config::from_vars(&all).unwrap();

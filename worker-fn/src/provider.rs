@@ -176,7 +176,9 @@ impl ModelClient {
                 return Err(error);
             }
             let backoff = match &error {
-                ModelError::RateLimited { retry_after: Some(seconds) } => Duration::from_secs(*seconds).min(Duration::from_secs(30)),
+                ModelError::RateLimited { retry_after: Some(seconds) } => {
+                    Duration::from_secs(*seconds).min(Duration::from_secs(30))
+                }
                 _ => self.config.retry_base * 2u32.saturating_pow(attempt),
             };
             tracing::warn!(error = %error, attempt, backoff_ms = backoff.as_millis() as u64, "model call failed; retrying");
@@ -189,18 +191,14 @@ impl ModelClient {
     pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
         let response = self.send(messages, false).await?;
         let body: Chunk = response.json().await.map_err(|e| ModelError::Unavailable(e.to_string()))?;
-        Ok(body
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|c| c.message.and_then(|m| m.content))
-            .unwrap_or_default())
+        Ok(body.choices.into_iter().next().and_then(|c| c.message.and_then(|m| m.content)).unwrap_or_default())
     }
 
     async fn try_stream(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
         let response = self.send(messages, true).await?;
         let events = response.bytes_stream().eventsource();
-        let state = SseState { events: Box::pin(events), idle: self.config.idle_timeout, finished: false, saw_finish: false };
+        let state =
+            SseState { events: Box::pin(events), idle: self.config.idle_timeout, finished: false, saw_finish: false };
         Ok(Box::pin(futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next_delta().await?;
             Some((item, state))
@@ -224,13 +222,7 @@ impl ModelClient {
         let response = tokio::time::timeout(self.config.first_token_timeout, request.send())
             .await
             .map_err(|_| ModelError::Timeout)?
-            .map_err(|e| {
-                if e.is_timeout() {
-                    ModelError::Timeout
-                } else {
-                    ModelError::Unavailable(without_url(&e))
-                }
-            })?;
+            .map_err(|e| if e.is_timeout() { ModelError::Timeout } else { ModelError::Unavailable(without_url(&e)) })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -287,7 +279,8 @@ impl SseState {
                     return None;
                 }
                 Ok(None) => {
-                    return self.fail(ModelError::StreamInterrupted("the stream ended before the reply was complete".into()))
+                    return self
+                        .fail(ModelError::StreamInterrupted("the stream ended before the reply was complete".into()))
                 }
                 Ok(Some(Err(error))) => return self.fail(ModelError::StreamInterrupted(error.to_string())),
                 Ok(Some(Ok(event))) => event,

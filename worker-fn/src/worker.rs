@@ -178,9 +178,7 @@ impl Worker {
             StoredReply::Stored { connections } => relay.connections = connections,
         }
         let status = reply.status;
-        relay
-            .send(&ServerFrame::Done { id: reply_id, reply_to: request.message_id.clone(), status, model })
-            .await;
+        relay.send(&ServerFrame::Done { id: reply_id, reply_to: request.message_id.clone(), status, model }).await;
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
@@ -339,7 +337,10 @@ impl Worker {
                 }
                 if Instant::now() >= next_claim {
                     next_claim = Instant::now() + claim_every;
-                    let stale = self.store.claim_stale(&consumer, self.config.worker.claim_idle, 1 + permits.available_permits()).await?;
+                    let stale = self
+                        .store
+                        .claim_stale(&consumer, self.config.worker.claim_idle, 1 + permits.available_permits())
+                        .await?;
                     if !stale.is_empty() {
                         return Ok(stale);
                     }
@@ -570,9 +571,6 @@ mod tests {
         ];
         let context = build_context("be nice", &history, "b");
         let roles: Vec<_> = context.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
-        assert_eq!(
-            roles,
-            [("system", "be nice"), ("user", "hi"), ("assistant", "hello"), ("user", "how are you?")]
-        );
+        assert_eq!(roles, [("system", "be nice"), ("user", "hi"), ("assistant", "hello"), ("user", "how are you?")]);
     }
 }

@@ -223,10 +223,7 @@ impl Config {
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")
                 .map(|s| {
-                    s.split(',')
-                        .map(|o| o.trim().trim_end_matches('/').to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect()
+                    s.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect()
                 })
                 .unwrap_or_default(),
             request_stream: env.string("REQUEST_STREAM").unwrap_or_else(|| "chat:requests".into()),
@@ -243,9 +240,9 @@ impl Config {
                     .to_string(),
                 api_key: env.string("OPENAI_API_KEY"),
                 model: env.string("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-                system_prompt: env.string("SYSTEM_PROMPT").unwrap_or_else(|| {
-                    "You are a helpful, concise assistant. Answer in markdown.".into()
-                }),
+                system_prompt: env
+                    .string("SYSTEM_PROMPT")
+                    .unwrap_or_else(|| "You are a helpful, concise assistant. Answer in markdown.".into()),
                 max_reply_tokens: env.number("MAX_REPLY_TOKENS", 1024)?,
                 temperature: env.optional_number("MODEL_TEMPERATURE")?,
                 seed: env.optional_number("MODEL_SEED")?,
@@ -322,9 +319,7 @@ impl Vars<'_> {
         T::Err: std::fmt::Display,
     {
         self.string(name)
-            .map(|v| {
-                v.parse().map_err(|e: T::Err| ConfigError { name, value: v.clone(), reason: e.to_string() })
-            })
+            .map(|v| v.parse().map_err(|e: T::Err| ConfigError { name, value: v.clone(), reason: e.to_string() }))
             .transpose()
     }
 
@@ -378,8 +373,7 @@ mod tests {
 
     #[test]
     fn cors_is_an_allow_list_unless_development() {
-        let prod = Config::from_vars(&vars(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example/")]))
-            .unwrap();
+        let prod = Config::from_vars(&vars(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example/")])).unwrap();
         assert!(prod.origin_allowed("https://b.example"));
         assert!(!prod.origin_allowed("https://evil.example"));
         let dev = Config::from_vars(&vars(&[("APP_ENV", "development")])).unwrap();

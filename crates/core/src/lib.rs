@@ -16,4 +16,6 @@ pub mod telemetry;
 pub mod token;
 
 pub use config::{Config, ConfigError, EmbeddedModelConfig, LocalConfig, ModelConfig, RateLimits, WorkerConfig};
-pub use store::{Accepted, AppendedDelta, BeganReply, Regenerated, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
+pub use store::{
+    Accepted, AppendedDelta, BeganReply, Regenerated, ReplyRequest, Store, StoreError, StoredReply, StreamEntry,
+};

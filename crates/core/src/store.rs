@@ -334,7 +334,9 @@ return 1
 static ACCEPT: LazyLock<Script> = LazyLock::new(|| with_helpers(ACCEPT_SCRIPT));
 static BIND: LazyLock<Script> = LazyLock::new(|| Script::new(BIND_SCRIPT));
 static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0")
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0",
+    )
 });
 static RATE: LazyLock<Script> = LazyLock::new(|| with_helpers(RATE_SCRIPT));
 static APPEND_DELTA: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_DELTA_SCRIPT));
@@ -453,7 +455,8 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         let Some((name, session_start, raw, live)) = reply else { return Ok(None) };
-        let mut messages = raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
+        let mut messages =
+            raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
         for (id, text, next_seq) in live {
             if let Some(reply) = messages.iter_mut().find(|m| m.id == id) {
                 reply.msg = text;
@@ -509,7 +512,13 @@ impl Store {
 
     /// Appends delta `seq` to a reply's log; in the same round trip, reads whether the person
     /// asked to stop and which connections to send the delta to.
-    pub async fn append_delta(&self, token: &str, reply_to: &str, seq: u64, text: &str) -> Result<AppendedDelta, StoreError> {
+    pub async fn append_delta(
+        &self,
+        token: &str,
+        reply_to: &str,
+        seq: u64,
+        text: &str,
+    ) -> Result<AppendedDelta, StoreError> {
         let mut conn = self.conn.clone();
         let appended: Result<(u8, Vec<String>), redis::RedisError> = APPEND_DELTA
             .key(log_key(token, &chat_wire::reply_id_for(reply_to)))
@@ -571,7 +580,12 @@ impl Store {
     }
 
     /// Counts one session created from `address` against `limit` per `window`.
-    pub async fn count_session_creation(&self, address: &str, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
+    pub async fn count_session_creation(
+        &self,
+        address: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
         self.count(format!("chat:ip:{{{address}}}"), limit, window).await
     }
 
@@ -580,12 +594,7 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.conn.clone();
-        let wait_ms: u64 = RATE
-            .key(counter)
-            .arg(limit)
-            .arg(window.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+        let wait_ms: u64 = RATE.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 
@@ -719,7 +728,13 @@ impl Store {
     /// placeholder; drops its log and unlocks the session.
     /// `next_seq` is the seq after the writer's last logged delta: a log that moved past it
     /// belongs to a worker that took the reply over.
-    pub async fn store_reply(&self, token: &str, reply: &ChatMessage, user_message_id: &str, next_seq: u64) -> Result<StoredReply, StoreError> {
+    pub async fn store_reply(
+        &self,
+        token: &str,
+        reply: &ChatMessage,
+        user_message_id: &str,
+        next_seq: u64,
+    ) -> Result<StoredReply, StoreError> {
         let json = serde_json::to_string(reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
         let (outcome, connections): (String, Vec<String>) = STORE_REPLY
@@ -770,8 +785,7 @@ impl Store {
     /// Creates the consumer group (and the stream) if they do not exist yet.
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let created: Result<(), redis::RedisError> =
-            conn.xgroup_create_mkstream(&self.stream, &self.group, "0").await;
+        let created: Result<(), redis::RedisError> = conn.xgroup_create_mkstream(&self.stream, &self.group, "0").await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             other => Ok(other?),
@@ -779,23 +793,28 @@ impl Store {
     }
 
     /// New entries for `consumer` (XREADGROUP `>`), waiting up to `block` if there are none.
-    pub async fn read_new(&self, consumer: &str, count: usize, block: Option<Duration>) -> Result<Vec<StreamEntry>, StoreError> {
+    pub async fn read_new(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
         let mut options = StreamReadOptions::default().group(&self.group, consumer).count(count);
         if let Some(block) = block {
             options = options.block(block.as_millis() as usize);
         }
         let mut conn = self.conn.clone();
         let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(|entry| parse_entry(entry, 1))
-            .collect())
+        Ok(reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|entry| parse_entry(entry, 1)).collect())
     }
 
     /// Takes over entries pending on any consumer for longer than `min_idle` (a dead worker's).
-    pub async fn claim_stale(&self, consumer: &str, min_idle: Duration, count: usize) -> Result<Vec<StreamEntry>, StoreError> {
+    pub async fn claim_stale(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: redis::streams::StreamAutoClaimReply = conn
             .xautoclaim_options(

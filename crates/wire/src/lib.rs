@@ -385,10 +385,7 @@ pub fn reply_id_for(user_message_id: &str) -> String {
 
 /// Whether a client-chosen message id is acceptable: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
 pub fn is_valid_message_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -399,26 +396,14 @@ mod tests {
     #[test]
     fn client_frames_use_the_action_field() {
         let frame: ClientFrame =
-            serde_json::from_value(json!({"action": "sendMessage", "id": "m1", "content": "hi"}))
-                .unwrap();
-        assert_eq!(
-            frame,
-            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into() }
-        );
-        assert_eq!(
-            serde_json::to_value(ClientFrame::Ping).unwrap(),
-            json!({"action": "ping"})
-        );
+            serde_json::from_value(json!({"action": "sendMessage", "id": "m1", "content": "hi"})).unwrap();
+        assert_eq!(frame, ClientFrame::SendMessage { id: "m1".into(), content: "hi".into() });
+        assert_eq!(serde_json::to_value(ClientFrame::Ping).unwrap(), json!({"action": "ping"}));
     }
 
     #[test]
     fn server_frames_match_the_protocol_document() {
-        let delta = ServerFrame::Delta {
-            id: "m1.reply".into(),
-            reply_to: "m1".into(),
-            seq: 0,
-            text: "Hel".into(),
-        };
+        let delta = ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq: 0, text: "Hel".into() };
         assert_eq!(
             serde_json::to_value(&delta).unwrap(),
             json!({"type": "delta", "id": "m1.reply", "reply_to": "m1", "seq": 0, "text": "Hel"})
@@ -477,10 +462,8 @@ mod tests {
 
     #[test]
     fn stored_messages_without_status_read_as_done() {
-        let m: ChatMessage = serde_json::from_value(
-            json!({"id": "1", "msg": "hi", "timestamp": "t", "source": "user"}),
-        )
-        .unwrap();
+        let m: ChatMessage =
+            serde_json::from_value(json!({"id": "1", "msg": "hi", "timestamp": "t", "source": "user"})).unwrap();
         assert_eq!(m.status, ReplyStatus::Done);
     }
 }

@@ -53,7 +53,8 @@ pub fn MessageList(
             target.set_text_content(Some("Copied"));
         }
     };
-    let first_token_pending = move || awaiting.get() && !messages.with(|m| m.last().is_some_and(|m| m.source == Source::Assistant));
+    let first_token_pending =
+        move || awaiting.get() && !messages.with(|m| m.last().is_some_and(|m| m.source == Source::Assistant));
     view! {
         <div class="messages" node_ref=list on:scroll=on_scroll on:click=on_click role="log" aria-label="Conversation">
             <Show when=move || messages.with(|m| m.is_empty())>

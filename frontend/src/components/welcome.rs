@@ -5,9 +5,7 @@ use leptos::prelude::*;
 /// `on_start` receives the name, a `busy` flag to raise while the session is created, and a
 /// `problem` slot for the server's validation message.
 #[component]
-pub fn WelcomeModal(
-    on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<String>>)>,
-) -> impl IntoView {
+pub fn WelcomeModal(on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<String>>)>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);

@@ -36,9 +36,7 @@ async fn main() -> Result<(), Error> {
         Some("pipeline") => pipeline().await,
         Some("load") => load().await,
         _ => {
-            eprintln!(
-                "usage: bench pipeline | bench load   (see scripts/bench.sh and scripts/load.sh)"
-            );
+            eprintln!("usage: bench pipeline | bench load   (see scripts/bench.sh and scripts/load.sh)");
             std::process::exit(2);
         }
     }
@@ -64,9 +62,7 @@ impl Drop for TempDir {
 }
 
 fn sibling_binary(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .expect("own path")
-        .with_file_name(name)
+    std::env::current_exe().expect("own path").with_file_name(name)
 }
 
 /// Environment of the `local` process (and of extra worker processes).
@@ -97,18 +93,15 @@ fn stack_env(redis_url: &str, stub: &StubModel, extra: &[(&str, &str)]) -> Vec<(
 
 impl Stack {
     async fn start(pacing: Pacing, extra: &[(&str, &str)]) -> Result<Stack, Error> {
-        let dir = TempDir(std::env::temp_dir().join(format!(
-            "chat-bench-{}-{}",
-            std::process::id(),
-            free_port()
-        )));
+        let dir = TempDir(std::env::temp_dir().join(format!("chat-bench-{}-{}", std::process::id(), free_port())));
         let redis = RedisServer::start(&dir.0.join("redis"), true).await?;
         let stub = StubModel::start(pacing).await;
         let port = free_port();
         let mut env = stack_env(&redis.url(), &stub, extra);
         env.push(("LOCAL_HTTP_PORT".into(), port.to_string()));
         // BENCH_LOCAL_WRAPPER runs `local` under a profiler, e.g. "valgrind --tool=callgrind".
-        let wrapper: Vec<String> = std::env::var("BENCH_LOCAL_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+        let wrapper: Vec<String> =
+            std::env::var("BENCH_LOCAL_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -123,13 +116,9 @@ impl Stack {
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| {
-                format!("cannot start target/release/local (build it with scripts/bench.sh): {e}")
-            })?;
+            .map_err(|e| format!("cannot start target/release/local (build it with scripts/bench.sh): {e}"))?;
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(response) = http.get(format!("{base}/health")).send().await {
@@ -142,15 +131,7 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Stack {
-            redis,
-            local,
-            stub,
-            ws_url: format!("ws://127.0.0.1:{port}/chat"),
-            base,
-            http,
-            _dir: dir,
-        })
+        Ok(Stack { redis, local, stub, ws_url: format!("ws://127.0.0.1:{port}/chat"), base, http, _dir: dir })
     }
 
     /// Stops `local` with SIGTERM, as an operator would (a profiler wrapping it writes its data),
@@ -163,12 +144,7 @@ impl Stack {
     }
 
     async fn session(&self, name: &str) -> Result<ChatSession, Error> {
-        let response = self
-            .http
-            .post(format!("{}/token", self.base))
-            .form(&[("name", name)])
-            .send()
-            .await?;
+        let response = self.http.post(format!("{}/token", self.base)).form(&[("name", name)]).send().await?;
         if response.status() != 200 {
             return Err(format!("POST /token answered {}", response.status()).into());
         }
@@ -176,22 +152,11 @@ impl Stack {
     }
 
     async fn connect(&self, token: &str) -> Result<Ws, Error> {
-        Ok(
-            tokio_tungstenite::connect_async(format!("{}?token={token}", self.ws_url))
-                .await?
-                .0,
-        )
+        Ok(tokio_tungstenite::connect_async(format!("{}?token={token}", self.ws_url)).await?.0)
     }
 
     async fn history(&self, token: &str) -> Result<ChatSession, Error> {
-        Ok(self
-            .http
-            .get(format!("{}/chat_history", self.base))
-            .query(&[("token", token)])
-            .send()
-            .await?
-            .json()
-            .await?)
+        Ok(self.http.get(format!("{}/chat_history", self.base)).query(&[("token", token)]).send().await?.json().await?)
     }
 
     /// Opens `n` conversations (sessions with a connection each), 50 at a time.
@@ -210,10 +175,7 @@ impl Stack {
 
     fn processes(&self) -> Vec<(&'static str, u32)> {
         vec![
-            (
-                "local (gateway + functions + worker)",
-                self.local.id().unwrap_or(0),
-            ),
+            ("local (gateway + functions + worker)", self.local.id().unwrap_or(0)),
             ("redis-server", self.redis.pid().unwrap_or(0)),
             ("bench (clients + stub model)", std::process::id()),
         ]
@@ -230,17 +192,9 @@ struct ProcStat {
 fn proc_stat(pid: u32) -> ProcStat {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
-    let after = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss_kb = status
         .lines()
@@ -248,10 +202,7 @@ fn proc_stat(pid: u32) -> ProcStat {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0);
     // CLK_TCK is 100 on Linux.
-    ProcStat {
-        cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
-        rss_bytes: rss_kb * 1024,
-    }
+    ProcStat { cpu_seconds: (ticks(11) + ticks(12)) / 100.0, rss_bytes: rss_kb * 1024 }
 }
 
 /// Watches processes during a measurement: CPU used between start and stop, peak resident memory.
@@ -266,9 +217,7 @@ struct Watch {
 impl Watch {
     fn start(pids: Vec<(&'static str, u32)>) -> Watch {
         let start: Vec<ProcStat> = pids.iter().map(|(_, pid)| proc_stat(*pid)).collect();
-        let peak = Arc::new(std::sync::Mutex::new(
-            start.iter().map(|s| s.rss_bytes).collect::<Vec<_>>(),
-        ));
+        let peak = Arc::new(std::sync::Mutex::new(start.iter().map(|s| s.rss_bytes).collect::<Vec<_>>()));
         let sampled = peak.clone();
         let watched: Vec<u32> = pids.iter().map(|(_, pid)| *pid).collect();
         let sampler = tokio::spawn(async move {
@@ -280,13 +229,7 @@ impl Watch {
                 }
             }
         });
-        Watch {
-            pids,
-            start,
-            peak,
-            sampler,
-            started: Instant::now(),
-        }
+        Watch { pids, start, peak, sampler, started: Instant::now() }
     }
 
     fn stop(self) -> Vec<Value> {
@@ -365,19 +308,13 @@ async fn ask(ws: &mut Ws, id: &str, content: &str, timeout: Duration) -> ReplyTi
         };
         let now = Instant::now();
         match frame {
-            ServerFrame::Delta {
-                seq, text: piece, ..
-            } => {
+            ServerFrame::Delta { seq, text: piece, .. } => {
                 timing.first_delta.get_or_insert(now);
                 timing.last_delta = Some(now);
                 timing.deltas += 1;
                 text.delta(seq, &piece);
             }
-            ServerFrame::Snapshot {
-                next_seq,
-                text: whole,
-                ..
-            } => text.snapshot(next_seq, &whole),
+            ServerFrame::Snapshot { next_seq, text: whole, .. } => text.snapshot(next_seq, &whole),
             ServerFrame::Done { status, .. } => {
                 timing.done = Some(now);
                 timing.dones += 1;
@@ -398,11 +335,7 @@ async fn ask(ws: &mut Ws, id: &str, content: &str, timeout: Duration) -> ReplyTi
 async fn stub_first_token(http: &reqwest::Client, stub: &StubModel) -> Result<Duration, Error> {
     let body = json!({"model": "stub", "stream": true, "messages": [{"role": "user", "content": "hello"}]});
     let started = Instant::now();
-    let response = http
-        .post(format!("{}/chat/completions", stub.base_url()))
-        .json(&body)
-        .send()
-        .await?;
+    let response = http.post(format!("{}/chat/completions", stub.base_url())).json(&body).send().await?;
     let mut stream = response.bytes_stream();
     let mut seen = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -419,19 +352,14 @@ async fn stub_first_token(http: &reqwest::Client, stub: &StubModel) -> Result<Du
 /// Whether an SSE body holds a non-empty `content` delta yet.
 fn memchr_content(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
-    text.match_indices("\"content\":\"")
-        .any(|(i, m)| text[i + m.len()..].chars().next().is_some_and(|c| c != '"'))
+    text.match_indices("\"content\":\"").any(|(i, m)| text[i + m.len()..].chars().next().is_some_and(|c| c != '"'))
 }
 
 /// The stub's own emission rate for a reply, from a direct HTTP client: tokens per second between
 /// its first and last content chunks.
 async fn stub_rate(http: &reqwest::Client, stub: &StubModel) -> Result<(f64, usize), Error> {
     let body = json!({"model": "stub", "stream": true, "messages": [{"role": "user", "content": "hello"}]});
-    let response = http
-        .post(format!("{}/chat/completions", stub.base_url()))
-        .json(&body)
-        .send()
-        .await?;
+    let response = http.post(format!("{}/chat/completions", stub.base_url())).json(&body).send().await?;
     let mut stream = response.bytes_stream();
     let (mut first, mut last, mut chunks) = (None, None, 0usize);
     let mut buffer = String::new();
@@ -447,10 +375,7 @@ async fn stub_rate(http: &reqwest::Client, stub: &StubModel) -> Result<(f64, usi
             }
         }
     }
-    let span = last
-        .zip(first)
-        .map(|(l, f)| (l - f).as_secs_f64())
-        .unwrap_or(0.0);
+    let span = last.zip(first).map(|(l, f)| (l - f).as_secs_f64()).unwrap_or(0.0);
     Ok(((chunks.saturating_sub(1)) as f64 / span, chunks))
 }
 
@@ -462,15 +387,10 @@ async fn pipeline() -> Result<(), Error> {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut figures = serde_json::Map::new();
     let stack = Stack::start(Pacing::default(), &[]).await?;
-    println!(
-        "bench: stack up at {} (local pid {:?}, redis pid {:?})",
-        stack.base,
-        stack.local.id(),
-        stack.redis.pid()
-    );
+    println!("bench: stack up at {} (local pid {:?}, redis pid {:?})", stack.base, stack.local.id(), stack.redis.pid());
 
-    let parts = std::env::var("BENCH_PARTS")
-        .unwrap_or_else(|_| "floors,first-token,delivery,concurrency,history".into());
+    let parts =
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "floors,first-token,delivery,concurrency,history".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     if part("floors") {
         // Floors.
@@ -478,16 +398,8 @@ async fn pipeline() -> Result<(), Error> {
         let ws_echo = websocket_echo_floor().await?;
         let gateway_ping = gateway_ping(&stack).await?;
         rows.push(row("Redis PING round trip", &redis_ping, "floor"));
-        rows.push(row(
-            "WebSocket echo round trip (loopback)",
-            &ws_echo,
-            "floor",
-        ));
-        rows.push(row(
-            "ping through the gateway ($default)",
-            &gateway_ping,
-            "floor: handler + GETEX",
-        ));
+        rows.push(row("WebSocket echo round trip (loopback)", &ws_echo, "floor"));
+        rows.push(row("ping through the gateway ($default)", &gateway_ping, "floor: handler + GETEX"));
         figures.insert("redis_ping_ms".into(), stats_json(&redis_ping));
         figures.insert("websocket_echo_ms".into(), stats_json(&ws_echo));
         figures.insert("gateway_ping_ms".into(), stats_json(&gateway_ping));
@@ -502,8 +414,7 @@ async fn pipeline() -> Result<(), Error> {
         stack.stub.set_pacing(pacing);
         let session = stack.session("first-token").await?;
         let mut ws = stack.connect(&session.token).await?;
-        let (mut direct, mut through, mut overhead, mut acked) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut direct, mut through, mut overhead, mut acked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..100 {
             let reference = ms(stub_first_token(&stack.http, &stack.stub).await?);
             let reply = ask(&mut ws, &format!("ft{i}"), "hello", Duration::from_secs(10)).await;
@@ -515,46 +426,20 @@ async fn pipeline() -> Result<(), Error> {
         }
         let posts = management_post_floor(&stack, &session.token).await?;
         for (name, samples) in store_steps(&stack).await? {
-            rows.push(row(
-                &format!("  store: {name}"),
-                &samples,
-                "one step of the first-token path",
-            ));
-            figures.insert(
-                format!("store_{}_ms", name.replace(' ', "_")),
-                stats_json(&samples),
-            );
+            rows.push(row(&format!("  store: {name}"), &samples, "one step of the first-token path"));
+            figures.insert(format!("store_{}_ms", name.replace(' ', "_")), stats_json(&samples));
         }
-        rows.push(row(
-            "ack on the WebSocket (message stored, queued)",
-            &acked,
-            "part of the overhead",
-        ));
-        rows.push(row(
-            "Management API post (AWS SDK -> gateway)",
-            &posts,
-            "part of the overhead, once per delta",
-        ));
+        rows.push(row("ack on the WebSocket (message stored, queued)", &acked, "part of the overhead"));
+        rows.push(row("Management API post (AWS SDK -> gateway)", &posts, "part of the overhead, once per delta"));
         figures.insert("ack_ms".into(), stats_json(&acked));
         figures.insert("management_post_ms".into(), stats_json(&posts));
-        rows.push(row(
-            "stub first token, direct HTTP client",
-            &direct,
-            "reference",
-        ));
+        rows.push(row("stub first token, direct HTTP client", &direct, "reference"));
         rows.push(row(
             "first delta on the WebSocket",
             &through,
-            &format!(
-                "{:.3}x the reference (p50)",
-                percentile(&through, 50.0) / percentile(&direct, 50.0)
-            ),
+            &format!("{:.3}x the reference (p50)", percentile(&through, 50.0) / percentile(&direct, 50.0)),
         ));
-        rows.push(row(
-            "first-token overhead (1 conversation)",
-            &overhead,
-            "target p50 <= 1 ms, p99 <= 5 ms",
-        ));
+        rows.push(row("first-token overhead (1 conversation)", &overhead, "target p50 <= 1 ms, p99 <= 5 ms"));
         figures.insert("stub_first_token_ms".into(), stats_json(&direct));
         figures.insert("first_delta_ms".into(), stats_json(&through));
         figures.insert("first_token_overhead_ms".into(), stats_json(&overhead));
@@ -573,30 +458,22 @@ async fn pipeline() -> Result<(), Error> {
             let (rate, _) = stub_rate(&stack.http, &stack.stub).await?;
             let reply = ask(&mut ws, &format!("rate{i}"), "go", Duration::from_secs(30)).await;
             let tokens = reply.text.split_inclusive(' ').count();
-            let span =
-                (reply.last_delta.ok_or("no delta")? - reply.first_delta.unwrap()).as_secs_f64();
+            let span = (reply.last_delta.ok_or("no delta")? - reply.first_delta.unwrap()).as_secs_f64();
             emitted.push(rate);
             delivered.push((tokens.saturating_sub(1)) as f64 / span);
             posts.push(reply.deltas as f64);
         }
-        let (emitted_rate, delivered_rate) =
-            (percentile(&emitted, 50.0), percentile(&delivered, 50.0));
+        let (emitted_rate, delivered_rate) = (percentile(&emitted, 50.0), percentile(&delivered, 50.0));
         let posts_per_reply = percentile(&posts, 50.0);
         rows.push((
             "token delivery at 200 tokens/s (400-token replies)".into(),
             format!("{delivered_rate:.1} of {emitted_rate:.1} tok/s"),
-            format!(
-                "{:.3} of the emitted rate (target >= 0.98)",
-                delivered_rate / emitted_rate
-            ),
+            format!("{:.3} of the emitted rate (target >= 0.98)", delivered_rate / emitted_rate),
         ));
         rows.push((
             "Management API posts per reply".into(),
             format!("{posts_per_reply:.0} posts"),
-            format!(
-                "{:.1} tokens per post; first post at once, then <= DELTA_COALESCE_MS",
-                400.0 / posts_per_reply
-            ),
+            format!("{:.1} tokens per post; first post at once, then <= DELTA_COALESCE_MS", 400.0 / posts_per_reply),
         ));
         figures.insert(
             "token_delivery".into(),
@@ -608,32 +485,21 @@ async fn pipeline() -> Result<(), Error> {
         // Concurrency.
         let mut levels = Vec::new();
         let wanted = std::env::var("BENCH_LEVELS").unwrap_or_else(|_| "1,10,100,1000".into());
-        for n in wanted
-            .split(',')
-            .filter_map(|n| n.trim().parse::<usize>().ok())
-        {
+        for n in wanted.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
             let level = concurrency_level(&stack, n).await?;
             rows.push((
                 format!("{n} simultaneous conversations"),
                 format!(
                     "overhead p50 {:.1} / p99 {:.1} ms",
-                    level["first_token_overhead_ms"]["p50"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN),
-                    level["first_token_overhead_ms"]["p99"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN)
+                    level["first_token_overhead_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+                    level["first_token_overhead_ms"]["p99"].as_f64().unwrap_or(f64::NAN)
                 ),
                 format!(
                     "{} replies/s, {} lost, {} duplicated{}",
                     level["replies_per_s"],
                     level["lost"],
                     level["duplicated"],
-                    if n == 1000 {
-                        " (target p99 <= 50 ms, 0 lost)"
-                    } else {
-                        ""
-                    }
+                    if n == 1000 { " (target p99 <= 50 ms, 0 lost)" } else { "" }
                 ),
             ));
             for process in level["processes"].as_array().unwrap() {
@@ -661,8 +527,7 @@ async fn pipeline() -> Result<(), Error> {
                     1000.0 * percentile(&samples, 50.0) / n as f64
                 ),
             ));
-            history
-                .push(json!({"messages": n, "latency_ms": stats_json(&samples), "bytes": bytes}));
+            history.push(json!({"messages": n, "latency_ms": stats_json(&samples), "bytes": bytes}));
         }
         figures.insert("history".into(), Value::Array(history));
     }
@@ -673,9 +538,7 @@ async fn pipeline() -> Result<(), Error> {
             for (binary, figures) in &lambdas {
                 let size = figures["arm64_bootstrap_bytes"]
                     .as_f64()
-                    .map_or("size: run check-deploy".to_string(), |b| {
-                        format!("arm64 {:.2} MB", b / 1e6)
-                    });
+                    .map_or("size: run check-deploy".to_string(), |b| format!("arm64 {:.2} MB", b / 1e6));
                 rows.push((
                     format!("Lambda {binary}"),
                     format!(
@@ -688,56 +551,32 @@ async fn pipeline() -> Result<(), Error> {
             }
             figures.insert("lambdas".into(), Value::Object(lambdas));
         }
-        _ => rows.push((
-            "Lambda binaries".into(),
-            "not measured".into(),
-            "scripts/bench-lambdas.sh".into(),
-        )),
+        _ => rows.push(("Lambda binaries".into(), "not measured".into(), "scripts/bench-lambdas.sh".into())),
     }
     match read_json("target/bench-frontend.json") {
         Some(frontend) => {
             rows.push((
                 "web app download (wasm + JS + CSS, gzip)".into(),
-                format!(
-                    "{:.1} KB",
-                    frontend["gzip_total_bytes"].as_f64().unwrap_or(f64::NAN) / 1024.0
-                ),
+                format!("{:.1} KB", frontend["gzip_total_bytes"].as_f64().unwrap_or(f64::NAN) / 1024.0),
                 "target <= 250 KB".into(),
             ));
             rows.push((
                 "web app: render 1,000 restored messages".into(),
-                format!(
-                    "{:.1} ms",
-                    frontend["render_1000_restored_messages_ms"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN)
-                ),
+                format!("{:.1} ms", frontend["render_1000_restored_messages_ms"].as_f64().unwrap_or(f64::NAN)),
                 format!(
                     "navigation to interactive {:.1} ms (target render <= 100 ms)",
-                    frontend["navigation_to_interactive_ms"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN)
+                    frontend["navigation_to_interactive_ms"].as_f64().unwrap_or(f64::NAN)
                 ),
             ));
             figures.insert("frontend".into(), frontend);
         }
-        None => rows.push((
-            "web app".into(),
-            "not measured".into(),
-            "scripts/bench-frontend.sh".into(),
-        )),
+        None => rows.push(("web app".into(), "not measured".into(), "scripts/bench-frontend.sh".into())),
     }
 
     stack.shutdown().await;
-    print_table(
-        "Pipeline, Lambda and web app figures (this machine, one run)",
-        &rows,
-    );
+    print_table("Pipeline, Lambda and web app figures (this machine, one run)", &rows);
     std::fs::create_dir_all("target/bench")?;
-    std::fs::write(
-        "target/bench/bench.json",
-        serde_json::to_string_pretty(&Value::Object(figures))?,
-    )?;
+    std::fs::write("target/bench/bench.json", serde_json::to_string_pretty(&Value::Object(figures))?)?;
     println!("figures written to target/bench/bench.json");
     Ok(())
 }
@@ -749,11 +588,7 @@ fn read_json(path: &str) -> Option<Value> {
 fn row(name: &str, samples: &[f64], note: &str) -> (String, String, String) {
     (
         name.to_string(),
-        format!(
-            "p50 {:.3} / p99 {:.3} ms",
-            percentile(samples, 50.0),
-            percentile(samples, 99.0)
-        ),
+        format!("p50 {:.3} / p99 {:.3} ms", percentile(samples, 50.0), percentile(samples, 99.0)),
         note.to_string(),
     )
 }
@@ -773,9 +608,7 @@ fn print_table(title: &str, rows: &[(String, String, String)]) {
 }
 
 async fn redis_ping_floor(url: &str) -> Result<Vec<f64>, Error> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
     let mut samples = Vec::with_capacity(2000);
     for _ in 0..2000 {
         let started = Instant::now();
@@ -803,8 +636,7 @@ async fn websocket_echo_floor() -> Result<Vec<f64>, Error> {
     let mut samples = Vec::with_capacity(2000);
     for _ in 0..2000 {
         let started = Instant::now();
-        ws.send(Message::Text(r#"{"action":"ping"}"#.into()))
-            .await?;
+        ws.send(Message::Text(r#"{"action":"ping"}"#.into())).await?;
         ws.next().await.ok_or("echo closed")??;
         samples.push(ms(started.elapsed()));
     }
@@ -817,8 +649,7 @@ async fn gateway_ping(stack: &Stack) -> Result<Vec<f64>, Error> {
     let mut samples = Vec::with_capacity(2000);
     for _ in 0..2000 {
         let started = Instant::now();
-        ws.send(Message::Text(r#"{"action":"ping"}"#.into()))
-            .await?;
+        ws.send(Message::Text(r#"{"action":"ping"}"#.into())).await?;
         ws.next().await.ok_or("gateway closed")??;
         samples.push(ms(started.elapsed()));
     }
@@ -855,35 +686,22 @@ fn reply_to(question: &chat_wire::ChatMessage, text: &str, status: ReplyStatus) 
 /// Each Redis step of a question's path to its first delta, timed from this process through the
 /// product's own `Store` (one shared, multiplexed connection, as in the functions and the worker).
 async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Error> {
-    let mut config = chat_core::Config::from_vars(&HashMap::from([(
-        "REDIS_URL".to_string(),
-        stack.redis.url(),
-    )]))?;
+    let mut config = chat_core::Config::from_vars(&HashMap::from([("REDIS_URL".to_string(), stack.redis.url())]))?;
     config.rate_limits.messages_per_session = 0; // 300 questions in a row
     config.request_stream = "bench:steps".into(); // the stack's worker must not answer these
     let store = chat_core::Store::connect(&config)?;
     let session = store.create_session("steps").await?;
     let token = session.token.as_str();
     store.bind_connection("steps-connection=", token).await?;
-    let names = [
-        "touch connection",
-        "accept message",
-        "enqueue",
-        "read context",
-        "begin reply",
-        "append delta",
-        "store reply",
-    ];
+    let names =
+        ["touch connection", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for i in 0..300 {
         let id = format!("s{i}");
         let question = question(&id, "hello");
         let mut reply = reply_to(&question, "hello", ReplyStatus::Streaming);
-        let request = chat_core::ReplyRequest {
-            token: token.into(),
-            message_id: id.clone(),
-            endpoint: "http://unused".into(),
-        };
+        let request =
+            chat_core::ReplyRequest { token: token.into(), message_id: id.clone(), endpoint: "http://unused".into() };
         let mut step = 0;
         let mut timed = |samples: &mut Vec<Vec<f64>>, started: Instant| {
             samples[step].push(ms(started.elapsed()));
@@ -921,13 +739,9 @@ async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Err
 /// One frame posted to one of the session's connections through the worker's own Management API
 /// client, as the worker does it for every delta.
 async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64>, Error> {
-    let mut redis = redis::Client::open(stack.redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let connections: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("chat:{{{token}}}:conns"))
-        .query_async(&mut redis)
-        .await?;
+    let mut redis = redis::Client::open(stack.redis.url())?.get_multiplexed_async_connection().await?;
+    let connections: Vec<String> =
+        redis::cmd("SMEMBERS").arg(format!("chat:{{{token}}}:conns")).query_async(&mut redis).await?;
     let connection = connections.first().ok_or("the session has no connection")?;
     let api = chat_worker::ManagementApi::local();
     let endpoint = format!("{}/{}", stack.base, chat_local::gateway::STAGE);
@@ -967,13 +781,7 @@ async fn concurrency_level(stack: &Stack, n: usize) -> Result<Value, Error> {
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                let reply = ask(
-                    &mut ws,
-                    &format!("c{n}-{i}"),
-                    "hello",
-                    Duration::from_secs(120),
-                )
-                .await;
+                let reply = ask(&mut ws, &format!("c{n}-{i}"), "hello", Duration::from_secs(120)).await;
                 let _ = ws.close(None).await;
                 (token, reply)
             })
@@ -985,17 +793,11 @@ async fn concurrency_level(stack: &Stack, n: usize) -> Result<Value, Error> {
     }
     let wall = started.elapsed().as_secs_f64();
     let processes = watch.stop();
-    let overhead: Vec<f64> = replies
-        .iter()
-        .filter_map(|(_, r)| Some(ms(r.first_delta? - r.sent?) - stub_ttfb))
-        .collect();
-    let completed = replies
-        .iter()
-        .filter(|(_, r)| r.status == Some(ReplyStatus::Done))
-        .count();
+    let overhead: Vec<f64> =
+        replies.iter().filter_map(|(_, r)| Some(ms(r.first_delta? - r.sent?) - stub_ttfb)).collect();
+    let completed = replies.iter().filter(|(_, r)| r.status == Some(ReplyStatus::Done)).count();
     let duplicated_frames = replies.iter().filter(|(_, r)| r.dones > 1).count();
-    let duplicated_stored =
-        stored_duplicates(stack, replies.iter().map(|(t, _)| t.clone()).collect(), 2).await;
+    let duplicated_stored = stored_duplicates(stack, replies.iter().map(|(t, _)| t.clone()).collect(), 2).await;
     Ok(json!({
         "conversations": n,
         "stub_first_token_ms": round3(stub_ttfb),
@@ -1017,9 +819,7 @@ async fn stored_duplicates(stack: &Stack, tokens: Vec<String>, expected: usize) 
             match stack.history(&token).await {
                 Ok(session) => {
                     let ids: HashSet<_> = session.messages.iter().map(|m| m.id.clone()).collect();
-                    usize::from(
-                        ids.len() != session.messages.len() || session.messages.len() > expected,
-                    )
+                    usize::from(ids.len() != session.messages.len() || session.messages.len() > expected)
                 }
                 Err(_) => 0,
             }
@@ -1030,10 +830,7 @@ async fn stored_duplicates(stack: &Stack, tokens: Vec<String>, expected: usize) 
 }
 
 async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), Error> {
-    let mut config = chat_core::Config::from_vars(&HashMap::from([(
-        "REDIS_URL".to_string(),
-        stack.redis.url(),
-    )]))?;
+    let mut config = chat_core::Config::from_vars(&HashMap::from([("REDIS_URL".to_string(), stack.redis.url())]))?;
     config.max_history_messages = n.max(1000);
     config.rate_limits.messages_per_session = 0; // written directly, past the message rate
     let store = chat_core::Store::connect(&config)?;
@@ -1045,9 +842,7 @@ async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), E
         }
         let answer = format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```");
         let reply = reply_to(&question, &answer, ReplyStatus::Done);
-        store
-            .store_reply(&session.token, &reply, &question.id, 0)
-            .await?;
+        store.store_reply(&session.token, &reply, &question.id, 0).await?;
     }
     let mut samples = Vec::with_capacity(200);
     let mut bytes = 0;
@@ -1072,18 +867,9 @@ async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), E
 // ---------------------------------------------------------------------------------------------
 
 async fn load() -> Result<(), Error> {
-    let sessions: usize = std::env::var("LOAD_SESSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let messages: usize = std::env::var("LOAD_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let kills: usize = std::env::var("LOAD_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let sessions: usize = std::env::var("LOAD_SESSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let messages: usize = std::env::var("LOAD_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let kills: usize = std::env::var("LOAD_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let pacing = Pacing {
         first_token: Duration::from_millis(50),
         between_tokens: Duration::from_millis(20),
@@ -1107,13 +893,7 @@ async fn load() -> Result<(), Error> {
                 let mut replies = Vec::with_capacity(messages);
                 for m in 0..messages {
                     let question = format!("session {s} message {m}: hello there");
-                    let reply = ask(
-                        &mut ws,
-                        &format!("s{s}m{m}"),
-                        &question,
-                        Duration::from_secs(120),
-                    )
-                    .await;
+                    let reply = ask(&mut ws, &format!("s{s}m{m}"), &question, Duration::from_secs(120)).await;
                     let whole = reply.text == format!("You said: {question}");
                     replies.push((reply, whole));
                 }
@@ -1129,27 +909,15 @@ async fn load() -> Result<(), Error> {
     let wall = started.elapsed().as_secs_f64();
     let processes = watch.stop();
     let sent = sessions * messages;
-    let completed = results
-        .iter()
-        .flat_map(|(_, r)| r)
-        .filter(|(r, whole)| r.status == Some(ReplyStatus::Done) && *whole)
-        .count();
+    let completed =
+        results.iter().flat_map(|(_, r)| r).filter(|(r, whole)| r.status == Some(ReplyStatus::Done) && *whole).count();
     let overhead: Vec<f64> = results
         .iter()
         .flat_map(|(_, r)| r)
         .filter_map(|(r, _)| Some(ms(r.first_delta? - r.sent?) - stub_ttfb))
         .collect();
-    let duplicated = results
-        .iter()
-        .flat_map(|(_, r)| r)
-        .filter(|(r, _)| r.dones > 1)
-        .count()
-        + stored_duplicates(
-            &stack,
-            results.iter().map(|(t, _)| t.clone()).collect(),
-            2 * messages,
-        )
-        .await;
+    let duplicated = results.iter().flat_map(|(_, r)| r).filter(|(r, _)| r.dones > 1).count()
+        + stored_duplicates(&stack, results.iter().map(|(t, _)| t.clone()).collect(), 2 * messages).await;
     let lost_stored = lost_in_history(&stack, &results, messages).await;
 
     let mut rows = vec![
@@ -1159,23 +927,11 @@ async fn load() -> Result<(), Error> {
             completed.to_string(),
             format!("{:.1} replies/s over {wall:.1} s", completed as f64 / wall),
         ),
-        (
-            "lost (no reply, or not in history)".into(),
-            (sent - completed + lost_stored).to_string(),
-            "target 0".into(),
-        ),
-        (
-            "duplicated".into(),
-            duplicated.to_string(),
-            "target 0".into(),
-        ),
+        ("lost (no reply, or not in history)".into(), (sent - completed + lost_stored).to_string(), "target 0".into()),
+        ("duplicated".into(), duplicated.to_string(), "target 0".into()),
         (
             "first-token overhead".into(),
-            format!(
-                "p50 {:.1} / p99 {:.1} ms",
-                percentile(&overhead, 50.0),
-                percentile(&overhead, 99.0)
-            ),
+            format!("p50 {:.1} / p99 {:.1} ms", percentile(&overhead, 50.0), percentile(&overhead, 99.0)),
             format!("stub's own first token {stub_ttfb:.1} ms subtracted; target p99 <= 50 ms"),
         ),
     ];
@@ -1206,20 +962,13 @@ async fn load() -> Result<(), Error> {
         "crash": {"rounds": kills, "answered_once": crash.answered_once, "lost": crash.lost, "duplicated": crash.duplicated, "taken_over": crash.taken_over},
     });
     std::fs::create_dir_all("target/bench")?;
-    std::fs::write(
-        "target/bench/load.json",
-        serde_json::to_string_pretty(&figures)?,
-    )?;
+    std::fs::write("target/bench/load.json", serde_json::to_string_pretty(&figures)?)?;
     println!("figures written to target/bench/load.json");
     Ok(())
 }
 
 /// Questions acknowledged by the client's run but missing from the stored history.
-async fn lost_in_history(
-    stack: &Stack,
-    results: &[(String, Vec<(ReplyTiming, bool)>)],
-    messages: usize,
-) -> usize {
+async fn lost_in_history(stack: &Stack, results: &[(String, Vec<(ReplyTiming, bool)>)], messages: usize) -> usize {
     let mut lost = 0;
     for (token, _) in results {
         match stack.history(token).await {
@@ -1239,21 +988,10 @@ struct CrashFigures {
 
 /// Kills a `local worker` process mid-reply `rounds` times; a new one takes each reply over.
 async fn crash_rounds(rounds: usize) -> Result<CrashFigures, Error> {
-    let pacing = Pacing {
-        first_token: Duration::ZERO,
-        between_tokens: Duration::from_millis(15),
-        fixed_tokens: None,
-    };
-    let stack = Stack::start(
-        pacing,
-        &[("LOCAL_WORKER", "false"), ("WORKER_CLAIM_IDLE_MS", "600")],
-    )
-    .await?;
-    let env = stack_env(
-        &stack.redis.url(),
-        &stack.stub,
-        &[("WORKER_CLAIM_IDLE_MS", "600"), ("WORKER_BLOCK_MS", "200")],
-    );
+    let pacing = Pacing { first_token: Duration::ZERO, between_tokens: Duration::from_millis(15), fixed_tokens: None };
+    let stack = Stack::start(pacing, &[("LOCAL_WORKER", "false"), ("WORKER_CLAIM_IDLE_MS", "600")]).await?;
+    let env =
+        stack_env(&stack.redis.url(), &stack.stub, &[("WORKER_CLAIM_IDLE_MS", "600"), ("WORKER_BLOCK_MS", "200")]);
     let spawn = |name: String| {
         Command::new(sibling_binary("local"))
             .arg("worker")
@@ -1269,16 +1007,10 @@ async fn crash_rounds(rounds: usize) -> Result<CrashFigures, Error> {
     let mut worker = spawn("crash-0".into())?;
     let (mut answered_once, mut taken_over) = (0, 0);
     for round in 0..rounds {
-        let question = format!(
-            "round {round}: a question long enough to be killed in the middle of its reply"
-        );
+        let question = format!("round {round}: a question long enough to be killed in the middle of its reply");
         let id = format!("k{round}");
-        ws.send(Message::Text(
-            json!({"action": "sendMessage", "id": id, "content": question})
-                .to_string()
-                .into(),
-        ))
-        .await?;
+        ws.send(Message::Text(json!({"action": "sendMessage", "id": id, "content": question}).to_string().into()))
+            .await?;
         let mut text = ReplyText::default();
         let mut deltas = 0;
         let mut done = 0;
@@ -1289,9 +1021,7 @@ async fn crash_rounds(rounds: usize) -> Result<CrashFigures, Error> {
                 continue;
             };
             match serde_json::from_str::<ServerFrame>(&body)? {
-                ServerFrame::Delta {
-                    seq, text: piece, ..
-                } => {
+                ServerFrame::Delta { seq, text: piece, .. } => {
                     text.delta(seq, &piece);
                     deltas += 1;
                     if deltas == 2 && !killed {
@@ -1301,11 +1031,7 @@ async fn crash_rounds(rounds: usize) -> Result<CrashFigures, Error> {
                         killed = true;
                     }
                 }
-                ServerFrame::Snapshot {
-                    next_seq,
-                    text: whole,
-                    ..
-                } => {
+                ServerFrame::Snapshot { next_seq, text: whole, .. } => {
                     text.snapshot(next_seq, &whole);
                     taken_over += 1;
                 }
@@ -1323,15 +1049,7 @@ async fn crash_rounds(rounds: usize) -> Result<CrashFigures, Error> {
     let history = stack.history(&session.token).await?;
     let ids: HashSet<_> = history.messages.iter().map(|m| m.id.as_str()).collect();
     let duplicated = history.messages.len() - ids.len();
-    let replies_done = history
-        .messages
-        .iter()
-        .filter(|m| m.id.ends_with(".reply") && m.status == ReplyStatus::Done)
-        .count();
-    Ok(CrashFigures {
-        answered_once,
-        lost: rounds.saturating_sub(replies_done),
-        duplicated,
-        taken_over,
-    })
+    let replies_done =
+        history.messages.iter().filter(|m| m.id.ends_with(".reply") && m.status == ReplyStatus::Done).count();
+    Ok(CrashFigures { answered_once, lost: rounds.saturating_sub(replies_done), duplicated, taken_over })
 }

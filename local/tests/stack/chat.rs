@@ -115,10 +115,7 @@ async fn bad_frames_get_a_clear_error_and_change_nothing() {
             other => panic!("{frame}: expected an error, got {other:?}"),
         }
     }
-    ws.stream
-        .send(tokio_tungstenite::tungstenite::Message::Binary(vec![0xff, 0x00].into()))
-        .await
-        .unwrap();
+    ws.stream.send(tokio_tungstenite::tungstenite::Message::Binary(vec![0xff, 0x00].into())).await.unwrap();
     assert!(matches!(ws.next_frame().await, ServerFrame::Error { code: ErrorCode::InvalidJson, .. }));
 
     assert_eq!(app.session(&session.token).await.messages.len(), 0, "history unchanged");

@@ -37,7 +37,12 @@ fn spawn_worker(app: &TestApp, name: &str) -> Child {
 #[tokio::test]
 async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing() {
     let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
-    let app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)], Options { in_process_worker: false, ..Default::default() }, pacing).await;
+    let app = spawn_app_with(
+        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)],
+        Options { in_process_worker: false, ..Default::default() },
+        pacing,
+    )
+    .await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     let mut worker = spawn_worker(&app, "worker-0");
@@ -60,7 +65,11 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing() {
         worker = spawn_worker(&app, &format!("worker-{}", round + 1));
 
         let reply = ws.read_reply_from(text).await;
-        assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "round {round}: {:?}", reply.end);
+        assert!(
+            matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }),
+            "round {round}: {:?}",
+            reply.end
+        );
         assert_eq!(reply.text, format!("You said: {question}"), "round {round}: the client shows the whole reply once");
         restarts_seen += reply.snapshots.len();
     }
@@ -78,8 +87,12 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing() {
     let mut redis = app.redis().await;
     let mut pending = usize::MAX;
     for _ in 0..100 {
-        let reply: redis::streams::StreamPendingReply =
-            redis::cmd("XPENDING").arg(&app.config.request_stream).arg(&app.config.worker_group).query_async(&mut redis).await.unwrap();
+        let reply: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+            .arg(&app.config.request_stream)
+            .arg(&app.config.worker_group)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
         pending = reply.count();
         if pending == 0 {
             break;

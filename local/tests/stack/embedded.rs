@@ -53,13 +53,15 @@ async fn a_real_question_gets_a_real_streamed_reply() {
     assert_eq!(history.messages[1].source, Source::Assistant);
     assert_eq!(history.messages[1].msg, reply.text);
 
-    let health: serde_json::Value = app.http.get(format!("{}/health", app.base)).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value =
+        app.http.get(format!("{}/health", app.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["model"], "ready");
 }
 
 #[tokio::test]
 async fn temperature_zero_and_a_seed_give_the_same_reply_twice() {
-    let app = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "32"), ("MODEL_TEMPERATURE", "0"), ("MODEL_SEED", "7")]).await;
+    let app =
+        spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "32"), ("MODEL_TEMPERATURE", "0"), ("MODEL_SEED", "7")]).await;
     let mut replies = Vec::new();
     for name in ["first", "second"] {
         let session = app.create_session(name).await;

@@ -73,7 +73,8 @@ async fn a_slow_first_token_waits_and_a_silent_model_times_out() {
         Pacing::default(),
     )
     .await;
-    app.stub.push([Scripted::SlowFirstToken(Duration::from_millis(300)), Scripted::SlowFirstToken(Duration::from_secs(3))]);
+    app.stub
+        .push([Scripted::SlowFirstToken(Duration::from_millis(300)), Scripted::SlowFirstToken(Duration::from_secs(3))]);
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "take your time").await;
@@ -82,5 +83,9 @@ async fn a_slow_first_token_waits_and_a_silent_model_times_out() {
     assert_eq!(error_code(&ws.read_reply().await.end), ErrorCode::ModelTimeout);
     let history = app.session(&session.token).await;
     let last: Vec<_> = history.messages[2..].iter().map(|m| (m.id.as_str(), m.status, m.msg.as_str())).collect();
-    assert_eq!(last, [("m2", ReplyStatus::Done, "too slow"), ("m2.reply", ReplyStatus::Error, "")], "the question stays; the reply says it failed");
+    assert_eq!(
+        last,
+        [("m2", ReplyStatus::Done, "too slow"), ("m2.reply", ReplyStatus::Error, "")],
+        "the question stays; the reply says it failed"
+    );
 }

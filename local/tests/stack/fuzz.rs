@@ -24,13 +24,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
-        prop::sample::select(vec!["sendMessage", "stop", "ping", "resume", "regenerate", "dance", "", "m1"]).prop_map(Value::from),
+        prop::sample::select(vec!["sendMessage", "stop", "ping", "resume", "regenerate", "dance", "", "m1"])
+            .prop_map(Value::from),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(vec!["action", "id", "content", "reply_to", "seq", "x"]), inner), 0..6)
-                .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            prop::collection::vec(
+                (prop::sample::select(vec!["action", "id", "content", "reply_to", "seq", "x"]), inner),
+                0..6
+            )
+            .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }
@@ -41,7 +45,8 @@ fn frame_text() -> impl Strategy<Value = String> {
         any::<String>(),
         prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         json_value().prop_map(|v| v.to_string()),
-        (1usize..5000).prop_map(|depth| format!(r#"{{"action":"sendMessage","id":"d","content":{}"#, "[".repeat(depth))),
+        (1usize..5000)
+            .prop_map(|depth| format!(r#"{{"action":"sendMessage","id":"d","content":{}"#, "[".repeat(depth))),
         "[0-9]{20,400}".prop_map(|n| format!(r#"{{"action":"stop","reply_to":{n}}}"#)),
         Just(r#"{"action":"sendMessage","id":"x","content":"hi","seq":1e999}"#.to_string()),
         "[\\PC ]{0,12}".prop_map(|id| format!(r#"{{"action":"sendMessage","id":"{id}","content":""}}"#)),
@@ -73,7 +78,8 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
     ));
     let (state, before, token) = runtime.block_on(state_and_session(&app));
     let before = std::cell::RefCell::new(before);
-    let mut runner = TestRunner::new(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner =
+        TestRunner::new(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() });
     runner
         .run(&(frame_text(), any::<bool>()), |(text, binary)| {
             let mut event = websocket_event("$default", "fuzz-connection=", 0, "127.0.0.1", None);
@@ -85,7 +91,8 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                 Some(aws_lambda_events::encodings::Body::Text(body)) => body,
                 other => return Err(TestCaseError::fail(format!("no frame for {text:?}: {other:?}"))),
             };
-            let frame: ServerFrame = serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{body}: {e}")))?;
+            let frame: ServerFrame =
+                serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{body}: {e}")))?;
             let after = runtime.block_on(app.session(&token));
             match frame {
                 ServerFrame::Error { code, message, .. } => {
@@ -94,7 +101,9 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                     prop_assert!(same_history(&before.borrow(), &after), "{text:?} changed the history");
                 }
                 ServerFrame::Ack { id, .. } => prop_assert!(after.messages.iter().any(|m| m.id == id)),
-                ServerFrame::Pong | ServerFrame::Snapshot { .. } => prop_assert!(same_history(&before.borrow(), &after)),
+                ServerFrame::Pong | ServerFrame::Snapshot { .. } => {
+                    prop_assert!(same_history(&before.borrow(), &after))
+                }
                 other => return Err(TestCaseError::fail(format!("{text:?} got {other:?}"))),
             }
             *before.borrow_mut() = after;
@@ -109,8 +118,19 @@ fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
     let app = runtime.block_on(spawn_app());
     let (state, before, token) = runtime.block_on(state_and_session(&app));
     let methods = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
-    let paths = prop::sample::select(vec!["/token", "/chat_history", "/health", "/test", "/openapi.json", "/docs", "/", "/x/../token", "/%00"]);
-    let queries = prop_oneof![Just(String::new()), ".{0,60}", Just(format!("token={token}x")), Just("token=".to_string())];
+    let paths = prop::sample::select(vec![
+        "/token",
+        "/chat_history",
+        "/health",
+        "/test",
+        "/openapi.json",
+        "/docs",
+        "/",
+        "/x/../token",
+        "/%00",
+    ]);
+    let queries =
+        prop_oneof![Just(String::new()), ".{0,60}", Just(format!("token={token}x")), Just("token=".to_string())];
     let content_types = prop::sample::select(vec![
         "application/x-www-form-urlencoded",
         "application/json",
@@ -123,10 +143,14 @@ fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
         prop::collection::vec(any::<u8>(), 0..300),
         json_value().prop_map(|v| v.to_string().into_bytes()),
         ".{0,80}".prop_map(|name: String| format!("name={name}").into_bytes()),
-        ".{0,40}".prop_map(|name: String| format!("--XYZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n--XYZ--\r\n").into_bytes()),
+        ".{0,40}".prop_map(|name: String| format!(
+            "--XYZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n--XYZ--\r\n"
+        )
+        .into_bytes()),
     ];
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let mut runner = TestRunner::new(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner =
+        TestRunner::new(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() });
     runner
         .run(&(methods, paths, queries, content_types, bodies), |(method, path, query, content_type, body)| {
             let uri: http::Uri = match format!("{path}?{}", urlencode(&query)).parse() {
@@ -156,7 +180,13 @@ fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
 
 fn urlencode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"=&-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"=&-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

@@ -48,10 +48,9 @@ async fn a_name_gets_a_token_by_form_multipart_or_json() {
 async fn bad_names_get_a_400_with_a_detail() {
     let app = spawn_app().await;
     let long = "x".repeat(65);
-    for (name, detail) in [
-        ("   ", "the name must not be blank"),
-        (long.as_str(), "the name must be at most 64 characters"),
-    ] {
+    for (name, detail) in
+        [("   ", "the name must not be blank"), (long.as_str(), "the name must be at most 64 characters")]
+    {
         let response = app.http.post(format!("{}/token", app.base)).form(&[("name", name)]).send().await.unwrap();
         assert_eq!(response.status(), 400);
         let body: serde_json::Value = response.json().await.unwrap();
@@ -133,21 +132,11 @@ async fn cors_is_an_allow_list_in_production() {
         Pacing::default(),
     )
     .await;
-    let allowed = app
-        .http
-        .get(format!("{}/health", app.base))
-        .header("origin", "https://chat.example.com")
-        .send()
-        .await
-        .unwrap();
+    let allowed =
+        app.http.get(format!("{}/health", app.base)).header("origin", "https://chat.example.com").send().await.unwrap();
     assert_eq!(allowed.headers()["access-control-allow-origin"], "https://chat.example.com");
-    let refused = app
-        .http
-        .get(format!("{}/health", app.base))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let refused =
+        app.http.get(format!("{}/health", app.base)).header("origin", "https://evil.example").send().await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
     let preflight = app
         .http
@@ -167,7 +156,8 @@ async fn cors_is_an_allow_list_in_production() {
 #[tokio::test]
 async fn the_openapi_document_and_docs_page_are_served() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value =
+        app.http.get(format!("{}/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
     assert!(doc["paths"]["/token"]["post"].is_object());
     assert!(doc["paths"]["/chat_history"]["get"].is_object());
     let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap();

@@ -15,7 +15,8 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
 
     app.redis.stop().await; // SIGKILL: no chance to flush anything more
-    let during = app.http.get(format!("{}/chat_history", app.base)).query(&[("token", &session.token)]).send().await.unwrap();
+    let during =
+        app.http.get(format!("{}/chat_history", app.base)).query(&[("token", &session.token)]).send().await.unwrap();
     assert_eq!(during.status(), 503);
     assert_eq!(during.headers()["retry-after"], "2");
     let body: serde_json::Value = during.json().await.unwrap();
@@ -31,7 +32,10 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     app.redis.restart().await.unwrap();
     let history = app.session(&session.token).await;
     let kept: Vec<_> = history.messages.iter().map(|m| (m.id.as_str(), m.msg.as_str(), m.status)).collect();
-    assert_eq!(kept, [("m1", "remember this", ReplyStatus::Done), ("m1.reply", "You said: remember this", ReplyStatus::Done)]);
+    assert_eq!(
+        kept,
+        [("m1", "remember this", ReplyStatus::Done), ("m1.reply", "You said: remember this", ReplyStatus::Done)]
+    );
     // The same connection, the gateway and the worker carry on without a restart of their own.
     ws.ask("m2", "are you there?").await;
     let reply = ws.read_reply().await;

@@ -30,8 +30,15 @@ async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_s
     let history = app.session(&session.token).await;
     assert_eq!(history.messages.len(), 2);
     let partial = &history.messages[1];
-    assert_eq!((partial.id.as_str(), partial.source, partial.status), ("m1.reply", Source::Assistant, ReplyStatus::Streaming));
-    assert!(!partial.msg.is_empty() && full.starts_with(&partial.msg) && partial.msg.len() < full.len(), "{:?}", partial.msg);
+    assert_eq!(
+        (partial.id.as_str(), partial.source, partial.status),
+        ("m1.reply", Source::Assistant, ReplyStatus::Streaming)
+    );
+    assert!(
+        !partial.msg.is_empty() && full.starts_with(&partial.msg) && partial.msg.len() < full.len(),
+        "{:?}",
+        partial.msg
+    );
     let next_seq = partial.next_seq.expect("a streaming reply says where it continues");
 
     // The new page asks for the rest and rebuilds exactly the whole reply.
@@ -47,7 +54,9 @@ async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_s
     // Resuming a finished reply gives it whole.
     second.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
     match second.next_frame().await {
-        ServerFrame::Snapshot { text, status, .. } => assert_eq!((text.as_str(), status), (full.as_str(), ReplyStatus::Done)),
+        ServerFrame::Snapshot { text, status, .. } => {
+            assert_eq!((text.as_str(), status), (full.as_str(), ReplyStatus::Done))
+        }
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }

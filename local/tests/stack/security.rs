@@ -28,10 +28,7 @@ impl Write for Captured {
 async fn tokens_and_the_model_key_never_reach_the_logs() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = tracing_subscriber::fmt().with_env_filter("info").with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let key = "sk-test-never-log-this-9f8e7d";

@@ -40,11 +40,8 @@ pub async fn spawn_app() -> TestApp {
 
 fn temp_dir() -> std::path::PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "chat-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("chat-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -108,25 +105,14 @@ async fn spawn(stub: StubModel, model: Option<(&str, &str)>, vars: &[(&str, &str
 
 impl TestApp {
     pub async fn create_session(&self, name: &str) -> ChatSession {
-        let response = self
-            .http
-            .post(format!("{}/token", self.base))
-            .form(&[("name", name)])
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.post(format!("{}/token", self.base)).form(&[("name", name)]).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
 
     pub async fn history(&self, token: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}/chat_history", self.base))
-            .query(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
+        let response =
+            self.http.get(format!("{}/chat_history", self.base)).query(&[("token", token)]).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
@@ -144,11 +130,7 @@ impl TestApp {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
 
     pub async fn stream_len(&self) -> usize {

@@ -6,15 +6,20 @@ use std::time::Duration;
 use chat_core::Store;
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_worker::{ManagementApi, Outcome, Worker};
 use chat_wire::ReplyStatus;
+use chat_worker::{ManagementApi, Outcome, Worker};
 
 use crate::support::spawn_app_with;
 
 #[tokio::test]
 async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     // No worker runs inside the stack: the test plays both the dead worker and the live one.
-    let app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "100")], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
+    let app = spawn_app_with(
+        &[("WORKER_CLAIM_IDLE_MS", "100")],
+        Options { in_process_worker: false, ..Default::default() },
+        Pacing::default(),
+    )
+    .await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "survive a crash").await;
