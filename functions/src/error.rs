@@ -61,16 +61,26 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     /// The route exists but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("method not allowed; this route answers {allow}")]
+    MethodNotAllowed {
+        /// The methods the route serves (the `Allow` header).
+        allow: &'static str,
+    },
     /// Redis is unreachable.
     #[error("the service is temporarily unavailable; try again in a few seconds")]
     Unavailable(#[source] StoreError),
+    /// A bug on our side or the gateway's: data or an event this code cannot have produced. The
+    /// detail goes to the log, not to the client.
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::Unavailable(error)
+        match error {
+            StoreError::Redis(_) => ApiError::Unavailable(error),
+            StoreError::Corrupt(_) | StoreError::CaFile { .. } => ApiError::Internal(error.to_string()),
+        }
     }
 }
 
@@ -96,8 +106,9 @@ impl ApiError {
             ApiError::UnknownMessage => ErrorCode::UnknownMessage,
             ApiError::NotLastQuestion => ErrorCode::NotLastQuestion,
             ApiError::NotFound => ErrorCode::NotFound,
-            ApiError::MethodNotAllowed => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::NotFound,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -105,8 +116,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ReplyInProgress => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
@@ -136,6 +148,7 @@ impl ApiError {
     pub fn log(&self) {
         match self {
             ApiError::Unavailable(source) => tracing::error!(error = %source, "redis unavailable"),
+            ApiError::Internal(detail) => tracing::error!(detail, "internal error"),
             other => tracing::debug!(code = other.code().as_str(), "request refused"),
         }
     }

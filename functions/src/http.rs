@@ -2,15 +2,18 @@
 //! and, in development, `GET /docs`.
 //!
 //! Each route is a plain async fn over a `lambda_http::Request` (what API Gateway's HTTP API sends,
-//! converted by `lambda_http`). [`handle`] routes, applies CORS and turns every [`ApiError`] into
-//! its JSON response; the `token` and `history` binaries and the local gateway all call it.
+//! converted by `lambda_http`). [`handle`] routes on whole paths, applies CORS (tower-http's layer)
+//! and turns every [`ApiError`] into its JSON response; the `token` and `history` binaries and the
+//! local gateway all call it.
 
 use std::convert::Infallible;
 
-use chat_wire::{ChatSession, ErrorBody, Health};
+use chat_wire::{ChatSession, ErrorBody, Health, Token};
 use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::{Deserialize, Serialize};
+use tower::{service_fn, Layer, ServiceExt};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::openapi;
@@ -26,32 +29,66 @@ pub struct TokenForm {
 /// Routes a request, answers CORS preflights and maps errors to JSON responses. Never fails:
 /// every failure is a response.
 pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
-    let origin = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
-    let response = if request.method() == Method::OPTIONS {
-        preflight()
-    } else {
-        match route(state, request).await {
+    let routed = service_fn(|request: Request| async move {
+        let response = match route(state, request).await {
             Ok(response) => response,
             Err(error) => {
                 error.log();
                 error_response(&error)
             }
-        }
-    };
-    with_cors(state, origin.as_deref(), response)
+        };
+        Ok::<_, Infallible>(response)
+    });
+    let Ok(mut response) = cors(&state.config).layer(routed).oneshot(request).await;
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
+/// CORS for the allow-list in `ALLOWED_ORIGINS` (any origin in development).
+fn cors(config: &chat_core::Config) -> CorsLayer {
+    let config = config.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|origin| config.origin_allowed(origin))
+        }))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The routes, matched on the whole path (the stage prefix of a named stage removed).
 async fn route(state: &AppState, request: Request) -> Result<Response<Body>, ApiError> {
-    let path = request.uri().path().trim_end_matches('/');
-    let last = path.rsplit('/').next().unwrap_or_default();
-    match (request.method().clone(), last) {
-        (Method::POST, "token") => create_token(state, &request).await,
-        (Method::GET, "chat_history") => chat_history(state, &request).await,
-        (Method::GET, "health" | "test") => Ok(health(state).await),
-        (Method::GET, "openapi.json") => Ok(json(StatusCode::OK, &openapi::document())),
-        (Method::GET, "docs") if state.config.development => Ok(html(openapi::docs_page())),
-        (_, "token" | "chat_history" | "health" | "test" | "openapi.json") => Err(ApiError::MethodNotAllowed),
+    let path = route_path(&request);
+    match (path.as_str(), request.method().clone()) {
+        ("/token", Method::POST) => create_token(state, &request).await,
+        ("/chat_history", Method::GET) => chat_history(state, &request).await,
+        ("/health" | "/test", Method::GET) => Ok(health(state).await),
+        ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document())),
+        ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page())),
+        ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The request's path as the API defines it: API Gateway's raw path without a named stage's
+/// prefix (`/prod/token` -> `/token`) and without a trailing slash.
+fn route_path(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    let raw = request.raw_http_path();
+    let raw = if raw.is_empty() { request.uri().path() } else { raw };
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let path = match stage.filter(|s| s != "$default") {
+        Some(stage) => raw.strip_prefix(&format!("/{stage}")).filter(|p| p.starts_with('/')).unwrap_or(raw),
+        None => raw,
+    };
+    match path.trim_end_matches('/') {
+        "" => "/".to_string(),
+        trimmed => trimmed.to_string(),
     }
 }
 
@@ -101,10 +138,8 @@ pub async fn create_token(state: &AppState, request: &Request) -> Result<Respons
 pub async fn chat_history(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
     let params = request.query_string_parameters();
     let token = params.first("token").ok_or(ApiError::SessionExpired)?;
-    if !chat_core::token::looks_like_token(token) {
-        return Err(ApiError::SessionExpired);
-    }
-    let session = state.store.history(token).await?.ok_or(ApiError::SessionExpired)?;
+    let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
+    let session = state.store.history(&token).await?.ok_or(ApiError::SessionExpired)?;
     Ok(no_store(json(StatusCode::OK, &session)))
 }
 
@@ -194,6 +229,9 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     if let Some(seconds) = error.retry_after() {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    if let ApiError::MethodNotAllowed { allow } = error {
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     response
 }
 
@@ -221,31 +259,25 @@ fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-fn preflight() -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-    response
-}
-
-fn with_cors(state: &AppState, origin: Option<&str>, mut response: Response<Body>) -> Response<Body> {
-    let headers = response.headers_mut();
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if let Some(origin) = origin.filter(|o| state.config.origin_allowed(o)) {
-        if let Ok(value) = HeaderValue::from_str(origin) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        }
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(method: Method, raw_path: &str, stage: &str) -> Request {
+        let mut event = aws_lambda_events::apigw::ApiGatewayV2httpRequest::default();
+        event.raw_path = Some(raw_path.into());
+        event.request_context.stage = Some(stage.into());
+        event.request_context.http.method = method;
+        lambda_http::request::LambdaRequest::ApiGatewayV2(event).into()
+    }
+
+    #[test]
+    fn routes_match_whole_paths() {
+        assert_eq!(route_path(&request(Method::POST, "/token", "$default")), "/token");
+        assert_eq!(route_path(&request(Method::POST, "/prod/token/", "prod")), "/token");
+        assert_eq!(route_path(&request(Method::POST, "/x/y/token", "$default")), "/x/y/token");
+        assert_eq!(route_path(&request(Method::GET, "/", "$default")), "/");
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chat_core::{Config, Store};
+use chat_wire::{ConnectionId, Token};
 
 use crate::trigger::WorkerTrigger;
 
@@ -29,28 +30,28 @@ pub struct AppState {
 /// session for its whole life and its id is never reused, so a remembered mapping stays true;
 /// remembering it takes one Redis round trip off every later message on that connection.
 #[derive(Clone, Default)]
-pub struct ConnectionSessions(Arc<Mutex<HashMap<String, String>>>);
+pub struct ConnectionSessions(Arc<Mutex<HashMap<ConnectionId, Token>>>);
 
 /// Mappings kept per instance before the cache starts over (about 150 bytes each).
 const MAX_REMEMBERED_CONNECTIONS: usize = 10_000;
 
 impl ConnectionSessions {
     /// The session of `connection_id`, if this instance has seen it.
-    pub fn get(&self, connection_id: &str) -> Option<String> {
+    pub fn get(&self, connection_id: &ConnectionId) -> Option<Token> {
         self.0.lock().expect("connection cache lock").get(connection_id).cloned()
     }
 
     /// Remembers the session of `connection_id`.
-    pub fn remember(&self, connection_id: &str, token: &str) {
+    pub fn remember(&self, connection_id: &ConnectionId, token: &Token) {
         let mut map = self.0.lock().expect("connection cache lock");
         if map.len() >= MAX_REMEMBERED_CONNECTIONS {
             map.clear();
         }
-        map.insert(connection_id.to_string(), token.to_string());
+        map.insert(connection_id.clone(), token.clone());
     }
 
     /// Forgets a connection that closed.
-    pub fn forget(&self, connection_id: &str) {
+    pub fn forget(&self, connection_id: &ConnectionId) {
         self.0.lock().expect("connection cache lock").remove(connection_id);
     }
 }

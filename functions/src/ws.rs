@@ -11,8 +11,8 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use chat_core::store::now_rfc3339;
-use chat_core::{Accepted, Config, Regenerated, ReplyRequest};
-use chat_wire::{ChatMessage, ClientFrame, ReplyStatus, ServerFrame, Source};
+use chat_core::{Config, Refusal, ReplyRequest};
+use chat_wire::{ChatMessage, ClientFrame, ConnectionId, MessageId, ReplyStatus, ServerFrame, Source, Token};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::ApiError;
@@ -22,81 +22,98 @@ use crate::state::AppState;
 /// which session it belongs to. A missing token refuses the handshake with 401, an unknown or
 /// expired one with 403, an outage with 503.
 pub async fn connect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-    let connection_id = event.request_context.connection_id.unwrap_or_default();
-    let Some(token) = event.query_string_parameters.first("token").map(str::to_string) else {
-        return refusal(StatusCode::UNAUTHORIZED, &ApiError::SessionExpired);
+    let connection_id = match connection_of(&event.request_context) {
+        Ok(id) => id,
+        Err(error) => return refusal(&error),
     };
-    if !chat_core::token::looks_like_token(&token) {
-        return refusal(StatusCode::FORBIDDEN, &ApiError::SessionExpired);
-    }
+    let Some(token) = event.query_string_parameters.first("token") else {
+        return refusal_with(StatusCode::UNAUTHORIZED, &ApiError::SessionExpired);
+    };
+    let Ok(token) = Token::parse(token) else {
+        return refusal_with(StatusCode::FORBIDDEN, &ApiError::SessionExpired);
+    };
     match state.store.bind_connection(&connection_id, &token).await {
         Ok(true) => {
-            tracing::info!(connection_id, "connected");
+            tracing::info!(connection_id = %connection_id, "connected");
             response(StatusCode::OK, None)
         }
-        Ok(false) => refusal(StatusCode::FORBIDDEN, &ApiError::SessionExpired),
-        Err(error) => {
-            let error = ApiError::from(error);
-            error.log();
-            refusal(StatusCode::SERVICE_UNAVAILABLE, &error)
-        }
+        Ok(false) => refusal_with(StatusCode::FORBIDDEN, &ApiError::SessionExpired),
+        Err(error) => refusal(&ApiError::from(error)),
     }
 }
 
 /// `$disconnect`: forgets the connection.
 pub async fn disconnect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-    let connection_id = event.request_context.connection_id.unwrap_or_default();
+    let connection_id = match connection_of(&event.request_context) {
+        Ok(id) => id,
+        Err(error) => return refusal(&error),
+    };
     state.connection_sessions.forget(&connection_id);
     if let Err(error) = state.store.unbind_connection(&connection_id, None).await {
         // The mapping expires with the session anyway; a failed cleanup is not the client's problem.
-        tracing::warn!(connection_id, error = %error, "could not forget a connection");
+        tracing::warn!(connection_id = %connection_id, error = %error, "could not forget a connection");
     }
-    tracing::info!(connection_id, "disconnected");
+    tracing::info!(connection_id = %connection_id, "disconnected");
     response(StatusCode::OK, None)
 }
 
-/// `$default`: every frame the client sends. Answers with one frame: `ack`, `pong` or `error`.
+/// `$default`: every frame the client sends. Answers with one frame: `ack`, `pong`, `snapshot` or
+/// `error` (or nothing, for a `stop`: the worker's `done` answers it).
 pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-    let frame = match decode_frame(event.body.as_deref(), event.is_base64_encoded) {
-        Ok(ClientFrame::Ping) => ServerFrame::Pong,
-        Ok(ClientFrame::Stop { reply_to }) => match stop(state, &event.request_context, &reply_to).await {
-            // The worker answers with `done` (status `stopped`); nothing to say here.
-            Ok(()) => return response(StatusCode::OK, None),
-            Err(error) => {
-                error.log();
-                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
-            }
-        },
-        Ok(ClientFrame::Resume { reply_to }) => match resume(state, &event.request_context, &reply_to).await {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                error.log();
-                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
-            }
-        },
-        Ok(ClientFrame::Regenerate { reply_to }) => match regenerate(state, &event.request_context, &reply_to).await {
-            Ok(ack) => ack,
-            Err(error) => {
-                error.log();
-                error.frame(Some(reply_to).filter(|id| chat_wire::is_valid_message_id(id)))
-            }
-        },
-        Ok(ClientFrame::SendMessage { id, content }) => {
-            match send_message(state, &event.request_context, &id, content).await {
-                Ok(ack) => ack,
-                Err(error) => {
-                    error.log();
-                    error.frame(Some(id).filter(|id| chat_wire::is_valid_message_id(id)))
-                }
-            }
+    let answer = match decode_frame(event.body.as_deref(), event.is_base64_encoded) {
+        Ok(frame) => {
+            // An error names the message it concerns when the client gave a well-formed id.
+            let concerns = frame_message_id(&frame).filter(|id| chat_wire::is_valid_message_id(id)).map(str::to_string);
+            answer(state, &event.request_context, frame).await.map_err(|error| (error, concerns))
         }
-        Err(error) => {
+        Err(error) => Err((error, None)),
+    };
+    let frame = match answer {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return response(StatusCode::OK, None),
+        Err((error, concerns)) => {
             error.log();
-            error.frame(None)
+            error.frame(concerns)
         }
     };
     let body = serde_json::to_string(&frame).expect("frames always serialize");
     response(StatusCode::OK, Some(body))
+}
+
+/// The user message a frame is about, as the client wrote it.
+fn frame_message_id(frame: &ClientFrame) -> Option<&str> {
+    match frame {
+        ClientFrame::SendMessage { id, .. } => Some(id),
+        ClientFrame::Stop { reply_to } | ClientFrame::Resume { reply_to } | ClientFrame::Regenerate { reply_to } => {
+            Some(reply_to)
+        }
+        ClientFrame::Ping => None,
+    }
+}
+
+/// Carries out one decoded frame; `None` when the frame needs no answer.
+async fn answer(
+    state: &AppState,
+    context: &ApiGatewayWebsocketProxyRequestContext,
+    frame: ClientFrame,
+) -> Result<Option<ServerFrame>, ApiError> {
+    let parse_id = |id: &str| MessageId::parse(id).map_err(|_| ApiError::InvalidId);
+    Ok(match frame {
+        ClientFrame::Ping => Some(ServerFrame::Pong),
+        ClientFrame::Stop { reply_to } => {
+            stop(state, context, &parse_id(&reply_to)?).await?;
+            None
+        }
+        ClientFrame::Resume { reply_to } => Some(resume(state, context, &parse_id(&reply_to)?).await?),
+        ClientFrame::Regenerate { reply_to } => Some(regenerate(state, context, &parse_id(&reply_to)?).await?),
+        ClientFrame::SendMessage { id, content } => Some(send_message(state, context, parse_id(&id)?, content).await?),
+    })
+}
+
+/// The event's connection id, which API Gateway always sets.
+fn connection_of(context: &ApiGatewayWebsocketProxyRequestContext) -> Result<ConnectionId, ApiError> {
+    let raw = context.connection_id.as_deref().unwrap_or_default();
+    ConnectionId::parse(raw).map_err(|e| ApiError::Internal(format!("the WebSocket event carries {e}: {raw:?}")))
 }
 
 /// Decodes a client frame, naming exactly what is wrong with one that cannot be used.
@@ -124,12 +141,9 @@ pub fn decode_frame(body: Option<&str>, is_base64_encoded: bool) -> Result<Clien
 async fn send_message(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    id: &str,
+    id: MessageId,
     content: String,
 ) -> Result<ServerFrame, ApiError> {
-    if !chat_wire::is_valid_message_id(id) {
-        return Err(ApiError::InvalidId);
-    }
     if content.trim().is_empty() {
         return Err(ApiError::EmptyMessage);
     }
@@ -137,11 +151,11 @@ async fn send_message(
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });
     }
-    let connection_id = context.connection_id.as_deref().unwrap_or_default();
-    let remembered = state.connection_sessions.get(connection_id);
+    let connection_id = connection_of(context)?;
+    let remembered = state.connection_sessions.get(&connection_id);
     let token = match &remembered {
         Some(token) => token.clone(),
-        None => session_of(state, context).await?,
+        None => session_of(state, &connection_id).await?,
     };
     let message = ChatMessage {
         id: id.to_string(),
@@ -153,42 +167,62 @@ async fn send_message(
         model: None,
         next_seq: None,
     };
-    let ack = ServerFrame::Ack { id: id.to_string(), reply_id: chat_wire::reply_id_for(id) };
     // A remembered mapping still has its life extended, alongside the message's own step.
     let refresh = async {
         if remembered.is_some() {
-            if let Err(error) = state.store.refresh_connection(connection_id).await {
+            if let Err(error) = state.store.refresh_connection(&connection_id).await {
                 tracing::warn!(error = %error, "could not extend a connection mapping");
             }
         }
     };
     let (accepted, ()) = tokio::join!(state.store.accept_user_message(&token, &message), refresh);
     match accepted? {
-        Accepted::Stored => {}
-        Accepted::Duplicate => return Ok(ack),
-        Accepted::SessionExpired => return Err(ApiError::SessionExpired),
-        Accepted::ReplyInProgress => return Err(ApiError::ReplyInProgress),
-        Accepted::RateLimited(wait) => return Err(ApiError::rate_limited("messages in this session", wait)),
+        Ok(()) => request_reply(state, context, token, &id).await?,
+        // A resend of a stored message: acknowledged again, answered once.
+        Err(Refusal::Duplicate) => {}
+        Err(refusal) => return Err(refused(refusal)),
     }
-    request_reply(state, context, &token, id).await?;
-    Ok(ack)
+    Ok(ack(&id))
+}
+
+/// The `ack` of a user message whose reply is on its way.
+fn ack(id: &MessageId) -> ServerFrame {
+    ServerFrame::Ack { id: id.to_string(), reply_id: id.reply_id().to_string() }
+}
+
+/// The client's error for a refused lifecycle step.
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::SessionExpired => ApiError::SessionExpired,
+        Refusal::ReplyInProgress => ApiError::ReplyInProgress,
+        Refusal::RateLimited(wait) => ApiError::rate_limited("messages in this session", wait),
+        Refusal::UnknownMessage => ApiError::UnknownMessage,
+        Refusal::NotLastQuestion => ApiError::NotLastQuestion,
+        // Only the worker's steps answer these.
+        Refusal::Duplicate | Refusal::AlreadyStored | Refusal::TakenOver => {
+            ApiError::Internal(format!("a client step was refused with {refusal:?}"))
+        }
+    }
 }
 
 /// Queues the reply to `message_id` (the session is already locked for it) and wakes the worker.
 async fn request_reply(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    token: &str,
-    message_id: &str,
+    token: Token,
+    message_id: &MessageId,
 ) -> Result<(), ApiError> {
     let request = ReplyRequest {
-        token: token.to_string(),
-        message_id: message_id.to_string(),
+        token,
+        message_id: message_id.clone(),
         endpoint: management_endpoint(&state.config, context),
     };
     if let Err(error) = state.store.enqueue(&request).await {
         // The message is stored; unlock the session so the person can ask again once Redis is back.
-        let _ = state.store.release_reply_lock(token, message_id).await;
+        // Redis is failing, so this may fail too: the lock then expires after REPLY_LOCK_SECONDS.
+        if let Err(unlock) = state.store.release_reply_lock(&request.token, message_id).await {
+            tracing::warn!(error = %unlock, "could not unlock a session whose request was not queued");
+        }
         return Err(error.into());
     }
     state.trigger.wake().await;
@@ -196,29 +230,18 @@ async fn request_reply(
 }
 
 /// The session this connection belongs to; each frame is activity that keeps the mapping alive.
-async fn session_of(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext) -> Result<String, ApiError> {
-    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+async fn session_of(state: &AppState, connection_id: &ConnectionId) -> Result<Token, ApiError> {
     let token = state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)?;
     state.connection_sessions.remember(connection_id, &token);
     Ok(token)
 }
 
-async fn count_message(state: &AppState, token: &str) -> Result<(), ApiError> {
-    match state.store.count_message(token).await? {
-        Some(wait) => Err(ApiError::rate_limited("messages in this session", wait)),
-        None => Ok(()),
-    }
-}
-
 async fn stop(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    reply_to: &str,
+    reply_to: &MessageId,
 ) -> Result<(), ApiError> {
-    if !chat_wire::is_valid_message_id(reply_to) {
-        return Err(ApiError::InvalidId);
-    }
-    let token = session_of(state, context).await?;
+    let token = session_of(state, &connection_of(context)?).await?;
     state.store.request_stop(&token, reply_to).await?;
     Ok(())
 }
@@ -227,13 +250,10 @@ async fn stop(
 async fn resume(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    reply_to: &str,
+    reply_to: &MessageId,
 ) -> Result<ServerFrame, ApiError> {
-    if !chat_wire::is_valid_message_id(reply_to) {
-        return Err(ApiError::InvalidId);
-    }
-    let token = session_of(state, context).await?;
-    let reply_id = chat_wire::reply_id_for(reply_to);
+    let token = session_of(state, &connection_of(context)?).await?;
+    let reply_id = reply_to.reply_id();
     let snapshot = match state.store.reply_snapshot(&token, &reply_id).await? {
         Some(reply) => ServerFrame::Snapshot {
             id: reply.id,
@@ -244,7 +264,7 @@ async fn resume(
         },
         // Asked, not begun yet: nothing written so far.
         None if state.store.has_message(&token, reply_to).await? => ServerFrame::Snapshot {
-            id: reply_id,
+            id: reply_id.to_string(),
             reply_to: reply_to.to_string(),
             next_seq: 0,
             text: String::new(),
@@ -259,22 +279,15 @@ async fn resume(
 async fn regenerate(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    reply_to: &str,
+    reply_to: &MessageId,
 ) -> Result<ServerFrame, ApiError> {
-    if !chat_wire::is_valid_message_id(reply_to) {
-        return Err(ApiError::InvalidId);
+    let token = session_of(state, &connection_of(context)?).await?;
+    if let Some(wait) = state.store.count_message(&token).await? {
+        return Err(ApiError::rate_limited("messages in this session", wait));
     }
-    let token = session_of(state, context).await?;
-    count_message(state, &token).await?;
-    match state.store.regenerate(&token, reply_to).await? {
-        Regenerated::Ready => {}
-        Regenerated::SessionExpired => return Err(ApiError::SessionExpired),
-        Regenerated::UnknownMessage => return Err(ApiError::UnknownMessage),
-        Regenerated::NotLastQuestion => return Err(ApiError::NotLastQuestion),
-        Regenerated::ReplyInProgress => return Err(ApiError::ReplyInProgress),
-    }
-    request_reply(state, context, &token, reply_to).await?;
-    Ok(ServerFrame::Ack { id: reply_to.to_string(), reply_id: chat_wire::reply_id_for(reply_to) })
+    state.store.regenerate(&token, reply_to).await?.map_err(refused)?;
+    request_reply(state, context, token, reply_to).await?;
+    Ok(ack(reply_to))
 }
 
 /// The API Gateway Management API endpoint for this event's connections: `WS_MANAGEMENT_ENDPOINT`
@@ -291,7 +304,14 @@ pub fn management_endpoint(config: &Config, context: &ApiGatewayWebsocketProxyRe
     )
 }
 
-fn refusal(status: StatusCode, error: &ApiError) -> ApiGatewayProxyResponse {
+/// Refuses a handshake with the error's own status.
+fn refusal(error: &ApiError) -> ApiGatewayProxyResponse {
+    error.log();
+    refusal_with(error.status(), error)
+}
+
+/// Refuses a handshake: API Gateway answers the client with `status`.
+fn refusal_with(status: StatusCode, error: &ApiError) -> ApiGatewayProxyResponse {
     let body = serde_json::to_string(&error.body()).expect("error bodies always serialize");
     tracing::info!(status = status.as_u16(), "connection refused");
     response(status, Some(body))

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
+use chat_wire::ConnectionId;
 
 /// What happened to a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +60,15 @@ impl ManagementApi {
     }
 
     /// Posts one frame to one connection.
-    pub async fn post(&self, endpoint: &str, connection_id: &str, frame: &[u8]) -> Delivery {
+    pub async fn post(&self, endpoint: &str, connection_id: &ConnectionId, frame: &[u8]) -> Delivery {
         let sent =
-            self.client(endpoint).post_to_connection().connection_id(connection_id).data(Blob::new(frame)).send().await;
+            self.client(endpoint).post_to_connection().connection_id(connection_id.as_str()).data(Blob::new(frame)).send().await;
         match sent {
             Ok(_) => Delivery::Sent,
             Err(error) if error.as_service_error().is_some_and(|e| e.is_gone_exception()) => Delivery::Gone,
             Err(error) => {
                 tracing::warn!(
-                    connection_id,
+                    connection_id = %connection_id,
                     error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error),
                     "post to connection failed"
                 );

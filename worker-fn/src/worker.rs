@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::store::{now_rfc3339, STOP_POLL};
-use chat_core::{BeganReply, Config, ReplyRequest, Store, StoreError, StoredReply, StreamEntry};
-use chat_wire::{ChatMessage, ReplyStatus, ServerFrame, Source};
+use chat_core::{Begun, Config, Refusal, ReplyRequest, Store, StoreError, StreamEntry};
+use chat_wire::{ChatMessage, ConnectionId, ReplyId, ReplyStatus, ServerFrame, Source};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -33,9 +33,12 @@ pub enum Outcome {
     Failed,
     /// A reply with this id was already stored (the entry was retried after a crash).
     AlreadyAnswered,
-    /// Another worker took the entry over while this one was writing (this one was thought dead),
-    /// or a delta could not be logged: the entry is left for its owner or a retry to finish.
+    /// Another worker took the entry over while this one was writing (this one was thought dead):
+    /// the entry is left to its new owner.
     TakenOver,
+    /// A delta could not be logged (Redis failed mid-reply): nothing is stored and the entry is
+    /// left pending, to be retried from the log's top.
+    LeftForRetry,
     /// The session expired before the reply could be written.
     SessionExpired,
     /// The entry was not a reply request; dropped.
@@ -46,16 +49,9 @@ pub enum Outcome {
 enum Ending {
     Finished,
     Stopped,
-    TakenOver,
     Failed(ModelError),
-}
-
-/// Why an entry could not be finished. It stays pending and will be reclaimed.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// Redis failed mid-way.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The relay cannot go on: see [`Relayed`].
+    Abandoned(Outcome),
 }
 
 /// The worker: the store, the model client and the Management API clients, shared by every task.
@@ -73,14 +69,10 @@ impl Worker {
         Worker { config, store, model, connections }
     }
 
-    /// The store this worker writes to.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Answers one stream entry, then acknowledges it. On a Redis failure the entry is left
     /// pending, to be reclaimed by whichever worker runs next.
-    pub async fn process(&self, entry: &StreamEntry) -> Result<Outcome, WorkerError> {
+    #[tracing::instrument(skip_all, fields(entry_id = %entry.entry_id, deliveries = entry.deliveries))]
+    pub async fn process(&self, entry: &StreamEntry) -> Result<Outcome, StoreError> {
         let outcome = match &entry.request {
             None => {
                 tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
@@ -88,29 +80,31 @@ impl Worker {
             }
             Some(request) => self.answer(entry, request).await?,
         };
-        if outcome != Outcome::TakenOver {
+        if !matches!(outcome, Outcome::TakenOver | Outcome::LeftForRetry) {
             self.store.ack(&entry.entry_id).await?;
         }
-        tracing::info!(entry_id = entry.entry_id, outcome = ?outcome, "entry processed");
+        tracing::info!(outcome = ?outcome, "entry processed");
         Ok(outcome)
     }
 
-    async fn answer(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, WorkerError> {
+    #[tracing::instrument(skip_all, fields(message_id = %request.message_id))]
+    async fn answer(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
         let entry_id = entry.entry_id.as_str();
-        let token = request.token.as_str();
-        let reply_id = chat_wire::reply_id_for(&request.message_id);
+        let token = &request.token;
+        let reply_id = request.message_id.reply_id();
         let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
             return Ok(Outcome::SessionExpired);
         };
-        let context = build_context(&self.config.model.system_prompt, &session.messages, &request.message_id);
+        let context =
+            build_context(&self.config.model.system_prompt, &session.messages, request.message_id.as_str());
         let model = Some(self.model.model_name().to_string());
         let mut reply = ChatMessage {
-            id: reply_id.clone(),
+            id: reply_id.to_string(),
             msg: String::new(),
             timestamp: now_rfc3339(),
             source: Source::Assistant,
             status: ReplyStatus::Streaming,
-            reply_to: Some(request.message_id.clone()),
+            reply_to: Some(request.message_id.to_string()),
             model: model.clone(),
             next_seq: None,
         };
@@ -131,18 +125,17 @@ impl Worker {
                 }
             }
         };
-        let (next_seq, restarted, connections) = match began {
-            BeganReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
-            BeganReply::SessionExpired => return Ok(Outcome::SessionExpired),
-            BeganReply::Started { next_seq, restarted, connections } => (next_seq, restarted, connections),
+        let Begun { next_seq, restarted, connections } = match began {
+            Ok(begun) => begun,
+            Err(refusal) => return Ok(refused(refusal)),
         };
         let mut relay = Relay::new(self, entry_id, request, reply_id.clone(), connections, next_seq);
         if restarted {
-            tracing::info!(entry_id, "restarting a reply a dead worker had begun");
+            tracing::info!("restarting a reply a dead worker had begun");
             relay
                 .send(&ServerFrame::Snapshot {
-                    id: reply_id.clone(),
-                    reply_to: request.message_id.clone(),
+                    id: reply_id.to_string(),
+                    reply_to: request.message_id.to_string(),
                     next_seq,
                     text: String::new(),
                     status: ReplyStatus::Streaming,
@@ -153,14 +146,14 @@ impl Worker {
         let (text, ending) = self.generate(model_call, started_early, &mut relay).await;
         let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
         reply.status = match ending {
-            Ending::TakenOver => return Ok(Outcome::TakenOver),
+            Ending::Abandoned(outcome) => return Ok(outcome),
             Ending::Finished => ReplyStatus::Done,
             Ending::Stopped => ReplyStatus::Stopped,
             Ending::Failed(error) => {
                 tracing::warn!(error = %error, "model call failed");
                 relay
                     .send(&ServerFrame::Error {
-                        reply_to: Some(request.message_id.clone()),
+                        reply_to: Some(request.message_id.to_string()),
                         code: error.code(),
                         message: error.to_string(),
                         retry_after: None,
@@ -172,13 +165,18 @@ impl Worker {
         reply.msg = text;
         reply.timestamp = now_rfc3339();
         match self.store.store_reply(token, &reply, &request.message_id, relay.seq).await? {
-            StoredReply::SessionExpired => return Ok(Outcome::SessionExpired),
-            StoredReply::AlreadyStored => return Ok(Outcome::AlreadyAnswered),
-            StoredReply::TakenOver => return Ok(Outcome::TakenOver),
-            StoredReply::Stored { connections } => relay.connections = connections,
+            Ok(connections) => relay.connections = connections,
+            Err(refusal) => return Ok(refused(refusal)),
         }
         let status = reply.status;
-        relay.send(&ServerFrame::Done { id: reply_id, reply_to: request.message_id.clone(), status, model }).await;
+        relay
+            .send(&ServerFrame::Done {
+                id: reply_id.to_string(),
+                reply_to: request.message_id.to_string(),
+                status,
+                model,
+            })
+            .await;
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
@@ -218,60 +216,47 @@ impl Worker {
         loop {
             let deadline = flush_at;
             let check_at = relay.next_check;
-            let flush = tokio::select! {
+            tokio::select! {
                 item = stream.next() => match item {
                     Some(Ok(piece)) => {
                         text.push_str(&piece);
                         pending.push_str(&piece);
-                        if first || flush_at.is_some_and(|at| Instant::now() >= at) {
-                            first = false;
-                            true
-                        } else {
-                            if flush_at.is_none() {
-                                flush_at = Some(Instant::now() + coalesce);
-                            }
-                            false
+                        let due = first || flush_at.is_some_and(|at| Instant::now() >= at);
+                        if !due {
+                            flush_at.get_or_insert_with(|| Instant::now() + coalesce);
+                            continue;
                         }
+                        first = false;
                     }
                     end => {
-                        if !pending.is_empty() {
-                            relay.delta(std::mem::take(&mut pending)).await;
-                        }
-                        if relay.taken_over {
-                            return (text, Ending::TakenOver);
-                        }
                         let ending = match end {
                             Some(Err(error)) => Ending::Failed(error),
                             _ => Ending::Finished,
                         };
-                        return (text, ending);
+                        return match relay.flush(&mut pending).await {
+                            Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
+                            Relayed::Continue | Relayed::StopRequested => (text, ending),
+                        };
                     }
                 },
                 _ = tokio::time::sleep_until(check_at) => {
-                    if relay.check().await {
-                        drop(stream);
-                        if !pending.is_empty() {
-                            relay.delta(std::mem::take(&mut pending)).await;
-                        }
-                        if relay.taken_over {
-                            return (text, Ending::TakenOver);
-                        }
-                        return (text, Ending::Stopped);
+                    if !relay.check().await {
+                        continue;
                     }
-                    false
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => true,
-            };
-            if flush {
-                relay.delta(std::mem::take(&mut pending)).await;
-                flush_at = None;
-                if relay.taken_over {
-                    return (text, Ending::TakenOver);
-                }
-                if relay.stop_requested {
                     // Dropping the stream closes the model's HTTP response: generation stops upstream.
-                    return (text, Ending::Stopped);
+                    drop(stream);
+                    return match relay.flush(&mut pending).await {
+                        Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
+                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Stopped),
+                    };
                 }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+            }
+            flush_at = None;
+            match relay.flush(&mut pending).await {
+                Relayed::Continue => {}
+                Relayed::StopRequested => return (text, Ending::Stopped),
+                Relayed::Abandoned(outcome) => return (text, Ending::Abandoned(outcome)),
             }
         }
     }
@@ -284,7 +269,7 @@ impl Worker {
 
     /// Lambda mode: takes over entries a dead worker left pending, then reads and answers new
     /// entries until the stream has none. Returns how many entries were processed.
-    pub async fn drain(&self) -> Result<usize, WorkerError> {
+    pub async fn drain(&self) -> Result<usize, StoreError> {
         self.store.ensure_group().await?;
         let consumer = &self.config.worker.consumer;
         let batch = self.config.worker.concurrency;
@@ -382,7 +367,10 @@ impl Worker {
             }
         }
         let all = self.config.worker.concurrency as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
+        // All permits back means no reply in flight; after 30 s the rest are left to a takeover.
+        if tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await.is_err() {
+            tracing::warn!("stopping with replies still in flight; another worker takes them over");
+        }
         tracing::info!("worker stopped");
     }
 }
@@ -405,6 +393,31 @@ pub fn build_context(system_prompt: &str, history: &[ChatMessage], answering: &s
     context
 }
 
+/// The reply's outcome when a refused store step ends it.
+fn refused(refusal: Refusal) -> Outcome {
+    match refusal {
+        Refusal::AlreadyStored => Outcome::AlreadyAnswered,
+        Refusal::TakenOver => Outcome::TakenOver,
+        Refusal::SessionExpired => Outcome::SessionExpired,
+        // The worker's steps answer no other refusal; were one to come, leave the entry to a retry.
+        other => {
+            tracing::error!(refusal = ?other, "unexpected refusal of a worker step");
+            Outcome::LeftForRetry
+        }
+    }
+}
+
+/// What one relay step found.
+enum Relayed {
+    /// Go on streaming.
+    Continue,
+    /// The person asked to stop this reply.
+    StopRequested,
+    /// This attempt must end without storing or acknowledging anything
+    /// ([`Outcome::TakenOver`] or [`Outcome::LeftForRetry`]).
+    Abandoned(Outcome),
+}
+
 /// Sends one reply's frames to every live connection of its session. Each delta is first appended
 /// to the reply's log, which in the same round trip says whether to stop and which connections
 /// are live; connections the Management API reports gone are forgotten.
@@ -412,15 +425,14 @@ struct Relay<'a> {
     worker: &'a Worker,
     entry_id: &'a str,
     request: &'a ReplyRequest,
-    reply_id: String,
-    connections: Vec<String>,
+    reply_id: ReplyId,
+    connections: Vec<ConnectionId>,
     seq: u64,
     /// When to ask Redis about a stop request if no delta has asked since.
     next_check: Instant,
     /// When to tell the group this entry is still being worked on.
     next_heartbeat: Instant,
     stop_requested: bool,
-    taken_over: bool,
 }
 
 impl<'a> Relay<'a> {
@@ -428,8 +440,8 @@ impl<'a> Relay<'a> {
         worker: &'a Worker,
         entry_id: &'a str,
         request: &'a ReplyRequest,
-        reply_id: String,
-        connections: Vec<String>,
+        reply_id: ReplyId,
+        connections: Vec<ConnectionId>,
         seq: u64,
     ) -> Relay<'a> {
         Relay {
@@ -442,7 +454,6 @@ impl<'a> Relay<'a> {
             next_check: Instant::now() + STOP_POLL,
             next_heartbeat: Instant::now() + worker.heartbeat_every(),
             stop_requested: false,
-            taken_over: false,
         }
     }
 
@@ -450,8 +461,10 @@ impl<'a> Relay<'a> {
     async fn check(&mut self) -> bool {
         self.next_check = Instant::now() + STOP_POLL;
         self.keep_claimed().await;
-        if let Ok(true) = self.worker.store.stop_requested(&self.request.token, &self.request.message_id).await {
-            self.stop_requested = true;
+        match self.worker.store.stop_requested(&self.request.token, &self.request.message_id).await {
+            Ok(requested) => self.stop_requested |= requested,
+            // The next check, or the next delta's append, asks again.
+            Err(error) => tracing::warn!(error = %error, "could not check for a stop request"),
         }
         self.stop_requested
     }
@@ -473,15 +486,30 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// Sends what is pending as one delta (if anything is), and says how the reply stands.
+    async fn flush(&mut self, pending: &mut String) -> Relayed {
+        if !pending.is_empty() {
+            let relayed = self.delta(std::mem::take(pending)).await;
+            if !matches!(relayed, Relayed::Continue) {
+                return relayed;
+            }
+        }
+        if self.stop_requested {
+            Relayed::StopRequested
+        } else {
+            Relayed::Continue
+        }
+    }
+
     /// Logs a delta and posts it. The post to the connections already known runs while the
     /// append is in flight (the first delta of a reply pays one round trip, not two); connections
     /// the append reports that were not known get the delta right after, so every connection bound
     /// before the append still receives it live.
-    async fn delta(&mut self, text: String) {
+    async fn delta(&mut self, text: String) -> Relayed {
         self.keep_claimed().await;
         let frame = ServerFrame::Delta {
-            id: self.reply_id.clone(),
-            reply_to: self.request.message_id.clone(),
+            id: self.reply_id.to_string(),
+            reply_to: self.request.message_id.to_string(),
             seq: self.seq,
             text: text.clone(),
         };
@@ -492,35 +520,39 @@ impl<'a> Relay<'a> {
             store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text),
             self.post_all(&known, &bytes)
         );
-        self.connections = match appended {
-            Ok(appended) => {
-                self.seq += 1;
-                self.stop_requested |= appended.stop_requested;
-                self.next_check = Instant::now() + STOP_POLL;
-                let fresh: Vec<String> = appended.connections.iter().filter(|c| !known.contains(c)).cloned().collect();
-                let gone_fresh = self.post_all(&fresh, &bytes).await;
-                let mut live = appended.connections;
-                live.retain(|c| !gone.contains(c) && !gone_fresh.contains(c));
-                live
-            }
-            Err(StoreError::ReplyTakenOver) => {
-                self.taken_over = true;
-                known
+        let logged = match appended {
+            Ok(Ok(logged)) => logged,
+            Ok(Err(refusal)) => {
+                self.connections = known;
+                return Relayed::Abandoned(refused(refusal));
             }
             // A delta that is not in the log would make the log and the screens disagree: end
             // this attempt without storing or acknowledging. The entry is retried from the log's
             // top (a restart that voids the unlogged delta on every screen).
             Err(error) => {
                 tracing::warn!(error = %error, "could not log a delta; leaving the reply to a retry");
-                self.taken_over = true;
-                known
+                self.connections = known;
+                return Relayed::Abandoned(Outcome::LeftForRetry);
             }
         };
+        self.seq += 1;
+        self.stop_requested |= logged.stop_requested;
+        self.next_check = Instant::now() + STOP_POLL;
+        let fresh: Vec<ConnectionId> = logged.connections.iter().filter(|c| !known.contains(c)).cloned().collect();
+        let gone_fresh = self.post_all(&fresh, &bytes).await;
+        let mut live = logged.connections;
+        live.retain(|c| !gone.contains(c) && !gone_fresh.contains(c));
+        self.connections = live;
+        if self.stop_requested {
+            Relayed::StopRequested
+        } else {
+            Relayed::Continue
+        }
     }
 
     /// Posts one frame to `connections`; returns those the Management API reports gone (and
     /// forgets them).
-    async fn post_all(&self, connections: &[String], bytes: &[u8]) -> Vec<String> {
+    async fn post_all(&self, connections: &[ConnectionId], bytes: &[u8]) -> Vec<ConnectionId> {
         let endpoint = &self.request.endpoint;
         let api = &self.worker.connections;
         let deliveries = futures_util::future::join_all(
@@ -530,7 +562,10 @@ impl<'a> Relay<'a> {
         let mut gone = Vec::new();
         for (connection_id, delivery) in deliveries {
             if delivery == Delivery::Gone {
-                let _ = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await;
+                if let Err(error) = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await {
+                    // The mapping expires with the session; until then posts to it answer Gone again.
+                    tracing::warn!(error = %error, "could not forget a gone connection");
+                }
                 gone.push(connection_id.clone());
             }
         }

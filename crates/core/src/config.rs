@@ -19,8 +19,9 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// All settings. Construct with [`Config::from_env`] (or [`Config::from_vars`] in tests).
-#[derive(Debug, Clone)]
+/// All settings. Construct with [`Config::from_env`] (or [`Config::from_vars`] in tests). Its
+/// `Debug` hides the Redis URL's password and the model's API key.
+#[derive(Clone)]
 pub struct Config {
     /// `APP_ENV`: `production` (default) or `development`. Development allows any CORS origin.
     pub development: bool,
@@ -67,6 +68,39 @@ pub struct Config {
     pub embedded: EmbeddedModelConfig,
     /// Secrets Manager ARNs of secrets that override settings (read by [`Config::load`]).
     pub secrets: SecretArns,
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so the password a Redis URL may carry never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("development", &self.development)
+            .field("redis_url", &redact_url_password(&self.redis_url))
+            .field("redis_ca_cert_file", &self.redis_ca_cert_file)
+            .field("session_ttl", &self.session_ttl)
+            .field("rate_limits", &self.rate_limits)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("request_stream", &self.request_stream)
+            .field("reply_lock", &self.reply_lock)
+            .field("ws_management_endpoint", &self.ws_management_endpoint)
+            .field("worker_function_name", &self.worker_function_name)
+            .field("model", &self.model)
+            .field("worker", &self.worker)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with the password of its user-info part replaced: `redis://user:<redacted>@host:6379`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "<unparsed url>".into() };
+    match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_string(),
+    }
 }
 
 /// Fixed-window rate limits, counted in Redis so every function instance shares them. A limit of
@@ -382,8 +416,16 @@ mod tests {
     }
 
     #[test]
-    fn the_api_key_never_prints() {
-        let c = Config::from_vars(&vars(&[("OPENAI_API_KEY", "sk-secret-value")])).unwrap();
-        assert!(!format!("{c:?}").contains("sk-secret-value"));
+    fn secrets_never_print() {
+        let c = Config::from_vars(&vars(&[
+            ("OPENAI_API_KEY", "sk-secret-value"),
+            ("REDIS_URL", "rediss://default:p%40ss-word@cache.example:6379/0"),
+        ]))
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("sk-secret-value"), "{printed}");
+        assert!(!printed.contains("p%40ss-word"), "{printed}");
+        assert!(printed.contains("rediss://default:<redacted>@cache.example:6379/0"), "{printed}");
+        assert_eq!(redact_url_password("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

@@ -3,8 +3,9 @@
 //! Layout:
 //! * [`config`]: every setting, read from the environment in one place.
 //! * [`secrets`]: the Redis URL and the OpenAI key from AWS Secrets Manager, once per cold start.
-//! * [`store`]: the Redis store (sessions, history, connection mappings, the request stream).
-//! * [`token`]: session token issuance and shape checks.
+//! * [`store`]: the Redis store (sessions, history, connection mappings, the request stream), in
+//!   modules with their Lua scripts in `.lua` files; its own `//! Layout` lists them.
+//! * [`token`]: session token issuance (the shape check is `chat_wire::Token`'s).
 //! * [`telemetry`]: `tracing` set-up, JSON on Lambda.
 //! * [`shutdown`]: Ctrl-C / SIGTERM for the long-running binaries.
 
@@ -16,6 +17,4 @@ pub mod telemetry;
 pub mod token;
 
 pub use config::{Config, ConfigError, EmbeddedModelConfig, LocalConfig, ModelConfig, RateLimits, WorkerConfig};
-pub use store::{
-    Accepted, AppendedDelta, BeganReply, Regenerated, ReplyRequest, Store, StoreError, StoredReply, StreamEntry,
-};
+pub use store::{Begun, Logged, Refusal, ReplyRequest, Step, Store, StoreError, StreamEntry};

@@ -3,16 +3,19 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global `tracing` subscriber: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON` (Lambda's
-/// structured logging), human-readable text otherwise; the level comes from `RUST_LOG` or
-/// `AWS_LAMBDA_LOG_LEVEL` (default `info`). Calling it twice is harmless.
+/// structured logging), human-readable text otherwise. The level follows the Lambda runtime's
+/// precedence: `AWS_LAMBDA_LOG_LEVEL` (the function's logging configuration) over `RUST_LOG`, then
+/// `info`. Calling it twice is harmless.
 pub fn init_tracing() {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
+    let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| l.to_lowercase())
+        .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // An error only means a subscriber is installed already (a second call in one process).
     let _ = if json {
         builder.json().without_time().try_init()
     } else if std::env::var("AWS_LAMBDA_RUNTIME_API").is_ok() {

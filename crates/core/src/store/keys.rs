@@ -1,0 +1,88 @@
+//! Key names, in one place. A session's keys share the hash tag `{token}`, so each script that
+//! touches several of them stays on one cluster slot.
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `chat:{T}:session` | hash | `name`, `session_start` |
+//! | `chat:{T}:order` | list | message ids, oldest first |
+//! | `chat:{T}:messages` | hash | message id -> `ChatMessage` JSON |
+//! | `chat:{T}:conns` | set | live WebSocket connection ids |
+//! | `chat:{T}:lock` | string | id of the user message whose reply is being written |
+//! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
+//! | `chat:{T}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
+//! | `chat:{T}:rate` | string | messages counted in the current rate window |
+//! | `chat:conn:{C}` | string | the token connection `C` belongs to |
+//! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
+//! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
+
+use chat_wire::{ConnectionId, ReplyId, Token};
+
+/// Every key of one session, named once.
+#[derive(Debug, Clone)]
+pub struct SessionKeys {
+    /// `chat:{T}:session`: name and start.
+    pub session: String,
+    /// `chat:{T}:order`: message ids, oldest first.
+    pub order: String,
+    /// `chat:{T}:messages`: message id -> JSON.
+    pub messages: String,
+    /// `chat:{T}:conns`: live connection ids.
+    pub conns: String,
+    /// `chat:{T}:lock`: the user message whose reply is being written.
+    pub lock: String,
+    /// `chat:{T}:stop`: the user message whose reply the person stopped.
+    pub stop: String,
+    /// `chat:{T}:rate`: messages in the current rate window.
+    pub rate: String,
+    /// `chat:{T}:log:`, to which a reply id is appended.
+    pub log_prefix: String,
+}
+
+impl SessionKeys {
+    /// The keys of the session `token`.
+    pub fn new(token: &Token) -> SessionKeys {
+        let tag = format!("chat:{{{}}}:", token.expose());
+        SessionKeys {
+            session: format!("{tag}session"),
+            order: format!("{tag}order"),
+            messages: format!("{tag}messages"),
+            conns: format!("{tag}conns"),
+            lock: format!("{tag}lock"),
+            stop: format!("{tag}stop"),
+            rate: format!("{tag}rate"),
+            log_prefix: format!("{tag}log:"),
+        }
+    }
+
+    /// The log of reply `reply_id` while it is written.
+    pub fn log(&self, reply_id: &ReplyId) -> String {
+        format!("{}{reply_id}", self.log_prefix)
+    }
+}
+
+/// `chat:conn:{C}`: the session a connection belongs to.
+pub fn connection(connection_id: &ConnectionId) -> String {
+    format!("chat:conn:{connection_id}")
+}
+
+/// `chat:ip:{IP}`: sessions created from one client address in the current window.
+pub fn address(address: &str) -> String {
+    format!("chat:ip:{{{address}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_keys_share_its_hash_tag() {
+        let token = Token::parse(&"a".repeat(Token::LEN)).unwrap();
+        let keys = SessionKeys::new(&token);
+        let tag = format!("{{{}}}", "a".repeat(Token::LEN));
+        let reply = chat_wire::MessageId::parse("m1").unwrap().reply_id();
+        for key in [&keys.session, &keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate] {
+            assert!(key.contains(&tag), "{key}");
+        }
+        assert_eq!(keys.log(&reply), format!("chat:{tag}:log:m1.reply"));
+    }
+}

@@ -1,0 +1,36 @@
+//! Fixed-window rate counters: messages per session, new sessions per client address.
+
+use std::time::Duration;
+
+use chat_wire::Token;
+
+use super::lua::COUNT;
+use super::{keys, SessionKeys, Store, StoreError};
+
+impl Store {
+    /// Counts one message of a session against `MESSAGES_PER_SESSION_PER_WINDOW` (the counter
+    /// the accept step shares); `Some(wait)` once over it.
+    pub async fn count_message(&self, token: &Token) -> Result<Option<Duration>, StoreError> {
+        self.count(SessionKeys::new(token).rate, self.messages_per_window, self.rate_window).await
+    }
+
+    /// Counts one session created from `address` against `limit` per `window`.
+    pub async fn count_session_creation(
+        &self,
+        address: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.count(keys::address(address), limit, window).await
+    }
+
+    async fn count(&self, counter: String, limit: u32, window: Duration) -> Result<Option<Duration>, StoreError> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let mut conn = self.conn.clone();
+        let wait_ms: u64 =
+            COUNT.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
+    }
+}

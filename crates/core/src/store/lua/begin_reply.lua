@@ -1,0 +1,20 @@
+-- Records a reply as `streaming`, or restarts one a dead worker had begun.
+-- KEYS: session, order, messages, conns, log
+-- ARGV: reply id, placeholder json, session ttl s, max history
+-- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}} | {'expired', 0, {}}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+local outcome, next_seq = 'new', 0
+if existing then
+  if not is_streaming(existing) then return {'exists', 0, {}} end
+  -- Another worker began this reply: void whatever it sent (even nothing yet, so that it can
+  -- write no delta 0 of its own if it is still alive).
+  local logged = log_next_seq(KEYS[5])
+  redis.call('XADD', KEYS[5], '0-' .. (logged + 1), 'k', 'restart')
+  outcome, next_seq = 'restart', logged + 1
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[4])
+end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return {outcome, next_seq, redis.call('SMEMBERS', KEYS[4])}

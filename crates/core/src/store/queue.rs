@@ -1,0 +1,145 @@
+//! The request stream: the message function appends a request per reply (XADD); workers read it
+//! as one consumer group (XREADGROUP), take over what a dead worker left pending (XAUTOCLAIM), and
+//! acknowledge an entry once its reply is stored (XACK).
+
+use std::time::Duration;
+
+use chat_wire::{MessageId, Token};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamMaxlen, StreamPendingReply, StreamReadOptions,
+    StreamReadReply,
+};
+use redis::AsyncCommands;
+
+use super::{Store, StoreError};
+
+/// One request for a reply, as the message function appends it to the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRequest {
+    /// The session.
+    pub token: Token,
+    /// The user message to answer.
+    pub message_id: MessageId,
+    /// The Management API endpoint that reaches the session's WebSocket connections.
+    pub endpoint: String,
+}
+
+/// A stream entry: its id (for XACK) and the request it carries, or `None` if it was malformed.
+#[derive(Debug, Clone)]
+pub struct StreamEntry {
+    /// The stream entry id.
+    pub entry_id: String,
+    /// The request, or `None` when the entry is not one this code wrote.
+    pub request: Option<ReplyRequest>,
+    /// How many times the entry was delivered (1 on a first read).
+    pub deliveries: usize,
+}
+
+impl Store {
+    /// Appends a reply request to the stream (capped at about `REQUEST_STREAM_MAXLEN` entries).
+    pub async fn enqueue(&self, request: &ReplyRequest) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let id: String = conn
+            .xadd_maxlen(
+                &self.stream,
+                StreamMaxlen::Approx(self.stream_maxlen),
+                "*",
+                &[
+                    ("token", request.token.expose()),
+                    ("message_id", request.message_id.as_str()),
+                    ("endpoint", request.endpoint.as_str()),
+                ],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Creates the consumer group (and the stream) if they do not exist yet.
+    pub async fn ensure_group(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let created: Result<(), redis::RedisError> = conn.xgroup_create_mkstream(&self.stream, &self.group, "0").await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// New entries for `consumer` (XREADGROUP `>`), waiting up to `block` if there are none.
+    pub async fn read_new(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut options = StreamReadOptions::default().group(&self.group, consumer).count(count);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
+        Ok(reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|entry| parse_entry(entry, 1)).collect())
+    }
+
+    /// Takes over entries pending on any consumer for longer than `min_idle` (a dead worker's).
+    pub async fn claim_stale(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: StreamAutoClaimReply = conn
+            .xautoclaim_options(
+                &self.stream,
+                &self.group,
+                consumer,
+                min_idle.as_millis() as u64,
+                "0-0",
+                StreamAutoClaimOptions::default().count(count),
+            )
+            .await?;
+        Ok(reply.claimed.into_iter().map(|entry| parse_entry(entry, 2)).collect())
+    }
+
+    /// Acknowledges an entry: its reply is stored (or it can never be answered).
+    pub async fn ack(&self, entry_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _acknowledged: usize = conn.xack(&self.stream, &self.group, &[entry_id]).await?;
+        Ok(())
+    }
+
+    /// Resets an entry's idle time, so a reply that takes longer than `WORKER_CLAIM_IDLE_MS` is not
+    /// taken over while its worker is alive.
+    pub async fn keep_claimed(&self, consumer: &str, entry_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _claimed: redis::Value = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry_id)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Entries delivered to a consumer and not yet acknowledged, across the group.
+    pub async fn pending_count(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: StreamPendingReply = conn.xpending(&self.stream, &self.group).await?;
+        Ok(reply.count())
+    }
+}
+
+fn parse_entry(entry: StreamId, deliveries: usize) -> StreamEntry {
+    let field = |name: &str| entry.get::<String>(name);
+    let request = match (field("token"), field("message_id"), field("endpoint")) {
+        (Some(token), Some(message_id), Some(endpoint)) => match (Token::parse(&token), MessageId::parse(&message_id)) {
+            (Ok(token), Ok(message_id)) => Some(ReplyRequest { token, message_id, endpoint }),
+            _ => None,
+        },
+        _ => None,
+    };
+    StreamEntry { entry_id: entry.id, request, deliveries: entry.delivered_count.unwrap_or(deliveries) }
+}

@@ -1,0 +1,285 @@
+//! The reply lifecycle: one home for every step of a reply, from the question to the stored answer.
+//!
+//! ```text
+//!                 accept                 begin                 append (xN)
+//!   question ─────────────▶ accepted ─────────────▶ streaming ─────────────▶ streaming
+//!   (lock taken, message     (lock held,            (placeholder in the       │
+//!    stored, rate counted)    entry queued)          history, log begun)      │ store
+//!                               ▲                        │                    ▼
+//!                               │ regenerate             │ begin again   stored: done | stopped | error
+//!                               │ (lock taken,           │ (a worker     (lock released, log dropped)
+//!                               │  old reply removed)    │  thought dead)
+//!                               └──── stored ◀───────────▼
+//!                                                   taken over: the new writer logs a restart
+//!                                                   entry; the old writer's next append or
+//!                                                   store answers Refusal::TakenOver
+//! ```
+//!
+//! The session's lock (`chat:{T}:lock`, holding the user message id) is taken by accept or
+//! regenerate, renewed while the reply is written, and released by store (or by the message
+//! function when the request could not be queued), always compared with the reply's message id.
+//! Every step answers `Ok(T)` or one [`Refusal`]; Redis failures are [`StoreError`]s.
+
+use std::time::Duration;
+
+use chat_wire::{ChatMessage, ConnectionId, MessageId, Token};
+use redis::AsyncCommands;
+
+use super::lua::{ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY};
+use super::{connection_ids, encode, SessionKeys, Store, StoreError};
+
+/// How often a worker writing a reply checks whether it was asked to stop.
+pub const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Why a lifecycle step did not happen; nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The session is unknown or expired.
+    SessionExpired,
+    /// Another reply is still being written for this session.
+    ReplyInProgress,
+    /// Over `MESSAGES_PER_SESSION_PER_WINDOW`. Try again after this long.
+    RateLimited(Duration),
+    /// A message with this id is already stored (a client's retry).
+    Duplicate,
+    /// The reply is already stored (a reclaimed entry that was in fact answered).
+    AlreadyStored,
+    /// Another worker took this reply over (this one was thought dead): stop writing it.
+    TakenOver,
+    /// No such question in the session.
+    UnknownMessage,
+    /// Only the last question can be answered again.
+    NotLastQuestion,
+}
+
+impl Refusal {
+    /// Reads a script's status word (every lifecycle script answers with one).
+    fn from_status(script: &str, status: &str, wait_ms: u64) -> Result<Refusal, StoreError> {
+        Ok(match status {
+            "expired" => Refusal::SessionExpired,
+            "busy" => Refusal::ReplyInProgress,
+            "rate_limited" => Refusal::RateLimited(Duration::from_millis(wait_ms)),
+            "duplicate" => Refusal::Duplicate,
+            "exists" => Refusal::AlreadyStored,
+            "taken_over" => Refusal::TakenOver,
+            "unknown" => Refusal::UnknownMessage,
+            "not_last" => Refusal::NotLastQuestion,
+            other => return Err(StoreError::Corrupt(format!("the {script} script answered {other:?}"))),
+        })
+    }
+}
+
+/// A step's result: done (with what it read), or refused.
+pub type Step<T> = Result<T, Refusal>;
+
+/// A reply that may now be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begun {
+    /// The seq of the first delta to write.
+    pub next_seq: u64,
+    /// True when another worker had begun this reply and died: clients must drop its text.
+    pub restarted: bool,
+    /// The session's live connections.
+    pub connections: Vec<ConnectionId>,
+}
+
+/// A delta in the reply's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The person asked to stop this reply.
+    pub stop_requested: bool,
+    /// The session's live connections, read in the same step as the append: a connection bound
+    /// after it reads the delta from the log instead.
+    pub connections: Vec<ConnectionId>,
+}
+
+impl Store {
+    /// Stores a user message and locks the session for its reply, in one atomic step that also
+    /// counts it against the session's message rate (a resent duplicate is not counted).
+    #[tracing::instrument(skip_all, fields(message_id = %message.id))]
+    pub async fn accept_user_message(&self, token: &Token, message: &ChatMessage) -> Result<Step<()>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.conn.clone();
+        let (status, wait_ms): (String, u64) = ACCEPT
+            .key(&keys.session)
+            .key(&keys.order)
+            .key(&keys.messages)
+            .key(&keys.lock)
+            .key(&keys.conns)
+            .key(&keys.rate)
+            .arg(&message.id)
+            .arg(encode(message)?)
+            .arg(self.session_ttl.as_secs())
+            .arg(self.reply_lock_secs())
+            .arg(self.max_history)
+            .arg(self.messages_per_window)
+            .arg(self.rate_window.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "stored" => Ok(Ok(())),
+            other => Ok(Err(Refusal::from_status("accept", other, wait_ms)?)),
+        }
+    }
+
+    /// Starts writing a reply: records it as `streaming` in the history (or, when a dead worker
+    /// had begun it, appends a restart entry to its log), and returns the session's connections.
+    #[tracing::instrument(skip_all, fields(reply_id = %placeholder.id))]
+    pub async fn begin_reply(&self, token: &Token, placeholder: &ChatMessage) -> Result<Step<Begun>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let reply_id = reply_id_of(placeholder)?;
+        let mut conn = self.conn.clone();
+        let (status, next_seq, connections): (String, u64, Vec<String>) = BEGIN_REPLY
+            .key(&keys.session)
+            .key(&keys.order)
+            .key(&keys.messages)
+            .key(&keys.conns)
+            .key(keys.log(&reply_id))
+            .arg(&placeholder.id)
+            .arg(encode(placeholder)?)
+            .arg(self.session_ttl.as_secs())
+            .arg(self.max_history)
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "new" | "restart" => {
+                Ok(Ok(Begun { next_seq, restarted: status == "restart", connections: connection_ids(connections)? }))
+            }
+            other => Ok(Err(Refusal::from_status("begin", other, 0)?)),
+        }
+    }
+
+    /// Appends delta `seq` to the log of the reply to `reply_to`; in the same round trip, reads
+    /// whether the person asked to stop and which connections to send the delta to.
+    pub async fn append_delta(
+        &self,
+        token: &Token,
+        reply_to: &MessageId,
+        seq: u64,
+        text: &str,
+    ) -> Result<Step<Logged>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.conn.clone();
+        let (status, stop, connections): (String, u8, Vec<String>) = APPEND_DELTA
+            .key(keys.log(&reply_to.reply_id()))
+            .key(&keys.conns)
+            .key(&keys.stop)
+            .arg(seq)
+            .arg(text)
+            .arg(self.session_ttl.as_secs())
+            .arg(reply_to.as_str())
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "logged" => Ok(Ok(Logged { stop_requested: stop == 1, connections: connection_ids(connections)? })),
+            other => Ok(Err(Refusal::from_status("append", other, 0)?)),
+        }
+    }
+
+    /// Stores a finished reply once, whatever the number of attempts, in place of its `streaming`
+    /// placeholder; drops its log and unlocks the session. Answers the session's connections.
+    /// `next_seq` is the seq after the writer's last logged delta: a log that moved past it
+    /// belongs to a worker that took the reply over.
+    #[tracing::instrument(skip_all, fields(reply_id = %reply.id))]
+    pub async fn store_reply(
+        &self,
+        token: &Token,
+        reply: &ChatMessage,
+        user_message_id: &MessageId,
+        next_seq: u64,
+    ) -> Result<Step<Vec<ConnectionId>>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let reply_id = reply_id_of(reply)?;
+        let mut conn = self.conn.clone();
+        let (status, connections): (String, Vec<String>) = STORE_REPLY
+            .key(&keys.session)
+            .key(&keys.order)
+            .key(&keys.messages)
+            .key(&keys.lock)
+            .key(&keys.conns)
+            .key(keys.log(&reply_id))
+            .arg(&reply.id)
+            .arg(encode(reply)?)
+            .arg(self.session_ttl.as_secs())
+            .arg(user_message_id.as_str())
+            .arg(self.max_history)
+            .arg(next_seq)
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "stored" => Ok(Ok(connection_ids(connections)?)),
+            other => Ok(Err(Refusal::from_status("store", other, 0)?)),
+        }
+    }
+
+    /// Removes the last question's reply and locks the session so the question is answered again.
+    #[tracing::instrument(skip_all, fields(message_id = %message_id))]
+    pub async fn regenerate(&self, token: &Token, message_id: &MessageId) -> Result<Step<()>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let reply_id = message_id.reply_id();
+        let mut conn = self.conn.clone();
+        let status: String = REGENERATE
+            .key(&keys.session)
+            .key(&keys.order)
+            .key(&keys.messages)
+            .key(&keys.lock)
+            .key(keys.log(&reply_id))
+            .key(&keys.stop)
+            .arg(message_id.as_str())
+            .arg(reply_id.as_str())
+            .arg(self.session_ttl.as_secs())
+            .arg(self.reply_lock_secs())
+            .invoke_async(&mut conn)
+            .await?;
+        match status.as_str() {
+            "ready" => Ok(Ok(())),
+            other => Ok(Err(Refusal::from_status("regenerate", other, 0)?)),
+        }
+    }
+
+    /// Extends the session's lock for the reply to `message_id` while that reply is written.
+    pub async fn renew_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _renewed: i32 = RENEW_LOCK
+            .key(SessionKeys::new(token).lock)
+            .arg(message_id.as_str())
+            .arg(self.reply_lock_secs())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Unlocks a session whose reply request could not be queued, so the person can retry.
+    pub async fn release_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _released: i32 =
+            RELEASE_LOCK.key(SessionKeys::new(token).lock).arg(message_id.as_str()).invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Asks whichever worker writes the reply to `message_id` to stop (it checks every
+    /// [`STOP_POLL`] or so).
+    pub async fn request_stop(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.set_ex(SessionKeys::new(token).stop, message_id.as_str(), self.reply_lock_secs()).await?;
+        Ok(())
+    }
+
+    /// Whether the person asked to stop the reply to `message_id`.
+    pub async fn stop_requested(&self, token: &Token, message_id: &MessageId) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let requested: Option<String> = conn.get(SessionKeys::new(token).stop).await?;
+        Ok(requested.as_deref() == Some(message_id.as_str()))
+    }
+}
+
+/// A reply message's id, checked: only ids derived from a user message are replies.
+fn reply_id_of(reply: &ChatMessage) -> Result<chat_wire::ReplyId, StoreError> {
+    reply
+        .reply_to
+        .as_deref()
+        .and_then(|to| MessageId::parse(to).ok())
+        .map(|to| to.reply_id())
+        .filter(|id| id.as_str() == reply.id)
+        .ok_or_else(|| StoreError::Corrupt(format!("{:?} is not the reply to its reply_to", reply.id)))
+}
