@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chat_wire::{ErrorCode, ServerFrame};
+use chat_wire::{ClientFrame, ErrorCode, ServerFrame};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
@@ -279,7 +279,7 @@ impl AppState {
             self.refresh_history();
         }
         for question in self.chat.try_update(|c| c.needs_resume()).unwrap_or_default() {
-            self.send_frame(&serde_json::json!({"action": "resume", "reply_to": question}));
+            self.send_frame(&ClientFrame::Resume { reply_to: question });
         }
         if let Some(notice) = notice {
             match notice.code {
@@ -350,11 +350,10 @@ impl AppState {
         }
     }
 
-    fn send_frame(self, frame: &serde_json::Value) -> bool {
+    fn send_frame(self, frame: &ClientFrame) -> bool {
+        let text = serde_json::to_string(frame).expect("frames always serialize");
         self.socket.with_value(|socket| match socket {
-            Some(socket) if socket.ready_state() == web_sys::WebSocket::OPEN => {
-                socket.send_with_str(&frame.to_string()).is_ok()
-            }
+            Some(socket) if socket.ready_state() == web_sys::WebSocket::OPEN => socket.send_with_str(&text).is_ok(),
             _ => false,
         })
     }
@@ -362,7 +361,7 @@ impl AppState {
     /// Sends a question.
     pub fn send(self, text: String) {
         let id = new_message_id();
-        let frame = serde_json::json!({"action": "sendMessage", "id": id, "content": text});
+        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone() };
         if !self.send_frame(&frame) {
             self.toast("Not connected: your message was not sent.", true);
             return;
@@ -374,14 +373,14 @@ impl AppState {
     /// connection, whichever worker writes them.
     fn resume_replies(self) {
         for question in self.chat.with_untracked(|c| c.replies_to_resume()) {
-            self.send_frame(&serde_json::json!({"action": "resume", "reply_to": question}));
+            self.send_frame(&ClientFrame::Resume { reply_to: question });
         }
     }
 
     /// Asks for a new reply to the last question, replacing the old one.
     pub fn regenerate(self) {
         let Some(question) = self.chat.with_untracked(|c| c.regenerable()) else { return };
-        if !self.send_frame(&serde_json::json!({"action": "regenerate", "reply_to": question})) {
+        if !self.send_frame(&ClientFrame::Regenerate { reply_to: question.clone() }) {
             self.toast("Not connected: could not regenerate the reply.", true);
             return;
         }
@@ -394,7 +393,7 @@ impl AppState {
             c.messages.iter().rev().find(|m| m.source == chat_wire::Source::User).map(|m| m.id.clone())
         });
         if let Some(id) = question {
-            if !self.send_frame(&serde_json::json!({"action": "stop", "reply_to": id})) {
+            if !self.send_frame(&ClientFrame::Stop { reply_to: id }) {
                 self.toast("Not connected: could not stop the reply.", true);
             }
         }
@@ -403,7 +402,7 @@ impl AppState {
     fn keep_alive(self) {
         set_interval(
             move || {
-                self.send_frame(&serde_json::json!({"action": "ping"}));
+                self.send_frame(&ClientFrame::Ping);
             },
             PING_EVERY,
         );
