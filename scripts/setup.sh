@@ -32,6 +32,16 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 say "cargo: $(cargo --version)"
 
+# The test command's gates use rustfmt and clippy.
+for component in rustfmt clippy; do
+  if rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    say "$component: already installed"
+  else
+    say "rustup component add $component"
+    rustup component add "$component"
+  fi
+done
+
 # llama.cpp (the embedded model) is compiled from source: cmake, a C++ compiler, and libclang for
 # its bindings.
 missing=()

@@ -7,6 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+# Gates: the tree stays formatted and clippy-clean, both workspaces.
+say "cargo fmt --check (both workspaces)"
+cargo fmt --all -- --check
+(cd frontend && cargo fmt --all -- --check)
+say "cargo clippy -D warnings (both workspaces)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+(cd frontend && cargo clippy --all-targets --locked -- -D warnings)
+
 scripts/fetch-model.sh
 scripts/build-frontend.sh
 

@@ -83,11 +83,6 @@ impl Gateway {
             closing: tokio::sync::watch::channel(false).0,
         })
     }
-
-    /// The number of open WebSocket connections.
-    pub fn connection_count(&self) -> usize {
-        self.connections.lock().unwrap().len()
-    }
 }
 
 /// The emulator's routes: `/chat` (WebSocket), `/local/@connections/{id}` and the HTTP API.
