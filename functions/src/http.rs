@@ -66,7 +66,9 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document())),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page())),
         ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => {
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        }
         _ => Err(ApiError::NotFound),
     }
 }

@@ -92,6 +92,7 @@ fn frame_message_id(frame: &ClientFrame) -> Option<&str> {
 }
 
 /// Carries out one decoded frame; `None` when the frame needs no answer.
+#[tracing::instrument(level = "debug", skip_all, fields(connection_id = context.connection_id.as_deref().unwrap_or_default()))]
 async fn answer(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
@@ -212,11 +213,8 @@ async fn request_reply(
     token: Token,
     message_id: &MessageId,
 ) -> Result<(), ApiError> {
-    let request = ReplyRequest {
-        token,
-        message_id: message_id.clone(),
-        endpoint: management_endpoint(&state.config, context),
-    };
+    let request =
+        ReplyRequest { token, message_id: message_id.clone(), endpoint: management_endpoint(&state.config, context) };
     if let Err(error) = state.store.enqueue(&request).await {
         // The message is stored; unlock the session so the person can ask again once Redis is back.
         // Redis is failing, so this may fail too: the lock then expires after REPLY_LOCK_SECONDS.

@@ -61,8 +61,13 @@ impl ManagementApi {
 
     /// Posts one frame to one connection.
     pub async fn post(&self, endpoint: &str, connection_id: &ConnectionId, frame: &[u8]) -> Delivery {
-        let sent =
-            self.client(endpoint).post_to_connection().connection_id(connection_id.as_str()).data(Blob::new(frame)).send().await;
+        let sent = self
+            .client(endpoint)
+            .post_to_connection()
+            .connection_id(connection_id.as_str())
+            .data(Blob::new(frame))
+            .send()
+            .await;
         match sent {
             Ok(_) => Delivery::Sent,
             Err(error) if error.as_service_error().is_some_and(|e| e.is_gone_exception()) => Delivery::Gone,

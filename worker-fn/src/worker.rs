@@ -87,7 +87,7 @@ impl Worker {
         Ok(outcome)
     }
 
-    #[tracing::instrument(skip_all, fields(message_id = %request.message_id))]
+    #[tracing::instrument(skip_all, fields(session = %request.token.log_id(), reply_id = %request.message_id.reply_id()))]
     async fn answer(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
         let entry_id = entry.entry_id.as_str();
         let token = &request.token;
@@ -95,8 +95,7 @@ impl Worker {
         let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
             return Ok(Outcome::SessionExpired);
         };
-        let context =
-            build_context(&self.config.model.system_prompt, &session.messages, request.message_id.as_str());
+        let context = build_context(&self.config.model.system_prompt, &session.messages, request.message_id.as_str());
         let model = Some(self.model.model_name().to_string());
         let mut reply = ChatMessage {
             id: reply_id.to_string(),
@@ -562,7 +561,8 @@ impl<'a> Relay<'a> {
         let mut gone = Vec::new();
         for (connection_id, delivery) in deliveries {
             if delivery == Delivery::Gone {
-                if let Err(error) = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await {
+                if let Err(error) = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await
+                {
                     // The mapping expires with the session; until then posts to it answer Gone again.
                     tracing::warn!(error = %error, "could not forget a gone connection");
                 }

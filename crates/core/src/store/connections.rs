@@ -46,7 +46,11 @@ impl Store {
     }
 
     /// Forgets a connection (on `$disconnect`, or when the Management API says it is gone).
-    pub async fn unbind_connection(&self, connection_id: &ConnectionId, token: Option<&Token>) -> Result<(), StoreError> {
+    pub async fn unbind_connection(
+        &self,
+        connection_id: &ConnectionId,
+        token: Option<&Token>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let key = keys::connection(connection_id);
         let token = match token {

@@ -29,8 +29,7 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.conn.clone();
-        let wait_ms: u64 =
-            COUNT.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
+        let wait_ms: u64 = COUNT.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 }

@@ -26,13 +26,11 @@ fn with_helpers(script: &str) -> Script {
 // `Script` hashes its source once; EVALSHA falls back to EVAL after a Redis restart.
 pub(super) static ACCEPT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/accept.lua")));
 pub(super) static BEGIN_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/begin_reply.lua")));
-pub(super) static APPEND_DELTA: LazyLock<Script> =
-    LazyLock::new(|| with_helpers(include_str!("lua/append_delta.lua")));
+pub(super) static APPEND_DELTA: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/append_delta.lua")));
 pub(super) static STORE_REPLY: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/store_reply.lua")));
 pub(super) static REGENERATE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/regenerate.lua")));
 pub(super) static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/renew_lock.lua")));
-pub(super) static RELEASE_LOCK: LazyLock<Script> =
-    LazyLock::new(|| with_helpers(include_str!("lua/release_lock.lua")));
+pub(super) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/release_lock.lua")));
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/read.lua")));
 pub(super) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/snapshot.lua")));
 pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/count.lua")));

@@ -135,10 +135,12 @@ impl Store {
 fn parse_entry(entry: StreamId, deliveries: usize) -> StreamEntry {
     let field = |name: &str| entry.get::<String>(name);
     let request = match (field("token"), field("message_id"), field("endpoint")) {
-        (Some(token), Some(message_id), Some(endpoint)) => match (Token::parse(&token), MessageId::parse(&message_id)) {
-            (Ok(token), Ok(message_id)) => Some(ReplyRequest { token, message_id, endpoint }),
-            _ => None,
-        },
+        (Some(token), Some(message_id), Some(endpoint)) => {
+            match (Token::parse(&token), MessageId::parse(&message_id)) {
+                (Ok(token), Ok(message_id)) => Some(ReplyRequest { token, message_id, endpoint }),
+                _ => None,
+            }
+        }
         _ => None,
     };
     StreamEntry { entry_id: entry.id, request, deliveries: entry.delivered_count.unwrap_or(deliveries) }

@@ -25,7 +25,12 @@ impl Store {
             .ignore()
             .query_async::<()>(&mut conn)
             .await?;
-        Ok(ChatSession { token: token.expose().to_string(), name: name.to_string(), session_start, messages: Vec::new() })
+        Ok(ChatSession {
+            token: token.expose().to_string(),
+            name: name.to_string(),
+            session_start,
+            messages: Vec::new(),
+        })
     }
 
     /// The session with its whole stored history, or `None` if unknown or expired.
