@@ -8,7 +8,7 @@ source scripts/setup.sh
 scripts/fetch-model.sh
 
 say "building bench-model (release)"
-cargo build --release --locked -p chat-local --bin bench-model
+cargo build --release --locked -p chat-bench --bin bench-model
 say "measuring (the machine should be otherwise idle)"
 target/release/bench-model
 

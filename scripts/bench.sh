@@ -23,6 +23,6 @@ else
   rm -f target/bench-frontend.json
 fi
 say "building the local stack and the bench (release)"
-cargo build --release --locked -p chat-local --bin local --bin bench
+cargo build --release --locked -p chat-local --bin local -p chat-bench --bin bench
 say "measuring the pipeline (about two minutes)"
 target/release/bench pipeline

@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 say "building the local stack and the bench (release)"
-cargo build --release --locked -p chat-local --bin local --bin bench
+cargo build --release --locked -p chat-local --bin local -p chat-bench --bin bench
 target/release/bench load

@@ -9,7 +9,6 @@
 //!
 //! Needs `frontend/dist` (scripts/build-frontend.sh) and chromium; scripts/test.sh provides both.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -20,6 +19,8 @@ use chat_local::redis_server::{free_port, RedisServer};
 use chat_local::site::SiteConfig;
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
+use chat_testkit::wait::wait_for_port;
+use chat_testkit::{TempDir, Vars};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -79,13 +80,8 @@ async fn chromedriver() -> (tokio::process::Child, u16) {
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver is installed (apt-get install chromium-driver)");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return (child, port);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not start");
+    assert!(wait_for_port(port, Duration::from_secs(5)).await, "chromedriver did not start");
+    (child, port)
 }
 
 /// Kills the browser started with `profile` when the test ends, passed or failed (chromedriver
@@ -157,31 +153,22 @@ struct Stack {
     site_url: String,
     gateway_addr: SocketAddr,
     gateway: Gateway,
-    work: PathBuf,
     _driver: tokio::process::Child,
     _browser: BrowserGuard,
+    _work: TempDir,
 }
 
 impl Stack {
     async fn start(name: &str, pacing: Pacing) -> Stack {
         let site_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
         assert!(site_dir.join("index.html").is_file(), "build the web app first: scripts/build-frontend.sh");
-        let work = std::env::temp_dir().join(format!("chat-browser-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        let redis = RedisServer::start(&work.join("redis"), true).await.unwrap();
+        let work = TempDir::new(&format!("chat-browser-{name}"));
+        let redis = RedisServer::start(&work.path().join("redis"), true).await.unwrap();
         let stub = StubModel::start(pacing).await;
-        let vars: HashMap<String, String> = [
-            ("APP_ENV", "development".to_string()),
-            ("REDIS_URL", redis.url()),
-            ("OPENAI_BASE_URL", stub.base_url()),
-            ("OPENAI_API_KEY", "test".into()),
-            ("OPENAI_MODEL", "stub".into()),
-            ("WORKER_BLOCK_MS", "200".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let config = Config::from_vars(&vars).unwrap();
+        let config = Vars::stack(&redis.url(), &stub, "test")
+            .with(&[("APP_ENV", "development"), ("WORKER_BLOCK_MS", "200")])
+            .config()
+            .unwrap();
         let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let gateway = start_gateway(gateway_addr, &config).await;
         let site_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -195,9 +182,20 @@ impl Stack {
             async move { chat_local::serve_site(site_listener, &site_dir, site, std::future::pending()).await },
         );
         let (driver, driver_port) = chromedriver().await;
-        let browser_guard = BrowserGuard(work.join("profile"));
-        let client = browser(driver_port, &work.join("profile")).await;
-        Stack { client, config, redis, site_url, gateway_addr, gateway, work, _driver: driver, _browser: browser_guard }
+        let profile = work.path().join("profile");
+        let browser_guard = BrowserGuard(profile.clone());
+        let client = browser(driver_port, &profile).await;
+        Stack {
+            client,
+            config,
+            redis,
+            site_url,
+            gateway_addr,
+            gateway,
+            _driver: driver,
+            _browser: browser_guard,
+            _work: work,
+        }
     }
 }
 
@@ -360,7 +358,6 @@ async fn a_person_chats_in_a_real_browser() {
 
     client.close().await.unwrap();
     gateway.kill().await;
-    let _ = std::fs::remove_dir_all(&stack.work);
 }
 
 /// The web app's figures: run by `scripts/bench-frontend.sh` (not part of the test suite).

@@ -15,6 +15,8 @@ use std::time::Duration;
 use chat_local::redis_server::{free_port, RedisServer};
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
+use chat_testkit::wait::wait_for_port;
+use chat_testkit::{TempDir, Vars};
 use redis::AsyncCommands;
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -52,24 +54,15 @@ async fn invoke(http: &reqwest::Client, port: u16, function: &str, event: &Value
 
 #[tokio::test]
 async fn the_lambda_binaries_answer_real_api_gateway_events() {
-    let work = std::env::temp_dir().join(format!("chat-lambdas-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let redis = RedisServer::start(&work.join("redis"), false).await.unwrap();
+    let work = TempDir::new("chat-lambdas");
+    let redis = RedisServer::start(&work.path().join("redis"), false).await.unwrap();
     let stub = StubModel::start(Pacing::default()).await;
 
     // The Management API the worker posts to: the local gateway's (it knows no connection of
     // these fixtures, so it answers 410 Gone, as API Gateway does for a closed connection).
-    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway_addr = gateway.local_addr().unwrap();
-    let mut gateway_vars: std::collections::HashMap<String, String> = Default::default();
-    gateway_vars.insert("REDIS_URL".into(), redis.url());
-    let gateway_config = chat_core::Config::from_vars(&gateway_vars).unwrap();
-    tokio::spawn(chat_local::run(
-        gateway,
-        gateway_config,
-        Options { in_process_worker: false, ..Default::default() },
-        std::future::pending(),
-    ));
+    let gateway_config = Vars::default().set("REDIS_URL", redis.url()).config().unwrap();
+    let (gateway_addr, _gateway) =
+        chat_testkit::app::serve(gateway_config, Options { in_process_worker: false, ..Default::default() }).await;
 
     // The secrets, as localstack/setup.sh creates them for a deployment.
     let setup = std::process::Command::new(workspace().join("localstack/setup.sh"))
@@ -109,12 +102,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
         .process_group(0)
         .kill_on_drop(true);
     let _watch = Watch(command.spawn().expect("cargo lambda is installed (pip install cargo-lambda)"));
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_port(port, Duration::from_secs(60)).await;
     let http = reqwest::Client::new();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
 
@@ -171,8 +159,6 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     assert_eq!(response["statusCode"], 200, "{response}");
     let mapped: Option<String> = conn.get("chat:conn:Bx1cYeErvHcCFkA=").await.unwrap();
     assert!(mapped.is_none());
-
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 #[tokio::test]

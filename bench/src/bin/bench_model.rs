@@ -12,9 +12,9 @@ use chat_core::Config;
 use chat_local::redis_server::RedisServer;
 use chat_local::Options;
 use chat_model::engine::{Engine, EngineSettings, Event, Generation, Turn};
-use futures_util::{SinkExt, StreamExt};
+use chat_testkit::{api, TempDir, WsClient};
+use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 const REPEATS: usize = 3;
 const MAX_TOKENS: u32 = 96;
@@ -116,35 +116,14 @@ async fn through_server(http: &reqwest::Client, base: &str) -> Run {
 }
 
 async fn through_chat(http: &reqwest::Client, gateway: &str, tokens: (usize, usize), round: usize) -> Run {
-    let session: serde_json::Value = http
-        .post(format!("http://{gateway}/token"))
-        .form(&[("name", "bench")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{gateway}/chat?token={token}")).await.unwrap();
-    let frame = json!({"action": "sendMessage", "id": format!("b{round}"), "content": prompt()});
-    let started = Instant::now();
-    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
-    let mut run = Run { prompt_tokens: tokens.0, completion_tokens: tokens.1, ..Run::default() };
-    while let Some(message) = ws.next().await {
-        let Message::Text(text) = message.unwrap() else { continue };
-        let frame: chat_wire::ServerFrame = serde_json::from_str(&text).unwrap();
-        match frame {
-            chat_wire::ServerFrame::Delta { .. } if run.first_token.is_zero() => run.first_token = started.elapsed(),
-            chat_wire::ServerFrame::Done { .. } => {
-                run.total = started.elapsed();
-                break;
-            }
-            chat_wire::ServerFrame::Error { message, .. } => panic!("chat failed: {message}"),
-            _ => {}
-        }
-    }
-    run
+    let session = api::create_session(http, &format!("http://{gateway}"), "bench").await.unwrap();
+    let mut ws = WsClient::connect(&format!("ws://{gateway}/chat"), &session.token).await.unwrap();
+    let reply = ws.timed_ask(&format!("b{round}"), &prompt(), Duration::from_secs(600)).await;
+    let (Some(sent), Some(done)) = (reply.sent, reply.done) else {
+        panic!("chat failed: {}", reply.error.as_deref().unwrap_or("no reply within 10 minutes"));
+    };
+    let first_token = reply.first_delta.map_or(Duration::ZERO, |first| first - sent);
+    Run { prompt_tokens: tokens.0, completion_tokens: tokens.1, first_token, total: done - sent }
 }
 
 fn row(name: &str, runs: &[Run], reference: Option<&[Run]>) -> serde_json::Value {
@@ -174,8 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let model_base = format!("http://{}/v1", listener.local_addr()?);
     tokio::spawn(chat_model::server::serve(listener, engine.clone(), Default::default(), std::future::pending()));
 
-    let dir = std::env::temp_dir().join(format!("bench-model-{}", std::process::id()));
-    let redis = RedisServer::start(&dir, false).await?;
+    let dir = TempDir::new("bench-model");
+    let redis = RedisServer::start(dir.path(), false).await?;
     config.redis_url = redis.url();
     config.model.base_url = model_base.clone();
     config.model.model = engine.name().to_string();
@@ -183,9 +162,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config.model.max_reply_tokens = MAX_TOKENS;
     config.model.temperature = Some(0.0);
     config.model.seed = Some(1);
-    let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = gateway_listener.local_addr()?.to_string();
-    tokio::spawn(chat_local::run(gateway_listener, config.clone(), Options::default(), std::future::pending()));
+    let (gateway, _stop_gateway) = chat_testkit::app::serve(config.clone(), Options::default()).await;
+    let gateway = gateway.to_string();
 
     let http = reqwest::Client::new();
     // Warm up every path once (page cache, connection pools, the worker's first read).
@@ -217,7 +195,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all("target")?;
     std::fs::write("target/bench-model.json", serde_json::to_string_pretty(&report)?)?;
     println!("\nfigures written to target/bench-model.json");
-    drop(redis);
-    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -4,7 +4,7 @@
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use crate::support::spawn_app;
+use chat_testkit::spawn_app;
 
 #[tokio::test]
 async fn a_question_gets_a_streamed_reply_and_both_are_in_history() {
@@ -218,7 +218,7 @@ async fn a_stream_that_ends_without_done_marker_still_completes() {
 #[tokio::test]
 async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent() {
     let pacing = chat_stub_model::Pacing { between_tokens: std::time::Duration::from_millis(40), ..Default::default() };
-    let app = crate::support::spawn_app_with(&[], chat_local::Options::default(), pacing).await;
+    let app = chat_testkit::spawn_app_with(&[], chat_local::Options::default(), pacing).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     let long = "word ".repeat(60);

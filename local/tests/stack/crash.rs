@@ -3,34 +3,25 @@
 //! one stored reply.
 
 use std::collections::HashSet;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use chat_local::Options;
 use chat_stub_model::Pacing;
+use chat_testkit::{process, spawn_app_with, TestApp, Vars};
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
-use tokio::process::{Child, Command};
-
-use crate::support::{spawn_app_with, TestApp};
+use tokio::process::Child;
 
 const CLAIM_IDLE_MS: &str = "600";
 
 /// `local worker`: a worker in its own process, as on a second machine.
 fn spawn_worker(app: &TestApp, name: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_local"))
-        .arg("worker")
-        .env_clear()
-        .env("REDIS_URL", app.redis.url())
-        .env("OPENAI_BASE_URL", app.stub.base_url())
-        .env("OPENAI_API_KEY", "test-key")
-        .env("OPENAI_MODEL", "stub")
-        .env("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)
-        .env("WORKER_BLOCK_MS", "200")
-        .env("WORKER_CONSUMER", name)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let env = Vars::stack(&app.redis.url(), &app.stub, "test-key").with(&[
+        ("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS),
+        ("WORKER_BLOCK_MS", "200"),
+        ("RUST_LOG", "warn"),
+    ]);
+    process::spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), &env, name)
         .expect("the local binary runs as a worker")
 }
 

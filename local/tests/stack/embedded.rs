@@ -7,7 +7,7 @@ use chat_local::Options;
 use chat_model::engine::{Engine, EngineSettings};
 use chat_wire::{ReplyStatus, ServerFrame, Source};
 
-use crate::support::{spawn_app_with_model, TestApp};
+use chat_testkit::{spawn_app_with_model, TestApp};
 
 fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();

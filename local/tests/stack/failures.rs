@@ -7,7 +7,7 @@ use chat_local::Options;
 use chat_stub_model::{Pacing, Scripted};
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 
-use crate::support::{spawn_app, spawn_app_with};
+use chat_testkit::{spawn_app, spawn_app_with};
 
 fn error_code(frame: &ServerFrame) -> ErrorCode {
     match frame {

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::Value;
 
-use crate::support::{spawn_app, spawn_app_with, TestApp};
+use chat_testkit::{spawn_app, spawn_app_with, TestApp};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -1,8 +1,8 @@
 //! The HTTP API: the seed product's contract, its errors, CORS and the OpenAPI document.
 
-use crate::support::{spawn_app, spawn_app_with};
 use chat_local::Options;
 use chat_stub_model::Pacing;
+use chat_testkit::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_name_gets_a_token_by_form_multipart_or_json() {

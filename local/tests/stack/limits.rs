@@ -9,7 +9,7 @@ use chat_wire::{ErrorCode, ServerFrame};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::spawn_app_with;
+use chat_testkit::spawn_app_with;
 
 #[tokio::test]
 async fn a_session_over_its_message_rate_waits_for_the_window() {

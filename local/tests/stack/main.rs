@@ -11,6 +11,5 @@ mod limits;
 mod outage;
 mod replies;
 mod security;
-mod support;
 mod tls;
 mod worker;

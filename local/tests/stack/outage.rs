@@ -4,7 +4,7 @@
 
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame};
 
-use crate::support::spawn_app;
+use chat_testkit::spawn_app;
 
 #[tokio::test]
 async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {

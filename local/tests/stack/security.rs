@@ -8,7 +8,7 @@ use chat_local::Options;
 use chat_stub_model::Pacing;
 use chat_wire::ServerFrame;
 
-use crate::support::spawn_app_with;
+use chat_testkit::spawn_app_with;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chat_core::{Config, Store};
 use chat_local::redis_server::free_port;
+use chat_testkit::wait::wait_for_port;
+use chat_testkit::TempDir;
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     let status =
@@ -16,11 +18,10 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 
 #[tokio::test]
 async fn the_store_speaks_tls_to_redis() {
-    let dir = std::env::temp_dir().join(format!("chat-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = TempDir::new("chat-tls");
+    let dir = temp.path();
     openssl(
-        &dir,
+        dir,
         &[
             "req",
             "-x509",
@@ -38,7 +39,7 @@ async fn the_store_speaks_tls_to_redis() {
         ],
     );
     openssl(
-        &dir,
+        dir,
         &[
             "req",
             "-newkey",
@@ -54,7 +55,7 @@ async fn the_store_speaks_tls_to_redis() {
     );
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
     openssl(
-        &dir,
+        dir,
         &[
             "x509",
             "-req",
@@ -79,18 +80,13 @@ async fn the_store_speaks_tls_to_redis() {
         .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
         .args(["--tls-auth-clients", "no", "--dir"])
-        .arg(&dir)
-        .current_dir(&dir)
+        .arg(dir)
+        .current_dir(dir)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("redis-server starts");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_port(port, Duration::from_secs(5)).await;
 
     let mut vars = HashMap::new();
     vars.insert("REDIS_URL".to_string(), format!("rediss://127.0.0.1:{port}"));
@@ -104,5 +100,4 @@ async fn the_store_speaks_tls_to_redis() {
     vars.remove("REDIS_CA_CERT_FILE");
     let untrusting = Store::connect(&Config::from_vars(&vars).unwrap()).unwrap();
     assert!(untrusting.ping().await.is_err());
-    let _ = std::fs::remove_dir_all(&dir);
 }

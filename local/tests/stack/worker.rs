@@ -9,7 +9,7 @@ use chat_stub_model::Pacing;
 use chat_wire::ReplyStatus;
 use chat_worker::{ManagementApi, Outcome, Worker};
 
-use crate::support::spawn_app_with;
+use chat_testkit::spawn_app_with;
 
 #[tokio::test]
 async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {

@@ -1,0 +1,44 @@
+//! `bench`: what the pipeline adds to the model's own speed, and how it holds under load.
+//!
+//! * `bench pipeline` (`scripts/bench.sh`): floors (Redis PING, WebSocket echo, a ping through the
+//!   gateway), first-token overhead against the stub's own time to first token measured side by
+//!   side, token delivery at 200 tokens/s, 1/10/100/1,000 simultaneous conversations, and history
+//!   reads; prints a table and writes `target/bench/bench.json`.
+//! * `bench load` (`scripts/load.sh`): 1,000 sessions each sending 5 messages, then 100 rounds of
+//!   killing a worker process mid-reply; prints what was sent, answered, lost and duplicated, and
+//!   writes `target/bench/load.json`.
+//!
+//! Both start a redis-server (append-only, as production), the scripted stub model (real HTTP +
+//! SSE) in this process, and the product as a separate `local` process (gateway, functions and
+//! worker), so each process's CPU and memory are its own.
+//!
+//! Layout:
+//! * `stack`: starts what is measured, and talks to it as clients do.
+//! * `measure`: percentiles, the stub model's own timings, each process's CPU and memory.
+//! * `report`: the printed table and the JSON figures, a row and its figure added together.
+//! * `pipeline`: `bench pipeline`, part by part.
+//! * `load`: many conversations at once: the concurrency levels and `bench load`.
+//! * `crash`: worker processes killed mid-reply.
+//! * `steps`: all that calls the product's store (`chat_core::Store`) directly.
+
+mod crash;
+mod load;
+mod measure;
+mod pipeline;
+mod report;
+mod stack;
+mod steps;
+
+use chat_testkit::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    match std::env::args().nth(1).as_deref() {
+        Some("pipeline") => pipeline::run().await,
+        Some("load") => load::run().await,
+        _ => {
+            eprintln!("usage: bench pipeline | bench load   (see scripts/bench.sh and scripts/load.sh)");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! All that calls the product's store directly (`chat_core::Store`, and the Redis keys it
+//! keeps), from this process: the timing of each Redis step of a question's path, histories
+//! written past the message rate, and the Management API floor (which finds a live connection in
+//! the store). When the store's API changes, this is the file to adapt.
+
+use std::time::Instant;
+
+use chat_core::{Config, Store};
+use chat_testkit::{Error, Vars};
+use chat_wire::{ChatMessage, ReplyStatus, ServerFrame};
+
+use crate::measure::ms;
+use crate::stack::Stack;
+
+/// The product's store on the stack's Redis, its settings adjusted by `adjust`.
+fn store(stack: &Stack, adjust: impl FnOnce(&mut Config)) -> Result<Store, Error> {
+    let mut config = Vars::default().set("REDIS_URL", stack.redis.url()).config()?;
+    adjust(&mut config);
+    Ok(Store::connect(&config)?)
+}
+
+/// A question as the message function stores it.
+fn question(id: &str, text: &str) -> ChatMessage {
+    ChatMessage {
+        id: id.into(),
+        msg: text.into(),
+        timestamp: chat_core::store::now_rfc3339(),
+        source: chat_wire::Source::User,
+        status: ReplyStatus::Done,
+        reply_to: None,
+        model: None,
+        next_seq: None,
+    }
+}
+
+/// A reply to `question` as the worker stores it.
+fn reply_to(question: &ChatMessage, text: &str, status: ReplyStatus) -> ChatMessage {
+    ChatMessage {
+        id: chat_wire::reply_id_for(&question.id),
+        msg: text.into(),
+        source: chat_wire::Source::Assistant,
+        status,
+        reply_to: Some(question.id.clone()),
+        model: Some("stub".into()),
+        ..question.clone()
+    }
+}
+
+/// Each Redis step of a question's path to its first delta, timed from this process through the
+/// product's own `Store` (one shared, multiplexed connection, as in the functions and the worker).
+pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>, Error> {
+    let store = store(stack, |config| {
+        config.rate_limits.messages_per_session = 0; // 300 questions in a row
+        config.request_stream = "bench:steps".into(); // the stack's worker must not answer these
+    })?;
+    let session = store.create_session("steps").await?;
+    let token = session.token.as_str();
+    store.bind_connection("steps-connection=", token).await?;
+    let names =
+        ["touch connection", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for i in 0..300 {
+        let id = format!("s{i}");
+        let question = question(&id, "hello");
+        let mut reply = reply_to(&question, "hello", ReplyStatus::Streaming);
+        let request =
+            chat_core::ReplyRequest { token: token.into(), message_id: id.clone(), endpoint: "http://unused".into() };
+        let mut step = 0;
+        let mut timed = |samples: &mut Vec<Vec<f64>>, started: Instant| {
+            samples[step].push(ms(started.elapsed()));
+            step += 1;
+        };
+        let t = Instant::now();
+        store.touch_connection("steps-connection=").await?;
+        timed(&mut samples, t);
+        let t = Instant::now();
+        let accepted = store.accept_user_message(token, &question).await?;
+        timed(&mut samples, t);
+        if accepted != chat_core::Accepted::Stored {
+            return Err(format!("step timing: the question was not stored ({accepted:?})").into());
+        }
+        let t = Instant::now();
+        store.enqueue(&request).await?;
+        timed(&mut samples, t);
+        let t = Instant::now();
+        store.recent(token, 10).await?;
+        timed(&mut samples, t);
+        let t = Instant::now();
+        store.begin_reply(token, &reply).await?;
+        timed(&mut samples, t);
+        let t = Instant::now();
+        store.append_delta(token, &id, 0, "hello ").await?;
+        timed(&mut samples, t);
+        reply.status = ReplyStatus::Done;
+        let t = Instant::now();
+        store.store_reply(token, &reply, &id, 1).await?;
+        timed(&mut samples, t);
+    }
+    Ok(names.into_iter().zip(samples).collect())
+}
+
+/// `GET /chat_history` of a session holding `n` messages (written directly, past the message
+/// rate): 200 reads' latencies, and the body's size.
+pub async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize), Error> {
+    let store = store(stack, |config| {
+        config.max_history_messages = n.max(1000);
+        config.rate_limits.messages_per_session = 0; // written directly, past the message rate
+    })?;
+    let session = stack.session(&format!("history-{n}")).await?;
+    for i in 0..n / 2 {
+        let question = question(&format!("q{i}"), &format!("Question number {i}: how does this part work, and why?"));
+        if store.accept_user_message(&session.token, &question).await? != chat_core::Accepted::Stored {
+            return Err("could not store a history message".into());
+        }
+        let answer = format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```");
+        let reply = reply_to(&question, &answer, ReplyStatus::Done);
+        store.store_reply(&session.token, &reply, &question.id, 0).await?;
+    }
+    let mut samples = Vec::with_capacity(200);
+    let mut bytes = 0;
+    for _ in 0..200 {
+        let started = Instant::now();
+        let body =
+            chat_testkit::api::history_request(&stack.http, &stack.base, &session.token).send().await?.bytes().await?;
+        samples.push(ms(started.elapsed()));
+        bytes = body.len();
+    }
+    Ok((samples, bytes))
+}
+
+/// One frame posted to one of the session's connections (read from the store's Redis keys)
+/// through the worker's own Management API client, as the worker does it for every delta.
+pub async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64>, Error> {
+    let mut redis = redis::Client::open(stack.redis.url())?.get_multiplexed_async_connection().await?;
+    let connections: Vec<String> =
+        redis::cmd("SMEMBERS").arg(format!("chat:{{{token}}}:conns")).query_async(&mut redis).await?;
+    let connection = connections.first().ok_or("the session has no connection")?;
+    let api = chat_worker::ManagementApi::local();
+    let endpoint = format!("{}/{}", stack.base, chat_local::gateway::STAGE);
+    let frame = serde_json::to_vec(&ServerFrame::Pong)?;
+    let mut samples = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let started = Instant::now();
+        if api.post(&endpoint, connection, &frame).await != chat_worker::notify::Delivery::Sent {
+            return Err("a post to a live connection failed".into());
+        }
+        samples.push(ms(started.elapsed()));
+    }
+    Ok(samples)
+}
