@@ -27,6 +27,17 @@ fi
 
 # The AWS side: cargo-lambda, SAM CLI and cfn-lint; LocalStack for Secrets Manager and S3.
 source scripts/install-aws-tools.sh
+# schemathesis checks the OpenAPI document against the running stack (openapi_contract.rs).
+schemathesis_venv="$HOME/.cache/chatbot/schemathesis"
+if "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -q "4.32.5"; then
+  say "schemathesis 4.32.5: already installed in $schemathesis_venv"
+else
+  say "installing schemathesis==4.32.5 into $schemathesis_venv"
+  python3 -m venv "$schemathesis_venv"
+  "$schemathesis_venv/bin/pip" install --disable-pip-version-check -q schemathesis==4.32.5
+fi
+export SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
+
 localstack/start.sh
 trap localstack/stop.sh EXIT
 scripts/check-deploy.sh

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chat_core::{Config, Store};
 use chat_testkit::{Error, Vars};
-use chat_wire::{ChatMessage, ReplyStatus, ServerFrame};
+use chat_wire::{ChatMessage, ConnectionId, MessageId, ReplyStatus, ServerFrame, Token};
 
 use crate::measure::ms;
 use crate::stack::Stack;
@@ -54,29 +54,30 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
         config.request_stream = "bench:steps".into(); // the stack's worker must not answer these
     })?;
     let session = store.create_session("steps").await?;
-    let token = session.token.as_str();
-    store.bind_connection("steps-connection=", token).await?;
+    let token = &Token::parse(&session.token)?;
+    let connection = ConnectionId::parse("steps-connection=")?;
+    store.bind_connection(&connection, token).await?;
     let names =
         ["touch connection", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for i in 0..300 {
-        let id = format!("s{i}");
-        let question = question(&id, "hello");
+        let id = MessageId::parse(&format!("s{i}"))?;
+        let question = question(id.as_str(), "hello");
         let mut reply = reply_to(&question, "hello", ReplyStatus::Streaming);
         let request =
-            chat_core::ReplyRequest { token: token.into(), message_id: id.clone(), endpoint: "http://unused".into() };
+            chat_core::ReplyRequest { token: token.clone(), message_id: id.clone(), endpoint: "http://unused".into() };
         let mut step = 0;
         let mut timed = |samples: &mut Vec<Vec<f64>>, started: Instant| {
             samples[step].push(ms(started.elapsed()));
             step += 1;
         };
         let t = Instant::now();
-        store.touch_connection("steps-connection=").await?;
+        store.touch_connection(&connection).await?;
         timed(&mut samples, t);
         let t = Instant::now();
         let accepted = store.accept_user_message(token, &question).await?;
         timed(&mut samples, t);
-        if accepted != chat_core::Accepted::Stored {
+        if accepted.is_err() {
             return Err(format!("step timing: the question was not stored ({accepted:?})").into());
         }
         let t = Instant::now();
@@ -86,14 +87,14 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
         store.recent(token, 10).await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.begin_reply(token, &reply).await?;
+        store.begin_reply(token, &reply).await?.map_err(|refusal| format!("not begun: {refusal:?}"))?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.append_delta(token, &id, 0, "hello ").await?;
+        store.append_delta(token, &id, 0, "hello ").await?.map_err(|refusal| format!("not logged: {refusal:?}"))?;
         timed(&mut samples, t);
         reply.status = ReplyStatus::Done;
         let t = Instant::now();
-        store.store_reply(token, &reply, &id, 1).await?;
+        store.store_reply(token, &reply, &id, 1).await?.map_err(|refusal| format!("not stored: {refusal:?}"))?;
         timed(&mut samples, t);
     }
     Ok(names.into_iter().zip(samples).collect())
@@ -107,14 +108,16 @@ pub async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize
         config.rate_limits.messages_per_session = 0; // written directly, past the message rate
     })?;
     let session = stack.session(&format!("history-{n}")).await?;
+    let token = Token::parse(&session.token)?;
     for i in 0..n / 2 {
-        let question = question(&format!("q{i}"), &format!("Question number {i}: how does this part work, and why?"));
-        if store.accept_user_message(&session.token, &question).await? != chat_core::Accepted::Stored {
+        let id = MessageId::parse(&format!("q{i}"))?;
+        let question = question(id.as_str(), &format!("Question number {i}: how does this part work, and why?"));
+        if store.accept_user_message(&token, &question).await?.is_err() {
             return Err("could not store a history message".into());
         }
         let answer = format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```");
         let reply = reply_to(&question, &answer, ReplyStatus::Done);
-        store.store_reply(&session.token, &reply, &question.id, 0).await?;
+        store.store_reply(&token, &reply, &id, 0).await?.map_err(|refusal| format!("not stored: {refusal:?}"))?;
     }
     let mut samples = Vec::with_capacity(200);
     let mut bytes = 0;
@@ -128,12 +131,11 @@ pub async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize
     Ok((samples, bytes))
 }
 
-/// One frame posted to one of the session's connections (read from the store's Redis keys)
-/// through the worker's own Management API client, as the worker does it for every delta.
+/// One frame posted to one of the session's connections (as the store lists them) through the
+/// worker's own Management API client, as the worker does it for every delta.
 pub async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64>, Error> {
-    let mut redis = redis::Client::open(stack.redis.url())?.get_multiplexed_async_connection().await?;
-    let connections: Vec<String> =
-        redis::cmd("SMEMBERS").arg(format!("chat:{{{token}}}:conns")).query_async(&mut redis).await?;
+    let store = store(stack, |_| {})?;
+    let connections = store.session_connections(&Token::parse(token)?).await?;
     let connection = connections.first().ok_or("the session has no connection")?;
     let api = chat_worker::ManagementApi::local();
     let endpoint = format!("{}/{}", stack.base, chat_local::gateway::STAGE);

@@ -63,8 +63,8 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/token", Method::POST) => create_token(state, &request).await,
         ("/chat_history", Method::GET) => chat_history(state, &request).await,
         ("/health" | "/test", Method::GET) => Ok(health(state).await),
-        ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document())),
-        ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page())),
+        ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
+        ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),
         ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
@@ -106,9 +106,12 @@ fn route_path(request: &Request) -> String {
     ),
     responses(
         (status = 200, description = "The new session, with an empty history", body = ChatSession),
-        (status = 400, description = "Blank, too long or unreadable name", body = ErrorBody),
-        (status = 429, description = "Too many sessions from this address (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)
+        (status = 400, description = "Blank, too long or unreadable name (`invalid_name`)", body = ErrorBody),
+        (status = 429, description = "Too many sessions from this address (`rate_limited`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
+        (status = 500, description = "A bug (`internal`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
     )
 )]
 pub async fn create_token(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -130,11 +133,13 @@ pub async fn create_token(state: &AppState, request: &Request) -> Result<Respons
     get,
     path = "/chat_history",
     tag = "session",
-    params(("token" = String, Query, description = "The session token from `POST /token`")),
+    params(("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)")),
     responses(
         (status = 200, description = "The session and its messages", body = ChatSession),
-        (status = 400, description = "Missing, unknown or expired token", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`)", body = ErrorBody),
+        (status = 500, description = "A bug (`internal`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
     )
 )]
 pub async fn chat_history(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
+use chat_core::Config;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::OpenApi;
 
@@ -30,9 +32,42 @@ use crate::http;
 )]
 struct ApiDoc;
 
-/// The OpenAPI document served at `/openapi.json`.
-pub fn document() -> Document {
+/// The OpenAPI document served at `/openapi.json`, with the constraints the handlers enforce
+/// under this configuration (a generated client knows them without calling).
+pub fn document(config: &Config) -> serde_json::Value {
+    let mut doc = serde_json::to_value(typed_document(config)).expect("the document serializes");
+    // A new session's token opens its history: clients (and schemathesis's stateful phase) learn
+    // to chain the two calls. Written as JSON: utoipa 5 serializes a link's `operationId` as
+    // `operation_id`, which no OpenAPI tool reads.
+    doc["paths"]["/token"]["post"]["responses"]["200"]["links"] = serde_json::json!({
+        "ChatHistory": {
+            "operationId": "chat_history",
+            "parameters": {"token": "$response.body#/token"},
+            "description": "The history of the session just created"
+        }
+    });
+    doc
+}
+
+fn typed_document(config: &Config) -> Document {
     let mut doc = ApiDoc::openapi();
+    if let Some(RefOr::T(Schema::Object(form))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("TokenForm")) {
+        if let Some(RefOr::T(Schema::Object(name))) = form.properties.get_mut("name") {
+            constrain(name, &name_pattern(config.max_name_chars), None);
+        }
+    }
+    let token = doc.paths.paths.get_mut("/chat_history").and_then(|item| item.get.as_mut());
+    for parameter in token.and_then(|op| op.parameters.as_mut()).into_iter().flatten() {
+        if parameter.name == "token" {
+            let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+            constrain(
+                &mut schema,
+                &format!("^[A-Za-z0-9_-]{{{}}}$", chat_wire::Token::LEN),
+                Some(chat_wire::Token::LEN),
+            );
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+    }
     // The seed product called its health check `/test`; keep the alias documented.
     if let Some(health) = doc.paths.paths.get("/health").cloned() {
         doc.paths.paths.insert("/test".into(), health);
@@ -40,9 +75,30 @@ pub fn document() -> Document {
     doc
 }
 
+fn constrain(schema: &mut Object, pattern: &str, exact_length: Option<usize>) {
+    schema.pattern = Some(pattern.to_string());
+    schema.min_length = exact_length.or(Some(1));
+    schema.max_length = exact_length;
+}
+
+/// What `validate_name` accepts, as a regular expression: after trimming white space (Unicode
+/// White_Space, as `str::trim`), 1 to `max_chars` characters, none of them a control character
+/// (Unicode Cc: U+0000-U+001F, U+007F-U+009F). The classes are spelled out rather than `\s`,
+/// whose meaning differs between regex engines.
+pub fn name_pattern(max_chars: usize) -> String {
+    const SPACE: &str = r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+    const SHOWN: &str = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+    const ANY: &str = r"[^\x00-\x1f\x7f-\x9f]";
+    let name = match max_chars {
+        0 | 1 => SHOWN.to_string(),
+        _ => format!("(?:{SHOWN}|{SHOWN}{ANY}{{0,{}}}{SHOWN})", max_chars - 2),
+    };
+    format!(r"^{SPACE}*{name}{SPACE}*$")
+}
+
 /// The `/docs` page: every operation with its parameters and responses, and the raw document.
-pub fn docs_page() -> String {
-    let doc = document();
+pub fn docs_page(config: &Config) -> String {
+    let doc = typed_document(config);
     let mut page = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Chatbot API</title>\
          <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
@@ -104,19 +160,50 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn config() -> Config {
+        Config::from_vars(&Default::default()).unwrap()
+    }
+
     #[test]
     fn the_document_lists_the_seed_routes() {
-        let json = serde_json::to_value(document()).unwrap();
+        let json = document(&config());
         for path in ["/token", "/chat_history", "/health", "/test"] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
         }
         assert!(json["openapi"].as_str().unwrap().starts_with("3."));
         assert!(json["components"]["schemas"].get("ChatSession").is_some());
+        let link = &json["paths"]["/token"]["post"]["responses"]["200"]["links"]["ChatHistory"];
+        assert_eq!(link["operationId"], json["paths"]["/chat_history"]["get"]["operationId"]);
+    }
+
+    #[test]
+    fn the_name_pattern_accepts_exactly_what_the_handler_accepts() {
+        let pattern = regex::Regex::new(&name_pattern(64)).unwrap();
+        let samples = [
+            "Ada".to_string(),
+            "  Ada Lovelace \t\n".to_string(),
+            "\u{3000}名前\u{a0}".to_string(),
+            "é".repeat(64),
+            format!(" {} ", "é".repeat(64)),
+            "é".repeat(65),
+            String::new(),
+            " \t ".to_string(),
+            "a\u{7}b".to_string(),
+            "a\u{85}".to_string(),
+            "\u{1c}Ada".to_string(),
+            "x".to_string(),
+        ];
+        for sample in samples {
+            let accepted = crate::http::validate_name(&sample, 64).is_ok();
+            assert_eq!(pattern.is_match(&sample), accepted, "{sample:?}");
+        }
+        let one = regex::Regex::new(&name_pattern(1)).unwrap();
+        assert!(one.is_match(" a ") && !one.is_match("ab"));
     }
 
     #[test]
     fn the_docs_page_shows_every_route() {
-        let page = docs_page();
+        let page = docs_page(&config());
         assert!(page.contains("<code>/chat_history</code>"));
         assert!(page.contains("Missing, unknown or expired token"));
     }

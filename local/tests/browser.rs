@@ -375,6 +375,7 @@ async fn bench_frontend() {
     config.rate_limits.messages_per_session = 0;
     let store = chat_core::Store::connect(&config).unwrap();
     let session = store.create_session("Bench").await.unwrap();
+    let token = chat_wire::Token::parse(&session.token).unwrap();
     for i in 0..500 {
         let question = chat_wire::ChatMessage {
             id: format!("q{i}"),
@@ -386,7 +387,7 @@ async fn bench_frontend() {
             model: None,
             next_seq: None,
         };
-        assert_eq!(store.accept_user_message(&session.token, &question).await.unwrap(), chat_core::Accepted::Stored);
+        assert_eq!(store.accept_user_message(&token, &question).await.unwrap(), Ok(()));
         let reply = chat_wire::ChatMessage {
             id: chat_wire::reply_id_for(&question.id),
             msg: format!("Answer **{i}**:\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),
@@ -394,7 +395,8 @@ async fn bench_frontend() {
             reply_to: Some(question.id.clone()),
             ..question.clone()
         };
-        store.store_reply(&session.token, &reply, &question.id, 0).await.unwrap();
+        let question_id = chat_wire::MessageId::parse(&question.id).unwrap();
+        store.store_reply(&token, &reply, &question_id, 0).await.unwrap().expect("stored");
     }
 
     let measure = |script: &'static str| {

@@ -61,7 +61,8 @@ async fn state_and_session(app: &TestApp) -> (AppState, ChatSession, String) {
     let store = Store::connect(&app.config).unwrap();
     let state = AppState::new(app.config.clone(), store.clone(), WorkerTrigger::StreamReaders);
     let session = app.create_session("Fuzz").await;
-    assert!(store.bind_connection("fuzz-connection=", &session.token).await.unwrap());
+    let connection = chat_wire::ConnectionId::parse("fuzz-connection=").unwrap();
+    assert!(store.bind_connection(&connection, &chat_wire::Token::parse(&session.token).unwrap()).await.unwrap());
     let before = app.session(&session.token).await;
     (state, before, session.token)
 }

@@ -20,7 +20,7 @@ async fn a_name_gets_a_token_by_form_multipart_or_json() {
     assert_eq!(form["name"], "Ada");
     assert_eq!(form["messages"], serde_json::json!([]));
     let token = form["token"].as_str().unwrap();
-    assert!(chat_core::token::looks_like_token(token), "{token}");
+    assert!(chat_wire::Token::parse(token).is_ok(), "{token}");
     assert!(chrono::DateTime::parse_from_rfc3339(form["session_start"].as_str().unwrap()).is_ok());
 
     // What `curl -F name=TestUser` sends (the seed README's example).
@@ -146,7 +146,8 @@ async fn cors_is_an_allow_list_in_production() {
         .send()
         .await
         .unwrap();
-    assert_eq!(preflight.status(), 204);
+    // Any 2xx answers a preflight (the Fetch standard's "ok status").
+    assert!(preflight.status().is_success(), "{}", preflight.status());
     assert_eq!(preflight.headers()["access-control-allow-origin"], "https://chat.example.com");
     // The docs page is for development only.
     let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap();

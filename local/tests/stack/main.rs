@@ -8,6 +8,7 @@ mod failures;
 mod fuzz;
 mod http_api;
 mod limits;
+mod openapi_contract;
 mod outage;
 mod replies;
 mod security;

@@ -62,7 +62,8 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
     drop(ws);
     // A stale mapping, as if $disconnect never ran: the Management API answers 410 for it.
     let store = Store::connect(&app.config).unwrap();
-    assert!(store.bind_connection("stale=", &session.token).await.unwrap());
+    let token = chat_wire::Token::parse(&session.token).unwrap();
+    assert!(store.bind_connection(&chat_wire::ConnectionId::parse("stale=").unwrap(), &token).await.unwrap());
 
     let mut config = app.config.clone();
     config.ws_management_endpoint = None;
@@ -70,7 +71,7 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
     assert_eq!(worker.drain().await.unwrap(), 1);
     let history = app.session(&session.token).await;
     assert_eq!(history.messages[1].status, ReplyStatus::Done);
-    assert!(store.session_connections(&session.token).await.unwrap().is_empty());
+    assert!(store.session_connections(&token).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -78,5 +79,6 @@ async fn the_management_api_says_gone_for_unknown_connections() {
     let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
     let endpoint = format!("{}/{}", app.base, chat_local::gateway::STAGE);
     let api = ManagementApi::local();
-    assert_eq!(api.post(&endpoint, "no/such=connection", b"{}").await, chat_worker::notify::Delivery::Gone);
+    let unknown = chat_wire::ConnectionId::parse("no/such=connection").unwrap();
+    assert_eq!(api.post(&endpoint, &unknown, b"{}").await, chat_worker::notify::Delivery::Gone);
 }
