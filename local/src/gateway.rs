@@ -73,13 +73,12 @@ impl Gateway {
     }
 
     /// Wraps the handlers' state.
-    pub fn new(state: AppState) -> Arc<Self> {
-        let local = state.config.local.clone();
+    pub fn new(state: AppState, limits: crate::WebSocketLimits) -> Arc<Self> {
         Arc::new(Gateway {
             state,
             connections: Mutex::new(HashMap::new()),
-            idle_timeout: local.ws_idle_timeout,
-            max_duration: local.ws_max_duration,
+            idle_timeout: limits.idle_timeout,
+            max_duration: limits.max_duration,
             closing: tokio::sync::watch::channel(false).0,
         })
     }

@@ -2,6 +2,7 @@
 //! worker as a daemon, and a local redis-server.
 //!
 //! Layout:
+//! * [`config`]: the local runner's own settings ([`LocalConfig`]), apart from the product's.
 //! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API).
 //! * [`redis_server`]: starts a real redis-server on a free port.
 //! * [`site`]: serves the built frontend with its runtime `config.json` and security headers.
@@ -10,6 +11,7 @@
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0 and spawn it.
 
+pub mod config;
 pub mod gateway;
 pub mod redis_server;
 pub mod site;
@@ -22,6 +24,8 @@ use chat_core::{Config, Store};
 use chat_functions::{AppState, WorkerTrigger};
 use chat_worker::{ManagementApi, Worker};
 use tokio::net::TcpListener;
+
+pub use config::{LocalConfig, WebSocketLimits};
 
 /// Why the local stack stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +46,13 @@ pub struct Options {
     pub in_process_worker: bool,
     /// The embedded model this process serves, reported by `/health`.
     pub model_status: Option<chat_functions::ModelStatus>,
+    /// The WebSocket limits the emulator applies.
+    pub websocket: WebSocketLimits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { in_process_worker: true, model_status: None }
+        Options { in_process_worker: true, model_status: None, websocket: WebSocketLimits::default() }
     }
 }
 
@@ -55,10 +61,11 @@ impl Default for Options {
 /// requests sent meanwhile wait for it.
 pub async fn start_embedded_model(
     config: &mut Config,
+    model: &chat_model::ModelServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<chat_model::Engine, LocalError> {
-    let listener = TcpListener::bind((config.local.bind.as_str(), config.embedded.port)).await?;
-    let (engine, addr) = chat_model::start(&config.embedded, listener, shutdown)?;
+    let listener = TcpListener::bind((model.bind.as_str(), model.port)).await?;
+    let (engine, addr) = chat_model::start(model, listener, shutdown)?;
     config.model.base_url = format!("http://{addr}/v1");
     config.model.model = engine.name().to_string();
     config.model.api_key = None;
@@ -90,7 +97,7 @@ pub async fn run(
     let store = Store::connect(&config)?;
     let mut state = AppState::new(config.clone(), store.clone(), WorkerTrigger::StreamReaders);
     state.model_status = options.model_status.clone();
-    let gateway = gateway::Gateway::new(state);
+    let gateway = gateway::Gateway::new(state, options.websocket);
 
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = if options.in_process_worker {

@@ -9,7 +9,7 @@ use std::path::Path;
 use chat_core::Config;
 use chat_local::redis_server::RedisServer;
 use chat_local::site::SiteConfig;
-use chat_local::Options;
+use chat_local::{LocalConfig, Options};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -18,21 +18,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().nth(1).as_deref() == Some("worker") {
         return run_worker(config).await;
     }
-    let mut options = Options { in_process_worker: config.local.in_process_worker, ..Options::default() };
-    if config.embedded.enabled {
-        let engine = chat_local::start_embedded_model(&mut config, chat_core::shutdown::shutdown_signal()).await?;
+    let local = LocalConfig::from_env()?;
+    let mut options =
+        Options { in_process_worker: local.in_process_worker, websocket: local.websocket, ..Options::default() };
+    if local.embedded_model {
+        let model = chat_model::ModelServerConfig::from_env()?;
+        let engine =
+            chat_local::start_embedded_model(&mut config, &model, chat_core::shutdown::shutdown_signal()).await?;
         println!(
             "Model      {} (embedded llama.cpp, {} threads), OpenAI-compatible API at {}",
             engine.name(),
-            config.embedded.threads,
+            model.threads,
             config.model.base_url
         );
         options.model_status = Some(chat_local::model_status(&engine));
     } else {
         println!("Model      {} at {}", config.model.model, config.model.base_url);
     }
-    let _redis = if config.local.start_redis {
-        let dir = Path::new(&config.local.data_dir).join("redis");
+    let _redis = if local.start_redis {
+        let dir = Path::new(&local.data_dir).join("redis");
         let redis = RedisServer::start(&dir, true).await?;
         tracing::info!(url = redis.url(), dir = %dir.display(), "started a local redis-server (append-only)");
         config.redis_url = redis.url();
@@ -40,23 +44,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     } else {
         None
     };
-    let address = format!("{}:{}", config.local.bind, config.local.http_port);
+    let address = format!("{}:{}", local.bind, local.http_port);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let base = format!("http://{address}");
     // The page is opened as http://localhost:3000, so it calls the API by that name too.
-    let host = match config.local.bind.as_str() {
+    let host = match local.bind.as_str() {
         "127.0.0.1" | "0.0.0.0" | "::1" | "::" => "localhost".to_string(),
         other => other.to_string(),
     };
-    let site_dir = Path::new(&config.local.site_dir).to_path_buf();
+    let site_dir = Path::new(&local.site_dir).to_path_buf();
     if site_dir.join("index.html").is_file() {
         let site = SiteConfig {
-            api_url: format!("http://{host}:{}", config.local.http_port),
-            ws_url: format!("ws://{host}:{}/chat", config.local.http_port),
+            api_url: format!("http://{host}:{}", local.http_port),
+            ws_url: format!("ws://{host}:{}/chat", local.http_port),
             max_message_bytes: config.max_message_bytes,
         };
-        let site_listener = tokio::net::TcpListener::bind((config.local.bind.as_str(), config.local.site_port)).await?;
-        println!("Web app    http://{host}:{}", config.local.site_port);
+        let site_listener = tokio::net::TcpListener::bind((local.bind.as_str(), local.site_port)).await?;
+        println!("Web app    http://{host}:{}", local.site_port);
         tokio::spawn(async move {
             if let Err(error) =
                 chat_local::serve_site(site_listener, &site_dir, site, chat_core::shutdown::shutdown_signal()).await

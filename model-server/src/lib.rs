@@ -5,17 +5,19 @@
 //! * [`engine`]: loads the GGUF on its own thread, renders the chat template stored in the file,
 //!   samples (temperature, top_p, seed, stop sequences, max_tokens) and streams decoded text.
 //! * [`server`]: `POST /v1/chat/completions` (SSE or JSON), `GET /v1/models`, `GET /health`.
+//! * [`config`]: its own settings ([`ModelServerConfig`]); it depends on no other crate of ours.
 //!
 //! [`start`] starts both and reports load progress, for the `model-server` binary and the local
 //! runner alike.
 
+pub mod config;
 pub mod engine;
 pub mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use chat_core::EmbeddedModelConfig;
+pub use config::ModelServerConfig;
 pub use engine::{Engine, EngineSettings, EngineState};
 use tokio::net::TcpListener;
 
@@ -23,16 +25,12 @@ use tokio::net::TcpListener;
 /// (requests wait for the model). Load progress goes to the log. Returns the engine handle and the
 /// server's address.
 pub fn start(
-    config: &EmbeddedModelConfig,
+    config: &ModelServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(Engine, SocketAddr)> {
     let addr = listener.local_addr()?;
-    let engine = Engine::start(EngineSettings {
-        model_path: config.model_path.clone().into(),
-        context_tokens: config.context_tokens,
-        threads: config.threads,
-    });
+    let engine = Engine::start(config.engine());
     tokio::spawn(report_progress(engine.clone()));
     let server_engine = engine.clone();
     tokio::spawn(async move {

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use chat_core::Config;
 use chat_model::engine::{Engine, EngineSettings};
 use chat_model::server::{self, Defaults};
+use chat_model::ModelServerConfig;
 use chat_worker::{ContextMessage, ModelClient, ModelError};
 use futures_util::StreamExt;
 
@@ -14,17 +15,13 @@ fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let config = Config::from_env().expect("config");
+            let config = ModelServerConfig::from_env().expect("config");
             assert!(
-                std::path::Path::new(&config.embedded.model_path).is_file(),
+                config.model_path.is_file(),
                 "no model at {}: run scripts/fetch-model.sh",
-                config.embedded.model_path
+                config.model_path.display()
             );
-            Engine::start(EngineSettings {
-                model_path: config.embedded.model_path.into(),
-                context_tokens: 2048,
-                threads: config.embedded.threads,
-            })
+            Engine::start(EngineSettings { context_tokens: 2048, ..config.engine() })
         })
         .clone()
 }
@@ -110,12 +107,8 @@ async fn lists_the_model_and_reports_health() {
 
 #[tokio::test]
 async fn a_request_sent_while_the_model_loads_waits_and_is_answered() {
-    let config = Config::from_env().expect("config");
-    let engine = Engine::start(EngineSettings {
-        model_path: config.embedded.model_path.into(),
-        context_tokens: 512,
-        threads: config.embedded.threads,
-    });
+    let config = ModelServerConfig::from_env().expect("config");
+    let engine = Engine::start(EngineSettings { context_tokens: 512, ..config.engine() });
     assert!(matches!(engine.state(), chat_model::EngineState::Loading { .. }), "{:?}", engine.state());
     let mut events = engine.generate(chat_model::engine::Generation {
         turns: vec![chat_model::engine::Turn { role: "user".into(), content: "Hi!".into() }],

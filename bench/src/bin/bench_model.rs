@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chat_core::Config;
 use chat_local::redis_server::RedisServer;
 use chat_local::Options;
-use chat_model::engine::{Engine, EngineSettings, Event, Generation, Turn};
+use chat_model::engine::{Engine, Event, Generation, Turn};
 use chat_testkit::{api, TempDir, WsClient};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -143,11 +143,8 @@ fn row(name: &str, runs: &[Run], reference: Option<&[Run]>) -> serde_json::Value
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut config = Config::from_env()?;
-    let engine = Engine::start(EngineSettings {
-        model_path: config.embedded.model_path.clone().into(),
-        context_tokens: config.embedded.context_tokens,
-        threads: config.embedded.threads,
-    });
+    let model = chat_model::ModelServerConfig::from_env()?;
+    let engine = Engine::start(model.engine());
     engine.ready().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let model_base = format!("http://{}/v1", listener.local_addr()?);
@@ -181,7 +178,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!(
         "\n{} on {} threads, {}-token prompt, {} generated tokens, median of {REPEATS} interleaved runs\n",
         engine.name(),
-        config.embedded.threads,
+        model.threads,
         direct_runs[0].prompt_tokens,
         direct_runs[0].completion_tokens
     );
@@ -191,7 +188,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         row("OpenAI-compatible server", &server_runs, Some(&direct_runs)),
         row("whole chat path (WebSocket)", &chat_runs, Some(&direct_runs)),
     ];
-    let report = json!({"model": engine.name(), "threads": config.embedded.threads, "paths": rows});
+    let report = json!({"model": engine.name(), "threads": model.threads, "paths": rows});
     std::fs::create_dir_all("target")?;
     std::fs::write("target/bench-model.json", serde_json::to_string_pretty(&report)?)?;
     println!("\nfigures written to target/bench-model.json");

@@ -62,10 +62,6 @@ pub struct Config {
     pub model: ModelConfig,
     /// Worker settings.
     pub worker: WorkerConfig,
-    /// Settings of the local runner (the API Gateway emulator); unused on AWS.
-    pub local: LocalConfig,
-    /// The embedded model (llama.cpp), used by the local runner when no model provider is set.
-    pub embedded: EmbeddedModelConfig,
     /// Secrets Manager ARNs of secrets that override settings (read by [`Config::load`]).
     pub secrets: SecretArns,
 }
@@ -122,46 +118,6 @@ pub struct SecretArns {
     pub redis_url: Option<String>,
     /// `OPENAI_API_KEY_SECRET_ARN`: a secret whose value is the OpenAI key.
     pub openai_api_key: Option<String>,
-}
-
-/// The embedded model's settings.
-#[derive(Debug, Clone)]
-pub struct EmbeddedModelConfig {
-    /// True when neither `OPENAI_API_KEY` nor `OPENAI_BASE_URL` is set: the local runner then
-    /// serves the embedded model and points the worker at it.
-    pub enabled: bool,
-    /// `MODEL_PATH`: the GGUF file (default `$MODEL_CACHE_DIR/SmolLM2-135M-Instruct.Q4_1.gguf`).
-    pub model_path: String,
-    /// `EMBEDDED_CONTEXT_TOKENS` (2048): context window, prompt and reply together.
-    pub context_tokens: u32,
-    /// `EMBEDDED_THREADS` (the number of CPUs, at most 4): decoding threads.
-    pub threads: i32,
-    /// `LOCAL_MODEL_PORT` (3501): where the OpenAI-compatible server listens (0: any free port).
-    pub port: u16,
-}
-
-/// The local runner's settings.
-#[derive(Debug, Clone)]
-pub struct LocalConfig {
-    /// `LOCAL_BIND` (`127.0.0.1`): the address the local gateway listens on.
-    pub bind: String,
-    /// `LOCAL_HTTP_PORT` (3500): port of the HTTP API, the WebSocket API (`/chat`) and `@connections`.
-    pub http_port: u16,
-    /// `LOCAL_SITE_PORT` (3000): port of the web app.
-    pub site_port: u16,
-    /// `LOCAL_SITE_DIR` (`frontend/dist`): the built web app (`scripts/build-frontend.sh`).
-    pub site_dir: String,
-    /// `LOCAL_DATA_DIR` (`.data`): where the local redis-server keeps its append-only file.
-    pub data_dir: String,
-    /// True when `REDIS_URL` is unset: the local runner starts its own redis-server.
-    pub start_redis: bool,
-    /// `LOCAL_WS_IDLE_TIMEOUT_SECONDS` (600): idle connections are closed, as API Gateway does.
-    pub ws_idle_timeout: Duration,
-    /// `LOCAL_WS_MAX_SECONDS` (7200): connections are closed after this long, as API Gateway does.
-    pub ws_max_duration: Duration,
-    /// `LOCAL_WORKER` (`true`): run the worker inside the local process; `false` leaves the stream
-    /// to separate `local worker` processes.
-    pub in_process_worker: bool,
 }
 
 /// How to reach the model (any OpenAI-compatible Chat Completions server).
@@ -297,34 +253,6 @@ impl Config {
                 redis_url: env.string("REDIS_URL_SECRET_ARN"),
                 openai_api_key: env.string("OPENAI_API_KEY_SECRET_ARN"),
             },
-            embedded: EmbeddedModelConfig {
-                enabled: env.string("OPENAI_API_KEY").is_none()
-                    && env.string("OPENAI_API_KEY_SECRET_ARN").is_none()
-                    && env.string("OPENAI_BASE_URL").is_none(),
-                model_path: env.string("MODEL_PATH").unwrap_or_else(|| {
-                    let cache = env.string("MODEL_CACHE_DIR").unwrap_or_else(|| {
-                        format!("{}/.cache/chatbot/models", env.string("HOME").unwrap_or_else(|| ".".into()))
-                    });
-                    format!("{cache}/SmolLM2-135M-Instruct.Q4_1.gguf")
-                }),
-                context_tokens: env.number("EMBEDDED_CONTEXT_TOKENS", 2048)?,
-                threads: env.number(
-                    "EMBEDDED_THREADS",
-                    std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32,
-                )?,
-                port: env.number("LOCAL_MODEL_PORT", 3501)?,
-            },
-            local: LocalConfig {
-                bind: env.string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
-                http_port: env.number("LOCAL_HTTP_PORT", 3500)?,
-                site_port: env.number("LOCAL_SITE_PORT", 3000)?,
-                site_dir: env.string("LOCAL_SITE_DIR").unwrap_or_else(|| "frontend/dist".into()),
-                data_dir: env.string("LOCAL_DATA_DIR").unwrap_or_else(|| ".data".into()),
-                start_redis: env.string("REDIS_URL").is_none(),
-                ws_idle_timeout: env.seconds("LOCAL_WS_IDLE_TIMEOUT_SECONDS", 600)?,
-                ws_max_duration: env.seconds("LOCAL_WS_MAX_SECONDS", 7200)?,
-                in_process_worker: env.flag("LOCAL_WORKER", true)?,
-            },
         })
     }
 
@@ -341,14 +269,18 @@ fn default_consumer_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-struct Vars<'a>(&'a HashMap<String, String>);
+/// Typed reads of a set of variables, each error naming its variable. Public for the local
+/// runner's own settings (`chat-local`), which read the same environment the same way.
+pub struct Vars<'a>(pub &'a HashMap<String, String>);
 
 impl Vars<'_> {
-    fn string(&self, name: &str) -> Option<String> {
+    /// A variable's trimmed value; unset and blank are the same.
+    pub fn string(&self, name: &str) -> Option<String> {
         self.0.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
-    fn optional_number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    /// A number, if set.
+    pub fn optional_number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -357,14 +289,16 @@ impl Vars<'_> {
             .transpose()
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    /// A number, or `default` when unset.
+    pub fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
         Ok(self.optional_number(name)?.unwrap_or(default))
     }
 
-    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`), or `default` when unset.
+    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.string(name).as_deref() {
             None => Ok(default),
             Some("1" | "true" | "yes") => Ok(true),
@@ -373,7 +307,8 @@ impl Vars<'_> {
         }
     }
 
-    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    /// Whole seconds, or `default` when unset.
+    pub fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         Ok(Duration::from_secs(self.number(name, default)?))
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::api;
-use crate::env::test_config;
+use crate::env::{test_config, Vars};
 use crate::temp::TempDir;
 use crate::ws::WsClient;
 
@@ -53,7 +53,9 @@ pub async fn spawn_app_with_model(base_url: &str, model: &str, vars: &[(&str, &s
     spawn(stub, Some((base_url, model)), vars, options).await
 }
 
-async fn spawn(stub: StubModel, model: Option<(&str, &str)>, vars: &[(&str, &str)], options: Options) -> TestApp {
+async fn spawn(stub: StubModel, model: Option<(&str, &str)>, vars: &[(&str, &str)], mut options: Options) -> TestApp {
+    // The emulator's WebSocket limits come from the test's variables, as `local` reads them.
+    options.websocket = Vars::default().with(vars).local_config().expect("local settings").websocket;
     let dir = TempDir::new("chat-test");
     let redis = RedisServer::start(dir.path(), true).await.expect("redis-server starts");
     let mut config = test_config(&redis.url(), &stub, vars);

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chat_core::{Config, ConfigError};
+use chat_local::LocalConfig;
 use chat_stub_model::StubModel;
 
 /// Environment variables in order; setting one again replaces it.
@@ -44,7 +45,16 @@ impl Vars {
 
     /// The product's settings from these variables alone.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        Config::from_vars(&self.0.iter().cloned().collect::<HashMap<_, _>>())
+        Config::from_vars(&self.map())
+    }
+
+    /// The local runner's settings from these variables alone.
+    pub fn local_config(&self) -> Result<LocalConfig, ConfigError> {
+        LocalConfig::from_vars(&self.map())
+    }
+
+    fn map(&self) -> HashMap<String, String> {
+        self.0.iter().cloned().collect()
     }
 }
 

@@ -13,12 +13,8 @@ fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let config = chat_core::Config::from_env().expect("config");
-            Engine::start(EngineSettings {
-                model_path: config.embedded.model_path.into(),
-                context_tokens: 2048,
-                threads: config.embedded.threads,
-            })
+            let config = chat_model::ModelServerConfig::from_env().expect("config");
+            Engine::start(EngineSettings { context_tokens: 2048, ..config.engine() })
         })
         .clone()
 }
