@@ -102,7 +102,8 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
         .process_group(0)
         .kill_on_drop(true);
     let _watch = Watch(command.spawn().expect("cargo lambda is installed (pip install cargo-lambda)"));
-    wait_for_port(port, Duration::from_secs(60)).await;
+    // cargo lambda compiles the functions on its first start.
+    assert!(wait_for_port(port, Duration::from_secs(300)).await, "cargo lambda watch did not start");
     let http = reqwest::Client::new();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
 
