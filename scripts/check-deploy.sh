@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Checks the AWS deployment without an AWS account: cfn-lint and `sam validate --lint` on
-# template.yaml, then `sam build` (cargo-lambda, arm64) and the size of every function's bootstrap.
+# Checks the AWS deployment without an AWS account: cfn-lint on template.yaml and, after the SAM
+# transform (what CloudFormation really receives), on its output (scripts/check_template.py: also
+# no physical name shared by two stacks); `sam validate --lint`; then `sam build` (cargo-lambda,
+# arm64) and the size of every function's bootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-aws-tools.sh
 
 say "cfn-lint template.yaml"
 cfn-lint template.yaml
+say "the template as CloudFormation sees it: SAM transform, then cfn-lint, physical names, VPC policy"
+"$aws_venv/bin/python" scripts/check_template.py
 say "sam validate --lint"
 sam validate --lint --region us-east-1
 mkdir -p target
