@@ -81,20 +81,20 @@ fn parse<T: for<'de> Deserialize<'de>>((status, body): (u16, String)) -> Result<
     }
 }
 
-/// Loads `config.json`; without one, assumes the local runner's ports on this host.
-pub async fn load_config() -> AppConfig {
-    let fallback = || {
-        let host = window().location().hostname().unwrap_or_else(|_| "localhost".into());
-        AppConfig {
-            api_url: format!("http://{host}:3500"),
-            ws_url: format!("ws://{host}:3500/chat"),
-            max_message_bytes: default_max_message_bytes(),
-        }
+/// Loads `config.json`, which says where this deployment's APIs are. Without a usable one the
+/// page cannot work, and says so (guessing an address would only fail later, less clearly).
+pub async fn load_config() -> Result<AppConfig, String> {
+    let missing = |why: String| {
+        format!(
+            "This site has no usable config.json ({why}), so it does not know where its chat service is. \
+             Whoever deployed it: upload the web app with scripts/deploy-site.sh."
+        )
     };
-    let Ok(request) = web_sys::Request::new_with_str("config.json") else { return fallback() };
+    let request = web_sys::Request::new_with_str("config.json").map_err(|e| missing(format!("{e:?}")))?;
     match fetch(request).await {
-        Ok((200, body)) => serde_json::from_str(&body).unwrap_or_else(|_| fallback()),
-        _ => fallback(),
+        Ok((200, body)) => serde_json::from_str(&body).map_err(|e| missing(format!("it is not valid: {e}"))),
+        Ok((status, _)) => Err(missing(format!("HTTP {status}"))),
+        Err(_) => Err(missing("it could not be fetched".into())),
     }
 }
 

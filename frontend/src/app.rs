@@ -19,6 +19,8 @@ use crate::components::{ConnectionStatus, MessageInput, MessageList, SessionRest
 pub enum Screen {
     /// Reading `config.json`, or restoring a saved session.
     Loading,
+    /// `config.json` is missing or unusable: the page cannot reach its service.
+    Unconfigured,
     /// Asking for a name.
     Welcome,
     /// Chatting.
@@ -83,6 +85,8 @@ fn new_message_id() -> String {
 pub struct AppState {
     pub config: RwSignal<Option<AppConfig>>,
     pub screen: RwSignal<Screen>,
+    /// Why `config.json` could not be used, shown on the [`Screen::Unconfigured`] page.
+    pub config_problem: RwSignal<Option<String>>,
     pub session: RwSignal<Option<SavedSession>>,
     pub chat: RwSignal<Conversation>,
     pub link: RwSignal<Link>,
@@ -99,6 +103,7 @@ impl AppState {
         AppState {
             config: RwSignal::new(None),
             screen: RwSignal::new(Screen::Loading),
+            config_problem: RwSignal::new(None),
             session: RwSignal::new(None),
             chat: RwSignal::new(Conversation::default()),
             link: RwSignal::new(Link::Connecting),
@@ -415,8 +420,16 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     spawn_local(async move {
-        state.config.set(Some(api::load_config().await));
-        state.restore();
+        match api::load_config().await {
+            Ok(config) => {
+                state.config.set(Some(config));
+                state.restore();
+            }
+            Err(problem) => {
+                state.config_problem.set(Some(problem));
+                state.screen.set(Screen::Unconfigured);
+            }
+        }
     });
     state.keep_alive();
     let online = window_event_listener(leptos::ev::online, move |_| state.back_online());
@@ -438,6 +451,12 @@ pub fn App() -> impl IntoView {
         <div class="sr-only" aria-live="polite" role="status">{move || state.announcement.get()}</div>
         {move || match state.screen.get() {
             Screen::Loading => view! { <SessionRestoreLoader /> }.into_any(),
+            Screen::Unconfigured => view! {
+                <main class="welcome glass unconfigured" role="alert">
+                    <h1>"This chat is not set up"</h1>
+                    <p>{move || state.config_problem.get().unwrap_or_default()}</p>
+                </main>
+            }.into_any(),
             Screen::Welcome => view! { <WelcomeModal on_start=Callback::new(move |(name, busy, problem)| state.start(name, busy, problem)) /> }.into_any(),
             Screen::Chat => view! {
                 <main class="chat glass">

@@ -1,6 +1,6 @@
 //! Waking the worker once a reply request is on the stream.
 
-use chat_core::Config;
+use chat_core::{Config, Store};
 
 /// How the message function wakes the worker.
 #[derive(Clone, Debug)]
@@ -32,10 +32,18 @@ impl WorkerTrigger {
         }
     }
 
-    /// Wakes the worker. A failure is logged, not returned: the request is safely on the stream
-    /// and the worker's one-minute schedule drains it anyway.
-    pub async fn wake(&self) {
+    /// Wakes the worker, unless a running invocation has a free slot (its lease in Redis says
+    /// so): a thousand questions at once wake a few invocations, not a thousand. A failure is
+    /// logged, not returned: the request is safely on the stream and the worker's one-minute
+    /// schedule drains it anyway.
+    pub async fn wake(&self, store: &Store) {
         if let WorkerTrigger::Lambda { client, function_name } = self {
+            match store.wake_needed().await {
+                Ok(false) => return,
+                Ok(true) => {}
+                // Better one invocation too many than a question left to the schedule.
+                Err(error) => tracing::warn!(error = %error, "could not read the workers' leases; waking one"),
+            }
             let invoked = client
                 .invoke()
                 .function_name(function_name)

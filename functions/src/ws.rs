@@ -223,7 +223,7 @@ async fn request_reply(
         }
         return Err(error.into());
     }
-    state.trigger.wake().await;
+    state.trigger.wake(&state.store).await;
     Ok(())
 }
 

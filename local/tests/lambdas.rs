@@ -183,11 +183,35 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     };
     let created = aws(std::process::Command::new("aws").args(["s3", "mb", &format!("s3://{bucket}")]));
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // What an earlier deploy left: an asset the new index.html no longer names.
+    let stale = std::env::temp_dir().join(format!("stale-{}.js", std::process::id()));
+    std::fs::write(&stale, "// an older build").unwrap();
+    let seeded = aws(std::process::Command::new("aws").args([
+        "s3",
+        "cp",
+        stale.to_str().unwrap(),
+        &format!("s3://{bucket}/chat-frontend-0000000000000000.js"),
+    ]));
+    assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
     let deployed = aws(std::process::Command::new(workspace().join("scripts/deploy-site.sh"))
         .env("SITE_BUCKET", &bucket)
         .env("SITE_CONFIG_JSON", config));
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
 
+    // Each object's metadata, as S3 keeps it.
+    let head = |key: &str| {
+        let out =
+            aws(std::process::Command::new("aws").args(["s3api", "head-object", "--bucket", &bucket, "--key", key]));
+        assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let modified = |meta: &Value| {
+        let text = meta["LastModified"].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc2822(text).or_else(|_| chrono::DateTime::parse_from_rfc3339(text)).unwrap()
+    };
+    let index = head("index.html");
+    assert_eq!(index["CacheControl"], "no-cache");
+    assert_eq!(head("config.json")["CacheControl"], "no-cache");
     let http = reqwest::Client::new();
     let fetch = |name: &str| {
         let http = http.clone();
@@ -196,11 +220,24 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     };
     assert_eq!(fetch("index.html").await, std::fs::read_to_string(dist.join("index.html")).unwrap());
     assert_eq!(fetch("config.json").await.trim(), config);
+    let mut assets = 0;
     for entry in std::fs::read_dir(&dist).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".wasm") || name.ends_with(".js") {
-            let served = http.get(format!("http://127.0.0.1:4566/{bucket}/{name}")).send().await.unwrap();
-            assert_eq!(served.status(), 200, "{name}");
+        if name == "index.html" || name == "config.json" {
+            continue;
         }
+        let meta = head(&name);
+        assert_eq!(meta["CacheControl"], "public, max-age=31536000, immutable", "{name}");
+        // Uploaded before the index.html that names it (S3 keeps whole seconds).
+        assert!(modified(&meta) <= modified(&index), "{name} was uploaded after index.html");
+        assets += 1;
     }
+    assert!(assets >= 3, "the wasm, its JS and the stylesheet");
+    // The old build's asset is gone, but only after the new index.html was in place.
+    let listed = aws(std::process::Command::new("aws").args(["s3", "ls", &format!("s3://{bucket}/")]));
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listing.contains("chat-frontend-0000000000000000.js"), "stale asset kept:\n{listing}");
+    let stdout = String::from_utf8_lossy(&deployed.stdout);
+    let step = |text: &str| stdout.find(text).unwrap_or_else(|| panic!("no step {text:?} in:\n{stdout}"));
+    assert!(step("1/3") < step("2/3") && step("2/3") < step("3/3"), "{stdout}");
 }

@@ -47,6 +47,9 @@ pub enum ModelError {
     /// Another 4xx: the provider rejected the request (for example: the context is too long).
     #[error("the model rejected the request: {0}")]
     Rejected(String),
+    /// The reply took longer than `MAX_REPLY_SECONDS`; what was written is kept.
+    #[error("the reply took longer than {0} s and was cut there")]
+    ReplyTooLong(u64),
 }
 
 impl ModelError {
@@ -56,7 +59,7 @@ impl ModelError {
             ModelError::Unauthorized(_) => ErrorCode::ModelUnauthorized,
             ModelError::RateLimited { .. } => ErrorCode::ModelRateLimited,
             ModelError::Unavailable(_) => ErrorCode::ModelUnavailable,
-            ModelError::Timeout => ErrorCode::ModelTimeout,
+            ModelError::Timeout | ModelError::ReplyTooLong(_) => ErrorCode::ModelTimeout,
             ModelError::StreamInterrupted(_) => ErrorCode::ModelStreamInterrupted,
             ModelError::Rejected(_) => ErrorCode::ModelRejected,
         }

@@ -7,12 +7,13 @@
 //! `WORKER_CONCURRENCY`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::store::{now_rfc3339, STOP_POLL};
 use chat_core::{Begun, Config, Refusal, ReplyRequest, Store, StoreError, StreamEntry};
-use chat_wire::{ChatMessage, ConnectionId, ReplyId, ReplyStatus, ServerFrame, Source};
+use chat_wire::{ChatMessage, ConnectionId, ErrorCode, ReplyId, ReplyStatus, ServerFrame, Source};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -43,6 +44,9 @@ pub enum Outcome {
     SessionExpired,
     /// The entry was not a reply request; dropped.
     Malformed,
+    /// Delivered more than `WORKER_MAX_DELIVERIES` times (its workers kept dying on it): stored
+    /// as an `error` reply, its clients told, acknowledged.
+    GaveUp,
 }
 
 /// How a reply's generation ended.
@@ -77,6 +81,9 @@ impl Worker {
             None => {
                 tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
                 Outcome::Malformed
+            }
+            Some(request) if entry.deliveries > self.config.worker.max_deliveries => {
+                self.give_up(entry, request).await?
             }
             Some(request) => self.answer(entry, request).await?,
         };
@@ -124,11 +131,12 @@ impl Worker {
                 }
             }
         };
-        let Begun { next_seq, restarted, connections } = match began {
+        let begun = match began {
             Ok(begun) => begun,
             Err(refusal) => return Ok(refused(refusal)),
         };
-        let mut relay = Relay::new(self, entry_id, request, reply_id.clone(), connections, next_seq);
+        let (next_seq, restarted) = (begun.next_seq, begun.restarted);
+        let mut relay = Relay::start(self, entry_id, request, begun);
         if restarted {
             tracing::info!("restarting a reply a dead worker had begun");
             relay
@@ -179,6 +187,45 @@ impl Worker {
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
+    /// Ends an entry its workers keep dying on: an `error` reply with what its log holds, an
+    /// error frame and `done` to its clients, and (by the caller) the acknowledgement.
+    async fn give_up(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
+        tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
+        let reply_id = request.message_id.reply_id();
+        let mut reply = ChatMessage {
+            id: reply_id.to_string(),
+            msg: String::new(),
+            timestamp: now_rfc3339(),
+            source: Source::Assistant,
+            status: ReplyStatus::Streaming,
+            reply_to: Some(request.message_id.to_string()),
+            model: Some(self.model.model_name().to_string()),
+            next_seq: None,
+        };
+        let begun = match self.store.begin_reply(&request.token, &reply).await? {
+            Ok(begun) => begun,
+            Err(refusal) => return Ok(refused(refusal)),
+        };
+        let mut relay = Relay::start(self, &entry.entry_id, request, begun);
+        reply.status = ReplyStatus::Error;
+        reply.timestamp = now_rfc3339();
+        match self.store.store_reply(&request.token, &reply, &request.message_id, relay.seq).await? {
+            Ok(connections) => relay.connections = connections,
+            Err(refusal) => return Ok(refused(refusal)),
+        }
+        let reply_to = request.message_id.to_string();
+        relay
+            .send(&ServerFrame::Error {
+                reply_to: Some(reply_to.clone()),
+                code: ErrorCode::Internal,
+                message: "this question could not be answered: the service failed on it repeatedly".into(),
+                retry_after: None,
+            })
+            .await;
+        relay.send(&ServerFrame::Done { id: reply.id, reply_to, status: ReplyStatus::Error, model: reply.model }).await;
+        Ok(Outcome::GaveUp)
+    }
+
     /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
     /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how it ended. A stop
     /// request drops the model's stream, which cancels the upstream request. `model_call` is the
@@ -189,6 +236,7 @@ impl Worker {
         started_early: Option<Result<DeltaStream, ModelError>>,
         relay: &mut Relay<'_>,
     ) -> (String, Ending) {
+        let started_at = Instant::now();
         let mut text = String::new();
         let started = match started_early {
             Some(started) => started,
@@ -209,6 +257,7 @@ impl Worker {
             Err(error) => return (text, Ending::Failed(error)),
         };
         let coalesce = self.config.worker.coalesce;
+        let cut_at = started_at + self.config.worker.max_reply;
         let mut pending = String::new();
         let mut flush_at: Option<Instant> = None;
         let mut first = true;
@@ -216,6 +265,15 @@ impl Worker {
             let deadline = flush_at;
             let check_at = relay.next_check;
             tokio::select! {
+                _ = tokio::time::sleep_until(cut_at) => {
+                    // Dropping the stream closes the model's HTTP response.
+                    drop(stream);
+                    let too_long = ModelError::ReplyTooLong(self.config.worker.max_reply.as_secs());
+                    return match relay.flush(&mut pending).await {
+                        Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
+                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Failed(too_long)),
+                    };
+                }
                 item = stream.next() => match item {
                     Some(Ok(piece)) => {
                         text.push_str(&piece);
@@ -266,53 +324,76 @@ impl Worker {
         (self.config.worker.claim_idle / 3).max(Duration::from_millis(50))
     }
 
-    /// Lambda mode: takes over entries a dead worker left pending, then reads and answers new
-    /// entries until the stream has none. Returns how many entries were processed.
-    pub async fn drain(&self) -> Result<usize, StoreError> {
-        self.store.ensure_group().await?;
-        let consumer = &self.config.worker.consumer;
-        let batch = self.config.worker.concurrency;
-        let mut processed = 0;
-        let stale = self.store.claim_stale(consumer, self.config.worker.claim_idle, batch).await?;
-        processed += self.process_all(stale).await;
-        loop {
-            let entries = self.store.read_new(consumer, batch, None).await?;
-            if entries.is_empty() {
-                return Ok(processed);
-            }
-            processed += self.process_all(entries).await;
-        }
-    }
-
-    async fn process_all(&self, entries: Vec<StreamEntry>) -> usize {
-        futures_util::stream::iter(entries)
-            .map(|entry| async move {
-                if let Err(error) = self.process(&entry).await {
-                    tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending");
-                }
-            })
-            .buffer_unordered(self.config.worker.concurrency)
-            .count()
-            .await
+    /// Lambda mode: answers entries (a dead worker's first, then new ones) as they come, until
+    /// the stream is empty with no reply in flight, or until too little of the invocation is left
+    /// for another reply (`deadline`, minus `MAX_REPLY_SECONDS` and a margin); then finishes the
+    /// replies in flight. While it takes entries it holds a lease on its free slots, so questions
+    /// asked meanwhile wake no other invocation. Returns how many entries it processed.
+    pub async fn drain(self: &Arc<Self>, deadline: Option<Instant>) -> Result<usize, StoreError> {
+        let stop_taking = deadline.map(|at| {
+            let keep = self.config.worker.max_reply + self.config.worker.deadline_margin();
+            at.checked_sub(keep).unwrap_or_else(Instant::now)
+        });
+        self.serve(&self.store, Mode::Invocation { stop_taking }, std::future::pending()).await
     }
 
     /// Daemon mode: blocks on the stream and answers entries as they come, up to
     /// `WORKER_CONCURRENCY` at once, reclaiming stale entries periodically, until `shutdown`
-    /// resolves; then waits for replies in progress.
+    /// resolves; then waits (30 s at most) for replies in progress.
     pub async fn run(self: Arc<Self>, reader: Store, shutdown: impl Future<Output = ()>) {
+        if let Err(error) = self.serve(&reader, Mode::Daemon, shutdown).await {
+            tracing::error!(error = %error, "the worker stopped");
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// The one loop of both modes: a slot that frees takes the next entry at once.
+    async fn serve(
+        self: &Arc<Self>,
+        reader: &Store,
+        mode: Mode,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<usize, StoreError> {
         tokio::pin!(shutdown);
-        let consumer = self.config.worker.consumer.clone();
-        let block = self.config.worker.block;
-        let permits = Arc::new(Semaphore::new(self.config.worker.concurrency));
-        let claim_every = (self.config.worker.claim_idle / 2).max(Duration::from_millis(100));
+        let settings = &self.config.worker;
+        let consumer = settings.consumer.clone();
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        let processed = Arc::new(AtomicUsize::new(0));
+        let claim_every = match mode {
+            Mode::Daemon => (settings.claim_idle / 2).max(Duration::from_millis(100)),
+            // An invocation lives minutes at most: it looks for a dead worker's entries as it starts.
+            Mode::Invocation { .. } => Duration::MAX,
+        };
+        let lease = match mode {
+            Mode::Invocation { .. } => {
+                Some(Lease::start(self.store.clone(), &consumer, settings.lease, permits.clone()))
+            }
+            Mode::Daemon => None,
+        };
         let mut next_claim = Instant::now();
         let mut failures: u32 = 0;
         // Created once, and again after a failure (a Redis that restarted without its data).
         let mut group_ready = false;
         loop {
+            if let Mode::Invocation { stop_taking: Some(at) } = mode {
+                if Instant::now() >= at {
+                    tracing::info!("too little of the invocation left for another reply; finishing those in flight");
+                    break;
+                }
+            }
             let first_permit = tokio::select! {
                 _ = &mut shutdown => break,
                 permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
+            };
+            let in_flight = settings.concurrency - 1 - permits.available_permits();
+            let block = match mode {
+                Mode::Daemon => Some(settings.block.min(claim_every)),
+                // With replies in flight, wait a little for more (a slot frees meanwhile anyway).
+                Mode::Invocation { stop_taking } if in_flight > 0 => {
+                    let left = stop_taking.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
+                    Some(Duration::from_millis(500).min(left).max(Duration::from_millis(1)))
+                }
+                Mode::Invocation { .. } => None,
             };
             let read = async {
                 if !group_ready {
@@ -320,23 +401,20 @@ impl Worker {
                     group_ready = true;
                 }
                 if Instant::now() >= next_claim {
-                    next_claim = Instant::now() + claim_every;
-                    let stale = self
-                        .store
-                        .claim_stale(&consumer, self.config.worker.claim_idle, 1 + permits.available_permits())
-                        .await?;
+                    next_claim = Instant::now().checked_add(claim_every).unwrap_or_else(far_future);
+                    let stale =
+                        self.store.claim_stale(&consumer, settings.claim_idle, 1 + permits.available_permits()).await?;
                     if !stale.is_empty() {
                         return Ok(stale);
                     }
                 }
-                let wait = block.min(claim_every);
-                reader.read_new(&consumer, 1 + permits.available_permits(), Some(wait)).await
+                reader.read_new(&consumer, 1 + permits.available_permits(), block).await
             };
             let entries = tokio::select! {
                 _ = &mut shutdown => break,
                 entries = read => entries,
             };
-            let entries = match entries {
+            let mut entries = match entries {
                 Ok(entries) => {
                     failures = 0;
                     entries
@@ -344,12 +422,33 @@ impl Worker {
                 Err(error) => {
                     failures += 1;
                     group_ready = false;
+                    if failures > 5 && matches!(mode, Mode::Invocation { .. }) {
+                        // The schedule invokes a worker again within a minute.
+                        drop(first_permit);
+                        finish(&permits, settings.concurrency, None).await;
+                        if let Some(lease) = lease {
+                            lease.release().await;
+                        }
+                        return Err(error);
+                    }
                     let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(5)));
                     tracing::warn!(error = %error, backoff_ms = backoff.as_millis() as u64, "stream read failed; retrying");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
             };
+            if entries.is_empty() && in_flight == 0 {
+                if let (Mode::Invocation { .. }, Some(lease)) = (mode, &lease) {
+                    // Nothing queued, nothing in flight: give the lease up, then look once more,
+                    // so that a question queued meanwhile is either read here or wakes a worker.
+                    lease.release().await;
+                    entries = reader.read_new(&consumer, 1 + permits.available_permits(), None).await?;
+                    if entries.is_empty() {
+                        break;
+                    }
+                    lease.resume().await;
+                }
+            }
             let mut first_permit = Some(first_permit);
             for entry in entries {
                 let permit = match first_permit.take() {
@@ -357,21 +456,119 @@ impl Worker {
                     None => permits.clone().acquire_owned().await.expect("semaphore open"),
                 };
                 let worker = self.clone();
+                let processed = processed.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = worker.process(&entry).await {
-                        tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending");
+                    match worker.process(&entry).await {
+                        Ok(_) => {
+                            processed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending"),
                     }
                     drop(permit);
                 });
             }
         }
-        let all = self.config.worker.concurrency as u32;
-        // All permits back means no reply in flight; after 30 s the rest are left to a takeover.
-        if tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await.is_err() {
-            tracing::warn!("stopping with replies still in flight; another worker takes them over");
+        if let Some(lease) = &lease {
+            lease.release().await;
         }
-        tracing::info!("worker stopped");
+        let wait = match mode {
+            // Each reply ends within MAX_REPLY_SECONDS, before the deadline.
+            Mode::Invocation { .. } => None,
+            // After 30 s the rest are left to a takeover.
+            Mode::Daemon => Some(Duration::from_secs(30)),
+        };
+        finish(&permits, settings.concurrency, wait).await;
+        Ok(processed.load(Ordering::Relaxed))
     }
+}
+
+/// How long the loop runs.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Until shutdown.
+    Daemon,
+    /// A Lambda invocation: until the stream is empty, taking no new entry after `stop_taking`.
+    Invocation { stop_taking: Option<Instant> },
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// Waits until every reply in flight ended (all permits back), or `within`.
+async fn finish(permits: &Semaphore, concurrency: usize, within: Option<Duration>) {
+    let all = permits.acquire_many(concurrency as u32);
+    match within {
+        None => drop(all.await),
+        Some(limit) => {
+            if tokio::time::timeout(limit, all).await.is_err() {
+                tracing::warn!("stopping with replies still in flight; another worker takes them over");
+            }
+        }
+    }
+}
+
+/// A Lambda worker's lease on its free slots, renewed in the background while the worker takes
+/// entries. Renewal and release hold one lock, so no renewal lands after a release.
+struct Lease {
+    taking: Arc<tokio::sync::Mutex<bool>>,
+    store: Store,
+    id: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    fn start(store: Store, consumer: &str, lease: Duration, permits: Arc<Semaphore>) -> Lease {
+        let taking = Arc::new(tokio::sync::Mutex::new(true));
+        // Each invocation is its own holder, even when Lambda reuses the process.
+        let id = format!("{consumer}-{}", uuid_like());
+        let renewer = {
+            let (store, id, taking) = (store.clone(), id.clone(), taking.clone());
+            tokio::spawn(async move {
+                loop {
+                    {
+                        let taking = taking.lock().await;
+                        if *taking {
+                            if let Err(error) = store.renew_worker_lease(&id, lease, permits.available_permits()).await
+                            {
+                                tracing::warn!(error = %error, "could not renew the worker's lease");
+                            }
+                        }
+                    }
+                    tokio::time::sleep((lease / 3).min(Duration::from_millis(250))).await;
+                }
+            })
+        };
+        Lease { taking, store, id, renewer }
+    }
+
+    /// Takes no more entries: the lease goes, and new questions wake another invocation.
+    async fn release(&self) {
+        let mut taking = self.taking.lock().await;
+        *taking = false;
+        if let Err(error) = self.store.release_worker_lease(&self.id).await {
+            // It expires by itself within WORKER_LEASE_SECONDS.
+            tracing::warn!(error = %error, "could not release the worker's lease");
+        }
+    }
+
+    /// Takes entries again (one arrived after the lease was given up).
+    async fn resume(&self) {
+        *self.taking.lock().await = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// A process-unique suffix for a lease holder.
+fn uuid_like() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The model's context: the system prompt, then the session's recent messages up to and including
@@ -435,23 +632,18 @@ struct Relay<'a> {
 }
 
 impl<'a> Relay<'a> {
-    fn new(
-        worker: &'a Worker,
-        entry_id: &'a str,
-        request: &'a ReplyRequest,
-        reply_id: ReplyId,
-        connections: Vec<ConnectionId>,
-        seq: u64,
-    ) -> Relay<'a> {
+    /// The relay of a reply that `begun` allows to be written.
+    fn start(worker: &'a Worker, entry_id: &'a str, request: &'a ReplyRequest, begun: Begun) -> Relay<'a> {
+        let now = Instant::now();
         Relay {
             worker,
             entry_id,
             request,
-            reply_id,
-            connections,
-            seq,
-            next_check: Instant::now() + STOP_POLL,
-            next_heartbeat: Instant::now() + worker.heartbeat_every(),
+            reply_id: request.message_id.reply_id(),
+            connections: begun.connections,
+            seq: begun.next_seq,
+            next_check: now + STOP_POLL,
+            next_heartbeat: now + worker.heartbeat_every(),
             stop_requested: false,
         }
     }

@@ -165,7 +165,8 @@ impl std::fmt::Debug for ModelConfig {
 /// How the worker reads the stream and relays replies.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// `WORKER_CONCURRENCY` (64): replies generated at once by one worker process.
+    /// `WORKER_CONCURRENCY` (1024): replies generated at once by one worker process. Replies wait
+    /// on the model almost all the time; README gives the measurement behind the default.
     pub concurrency: usize,
     /// `WORKER_CONSUMER`: this worker's consumer name in the group (default: host and pid).
     pub consumer: String,
@@ -175,6 +176,27 @@ pub struct WorkerConfig {
     pub block: Duration,
     /// `DELTA_COALESCE_MS` (30): after the first delta, pieces are gathered this long per post.
     pub coalesce: Duration,
+    /// `MAX_REPLY_SECONDS` (120): the longest a reply may take; a longer one is stored as it
+    /// stands, as an error. A Lambda invocation takes no new entry with less than this (plus
+    /// [`WorkerConfig::deadline_margin`]) left.
+    pub max_reply: Duration,
+    /// `WORKER_MAX_DELIVERIES` (5): an entry delivered more often than this (its workers keep
+    /// dying on it) is answered with an error and acknowledged.
+    pub max_deliveries: usize,
+    /// `RECLAIM_INTERVAL_SECONDS` (60): how often something looks for a dead worker's entries (the
+    /// Lambda's schedule; a daemon looks every half `WORKER_CLAIM_IDLE_MS`).
+    pub reclaim_interval: Duration,
+    /// `WORKER_LEASE_SECONDS` (10): a running Lambda worker's lease on its free slots; while one
+    /// has a free slot, a new question wakes no other invocation.
+    pub lease: Duration,
+}
+
+impl WorkerConfig {
+    /// Time kept free before a Lambda invocation's deadline, beyond `MAX_REPLY_SECONDS`: the last
+    /// reply's store, its `done` and the acknowledgement.
+    pub fn deadline_margin(&self) -> Duration {
+        Duration::from_secs(5)
+    }
 }
 
 impl Config {
@@ -185,6 +207,32 @@ impl Config {
 
     /// Reads the given variables (the environment, or a test's own map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let config = Self::read(vars)?;
+        config.check_lock_outlives_a_dead_worker()?;
+        Ok(config)
+    }
+
+    /// No second writer for a session, ever: a session stays locked while its reply is written,
+    /// and a dead worker's reply is only taken over after `WORKER_CLAIM_IDLE_MS` and the next
+    /// reclaim pass. If the lock expired first, a second question could be answered while the
+    /// first is still pending, and the two replies would race.
+    fn check_lock_outlives_a_dead_worker(&self) -> Result<(), ConfigError> {
+        let takeover = self.worker.claim_idle + self.worker.reclaim_interval;
+        if self.reply_lock < takeover {
+            return Err(ConfigError {
+                name: "REPLY_LOCK_SECONDS",
+                value: self.reply_lock.as_secs().to_string(),
+                reason: format!(
+                    "it must be at least WORKER_CLAIM_IDLE_MS + RECLAIM_INTERVAL_SECONDS ({} s), or a \
+                     session could take a second question before a dead worker's reply is taken over",
+                    takeover.as_secs_f64().ceil()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn read(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Vars(vars);
         Ok(Config {
             development: match env.string("APP_ENV").as_deref() {
@@ -243,11 +291,15 @@ impl Config {
                 retry_base: Duration::from_millis(env.number("MODEL_RETRY_BASE_MS", 500)?),
             },
             worker: WorkerConfig {
-                concurrency: env.number("WORKER_CONCURRENCY", 64)?.max(1),
+                concurrency: env.number("WORKER_CONCURRENCY", 1024)?.max(1),
                 consumer: env.string("WORKER_CONSUMER").unwrap_or_else(default_consumer_name),
                 claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
                 coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
+                max_reply: env.seconds("MAX_REPLY_SECONDS", 120)?.max(Duration::from_secs(1)),
+                max_deliveries: env.number("WORKER_MAX_DELIVERIES", 5)?.max(1),
+                reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
+                lease: env.seconds("WORKER_LEASE_SECONDS", 10)?.max(Duration::from_secs(1)),
             },
             secrets: SecretArns {
                 redis_url: env.string("REDIS_URL_SECRET_ARN"),
@@ -331,6 +383,15 @@ mod tests {
         assert_eq!(c.max_name_chars, 64);
         assert_eq!(c.model.base_url, "https://api.openai.com/v1");
         assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn a_reply_lock_shorter_than_a_takeover_is_refused() {
+        let err =
+            Config::from_vars(&vars(&[("REPLY_LOCK_SECONDS", "100"), ("WORKER_CLAIM_IDLE_MS", "60000")])).unwrap_err();
+        assert_eq!(err.name, "REPLY_LOCK_SECONDS");
+        let ok = Config::from_vars(&vars(&[("REPLY_LOCK_SECONDS", "120"), ("WORKER_CLAIM_IDLE_MS", "60000")]));
+        assert!(ok.is_ok());
     }
 
     #[test]

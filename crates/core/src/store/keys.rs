@@ -14,6 +14,8 @@
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
+//! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
+//! | `{REQUEST_STREAM}:free` | hash | running Lambda workers' free slots (worker id -> slots) |
 
 use chat_wire::{ConnectionId, ReplyId, Token};
 
@@ -63,6 +65,11 @@ impl SessionKeys {
 /// `chat:conn:{C}`: the session a connection belongs to.
 pub fn connection(connection_id: &ConnectionId) -> String {
     format!("chat:conn:{connection_id}")
+}
+
+/// The running workers' leases and free slots (one slot: both go in one script).
+pub fn worker_leases(stream: &str) -> (String, String) {
+    (format!("{{{stream}}}:workers"), format!("{{{stream}}}:free"))
 }
 
 /// `chat:ip:{IP}`: sessions created from one client address in the current window.

@@ -35,6 +35,10 @@ pub(super) static READ: LazyLock<Script> = LazyLock::new(|| with_helpers(include
 pub(super) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/snapshot.lua")));
 pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/count.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
+pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));
+pub(super) static WORKER_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/worker_release.lua")));
+pub(super) static WAKE_NEEDED: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/wake_needed.lua")));
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,8 @@ use redis::streams::{
 };
 use redis::AsyncCommands;
 
-use super::{Store, StoreError};
+use super::lua::{WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
+use super::{keys, Store, StoreError};
 
 /// One request for a reply, as the message function appends it to the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +99,54 @@ impl Store {
                 StreamAutoClaimOptions::default().count(count),
             )
             .await?;
-        Ok(reply.claimed.into_iter().map(|entry| parse_entry(entry, 2)).collect())
+        let mut entries: Vec<StreamEntry> = reply.claimed.into_iter().map(|entry| parse_entry(entry, 2)).collect();
+        // XAUTOCLAIM does not say how often an entry was delivered; XPENDING does.
+        for entry in &mut entries {
+            let pending: redis::Value = redis::cmd("XPENDING")
+                .arg(&self.stream)
+                .arg(&self.group)
+                .arg(&entry.entry_id)
+                .arg(&entry.entry_id)
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
+            if let Some(deliveries) = deliveries_of(&pending) {
+                entry.deliveries = deliveries;
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Records that worker `id` is running with `free` slots, for `lease` from now (Redis's
+    /// clock). Renewed while the worker takes new entries.
+    pub async fn renew_worker_lease(&self, id: &str, lease: Duration, free: usize) -> Result<(), StoreError> {
+        let (leases, slots) = keys::worker_leases(&self.stream);
+        let mut conn = self.conn.clone();
+        let _: i32 = WORKER_LEASE
+            .key(leases)
+            .key(slots)
+            .arg(id)
+            .arg(lease.as_millis() as u64)
+            .arg(free)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up worker `id`'s lease: it takes no more entries.
+    pub async fn release_worker_lease(&self, id: &str) -> Result<(), StoreError> {
+        let (leases, slots) = keys::worker_leases(&self.stream);
+        let mut conn = self.conn.clone();
+        let _: i32 = WORKER_RELEASE.key(leases).key(slots).arg(id).invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Whether a new entry needs a worker woken: no running worker's live lease offers a free slot.
+    pub async fn wake_needed(&self) -> Result<bool, StoreError> {
+        let (leases, slots) = keys::worker_leases(&self.stream);
+        let mut conn = self.conn.clone();
+        let needed: i32 = WAKE_NEEDED.key(leases).key(slots).invoke_async(&mut conn).await?;
+        Ok(needed == 1)
     }
 
     /// Acknowledges an entry: its reply is stored (or it can never be answered).
@@ -129,6 +177,16 @@ impl Store {
         let mut conn = self.conn.clone();
         let reply: StreamPendingReply = conn.xpending(&self.stream, &self.group).await?;
         Ok(reply.count())
+    }
+}
+
+/// The delivery count in an extended XPENDING answer for one entry: `[[id, consumer, idle, n]]`.
+fn deliveries_of(pending: &redis::Value) -> Option<usize> {
+    let redis::Value::Array(rows) = pending else { return None };
+    let redis::Value::Array(fields) = rows.first()? else { return None };
+    match fields.get(3)? {
+        redis::Value::Int(n) => usize::try_from(*n).ok(),
+        _ => None,
     }
 }
 

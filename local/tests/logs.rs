@@ -1,5 +1,9 @@
 //! What must never leak: session tokens and the model key stay out of every log line, and a token
 //! opens only its own session.
+//!
+//! A test binary of its own: `tracing` caches each log call site's interest process-wide, and a
+//! call site first reached by a parallel test while this test's thread-local subscriber is being
+//! installed can be cached as uninteresting, which loses lines from the capture.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,213 @@
+//! The worker as Lambda runs it: replies have an upper bound, an entry its workers keep dying on
+//! ends, a running invocation with a free slot spares the next question a wake-up, and a session
+//! whose worker died takes no second question until the first is answered.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::Store;
+use chat_local::Options;
+use chat_stub_model::Pacing;
+use chat_testkit::{process, spawn_app_with, TestApp, Vars};
+use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame};
+use chat_worker::{ManagementApi, Outcome, Worker};
+
+/// A worker of this process, reading as `consumer` (its Management API is the stack's gateway).
+fn worker(app: &TestApp, consumer: &str, vars: &[(&str, &str)]) -> Arc<Worker> {
+    let mut config = Vars::stack(&app.redis.url(), &app.stub, "test-key")
+        .with(&[("WORKER_CONSUMER", consumer)])
+        .with(vars)
+        .config()
+        .unwrap();
+    config.request_stream = app.config.request_stream.clone();
+    let store = Store::connect(&config).unwrap();
+    Arc::new(Worker::new(config, store, ManagementApi::local()))
+}
+
+#[tokio::test]
+async fn a_reply_longer_than_max_reply_seconds_is_cut_and_kept_as_an_error() {
+    // 60 tokens, 100 ms apart: six seconds of reply against a one-second bound.
+    let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(60), ..Default::default() };
+    let app = spawn_app_with(&[("MAX_REPLY_SECONDS", "1")], Options::default(), pacing).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "talk for a long time").await;
+    let mut saw_error = None;
+    let mut text = ReplyText::default();
+    let done = loop {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            ServerFrame::Error { code, .. } => saw_error = Some(code),
+            done @ ServerFrame::Done { .. } => break done,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(saw_error, Some(ErrorCode::ModelTimeout));
+    assert!(matches!(done, ServerFrame::Done { status: ReplyStatus::Error, .. }), "{done:?}");
+    let stored = &app.session(&session.token).await.messages[1];
+    assert_eq!(stored.status, ReplyStatus::Error);
+    assert!(!stored.msg.is_empty() && stored.msg.len() < "tok59 ".len() * 60, "{:?}", stored.msg);
+    assert_eq!(stored.msg, text.text(), "what the client saw is what was kept");
+    // The model's request was dropped, not left running.
+    let stopped = chat_testkit::wait::wait_until(Duration::from_secs(5), Duration::from_millis(20), || async {
+        app.stub.in_flight() == 0
+    })
+    .await;
+    assert!(stopped, "the model request was cancelled");
+}
+
+#[tokio::test]
+async fn an_entry_its_workers_keep_dying_on_ends_with_an_error_and_is_acknowledged() {
+    let app = spawn_app_with(
+        &[("WORKER_CLAIM_IDLE_MS", "50")],
+        Options { in_process_worker: false, ..Default::default() },
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "this one kills workers").await;
+    // Three workers take the entry and die before answering (deliveries 1, 2, 3).
+    let store = Store::connect(&app.config).unwrap();
+    store.ensure_group().await.unwrap();
+    assert_eq!(store.read_new("dead-1", 10, None).await.unwrap().len(), 1);
+    for dead in ["dead-2", "dead-3"] {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let claimed = store.claim_stale(dead, Duration::from_millis(50), 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let rescuer = worker(&app, "rescuer", &[("WORKER_CLAIM_IDLE_MS", "50"), ("WORKER_MAX_DELIVERIES", "3")]);
+    let claimed = store.claim_stale("rescuer", Duration::from_millis(50), 10).await.unwrap();
+    assert_eq!(claimed[0].deliveries, 4, "XPENDING's count, read back");
+    assert_eq!(rescuer.process(&claimed[0]).await.unwrap(), Outcome::GaveUp);
+
+    let mut error = None;
+    let done = loop {
+        match ws.next_frame().await {
+            ServerFrame::Error { code, reply_to, .. } => error = Some((code, reply_to)),
+            done @ ServerFrame::Done { .. } => break done,
+            ServerFrame::Snapshot { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(error, Some((ErrorCode::Internal, Some("m1".to_string()))));
+    assert!(matches!(done, ServerFrame::Done { status: ReplyStatus::Error, .. }), "{done:?}");
+    let history = app.session(&session.token).await;
+    assert_eq!((history.messages.len(), history.messages[1].status), (2, ReplyStatus::Error));
+    assert!(app.stub.requests().is_empty(), "the model was never asked");
+    assert_eq!(store.pending_count().await.unwrap(), 0, "acknowledged");
+    // The session is free again: the person can ask again (or regenerate).
+    ws.ask("m2", "and now?").await;
+}
+
+#[tokio::test]
+async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_up() {
+    let pacing = Pacing { between_tokens: Duration::from_millis(50), fixed_tokens: Some(20), ..Default::default() };
+    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, pacing).await;
+    let store = Store::connect(&app.config).unwrap();
+    assert!(store.wake_needed().await.unwrap(), "no worker runs: wake one");
+    store.renew_worker_lease("w1", Duration::from_secs(10), 3).await.unwrap();
+    assert!(!store.wake_needed().await.unwrap(), "a running worker has room");
+    store.renew_worker_lease("w1", Duration::from_secs(10), 0).await.unwrap();
+    assert!(store.wake_needed().await.unwrap(), "a full worker is no help");
+    store.renew_worker_lease("w1", Duration::from_millis(1000), 3).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(store.wake_needed().await.unwrap(), "an expired lease is a dead worker's");
+    store.renew_worker_lease("w2", Duration::from_secs(10), 3).await.unwrap();
+    store.release_worker_lease("w2").await.unwrap();
+    assert!(store.wake_needed().await.unwrap(), "a released lease offers nothing");
+
+    // A real invocation holds its lease while it writes, and gives it up when it ends.
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "a one-second reply").await;
+    let invocation = worker(&app, "invocation", &[("WORKER_CONCURRENCY", "4")]);
+    let running = tokio::spawn({
+        let invocation = invocation.clone();
+        async move { invocation.drain(Some(tokio::time::Instant::now() + Duration::from_secs(600))).await }
+    });
+    let mut shown = ReplyText::default();
+    match ws.next_frame().await {
+        ServerFrame::Delta { seq, text, .. } => shown.delta(seq, &text),
+        other => panic!("expected a delta, got {other:?}"),
+    }
+    assert!(!store.wake_needed().await.unwrap(), "mid-reply, the invocation offers its free slots");
+    let reply = ws.read_reply_from(shown).await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+    assert_eq!(running.await.unwrap().unwrap(), 1, "one entry, then the empty stream ends the invocation");
+    assert!(store.wake_needed().await.unwrap(), "an ended invocation holds no lease");
+}
+
+#[tokio::test]
+async fn an_invocation_near_its_deadline_takes_no_new_entry() {
+    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "too late for this invocation").await;
+    // 30 s left, but a reply may take 120 s (MAX_REPLY_SECONDS): it is left for the next one.
+    let late = worker(&app, "late", &[]);
+    let processed = late.drain(Some(tokio::time::Instant::now() + Duration::from_secs(30))).await.unwrap();
+    assert_eq!(processed, 0);
+    assert_eq!(app.stream_len().await, 1);
+    let next = worker(&app, "next", &[]);
+    assert_eq!(next.drain(Some(tokio::time::Instant::now() + Duration::from_secs(600))).await.unwrap(), 1);
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+}
+
+#[tokio::test]
+async fn a_session_whose_worker_died_takes_no_second_question_until_the_first_is_answered() {
+    const CLAIM_IDLE_MS: &str = "1500";
+    let pacing = Pacing { between_tokens: Duration::from_millis(30), ..Default::default() };
+    let app = spawn_app_with(
+        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)],
+        Options { in_process_worker: false, ..Default::default() },
+        pacing,
+    )
+    .await;
+    let env = Vars::stack(&app.redis.url(), &app.stub, "test-key").with(&[
+        ("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS),
+        ("WORKER_BLOCK_MS", "200"),
+        ("RUST_LOG", "warn"),
+    ]);
+    let local = Path::new(env!("CARGO_BIN_EXE_local"));
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    let mut dying = process::spawn_worker(local, &env, "dying").unwrap();
+    let question = "a question long enough to be cut in the middle of its reply";
+    ws.ask("q1", question).await;
+    let mut shown = ReplyText::default();
+    for _ in 0..2 {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text, .. } => shown.delta(seq, &text),
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+    dying.start_kill().unwrap();
+    dying.wait().await.unwrap();
+    let killed_at = std::time::Instant::now();
+
+    // Its lock holds: a second question is refused, and nothing about it is stored or queued.
+    ws.send_message("q2", "may I ask another?").await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code: ErrorCode::ReplyInProgress, .. } => {}
+        other => panic!("expected reply_in_progress, got {other:?}"),
+    }
+    assert_eq!(app.stream_len().await, 1);
+
+    let _rescuer = process::spawn_worker(local, &env, "rescuer").unwrap();
+    let reply = ws.read_reply_from(shown).await;
+    println!("taken over and finished {:.2} s after the kill", killed_at.elapsed().as_secs_f64());
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+    assert_eq!(reply.text, format!("You said: {question}"));
+    assert!(!reply.snapshots.is_empty(), "the clients were told the reply restarts");
+    assert_eq!(app.stub.requests().len(), 2, "the dead worker's call, and the rescuer's");
+
+    // Now the second question is taken.
+    ws.ask("q2", "may I ask another?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: may I ask another?");
+    let history = app.session(&session.token).await;
+    let ids: Vec<_> = history.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["q1", "q1.reply", "q2", "q2.reply"]);
+}
