@@ -48,11 +48,19 @@ pub struct Options {
     pub model_status: Option<chat_functions::ModelStatus>,
     /// The WebSocket limits the emulator applies.
     pub websocket: WebSocketLimits,
+    /// How the message handler wakes workers: none to wake by default (workers block on the
+    /// stream); the Lambda wake-up when a test runs the worker as Lambda does.
+    pub worker_trigger: WorkerTrigger,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { in_process_worker: true, model_status: None, websocket: WebSocketLimits::default() }
+        Options {
+            in_process_worker: true,
+            model_status: None,
+            websocket: WebSocketLimits::default(),
+            worker_trigger: WorkerTrigger::StreamReaders,
+        }
     }
 }
 
@@ -95,7 +103,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     config.ws_management_endpoint = Some(management_endpoint(addr));
     let store = Store::connect(&config)?;
-    let mut state = AppState::new(config.clone(), store.clone(), WorkerTrigger::StreamReaders);
+    let mut state = AppState::new(config.clone(), store.clone(), options.worker_trigger.clone());
     state.model_status = options.model_status.clone();
     let gateway = gateway::Gateway::new(state, options.websocket);
 

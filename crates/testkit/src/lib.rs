@@ -7,6 +7,8 @@
 //! * [`api`]: the HTTP API as a client calls it (a session through `POST /token`, a history).
 //! * [`ws`]: a WebSocket client ([`WsClient`]) that sends questions and reads the frames back.
 //! * [`reply`]: a reply rebuilt from its frames as the web app does ([`Reply`], [`TimedReply`]).
+//! * [`lambda_service`]: one function on an emulated Lambda (Invoke API, Runtime API with real
+//!   deadlines and timeouts), to run the worker binary as Lambda does.
 //! * [`wait`]: waiting for a port or a health check to answer.
 //! * [`temp`]: a temp dir that removes itself ([`TempDir`]).
 //!
@@ -15,6 +17,7 @@
 pub mod api;
 pub mod app;
 pub mod env;
+pub mod lambda_service;
 pub mod process;
 pub mod reply;
 pub mod temp;

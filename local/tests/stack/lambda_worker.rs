@@ -211,3 +211,103 @@ async fn a_session_whose_worker_died_takes_no_second_question_until_the_first_is
     let ids: Vec<_> = history.messages.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["q1", "q1.reply", "q2", "q2.reply"]);
 }
+
+/// The worker's binary, built as the tests' own (debug) profile builds it.
+fn worker_binary() -> std::path::PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", "chat-worker", "--bin", "worker"])
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "the worker binary builds");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), Into::into);
+    target.join("debug/worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_lives_within_a_short_lambda_timeout_under_steady_questions() {
+    const TIMEOUT: Duration = Duration::from_secs(20);
+    const TRAFFIC: Duration = Duration::from_secs(65);
+    // Replies of about three seconds: 30 tokens, 100 ms apart.
+    let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(30), ..Default::default() };
+    let stub = chat_stub_model::StubModel::start(pacing).await;
+    let dir = chat_testkit::TempDir::new("lambda-worker");
+    let redis = chat_local::redis_server::RedisServer::start(dir.path(), false).await.unwrap();
+    let function_env = Vars::stack(&redis.url(), &stub, "test-key").with(&[
+        ("MAX_REPLY_SECONDS", "5"),
+        ("WORKER_CONCURRENCY", "32"),
+        ("RUST_LOG", "warn"),
+    ]);
+    let lambda = chat_testkit::lambda_service::LambdaService::start(worker_binary(), function_env, TIMEOUT, 5).await;
+    let sdk = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(lambda.endpoint())
+        .build();
+    let trigger = chat_functions::WorkerTrigger::Lambda {
+        client: aws_sdk_lambda::Client::from_conf(sdk),
+        function_name: "worker".into(),
+    };
+    let config = chat_testkit::test_config(&redis.url(), &stub, &[]);
+    let options = Options { in_process_worker: false, worker_trigger: trigger, ..Default::default() };
+    let (addr, _gateway) = chat_testkit::app::serve(config, options).await;
+    lambda.set_var("WS_MANAGEMENT_ENDPOINT", chat_local::management_endpoint(addr));
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    // Eight people asking one question after another for more than three timeouts' worth.
+    let started = std::time::Instant::now();
+    let people = (0..8).map(|person| {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            let session = chat_testkit::api::create_session(&http, &base, &format!("P{person}")).await.unwrap();
+            let mut ws =
+                chat_testkit::WsClient::connect(&format!("ws://{}/chat", &base[7..]), &session.token).await.unwrap();
+            let mut asked = 0;
+            while started.elapsed() < TRAFFIC {
+                ws.ask(&format!("q{asked}"), &format!("question {asked} from person {person}")).await;
+                let reply = ws.read_reply().await;
+                assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+                asked += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            (session.token, asked)
+        })
+    });
+    let results = futures_util::future::join_all(people).await;
+    let questions: usize = results.iter().map(|r| r.as_ref().unwrap().1).sum();
+    let settled =
+        chat_testkit::wait::wait_until(TIMEOUT, Duration::from_millis(100), || async { lambda.busy() == 0 }).await;
+    assert!(settled, "every invocation ended: {:?}", lambda.counts());
+
+    // Every question answered once: one stored reply each, one model call each.
+    for result in &results {
+        let (token, asked) = result.as_ref().unwrap();
+        let (status, body) = {
+            let response = chat_testkit::api::history_request(&http, &base, token).send().await.unwrap();
+            (response.status(), response.json::<chat_wire::ChatSession>().await.unwrap())
+        };
+        assert_eq!(status, 200);
+        assert_eq!(body.messages.len(), 2 * asked);
+        assert!(body
+            .messages
+            .chunks(2)
+            .all(|pair| pair[1].status == ReplyStatus::Done && pair[1].id == format!("{}.reply", pair[0].id)));
+    }
+    assert_eq!(stub.requests().len(), questions, "no reply was written twice");
+    let counts = lambda.counts();
+    println!(
+        "{questions} questions over {:.0} s; worker invocations: {} ({:.1} per 100 questions), execution environments: {}, timed out: {}",
+        started.elapsed().as_secs_f64(),
+        counts.invoked,
+        100.0 * counts.invoked as f64 / questions as f64,
+        counts.environments,
+        counts.timed_out
+    );
+    assert_eq!(counts.timed_out, 0, "no invocation reached its deadline with a reply in flight");
+    assert_eq!(counts.completed, counts.invoked, "every invocation answered");
+    assert!(counts.invoked * 5 < questions, "a running invocation with room spares the wake-up");
+}
