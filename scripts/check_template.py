@@ -50,8 +50,9 @@ def lint(path):
     result = subprocess.run(["cfn-lint", "--format", "parseable", str(path)], capture_output=True, text=True)
     print(result.stdout, end="")
     print(result.stderr, end="", file=sys.stderr)
-    # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational.
-    return result.returncode & 2 == 0
+    # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational; any other bit
+    # (1: it crashed, 32: a fatal error) means the template was not checked.
+    return result.returncode & ~(4 | 8) == 0
 
 
 def resolve(value, stack_name):

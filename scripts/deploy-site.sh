@@ -38,5 +38,5 @@ echo "==> 3/3 removing assets the new index.html no longer names"
 aws s3 sync frontend/dist "s3://$SITE_BUCKET" "${entry_points[@]}" --delete --only-show-errors
 if [ -n "${SITE_DISTRIBUTION_ID:-}" ]; then
   echo "==> invalidating CloudFront distribution $SITE_DISTRIBUTION_ID"
-  aws cloudfront create-invalidation --distribution-id "$SITE_DISTRIBUTION_ID" --paths '/index.html' '/config.json' >/dev/null
+  aws cloudfront create-invalidation --distribution-id "$SITE_DISTRIBUTION_ID" --paths '/' '/index.html' '/config.json' >/dev/null
 fi

@@ -73,20 +73,24 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
     }
 }
 
-/// The request's path as the API defines it: API Gateway's raw path without a named stage's
-/// prefix (`/prod/token` -> `/token`) and without a trailing slash.
+/// The request's path as the API defines it. On AWS, the route API Gateway matched
+/// (`routeKey`, e.g. `POST /token`) says it, whatever a custom domain's API mapping or a named
+/// stage put in front of the raw path; for a `$default` route (the local gateway), the raw path
+/// without a named stage's prefix (`/prod/token` -> `/token`). No trailing slash either way.
 fn route_path(request: &Request) -> String {
     use lambda_http::request::RequestContext;
+    let (route_key, stage) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (context.route_key.clone(), context.stage.clone()),
+        Some(RequestContext::ApiGatewayV1(context)) => (None, context.stage.clone()),
+        _ => (None, None),
+    };
+    let matched = route_key.as_deref().and_then(|key| key.split_once(' ')).map(|(_, path)| path.to_string());
     let raw = request.raw_http_path();
     let raw = if raw.is_empty() { request.uri().path() } else { raw };
-    let stage = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
-        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
-        _ => None,
-    };
-    let path = match stage.filter(|s| s != "$default") {
-        Some(stage) => raw.strip_prefix(&format!("/{stage}")).filter(|p| p.starts_with('/')).unwrap_or(raw),
-        None => raw,
+    let path = match (&matched, stage.filter(|s| s != "$default")) {
+        (Some(path), _) => path.as_str(),
+        (None, Some(stage)) => raw.strip_prefix(&format!("/{stage}")).filter(|p| p.starts_with('/')).unwrap_or(raw),
+        (None, None) => raw,
     };
     match path.trim_end_matches('/') {
         "" => "/".to_string(),
@@ -271,9 +275,14 @@ mod tests {
     use super::*;
 
     fn request(method: Method, raw_path: &str, stage: &str) -> Request {
+        routed(method, raw_path, stage, "$default")
+    }
+
+    fn routed(method: Method, raw_path: &str, stage: &str, route_key: &str) -> Request {
         let mut event = aws_lambda_events::apigw::ApiGatewayV2httpRequest::default();
         event.raw_path = Some(raw_path.into());
         event.request_context.stage = Some(stage.into());
+        event.request_context.route_key = Some(route_key.into());
         event.request_context.http.method = method;
         lambda_http::request::LambdaRequest::ApiGatewayV2(event).into()
     }
@@ -284,6 +293,8 @@ mod tests {
         assert_eq!(route_path(&request(Method::POST, "/prod/token/", "prod")), "/token");
         assert_eq!(route_path(&request(Method::POST, "/x/y/token", "$default")), "/x/y/token");
         assert_eq!(route_path(&request(Method::GET, "/", "$default")), "/");
+        // Behind a custom domain's API mapping, API Gateway's matched route says what was asked.
+        assert_eq!(route_path(&routed(Method::POST, "/v1/token", "prod", "POST /token")), "/token");
     }
 
     #[test]

@@ -6,16 +6,14 @@ use std::path::PathBuf;
 
 use crate::engine::EngineSettings;
 
-/// A variable that is set but cannot be used.
+/// A model server variable that is set but cannot be used: its name, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?} is invalid: {reason}")]
+#[error("{name} is invalid: {why}")]
 pub struct ConfigError {
     /// The variable's name.
     pub name: &'static str,
-    /// What it was set to.
-    pub value: String,
-    /// Why it cannot be used.
-    pub reason: String,
+    /// The value and what is wrong with it.
+    pub why: String,
 }
 
 /// Where the embedded model comes from and where its OpenAI-compatible API listens.
@@ -79,7 +77,7 @@ where
 {
     match string(name) {
         None => Ok(default),
-        Some(value) => value.parse().map_err(|e: T::Err| ConfigError { name, reason: e.to_string(), value }),
+        Some(value) => value.parse().map_err(|e: T::Err| ConfigError { name, why: format!("{value:?}: {e}") }),
     }
 }
 

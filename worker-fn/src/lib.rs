@@ -14,4 +14,4 @@ pub mod worker;
 
 pub use notify::ManagementApi;
 pub use provider::{ContextMessage, ModelClient, ModelError};
-pub use worker::{Outcome, Worker};
+pub use worker::{Outcome, Worker, INVOCATION_READ_BLOCK};

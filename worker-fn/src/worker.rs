@@ -139,15 +139,7 @@ impl Worker {
         let mut relay = Relay::start(self, entry_id, request, begun);
         if restarted {
             tracing::info!("restarting a reply a dead worker had begun");
-            relay
-                .send(&ServerFrame::Snapshot {
-                    id: reply_id.to_string(),
-                    reply_to: request.message_id.to_string(),
-                    next_seq,
-                    text: String::new(),
-                    status: ReplyStatus::Streaming,
-                })
-                .await;
+            relay.send(&restart_snapshot(request, next_seq)).await;
         }
 
         let (text, ending) = self.generate(model_call, started_early, &mut relay).await;
@@ -187,8 +179,9 @@ impl Worker {
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
-    /// Ends an entry its workers keep dying on: an `error` reply with what its log holds, an
-    /// error frame and `done` to its clients, and (by the caller) the acknowledgement.
+    /// Ends an entry its workers keep dying on: an empty `error` reply (clients drop whatever a
+    /// dead attempt showed), an error frame and `done` to its clients, and (by the caller) the
+    /// acknowledgement. The person can regenerate it.
     async fn give_up(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
         tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
         let reply_id = request.message_id.reply_id();
@@ -206,7 +199,11 @@ impl Worker {
             Ok(begun) => begun,
             Err(refusal) => return Ok(refused(refusal)),
         };
+        let (next_seq, restarted) = (begun.next_seq, begun.restarted);
         let mut relay = Relay::start(self, &entry.entry_id, request, begun);
+        if restarted {
+            relay.send(&restart_snapshot(request, next_seq)).await;
+        }
         reply.status = ReplyStatus::Error;
         reply.timestamp = now_rfc3339();
         match self.store.store_reply(&request.token, &reply, &request.message_id, relay.seq).await? {
@@ -238,6 +235,8 @@ impl Worker {
     ) -> (String, Ending) {
         let started_at = Instant::now();
         let mut text = String::new();
+        let cut_at = started_at + self.config.worker.max_reply;
+        let too_long = || ModelError::ReplyTooLong(self.config.worker.max_reply.as_secs());
         let started = match started_early {
             Some(started) => started,
             None => loop {
@@ -249,6 +248,8 @@ impl Worker {
                             return (text, Ending::Stopped);
                         }
                     }
+                    // Retries of a slow or failing provider count against the bound too.
+                    _ = tokio::time::sleep_until(cut_at) => return (text, Ending::Failed(too_long())),
                 }
             },
         };
@@ -257,7 +258,6 @@ impl Worker {
             Err(error) => return (text, Ending::Failed(error)),
         };
         let coalesce = self.config.worker.coalesce;
-        let cut_at = started_at + self.config.worker.max_reply;
         let mut pending = String::new();
         let mut flush_at: Option<Instant> = None;
         let mut first = true;
@@ -268,10 +268,9 @@ impl Worker {
                 _ = tokio::time::sleep_until(cut_at) => {
                     // Dropping the stream closes the model's HTTP response.
                     drop(stream);
-                    let too_long = ModelError::ReplyTooLong(self.config.worker.max_reply.as_secs());
                     return match relay.flush(&mut pending).await {
                         Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
-                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Failed(too_long)),
+                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Failed(too_long())),
                     };
                 }
                 item = stream.next() => match item {
@@ -329,12 +328,16 @@ impl Worker {
     /// for another reply (`deadline`, minus `MAX_REPLY_SECONDS` and a margin); then finishes the
     /// replies in flight. While it takes entries it holds a lease on its free slots, so questions
     /// asked meanwhile wake no other invocation. Returns how many entries it processed.
-    pub async fn drain(self: &Arc<Self>, deadline: Option<Instant>) -> Result<usize, StoreError> {
+    ///
+    /// `reader` is a connection of its own for the stream reads, which block for a moment while
+    /// replies are in flight (a multiplexed connection would hold their commands up meanwhile):
+    /// [`Store::connect_for_blocking_reads`] with [`INVOCATION_READ_BLOCK`].
+    pub async fn drain(self: &Arc<Self>, reader: &Store, deadline: Option<Instant>) -> Result<usize, StoreError> {
         let stop_taking = deadline.map(|at| {
             let keep = self.config.worker.max_reply + self.config.worker.deadline_margin();
             at.checked_sub(keep).unwrap_or_else(Instant::now)
         });
-        self.serve(&self.store, Mode::Invocation { stop_taking }, std::future::pending()).await
+        self.serve(reader, Mode::Invocation { stop_taking }, std::future::pending()).await
     }
 
     /// Daemon mode: blocks on the stream and answers entries as they come, up to
@@ -378,6 +381,20 @@ impl Worker {
             if let Mode::Invocation { stop_taking: Some(at) } = mode {
                 if Instant::now() >= at {
                     tracing::info!("too little of the invocation left for another reply; finishing those in flight");
+                    // The lease goes first; then what was queued while it was held (a question
+                    // that saw this worker's free slots woke no one else) is still taken.
+                    if let Some(lease) = &lease {
+                        lease.release().await;
+                    }
+                    let room = permits.available_permits();
+                    if room > 0 {
+                        match reader.read_new(&consumer, room, None).await {
+                            Ok(entries) => self.start_all(entries, None, &permits, &processed).await,
+                            Err(error) => {
+                                tracing::warn!(error = %error, "last stream read failed; the schedule reads it")
+                            }
+                        }
+                    }
                     break;
                 }
             }
@@ -391,7 +408,7 @@ impl Worker {
                 // With replies in flight, wait a little for more (a slot frees meanwhile anyway).
                 Mode::Invocation { stop_taking } if in_flight > 0 => {
                     let left = stop_taking.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
-                    Some(Duration::from_millis(500).min(left).max(Duration::from_millis(1)))
+                    Some(INVOCATION_READ_BLOCK.min(left).max(Duration::from_millis(1)))
                 }
                 Mode::Invocation { .. } => None,
             };
@@ -449,24 +466,7 @@ impl Worker {
                     lease.resume().await;
                 }
             }
-            let mut first_permit = Some(first_permit);
-            for entry in entries {
-                let permit = match first_permit.take() {
-                    Some(permit) => permit,
-                    None => permits.clone().acquire_owned().await.expect("semaphore open"),
-                };
-                let worker = self.clone();
-                let processed = processed.clone();
-                tokio::spawn(async move {
-                    match worker.process(&entry).await {
-                        Ok(_) => {
-                            processed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(error) => tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending"),
-                    }
-                    drop(permit);
-                });
-            }
+            self.start_all(entries, Some(first_permit), &permits, &processed).await;
         }
         if let Some(lease) = &lease {
             lease.release().await;
@@ -481,6 +481,40 @@ impl Worker {
         Ok(processed.load(Ordering::Relaxed))
     }
 }
+
+impl Worker {
+    /// Answers each entry in a task of its own, holding a slot (`first`, then one from `permits`
+    /// each) until it ends.
+    async fn start_all(
+        self: &Arc<Self>,
+        entries: Vec<StreamEntry>,
+        first: Option<tokio::sync::OwnedSemaphorePermit>,
+        permits: &Arc<Semaphore>,
+        processed: &Arc<AtomicUsize>,
+    ) {
+        let mut first = first;
+        for entry in entries {
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => permits.clone().acquire_owned().await.expect("semaphore open"),
+            };
+            let worker = self.clone();
+            let processed = processed.clone();
+            tokio::spawn(async move {
+                match worker.process(&entry).await {
+                    Ok(_) => {
+                        processed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => tracing::error!(entry_id = entry.entry_id, error = %error, "entry left pending"),
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// The longest a Lambda invocation's stream read waits while its replies are in flight.
+pub const INVOCATION_READ_BLOCK: Duration = Duration::from_millis(500);
 
 /// How long the loop runs.
 #[derive(Debug, Clone, Copy)]
@@ -587,6 +621,17 @@ pub fn build_context(system_prompt: &str, history: &[ChatMessage], answering: &s
         content: m.msg.clone(),
     }));
     context
+}
+
+/// What clients get when a reply starts again: an empty snapshot voids a dead worker's text.
+fn restart_snapshot(request: &ReplyRequest, next_seq: u64) -> ServerFrame {
+    ServerFrame::Snapshot {
+        id: request.message_id.reply_id().to_string(),
+        reply_to: request.message_id.to_string(),
+        next_seq,
+        text: String::new(),
+        status: ReplyStatus::Streaming,
+    }
 }
 
 /// The reply's outcome when a refused store step ends it.

@@ -36,7 +36,7 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     config.worker.consumer = "rescuer".into();
     let worker = std::sync::Arc::new(Worker::new(config, store.clone(), ManagementApi::local()));
-    assert_eq!(worker.drain(None).await.unwrap(), 1);
+    assert_eq!(worker.drain(&store, None).await.unwrap(), 1);
     assert_eq!(store.pending_count().await.unwrap(), 0);
 
     let reply = ws.read_reply().await;
@@ -48,7 +48,7 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     let mut again = taken.into_iter().next().unwrap();
     again.deliveries = 2; // as XAUTOCLAIM hands it over
     assert_eq!(worker.process(&again).await.unwrap(), Outcome::AlreadyAnswered);
-    assert_eq!(worker.drain(None).await.unwrap(), 0);
+    assert_eq!(worker.drain(&store, None).await.unwrap(), 0);
     assert_eq!(app.session(&session.token).await.messages.len(), 2);
     assert_eq!(app.stub.requests().len(), 1, "the model was asked once");
 }
@@ -68,7 +68,7 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
     let mut config = app.config.clone();
     config.ws_management_endpoint = None;
     let worker = std::sync::Arc::new(Worker::new(config, store.clone(), ManagementApi::local()));
-    assert_eq!(worker.drain(None).await.unwrap(), 1);
+    assert_eq!(worker.drain(&store, None).await.unwrap(), 1);
     let history = app.session(&session.token).await;
     assert_eq!(history.messages[1].status, ReplyStatus::Done);
     assert!(store.session_connections(&token).await.unwrap().is_empty());

@@ -15,14 +15,15 @@ async fn main() -> Result<(), Error> {
     chat_core::telemetry::init_tracing();
     let config = Config::load().await?;
     let store = Store::connect(&config)?;
+    let reader = Store::connect_for_blocking_reads(&config, chat_worker::INVOCATION_READ_BLOCK)?;
     let worker = Arc::new(Worker::new(config, store, ManagementApi::from_env().await));
     run(service_fn(|event: LambdaEvent<Value>| {
-        let worker = worker.clone();
+        let (worker, reader) = (worker.clone(), reader.clone());
         async move {
             let deadline = deadline(event.context.deadline);
             let left_ms = deadline.map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64);
             tracing::info!(source = %event.payload["source"], left_ms, "worker invocation started");
-            let processed = worker.drain(deadline).await?;
+            let processed = worker.drain(&reader, deadline).await?;
             tracing::info!(processed, "worker invocation ended, no reply in flight");
             Ok::<_, Error>(json!({ "processed": processed }))
         }

@@ -140,9 +140,17 @@ fn decode(json: &str) -> Result<ChatMessage, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Connection ids as a script read them from a session's set.
+/// Connection ids as a script read them from a session's set. One that is not an id is skipped
+/// (and logged), so one bad member cannot stop a session's replies.
 fn connection_ids(raw: Vec<String>) -> Result<Vec<ConnectionId>, StoreError> {
-    raw.into_iter()
-        .map(|id| ConnectionId::parse(&id).map_err(|e| StoreError::Corrupt(format!("{e}: {id:?}"))))
-        .collect()
+    Ok(raw
+        .into_iter()
+        .filter_map(|id| match ConnectionId::parse(&id) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::warn!(%error, "skipping a malformed connection id in a session's set");
+                None
+            }
+        })
+        .collect())
 }
