@@ -7,6 +7,8 @@
 //! * `bench load` (`scripts/load.sh`): 1,000 sessions each sending 5 messages, then 100 rounds of
 //!   killing a worker process mid-reply; prints what was sent, answered, lost and duplicated, and
 //!   writes `target/bench/load.json`.
+//! * `bench workers`: the same simultaneous conversations against a worker with 64, 256 and
+//!   1,024 slots, side by side (how `WORKER_CONCURRENCY`'s default was chosen).
 //!
 //! Both start a redis-server (append-only, as production), the scripted stub model (real HTTP +
 //! SSE) in this process, and the product as a separate `local` process (gateway, functions and
@@ -19,6 +21,7 @@
 //! * `pipeline`: `bench pipeline`, part by part.
 //! * `load`: many conversations at once: the concurrency levels and `bench load`.
 //! * `crash`: worker processes killed mid-reply.
+//! * `workers`: `bench workers`.
 //! * `steps`: all that calls the product's store (`chat_core::Store`) directly.
 
 mod crash;
@@ -28,6 +31,7 @@ mod pipeline;
 mod report;
 mod stack;
 mod steps;
+mod workers;
 
 use chat_testkit::Error;
 
@@ -36,8 +40,11 @@ async fn main() -> Result<(), Error> {
     match std::env::args().nth(1).as_deref() {
         Some("pipeline") => pipeline::run().await,
         Some("load") => load::run().await,
+        Some("workers") => workers::run().await,
         _ => {
-            eprintln!("usage: bench pipeline | bench load   (see scripts/bench.sh and scripts/load.sh)");
+            eprintln!(
+                "usage: bench pipeline | bench load | bench workers   (see scripts/bench.sh and scripts/load.sh)"
+            );
             std::process::exit(2);
         }
     }
