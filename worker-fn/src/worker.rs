@@ -100,17 +100,8 @@ impl Worker {
             return Ok(Outcome::SessionExpired);
         };
         let context = build_context(&self.config.model.system_prompt, &session.messages, request.message_id.as_str());
-        let model = Some(self.model.model_name().to_string());
-        let mut reply = ChatMessage {
-            id: reply_id.to_string(),
-            msg: String::new(),
-            timestamp: now_rfc3339(),
-            source: Source::Assistant,
-            status: ReplyStatus::Streaming,
-            reply_to: Some(request.message_id.to_string()),
-            model: model.clone(),
-            next_seq: None,
-        };
+        let mut reply = self.placeholder(request);
+        let model = reply.model.clone();
         // On a first delivery the model call starts while the reply is recorded: its first token
         // takes far longer than the Redis step, which so costs the first token nothing. A
         // redelivered entry may already be answered, so it checks first and never pays for a
@@ -176,14 +167,10 @@ impl Worker {
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
-    /// Ends an entry its workers keep dying on: an empty `error` reply (clients drop whatever a
-    /// dead attempt showed), an error frame and `done` to its clients, and (by the caller) the
-    /// acknowledgement. The person can regenerate it.
-    async fn give_up(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
-        tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
-        let reply_id = request.message_id.reply_id();
-        let mut reply = ChatMessage {
-            id: reply_id.to_string(),
+    /// The reply to `request` as it starts: empty, `streaming`, by this worker's model.
+    fn placeholder(&self, request: &ReplyRequest) -> ChatMessage {
+        ChatMessage {
+            id: request.message_id.reply_id().to_string(),
             msg: String::new(),
             timestamp: now_rfc3339(),
             source: Source::Assistant,
@@ -191,7 +178,15 @@ impl Worker {
             reply_to: Some(request.message_id.to_string()),
             model: Some(self.model.model_name().to_string()),
             next_seq: None,
-        };
+        }
+    }
+
+    /// Ends an entry its workers keep dying on: an empty `error` reply (clients drop whatever a
+    /// dead attempt showed), an error frame and `done` to its clients, and (by the caller) the
+    /// acknowledgement. The person can regenerate it.
+    async fn give_up(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
+        tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
+        let mut reply = self.placeholder(request);
         let begun = match self.store.begin_reply(&request.token, &reply).await? {
             Ok(begun) => begun,
             Err(refusal) => return Ok(refused(refusal)),
