@@ -113,6 +113,17 @@ impl TestApp {
         redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
 
+    /// `local worker` (`local` is the `local` binary's path) against this stack, as on a second
+    /// machine: reclaiming after `claim_idle_ms`, reading as `consumer`; killed when dropped.
+    pub fn spawn_worker(&self, local: &std::path::Path, claim_idle_ms: &str, consumer: &str) -> tokio::process::Child {
+        let env = crate::env::Vars::stack(&self.redis.url(), &self.stub, "test-key").with(&[
+            ("WORKER_CLAIM_IDLE_MS", claim_idle_ms),
+            ("WORKER_BLOCK_MS", "200"),
+            ("RUST_LOG", "warn"),
+        ]);
+        crate::process::spawn_worker(local, &env, consumer).expect("the local binary runs as a worker")
+    }
+
     pub async fn stream_len(&self) -> usize {
         let mut conn = self.redis().await;
         redis::cmd("XLEN").arg(&self.config.request_stream).query_async(&mut conn).await.unwrap()

@@ -84,17 +84,6 @@ impl MessageId {
     pub fn reply_id(&self) -> ReplyId {
         ReplyId(reply_id_for(&self.0))
     }
-
-    /// The id as sent and stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The id of a reply, always derived from the user message it answers (`m1` -> `m1.reply`), so a
@@ -102,18 +91,7 @@ impl fmt::Display for MessageId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReplyId(String);
 
-impl ReplyId {
-    /// The id as sent and stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ReplyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+impl ReplyId {}
 
 /// An API Gateway WebSocket connection id (12 random bytes in base64 on AWS, `=` included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -131,18 +109,27 @@ impl ConnectionId {
             Err(InvalidId { kind: "connection id" })
         }
     }
-
-    /// The id as API Gateway knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// What the three plain ids share: the id as sent and stored, and that text as their `Display`.
+macro_rules! plain_id {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The id as sent and stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
 }
+
+plain_id!(MessageId, ReplyId, ConnectionId);
 
 /// The id a reply carries, derived from the user message it answers so that a retried request
 /// can never store a second reply.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{process, spawn_app_with, TestApp, Vars};
+use chat_testkit::{spawn_app_with, TestApp};
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio::process::Child;
 
@@ -16,13 +16,7 @@ const CLAIM_IDLE_MS: &str = "600";
 
 /// `local worker`: a worker in its own process, as on a second machine.
 fn spawn_worker(app: &TestApp, name: &str) -> Child {
-    let env = Vars::stack(&app.redis.url(), &app.stub, "test-key").with(&[
-        ("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS),
-        ("WORKER_BLOCK_MS", "200"),
-        ("RUST_LOG", "warn"),
-    ]);
-    process::spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), &env, name)
-        .expect("the local binary runs as a worker")
+    app.spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), CLAIM_IDLE_MS, name)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chat_core::Store;
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{process, spawn_app_with, TestApp, Vars};
+use chat_testkit::{spawn_app_with, TestApp, Vars};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame};
 use chat_worker::{ManagementApi, Outcome, Worker};
 
@@ -174,15 +174,10 @@ async fn a_session_whose_worker_died_takes_no_second_question_until_the_first_is
         pacing,
     )
     .await;
-    let env = Vars::stack(&app.redis.url(), &app.stub, "test-key").with(&[
-        ("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS),
-        ("WORKER_BLOCK_MS", "200"),
-        ("RUST_LOG", "warn"),
-    ]);
     let local = Path::new(env!("CARGO_BIN_EXE_local"));
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
-    let mut dying = process::spawn_worker(local, &env, "dying").unwrap();
+    let mut dying = app.spawn_worker(local, CLAIM_IDLE_MS, "dying");
     let question = "a question long enough to be cut in the middle of its reply";
     ws.ask("q1", question).await;
     let mut shown = ReplyText::default();
@@ -204,7 +199,7 @@ async fn a_session_whose_worker_died_takes_no_second_question_until_the_first_is
     }
     assert_eq!(app.stream_len().await, 1);
 
-    let _rescuer = process::spawn_worker(local, &env, "rescuer").unwrap();
+    let _rescuer = app.spawn_worker(local, CLAIM_IDLE_MS, "rescuer");
     let reply = ws.read_reply_from(shown).await;
     println!("taken over and finished {:.2} s after the kill", killed_at.elapsed().as_secs_f64());
     assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
