@@ -66,7 +66,7 @@ pub enum ApiError {
         /// The methods the route serves (the `Allow` header).
         allow: &'static str,
     },
-    /// Redis is unreachable.
+    /// Redis is unreachable, or its replicas did not confirm a write in time (`REDIS_WAIT_REPLICAS`).
     #[error("the service is temporarily unavailable; try again in a few seconds")]
     Unavailable(#[source] StoreError),
     /// A bug on our side or the gateway's: data or an event this code cannot have produced. The
@@ -78,7 +78,7 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Redis(_) => ApiError::Unavailable(error),
+            StoreError::Redis(_) | StoreError::NotReplicated { .. } => ApiError::Unavailable(error),
             StoreError::Corrupt(_) | StoreError::CaFile { .. } => ApiError::Internal(error.to_string()),
         }
     }

@@ -1,4 +1,5 @@
-//! Starting a real redis-server on a free port: for the local run and for tests.
+//! Starting a real redis-server on a free port, or a real Redis Cluster of six: for the local run
+//! and for tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,6 +13,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     append_only: bool,
+    extra_args: Vec<String>,
 }
 
 /// Why redis-server could not be started.
@@ -23,6 +25,9 @@ pub enum RedisServerError {
     /// It started but never answered.
     #[error("redis-server on port {0} did not answer within 10 s")]
     NotReady(u16),
+    /// `redis-cli --cluster create` failed, or the cluster did not settle.
+    #[error("the redis cluster could not be formed: {0}")]
+    Cluster(String),
 }
 
 impl RedisServer {
@@ -34,18 +39,28 @@ impl RedisServer {
 
     /// Starts redis-server on `port`.
     pub async fn start_on(port: u16, dir: &Path, append_only: bool) -> Result<Self, RedisServerError> {
+        Self::start_with(port, dir, append_only, Vec::new()).await
+    }
+
+    async fn start_with(
+        port: u16,
+        dir: &Path,
+        append_only: bool,
+        extra_args: Vec<String>,
+    ) -> Result<Self, RedisServerError> {
         std::fs::create_dir_all(dir).map_err(RedisServerError::Spawn)?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", if append_only { "yes" } else { "no" }])
             .arg("--dir")
             .arg(dir)
+            .args(&extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(RedisServerError::Spawn)?;
-        let server = RedisServer { child, port, dir: dir.to_path_buf(), append_only };
+        let server = RedisServer { child, port, dir: dir.to_path_buf(), append_only, extra_args };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -89,10 +104,209 @@ impl RedisServer {
     /// Starts the server again on the same port and files.
     pub async fn restart(&mut self) -> Result<(), RedisServerError> {
         self.stop().await;
-        let again = Self::start_on(self.port, &self.dir.clone(), self.append_only).await?;
+        let again = Self::start_with(self.port, &self.dir.clone(), self.append_only, self.extra_args.clone()).await?;
         *self = again;
         Ok(())
     }
+}
+
+/// A Redis Cluster on loopback, as AWS runs Redis: three primaries with one replica each, made
+/// with `redis-cli --cluster create`. Its nodes are killed when it is dropped.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Six cluster nodes on free ports, their files under `dir`, joined into a cluster whose nodes
+    /// count a peer as failed after `node_timeout` (short in tests: a failover takes about twice
+    /// that). Returns once every node sees all slots served.
+    pub async fn start(dir: &Path, node_timeout: Duration) -> Result<Self, RedisServerError> {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_port();
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                &node_timeout.as_millis().to_string(),
+                // Other shards keep serving while one fails over, as on ElastiCache.
+                "--cluster-require-full-coverage",
+                "no",
+            ];
+            let args = args.iter().map(|a| a.to_string()).collect();
+            nodes.push(RedisServer::start_with(port, &dir.join(port.to_string()), true, args).await?);
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .await
+            .map_err(RedisServerError::Spawn)?;
+        if !created.status.success() {
+            return Err(RedisServerError::Cluster(String::from_utf8_lossy(&created.stdout).into_owned()));
+        }
+        let cluster = RedisCluster { nodes };
+        cluster.wait_settled(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and three primaries, each with a
+    /// connected replica, serve all 16,384 slots.
+    pub async fn wait_settled(&self, within: Duration) -> Result<(), RedisServerError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut settled = true;
+            for node in self.nodes.iter().filter(|n| n.pid().is_some()) {
+                let info = redis_cli(node.port, &["cluster", "info"]).await.unwrap_or_default();
+                settled &= info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384");
+            }
+            if settled {
+                let topology = self.topology().await?;
+                settled = topology.len() == 3 && topology.iter().all(|shard| shard.replica.is_some());
+            }
+            if settled {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(RedisServerError::Cluster(format!("not settled within {within:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The URL of one node: all the product needs to find the others.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// Each running node's port.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// The shards as the first answering node sees them: each primary's port, slot ranges and
+    /// connected replica.
+    pub async fn topology(&self) -> Result<Vec<Shard>, RedisServerError> {
+        for node in self.nodes.iter().filter(|n| n.pid().is_some()) {
+            if let Ok(nodes) = redis_cli(node.port, &["cluster", "nodes"]).await {
+                return Ok(Shard::parse_all(&nodes));
+            }
+        }
+        Err(RedisServerError::Cluster("no node answers".into()))
+    }
+
+    /// The port of the primary that serves `key` now.
+    pub async fn primary_of(&self, key: &str) -> Result<u16, RedisServerError> {
+        let port = self.nodes.iter().find(|n| n.pid().is_some()).map_or(0, |n| n.port);
+        let slot: u16 = redis_cli(port, &["cluster", "keyslot", key])
+            .await?
+            .trim()
+            .parse()
+            .map_err(|_| RedisServerError::Cluster("CLUSTER KEYSLOT answered no number".into()))?;
+        self.topology()
+            .await?
+            .into_iter()
+            .find(|shard| shard.slots.iter().any(|(start, end)| (*start..=*end).contains(&slot)))
+            .map(|shard| shard.primary)
+            .ok_or_else(|| RedisServerError::Cluster(format!("no primary serves slot {slot}")))
+    }
+
+    /// Kills the node on `port` (SIGKILL).
+    pub async fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+            node.stop().await;
+        }
+    }
+
+    /// Starts the node on `port` again with its files; it rejoins (as a replica, if it was failed
+    /// over).
+    pub async fn restart(&mut self, port: u16) -> Result<(), RedisServerError> {
+        match self.nodes.iter_mut().find(|n| n.port == port) {
+            Some(node) => node.restart().await,
+            None => Err(RedisServerError::Cluster(format!("no node on port {port}"))),
+        }
+    }
+}
+
+/// One shard of a cluster, from `CLUSTER NODES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// The primary's port.
+    pub primary: u16,
+    /// The slot ranges it serves.
+    pub slots: Vec<(u16, u16)>,
+    /// A connected replica's port.
+    pub replica: Option<u16>,
+}
+
+impl Shard {
+    /// Shards of live primaries that serve slots, from `CLUSTER NODES` text.
+    fn parse_all(nodes: &str) -> Vec<Shard> {
+        struct Node<'a> {
+            id: &'a str,
+            port: u16,
+            primary: bool,
+            alive: bool,
+            primary_id: &'a str,
+            slots: Vec<(u16, u16)>,
+        }
+        let parsed: Vec<Node> = nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() < 8 {
+                    return None;
+                }
+                let port = fields[1].split('@').next()?.rsplit(':').next()?.parse().ok()?;
+                let flags = fields[2];
+                let slots = fields[8..]
+                    .iter()
+                    .filter(|range| !range.starts_with('['))
+                    .filter_map(|range| match range.split_once('-') {
+                        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                        None => range.parse().ok().map(|s| (s, s)),
+                    })
+                    .collect();
+                Some(Node {
+                    id: fields[0],
+                    port,
+                    primary: flags.contains("master"),
+                    alive: !flags.contains("fail") && fields[7] == "connected",
+                    primary_id: fields[3],
+                    slots,
+                })
+            })
+            .collect();
+        parsed
+            .iter()
+            .filter(|n| n.primary && n.alive && !n.slots.is_empty())
+            .map(|p| Shard {
+                primary: p.port,
+                slots: p.slots.clone(),
+                replica: parsed.iter().find(|r| !r.primary && r.alive && r.primary_id == p.id).map(|r| r.port),
+            })
+            .collect()
+    }
+}
+
+/// `redis-cli -p PORT ARGS...`'s output.
+async fn redis_cli(port: u16, args: &[&str]) -> Result<String, RedisServerError> {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(RedisServerError::Spawn)?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() || text.starts_with("Could not connect") || text.starts_with("ERR") {
+        return Err(RedisServerError::Cluster(format!("redis-cli -p {port} {}: {text}", args.join(" "))));
+    }
+    Ok(text)
 }
 
 /// A port that was free a moment ago (bind to port 0, read it, release it).

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::store::iam::IamAuth;
+
 /// A variable that is set but cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -30,6 +32,11 @@ pub struct Config {
     /// `REDIS_CA_CERT_FILE`: a PEM file of the certificate authority a `rediss://` server's
     /// certificate is checked against, for Redis behind a private CA (public CAs need nothing).
     pub redis_ca_cert_file: Option<String>,
+    /// `REDIS_WAIT_REPLICAS` (0) and `REDIS_WAIT_TIMEOUT_MS` (500): how many replicas must have a
+    /// question before its `ack`, and a reply before its request is acknowledged.
+    pub redis_wait: ReplicaWait,
+    /// `REDIS_IAM_AUTH` (false): authenticate to ElastiCache or MemoryDB with IAM tokens.
+    pub redis_iam: Option<IamAuth>,
     /// `SESSION_TTL_SECONDS` (3600): idle lifetime of a session; each message extends it.
     pub session_ttl: Duration,
     /// `MAX_NAME_CHARS` (64): longest accepted display name.
@@ -73,6 +80,8 @@ impl std::fmt::Debug for Config {
             .field("development", &self.development)
             .field("redis_url", &redact_url_password(&self.redis_url))
             .field("redis_ca_cert_file", &self.redis_ca_cert_file)
+            .field("redis_wait", &self.redis_wait)
+            .field("redis_iam", &self.redis_iam)
             .field("session_ttl", &self.session_ttl)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
@@ -97,6 +106,15 @@ fn redact_url_password(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// Redis's `WAIT` after the writes nothing may lose: with `replicas` 0 (the default) nothing waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// `REDIS_WAIT_REPLICAS` (0): replicas that must confirm a write.
+    pub replicas: u32,
+    /// `REDIS_WAIT_TIMEOUT_MS` (500): how long to wait for them before answering `unavailable`.
+    pub timeout: Duration,
 }
 
 /// Fixed-window rate limits, counted in Redis so every function instance shares them. A limit of
@@ -248,6 +266,11 @@ impl Config {
             },
             redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_ca_cert_file: env.string("REDIS_CA_CERT_FILE"),
+            redis_wait: ReplicaWait {
+                replicas: env.number("REDIS_WAIT_REPLICAS", 0)?,
+                timeout: Duration::from_millis(env.number("REDIS_WAIT_TIMEOUT_MS", 500)?.max(1)),
+            },
+            redis_iam: iam_auth(&env)?,
             session_ttl: env.seconds("SESSION_TTL_SECONDS", 3600)?,
             max_name_chars: env.number("MAX_NAME_CHARS", 64)?,
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
@@ -312,6 +335,47 @@ impl Config {
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.development || self.allowed_origins.iter().any(|o| o == "*" || o == origin)
     }
+}
+
+/// `REDIS_IAM_*`: IAM authentication when `REDIS_IAM_AUTH` is true. The service and whether the
+/// cache is serverless default to what the endpoint's name says (`*.memorydb.*`, `*.serverless.*`).
+fn iam_auth(env: &Vars) -> Result<Option<IamAuth>, ConfigError> {
+    if !env.flag("REDIS_IAM_AUTH", false)? {
+        return Ok(None);
+    }
+    let url = env.string("REDIS_URL").unwrap_or_default();
+    let (url_user, host) = match url.split_once("://").map(|(_, rest)| rest) {
+        Some(rest) => match rest.split_once('@') {
+            Some((user_info, host)) => (user_info.split(':').next().filter(|u| !u.is_empty()), host),
+            None => (None, rest),
+        },
+        None => (None, ""),
+    };
+    let required = |name: &'static str, value: Option<String>| {
+        value.ok_or_else(|| ConfigError { name, value: String::new(), reason: "required when REDIS_IAM_AUTH=true".into() })
+    };
+    let user = required("REDIS_IAM_USER", env.string("REDIS_IAM_USER").or(url_user.map(str::to_string)))?;
+    if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError { name: "REDIS_IAM_USER", value: user, reason: "expected letters, digits, - and _".into() });
+    }
+    let refresh = env.seconds("REDIS_IAM_REFRESH_SECONDS", 600)?;
+    if refresh.is_zero() || refresh >= crate::store::iam::TOKEN_LIFETIME {
+        return Err(ConfigError {
+            name: "REDIS_IAM_REFRESH_SECONDS",
+            value: refresh.as_secs().to_string(),
+            reason: "must be between 1 and 899: a token is valid for 900 s".into(),
+        });
+    }
+    Ok(Some(IamAuth {
+        user,
+        cache_name: required("REDIS_IAM_CACHE_NAME", env.string("REDIS_IAM_CACHE_NAME"))?,
+        region: required("AWS_REGION", env.string("AWS_REGION"))?,
+        service: env
+            .string("REDIS_IAM_SERVICE")
+            .unwrap_or_else(|| if host.contains(".memorydb.") { "memorydb" } else { "elasticache" }.into()),
+        serverless: env.flag("REDIS_IAM_SERVERLESS", host.contains(".serverless."))?,
+        refresh,
+    }))
 }
 
 fn default_consumer_name() -> String {

@@ -16,5 +16,5 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 
-pub use config::{Config, ConfigError, ModelConfig, RateLimits, WorkerConfig};
+pub use config::{Config, ConfigError, ModelConfig, RateLimits, ReplicaWait, WorkerConfig};
 pub use store::{Begun, Logged, Refusal, ReplyRequest, Step, Store, StoreError, StreamEntry};

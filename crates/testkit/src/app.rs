@@ -1,11 +1,13 @@
-//! The local stack in this process: a real redis-server on a free port, the scripted stub model,
-//! and the gateway with its worker on port 0, all in this process except redis-server.
+//! The local stack in this process: a real redis-server on a free port (or a real Redis Cluster of
+//! six), the scripted stub model, and the gateway with its worker on port 0, all in this process
+//! except Redis.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_core::Config;
-use chat_local::redis_server::RedisServer;
+use chat_core::store::RedisConnection;
+use chat_local::redis_server::{RedisCluster, RedisServer};
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
 use chat_wire::ChatSession;
@@ -17,12 +19,94 @@ use crate::env::{test_config, Vars};
 use crate::temp::TempDir;
 use crate::ws::WsClient;
 
-/// A running stack; dropping it stops the gateway and its worker, kills redis-server and removes
-/// its files.
+/// Which Redis a stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// One redis-server.
+    Standalone,
+    /// A Redis Cluster of three primaries and three replicas, found through one node's URL.
+    Cluster,
+}
+
+/// How long a cluster's nodes wait before counting a peer as failed, in tests.
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The Redis a test stack runs on.
+pub enum TestRedis {
+    Standalone(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl TestRedis {
+    /// Starts one of `kind` with its files under `dir`.
+    pub async fn start(kind: StoreKind, dir: &std::path::Path) -> TestRedis {
+        match kind {
+            StoreKind::Standalone => {
+                TestRedis::Standalone(RedisServer::start(dir, true).await.expect("redis-server starts"))
+            }
+            StoreKind::Cluster => TestRedis::Cluster(
+                RedisCluster::start(dir, CLUSTER_NODE_TIMEOUT).await.expect("a redis cluster forms"),
+            ),
+        }
+    }
+
+    /// The URL the product is given (one node of a cluster).
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Standalone(server) => server.url(),
+            TestRedis::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// The standalone server (for outage stories, which kill and restart it).
+    pub fn server(&mut self) -> &mut RedisServer {
+        match self {
+            TestRedis::Standalone(server) => server,
+            TestRedis::Cluster(_) => panic!("this story needs a standalone redis-server"),
+        }
+    }
+
+    /// The cluster, if the stack runs on one.
+    pub fn cluster(&self) -> Option<&RedisCluster> {
+        match self {
+            TestRedis::Cluster(cluster) => Some(cluster),
+            TestRedis::Standalone(_) => None,
+        }
+    }
+
+    /// The cluster (for failover stories, which kill and restart its nodes).
+    pub fn cluster_mut(&mut self) -> &mut RedisCluster {
+        match self {
+            TestRedis::Cluster(cluster) => cluster,
+            TestRedis::Standalone(_) => panic!("this story needs a redis cluster"),
+        }
+    }
+}
+
+/// Runs each named story, an `async fn story(kind: StoreKind)` in scope, as two tests: on a
+/// standalone redis-server (`story::standalone`) and on a Redis Cluster (`story::cluster`).
+#[macro_export]
+macro_rules! on_each_store {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test]
+            async fn standalone() {
+                super::$story($crate::StoreKind::Standalone).await
+            }
+            #[tokio::test]
+            async fn cluster() {
+                super::$story($crate::StoreKind::Cluster).await
+            }
+        }
+    )*};
+}
+
+/// A running stack; dropping it stops the gateway and its worker, kills Redis and removes its
+/// files.
 pub struct TestApp {
     pub base: String,
     pub ws_url: String,
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub stub: StubModel,
     pub config: Config,
     pub http: reqwest::Client,
@@ -43,27 +127,46 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(vars: &[(&str, &str)], options: Options, pacing: Pacing) -> TestApp {
+    spawn_app_on_with(StoreKind::Standalone, vars, options, pacing).await
+}
+
+/// The stack on a Redis of `kind`.
+pub async fn spawn_app_on(kind: StoreKind) -> TestApp {
+    spawn_app_on_with(kind, &[], Options::default(), Pacing::default()).await
+}
+
+/// The stack on a Redis of `kind`, with settings, options and the stub model's pacing.
+pub async fn spawn_app_on_with(kind: StoreKind, vars: &[(&str, &str)], options: Options, pacing: Pacing) -> TestApp {
     let stub = StubModel::start(pacing).await;
-    spawn(stub, None, vars, options).await
+    spawn(kind, stub, None, vars, options).await
 }
 
 /// The stack pointed at another OpenAI-compatible server (the embedded model).
 pub async fn spawn_app_with_model(base_url: &str, model: &str, vars: &[(&str, &str)], options: Options) -> TestApp {
     let stub = StubModel::start(Pacing::default()).await;
-    spawn(stub, Some((base_url, model)), vars, options).await
+    spawn(StoreKind::Standalone, stub, Some((base_url, model)), vars, options).await
 }
 
-async fn spawn(stub: StubModel, model: Option<(&str, &str)>, vars: &[(&str, &str)], mut options: Options) -> TestApp {
+async fn spawn(
+    kind: StoreKind,
+    stub: StubModel,
+    model: Option<(&str, &str)>,
+    vars: &[(&str, &str)],
+    mut options: Options,
+) -> TestApp {
     // The emulator's WebSocket limits come from the test's variables, as `local` reads them.
     options.websocket = Vars::default().with(vars).local_config().expect("local settings").websocket;
     let dir = TempDir::new("chat-test");
-    let redis = RedisServer::start(dir.path(), true).await.expect("redis-server starts");
+    let redis = TestRedis::start(kind, dir.path()).await;
     let mut config = test_config(&redis.url(), &stub, vars);
     if let Some((base_url, name)) = model {
         config.model.base_url = base_url.to_string();
         config.model.model = name.to_string();
         config.model.first_token_timeout = Duration::from_secs(120);
     }
+    // The product tells the two apart by itself, from the URL alone.
+    let detected = chat_core::Store::connect(&config).unwrap().connection().await.expect("redis answers");
+    assert_eq!(detected.is_cluster(), kind == StoreKind::Cluster, "the store detects a {kind:?} redis");
     let (addr, stop) = serve(config.clone(), options).await;
     TestApp {
         base: format!("http://{addr}"),
@@ -109,8 +212,9 @@ impl TestApp {
         WsClient::connect(&self.ws_url, token).await.expect("websocket handshake")
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    /// A connection to the stack's Redis, made as the product makes its own (cluster-aware).
+    pub async fn redis(&self) -> RedisConnection {
+        chat_core::Store::connect(&self.config).unwrap().connection().await.expect("redis answers")
     }
 
     /// `local worker` (`local` is the `local` binary's path) against this stack, as on a second

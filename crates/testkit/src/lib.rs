@@ -1,7 +1,8 @@
 //! Layout of `chat-testkit`, what the local stack's tests and the benches share (one job a
 //! module):
 //!
-//! * [`app`]: the local stack in this process ([`spawn_app`] and its variants, [`TestApp`]).
+//! * [`app`]: the local stack in this process ([`spawn_app`] and its variants, [`TestApp`]), on a
+//!   standalone redis-server or a Redis Cluster ([`StoreKind`], [`on_each_store!`]).
 //! * [`env`]: the settings a stack runs with ([`Vars`], [`test_config`]).
 //! * [`process`]: stack processes started as children (`local worker`, as on a second machine).
 //! * [`api`]: the HTTP API as a client calls it (a session through `POST /token`, a history).
@@ -24,7 +25,7 @@ pub mod temp;
 pub mod wait;
 pub mod ws;
 
-pub use app::{spawn_app, spawn_app_with, spawn_app_with_model, TestApp};
+pub use app::{spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model, StoreKind, TestApp, TestRedis};
 pub use chat_local::Options;
 pub use chat_stub_model::{Pacing, StubModel};
 pub use env::{test_config, Vars};

@@ -1,14 +1,15 @@
 //! Chatting over the WebSocket API: the round trip, the protocol's errors, and what must not
 //! change when a frame is refused.
 
+use std::collections::HashSet;
+
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use chat_testkit::spawn_app;
+use chat_testkit::{on_each_store, spawn_app, spawn_app_on, spawn_app_on_with, StoreKind};
 
-#[tokio::test]
-async fn a_question_gets_a_streamed_reply_and_both_are_in_history() {
-    let app = spawn_app().await;
+async fn a_question_gets_a_streamed_reply_and_both_are_in_history(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
 
@@ -43,9 +44,8 @@ async fn a_question_gets_a_streamed_reply_and_both_are_in_history() {
     assert_eq!(request["messages"][1]["content"], "What is Rust?");
 }
 
-#[tokio::test]
-async fn the_model_sees_the_last_ten_messages() {
-    let app = spawn_app().await;
+async fn the_model_sees_the_last_ten_messages(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     for i in 0..7 {
@@ -60,9 +60,8 @@ async fn the_model_sees_the_last_ten_messages() {
     assert_eq!(app.session(&session.token).await.messages.len(), 14);
 }
 
-#[tokio::test]
-async fn every_connection_of_the_session_receives_the_reply() {
-    let app = spawn_app().await;
+async fn every_connection_of_the_session_receives_the_reply(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     let session = app.create_session("Ada").await;
     let mut phone = app.connect(&session.token).await;
     let mut laptop = app.connect(&session.token).await;
@@ -166,9 +165,8 @@ async fn a_second_message_while_a_reply_streams_is_refused() {
     assert_eq!(ids, ["m1", "m1.reply", "m2", "m2.reply"]);
 }
 
-#[tokio::test]
-async fn a_closed_connection_is_forgotten() {
-    let app = spawn_app().await;
+async fn a_closed_connection_is_forgotten(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     let session = app.create_session("Ada").await;
     let ws = app.connect(&session.token).await;
     drop(ws);
@@ -185,14 +183,29 @@ async fn a_closed_connection_is_forgotten() {
     assert!(members.is_empty(), "$disconnect removed the mapping");
 }
 
-#[tokio::test]
-async fn many_conversations_are_answered_at_once() {
-    let app = spawn_app().await;
+async fn many_conversations_are_answered_at_once(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     let delay = std::time::Duration::from_millis(300);
     app.stub.push((0..5).map(|_| chat_stub_model::Scripted::SlowFirstToken(delay)));
-    let mut clients = Vec::new();
+    let mut sessions = Vec::new();
     for i in 0..5 {
-        let session = app.create_session(&format!("user{i}")).await;
+        sessions.push(app.create_session(&format!("user{i}")).await);
+    }
+    if let Some(cluster) = app.redis.cluster() {
+        // The sessions live on more than one shard (in the 1-in-81 case that all five landed on
+        // one primary, the last is drawn again until it lands elsewhere).
+        let key = |session: &chat_wire::ChatSession| format!("chat:{{{}}}:session", session.token);
+        let mut primaries = HashSet::new();
+        for session in &sessions {
+            primaries.insert(cluster.primary_of(&key(session)).await.unwrap());
+        }
+        while primaries.len() < 2 {
+            sessions[4] = app.create_session("user4").await;
+            primaries.insert(cluster.primary_of(&key(&sessions[4])).await.unwrap());
+        }
+    }
+    let mut clients = Vec::new();
+    for (i, session) in sessions.iter().enumerate() {
         let mut ws = app.connect(&session.token).await;
         ws.ask("m1", &format!("question {i}")).await;
         clients.push(ws);
@@ -215,10 +228,9 @@ async fn a_stream_that_ends_without_done_marker_still_completes() {
     assert_eq!(reply.text, "You said: no marker");
 }
 
-#[tokio::test]
-async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent() {
+async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent(kind: StoreKind) {
     let pacing = chat_stub_model::Pacing { between_tokens: std::time::Duration::from_millis(40), ..Default::default() };
-    let app = chat_testkit::spawn_app_with(&[], chat_local::Options::default(), pacing).await;
+    let app = spawn_app_on_with(kind, &[], chat_local::Options::default(), pacing).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     let long = "word ".repeat(60);
@@ -247,3 +259,12 @@ async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent() {
     ws.ask("m2", "next").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
 }
+
+on_each_store!(
+    a_question_gets_a_streamed_reply_and_both_are_in_history,
+    the_model_sees_the_last_ten_messages,
+    every_connection_of_the_session_receives_the_reply,
+    a_closed_connection_is_forgotten,
+    many_conversations_are_answered_at_once,
+    stop_ends_the_reply_upstream_and_keeps_what_was_sent,
+);

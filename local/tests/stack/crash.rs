@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{spawn_app_with, TestApp};
+use chat_testkit::{on_each_store, spawn_app_on_with, StoreKind, TestApp};
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio::process::Child;
 
@@ -19,10 +19,10 @@ fn spawn_worker(app: &TestApp, name: &str) -> Child {
     app.spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), CLAIM_IDLE_MS, name)
 }
 
-#[tokio::test]
-async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing() {
+async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
-    let app = spawn_app_with(
+    let app = spawn_app_on_with(
+        kind,
         &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)],
         Options { in_process_worker: false, ..Default::default() },
         pacing,
@@ -86,3 +86,5 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing() {
     }
     assert_eq!(pending, 0, "every entry acknowledged");
 }
+
+on_each_store!(a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing);

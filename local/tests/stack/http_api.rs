@@ -109,7 +109,7 @@ async fn health_reports_redis_and_503_when_it_is_down() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["redis"], "ok");
     }
-    app.redis.stop().await;
+    app.redis.server().stop().await;
     let response = app.http.get(format!("{}/health", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -119,7 +119,7 @@ async fn health_reports_redis_and_503_when_it_is_down() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "unavailable");
 
-    app.redis.restart().await.unwrap();
+    app.redis.server().restart().await.unwrap();
     let response = app.http.get(format!("{}/health", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 200, "the store reconnects by itself");
 }

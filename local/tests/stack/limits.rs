@@ -9,11 +9,10 @@ use chat_wire::{ErrorCode, ServerFrame};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use chat_testkit::spawn_app_with;
+use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind};
 
-#[tokio::test]
-async fn a_session_over_its_message_rate_waits_for_the_window() {
-    let app = spawn_app_with(
+async fn a_session_over_its_message_rate_waits_for_the_window(kind: StoreKind) {
+    let app = spawn_app_on_with(kind, 
         &[("MESSAGES_PER_SESSION_PER_WINDOW", "3"), ("RATE_LIMIT_WINDOW_SECONDS", "2")],
         Options::default(),
         Pacing::default(),
@@ -55,9 +54,8 @@ async fn an_address_over_its_session_rate_gets_429_with_retry_after() {
     assert_eq!(body["retry_after"].as_u64(), Some(header));
 }
 
-#[tokio::test]
-async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded() {
-    let app = spawn_app_with(
+async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded(kind: StoreKind) {
+    let app = spawn_app_on_with(kind, 
         &[("MAX_HISTORY_MESSAGES", "4"), ("CONTEXT_MESSAGES", "3"), ("MAX_REPLY_TOKENS", "3")],
         Options::default(),
         Pacing::default(),
@@ -136,3 +134,8 @@ async fn idle_connections_close_like_api_gateway_and_pings_keep_them_open() {
     .expect("closed at LOCAL_WS_MAX_SECONDS");
     assert_eq!(closed, Some(1001));
 }
+
+on_each_store!(
+    a_session_over_its_message_rate_waits_for_the_window,
+    history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded,
+);

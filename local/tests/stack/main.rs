@@ -4,9 +4,11 @@
 mod chat;
 mod crash;
 mod embedded;
+mod failover;
 mod failures;
 mod fuzz;
 mod http_api;
+mod iam;
 mod lambda_worker;
 mod limits;
 mod openapi_contract;

@@ -14,7 +14,7 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     ws.ask("m1", "remember this").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
 
-    app.redis.stop().await; // SIGKILL: no chance to flush anything more
+    app.redis.server().stop().await; // SIGKILL: no chance to flush anything more
     let during =
         app.http.get(format!("{}/chat_history", app.base)).query(&[("token", &session.token)]).send().await.unwrap();
     assert_eq!(during.status(), 503);
@@ -29,7 +29,7 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
         other => panic!("expected an error frame, got {other:?}"),
     }
 
-    app.redis.restart().await.unwrap();
+    app.redis.server().restart().await.unwrap();
     let history = app.session(&session.token).await;
     let kept: Vec<_> = history.messages.iter().map(|m| (m.id.as_str(), m.msg.as_str(), m.status)).collect();
     assert_eq!(

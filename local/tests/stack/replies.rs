@@ -7,15 +7,14 @@ use chat_local::Options;
 use chat_stub_model::{Pacing, Scripted};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
 
-use chat_testkit::{spawn_app, spawn_app_with};
+use chat_testkit::{on_each_store, spawn_app, spawn_app_on, spawn_app_on_with, StoreKind};
 
 fn slow() -> Pacing {
     Pacing { between_tokens: Duration::from_millis(30), ..Default::default() }
 }
 
-#[tokio::test]
-async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_streaming() {
-    let app = spawn_app_with(&[], Options::default(), slow()).await;
+async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_streaming(kind: StoreKind) {
+    let app = spawn_app_on_with(kind, &[], Options::default(), slow()).await;
     let session = app.create_session("Ada").await;
     let question = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
     let full = format!("You said: {question}");
@@ -82,9 +81,8 @@ async fn resume_and_regenerate_only_reach_the_connections_own_session() {
     assert_eq!(app.session(&ada.token).await.messages.len(), 2);
 }
 
-#[tokio::test]
-async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it() {
-    let app = spawn_app().await;
+async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
     app.stub.push([Scripted::Status(500), Scripted::Status(500), Scripted::Status(500)]);
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
@@ -107,9 +105,8 @@ async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it() {
     assert_eq!(history.messages[1].msg, retried.text);
 }
 
-#[tokio::test]
-async fn stop_then_regenerate_replaces_the_partial_reply_and_only_the_last_question_qualifies() {
-    let app = spawn_app_with(&[], Options::default(), slow()).await;
+async fn stop_then_regenerate_replaces_the_partial_reply_and_only_the_last_question_qualifies(kind: StoreKind) {
+    let app = spawn_app_on_with(kind, &[], Options::default(), slow()).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "first").await;
@@ -154,3 +151,9 @@ async fn stop_then_regenerate_replaces_the_partial_reply_and_only_the_last_quest
     assert_eq!(history.messages[3].msg, format!("You said: {}", long.trim()));
     assert_eq!(text.text(), history.messages[3].msg);
 }
+
+on_each_store!(
+    a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_streaming,
+    a_failed_reply_keeps_the_question_and_regenerate_answers_it,
+    stop_then_regenerate_replaces_the_partial_reply_and_only_the_last_question_qualifies,
+);

@@ -1,5 +1,8 @@
 //! Key names, in one place. A session's keys share the hash tag `{token}`, so each script that
-//! touches several of them stays on one cluster slot.
+//! touches several of them stays in one hash slot (one shard of a cluster); the running workers'
+//! keys share the stream's name as theirs. A connection's mapping `chat:conn:C` and an address's
+//! counter are keys of their own, each used alone. Every script is given all the keys it touches
+//! in KEYS, and [`super::connection`] refuses a script call whose keys span two slots.
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -11,7 +14,7 @@
 //! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
 //! | `chat:{T}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
 //! | `chat:{T}:rate` | string | messages counted in the current rate window |
-//! | `chat:conn:{C}` | string | the token connection `C` belongs to |
+//! | `chat:conn:C` | string | the token connection `C` belongs to (no hash tag: used alone) |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
 //! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
@@ -62,7 +65,7 @@ impl SessionKeys {
     }
 }
 
-/// `chat:conn:{C}`: the session a connection belongs to.
+/// `chat:conn:C`: the session a connection belongs to.
 pub fn connection(connection_id: &ConnectionId) -> String {
     format!("chat:conn:{connection_id}")
 }
@@ -79,6 +82,8 @@ pub fn address(address: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use redis::cluster_routing::Slot;
+
     use super::*;
 
     #[test]
@@ -87,9 +92,23 @@ mod tests {
         let keys = SessionKeys::new(&token);
         let tag = format!("{{{}}}", "a".repeat(Token::LEN));
         let reply = chat_wire::MessageId::parse("m1").unwrap().reply_id();
-        for key in [&keys.session, &keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate] {
+        let log = keys.log(&reply);
+        assert_eq!(log, format!("chat:{tag}:log:m1.reply"));
+        let slot = Slot::for_key(&keys.session);
+        for key in [&keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate, &log] {
             assert!(key.contains(&tag), "{key}");
+            assert_eq!(Slot::for_key(key), slot, "{key}");
         }
-        assert_eq!(keys.log(&reply), format!("chat:{tag}:log:m1.reply"));
+    }
+
+    #[test]
+    fn the_workers_keys_share_one_slot_and_sessions_spread_over_slots() {
+        let (leases, free) = worker_leases("chat:requests");
+        assert_eq!(Slot::for_key(&leases), Slot::for_key(&free));
+        let slots: std::collections::HashSet<_> = (0..64)
+            .map(|i| SessionKeys::new(&Token::parse(&format!("{i:0>width$}", width = Token::LEN)).unwrap()).session)
+            .map(|key| Slot::for_key(key))
+            .collect();
+        assert!(slots.len() > 32, "64 sessions landed in {} slots", slots.len());
     }
 }

@@ -28,7 +28,7 @@ impl Store {
         if limit == 0 {
             return Ok(None);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let wait_ms: u64 = COUNT.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }

@@ -1,7 +1,9 @@
 //! The Redis store: sessions, history, WebSocket connection mappings and the request stream.
 //!
 //! Layout:
-//! * this module: the connection, [`StoreError`], and what every part shares.
+//! * this module: [`Store`], [`StoreError`], and what every part shares.
+//! * [`connection`]: the connection, standalone or cluster (detected), and `WAIT`.
+//! * [`iam`]: IAM authentication tokens for ElastiCache and MemoryDB.
 //! * [`keys`]: every key name, from one typed helper ([`SessionKeys`]); the key table is there.
 //! * [`lua`]: the Lua scripts, one `.lua` file each under `lua/`.
 //! * [`session`]: creating a session and reading its history and replies.
@@ -13,7 +15,9 @@
 //!
 //! All session keys carry the session's TTL and every message refreshes it, so they expire together.
 
+pub mod connection;
 pub mod connections;
+pub mod iam;
 pub mod keys;
 pub mod limits;
 mod lua;
@@ -21,12 +25,15 @@ pub mod queue;
 pub mod reply;
 pub mod session;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_wire::{ChatMessage, ConnectionId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
 
-use crate::config::Config;
+use crate::config::{Config, ReplicaWait};
+use connection::RedisSettings;
+pub use connection::RedisConnection;
 
 pub use keys::SessionKeys;
 pub use queue::{ReplyRequest, StreamEntry};
@@ -41,6 +48,15 @@ pub enum StoreError {
     /// Redis answered with data this code did not write.
     #[error("corrupt data in redis: {0}")]
     Corrupt(String),
+    /// Fewer replicas than `REDIS_WAIT_REPLICAS` confirmed a write within `REDIS_WAIT_TIMEOUT_MS`:
+    /// it may be lost in a failover, so it is not acknowledged.
+    #[error("{confirmed} of {wanted} redis replicas confirmed the write")]
+    NotReplicated {
+        /// `REDIS_WAIT_REPLICAS`.
+        wanted: u32,
+        /// How many confirmed in time.
+        confirmed: u32,
+    },
     /// `REDIS_CA_CERT_FILE` could not be read.
     #[error("cannot read REDIS_CA_CERT_FILE {path}: {source}")]
     CaFile {
@@ -51,10 +67,13 @@ pub enum StoreError {
     },
 }
 
-/// The Redis store. Cheap to clone: clones share one multiplexed, self-reconnecting connection.
+/// The Redis store. Cheap to clone: clones share one connection ([`RedisConnection`]), opened on
+/// first use.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    redis: Arc<OnceCell<RedisConnection>>,
+    settings: Arc<RedisSettings>,
+    replica_wait: ReplicaWait,
     session_ttl: Duration,
     max_history: usize,
     reply_lock: Duration,
@@ -83,27 +102,16 @@ impl Store {
     }
 
     fn connect_with_timeout(config: &Config, response_timeout: Option<Duration>) -> Result<Self, StoreError> {
-        // Both of rustls's crypto back ends end up in the dependency tree (AWS SDK, reqwest), so
-        // rustls cannot pick one for `rediss://` by itself: choose the one the AWS SDK uses. An
-        // error only means a provider is installed already (a second store in this process).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = match &config.redis_ca_cert_file {
-            Some(path) => {
-                let root_cert =
-                    std::fs::read(path).map_err(|source| StoreError::CaFile { path: path.clone(), source })?;
-                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
-                redis::Client::build_with_tls(config.redis_url.as_str(), certificates)?
-            }
-            None => redis::Client::open(config.redis_url.as_str())?,
+        let root_cert = match &config.redis_ca_cert_file {
+            Some(path) => Some(std::fs::read(path).map_err(|source| StoreError::CaFile { path: path.clone(), source })?),
+            None => None,
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(response_timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let settings =
+            RedisSettings { url: config.redis_url.clone(), root_cert, iam: config.redis_iam.clone(), response_timeout };
         Ok(Store {
-            conn,
+            redis: Arc::new(OnceCell::new()),
+            settings: Arc::new(settings),
+            replica_wait: config.redis_wait,
             session_ttl: config.session_ttl,
             max_history: config.max_history_messages.max(1),
             reply_lock: config.reply_lock,
@@ -115,6 +123,27 @@ impl Store {
         })
     }
 
+    /// The connection, opened (and the server's kind detected) on first use. A failed first
+    /// attempt is tried again by the next command, so Redis may start after us.
+    pub async fn connection(&self) -> Result<RedisConnection, StoreError> {
+        Ok(self.redis.get_or_try_init(|| RedisConnection::open(&self.settings)).await?.clone())
+    }
+
+    /// With `REDIS_WAIT_REPLICAS` set, waits until that many replicas of the primary holding `key`
+    /// have this process's writes to it; [`StoreError::NotReplicated`] if they do not in time.
+    pub(crate) async fn confirm_replicated(&self, key: &str) -> Result<(), StoreError> {
+        let ReplicaWait { replicas, timeout } = self.replica_wait;
+        if replicas == 0 {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        let confirmed = conn.wait_for_replicas(key, replicas, timeout).await?;
+        if confirmed < replicas {
+            return Err(StoreError::NotReplicated { wanted: replicas, confirmed });
+        }
+        Ok(())
+    }
+
     /// The configured session lifetime.
     pub fn session_ttl(&self) -> Duration {
         self.session_ttl
@@ -122,7 +151,7 @@ impl Store {
 
     /// Round trip to Redis (health checks).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }

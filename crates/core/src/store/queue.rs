@@ -12,7 +12,7 @@ use redis::streams::{
 use redis::AsyncCommands;
 
 use super::lua::{WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
-use super::{keys, Store, StoreError};
+use super::{keys, SessionKeys, Store, StoreError};
 
 /// One request for a reply, as the message function appends it to the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct StreamEntry {
 impl Store {
     /// Appends a reply request to the stream (capped at about `REQUEST_STREAM_MAXLEN` entries).
     pub async fn enqueue(&self, request: &ReplyRequest) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let id: String = conn
             .xadd_maxlen(
                 &self.stream,
@@ -55,9 +55,17 @@ impl Store {
         Ok(id)
     }
 
+    /// With `REDIS_WAIT_REPLICAS` set, waits until the replicas have a question and its queued
+    /// request (the session's primary and the stream's, which may be two shards) before the
+    /// client's `ack`; [`StoreError::NotReplicated`] if they do not in time.
+    pub async fn confirm_question(&self, token: &Token) -> Result<(), StoreError> {
+        self.confirm_replicated(&SessionKeys::new(token).messages).await?;
+        self.confirm_replicated(&self.stream).await
+    }
+
     /// Creates the consumer group (and the stream) if they do not exist yet.
     pub async fn ensure_group(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let created: Result<(), redis::RedisError> = conn.xgroup_create_mkstream(&self.stream, &self.group, "0").await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
@@ -76,7 +84,7 @@ impl Store {
         if let Some(block) = block {
             options = options.block(block.as_millis() as usize);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
         Ok(reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|entry| parse_entry(entry, 1)).collect())
     }
@@ -88,7 +96,7 @@ impl Store {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<StreamEntry>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let reply: StreamAutoClaimReply = conn
             .xautoclaim_options(
                 &self.stream,
@@ -121,7 +129,7 @@ impl Store {
     /// clock). Renewed while the worker takes new entries.
     pub async fn renew_worker_lease(&self, id: &str, lease: Duration, free: usize) -> Result<(), StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _: i32 = WORKER_LEASE
             .key(leases)
             .key(slots)
@@ -136,7 +144,7 @@ impl Store {
     /// Gives up worker `id`'s lease: it takes no more entries.
     pub async fn release_worker_lease(&self, id: &str) -> Result<(), StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _: i32 = WORKER_RELEASE.key(leases).key(slots).arg(id).invoke_async(&mut conn).await?;
         Ok(())
     }
@@ -144,14 +152,14 @@ impl Store {
     /// Whether a new entry needs a worker woken: no running worker's live lease offers a free slot.
     pub async fn wake_needed(&self) -> Result<bool, StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let needed: i32 = WAKE_NEEDED.key(leases).key(slots).invoke_async(&mut conn).await?;
         Ok(needed == 1)
     }
 
     /// Acknowledges an entry: its reply is stored (or it can never be answered).
     pub async fn ack(&self, entry_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _acknowledged: usize = conn.xack(&self.stream, &self.group, &[entry_id]).await?;
         Ok(())
     }
@@ -159,7 +167,7 @@ impl Store {
     /// Resets an entry's idle time, so a reply that takes longer than `WORKER_CLAIM_IDLE_MS` is not
     /// taken over while its worker is alive.
     pub async fn keep_claimed(&self, consumer: &str, entry_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _claimed: redis::Value = redis::cmd("XCLAIM")
             .arg(&self.stream)
             .arg(&self.group)
@@ -174,7 +182,7 @@ impl Store {
 
     /// Entries delivered to a consumer and not yet acknowledged, across the group.
     pub async fn pending_count(&self) -> Result<usize, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let reply: StreamPendingReply = conn.xpending(&self.stream, &self.group).await?;
         Ok(reply.count())
     }

@@ -99,7 +99,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(message_id = %message.id))]
     pub async fn accept_user_message(&self, token: &Token, message: &ChatMessage) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let (status, wait_ms): (String, u64) = ACCEPT
             .key(&keys.session)
             .key(&keys.order)
@@ -128,7 +128,7 @@ impl Store {
     pub async fn begin_reply(&self, token: &Token, placeholder: &ChatMessage) -> Result<Step<Begun>, StoreError> {
         let keys = SessionKeys::new(token);
         let reply_id = reply_id_of(placeholder)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let (status, next_seq, connections): (String, u64, Vec<String>) = BEGIN_REPLY
             .key(&keys.session)
             .key(&keys.order)
@@ -159,7 +159,7 @@ impl Store {
         text: &str,
     ) -> Result<Step<Logged>, StoreError> {
         let keys = SessionKeys::new(token);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let (status, stop, connections): (String, u8, Vec<String>) = APPEND_DELTA
             .key(keys.log(&reply_to.reply_id()))
             .key(&keys.conns)
@@ -190,7 +190,7 @@ impl Store {
     ) -> Result<Step<Vec<ConnectionId>>, StoreError> {
         let keys = SessionKeys::new(token);
         let reply_id = reply_id_of(reply)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let (status, connections): (String, Vec<String>) = STORE_REPLY
             .key(&keys.session)
             .key(&keys.order)
@@ -207,7 +207,11 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match status.as_str() {
-            "stored" => Ok(Ok(connection_ids(connections)?)),
+            "stored" => {
+                // Not acknowledged (the caller's XACK) before the replicas have it.
+                self.confirm_replicated(&keys.messages).await?;
+                Ok(Ok(connection_ids(connections)?))
+            }
             other => Ok(Err(Refusal::from_status("store", other, 0)?)),
         }
     }
@@ -217,7 +221,7 @@ impl Store {
     pub async fn regenerate(&self, token: &Token, message_id: &MessageId) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
         let reply_id = message_id.reply_id();
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let status: String = REGENERATE
             .key(&keys.session)
             .key(&keys.order)
@@ -239,7 +243,7 @@ impl Store {
 
     /// Extends the session's lock for the reply to `message_id` while that reply is written.
     pub async fn renew_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _renewed: i32 = RENEW_LOCK
             .key(SessionKeys::new(token).lock)
             .arg(message_id.as_str())
@@ -251,7 +255,7 @@ impl Store {
 
     /// Unlocks a session whose reply request could not be queued, so the person can retry.
     pub async fn release_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _released: i32 =
             RELEASE_LOCK.key(SessionKeys::new(token).lock).arg(message_id.as_str()).invoke_async(&mut conn).await?;
         Ok(())
@@ -260,14 +264,14 @@ impl Store {
     /// Asks whichever worker writes the reply to `message_id` to stop (it checks every
     /// [`STOP_POLL`] or so).
     pub async fn request_stop(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let _: () = conn.set_ex(SessionKeys::new(token).stop, message_id.as_str(), self.reply_lock_secs()).await?;
         Ok(())
     }
 
     /// Whether the person asked to stop the reply to `message_id`.
     pub async fn stop_requested(&self, token: &Token, message_id: &MessageId) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let requested: Option<String> = conn.get(SessionKeys::new(token).stop).await?;
         Ok(requested.as_deref() == Some(message_id.as_str()))
     }

@@ -9,6 +9,9 @@ use redis::AsyncCommands;
 use super::lua::{READ, SNAPSHOT};
 use super::{decode, now_rfc3339, SessionKeys, Store, StoreError};
 
+/// How often a history read is repeated when replies begin while it reads.
+const READ_ATTEMPTS: usize = 4;
+
 impl Store {
     /// Creates a session for `name` under a fresh token.
     #[tracing::instrument(skip_all)]
@@ -16,7 +19,7 @@ impl Store {
         let token = crate::token::new_token();
         let session_start = now_rfc3339();
         let keys = SessionKeys::new(&token);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         redis::pipe()
             .atomic()
             .hset_multiple(&keys.session, &[("name", name), ("session_start", session_start.as_str())])
@@ -51,33 +54,41 @@ impl Store {
 
     async fn read(&self, token: &Token, first: i64) -> Result<Option<ChatSession>, StoreError> {
         let keys = SessionKeys::new(token);
-        let mut conn = self.conn.clone();
-        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>);
-        let reply: Option<Read> = READ
-            .key(&keys.session)
-            .key(&keys.order)
-            .key(&keys.messages)
-            .arg(first)
-            .arg(&keys.log_prefix)
-            .invoke_async(&mut conn)
-            .await?;
-        let Some((name, session_start, raw, live)) = reply else { return Ok(None) };
-        let mut messages =
-            raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
-        for (id, text, next_seq) in live {
-            if let Some(reply) = messages.iter_mut().find(|m| m.id == id) {
-                reply.msg = text;
-                reply.next_seq = Some(next_seq);
+        let mut conn = self.connection().await?;
+        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>, Vec<String>);
+        // The logs of replies in progress are keys too, declared once known: usually there is
+        // none; a reply that began between two reads is declared on the next one.
+        let mut streaming: Vec<String> = Vec::new();
+        for _ in 0..READ_ATTEMPTS {
+            let mut call = READ.prepare_invoke();
+            call.key(&keys.session).key(&keys.order).key(&keys.messages).arg(first);
+            for reply in &streaming {
+                call.key(format!("{}{reply}", keys.log_prefix)).arg(reply);
             }
+            let reply: Option<Read> = call.invoke_async(&mut conn).await?;
+            let Some((name, session_start, raw, live, undeclared)) = reply else { return Ok(None) };
+            if !undeclared.is_empty() {
+                streaming.extend(undeclared);
+                continue;
+            }
+            let mut messages =
+                raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
+            for (id, text, next_seq) in live {
+                if let Some(reply) = messages.iter_mut().find(|m| m.id == id) {
+                    reply.msg = text;
+                    reply.next_seq = Some(next_seq);
+                }
+            }
+            return Ok(Some(ChatSession { token: token.expose().to_string(), name, session_start, messages }));
         }
-        Ok(Some(ChatSession { token: token.expose().to_string(), name, session_start, messages }))
+        Err(StoreError::Corrupt(format!("replies kept beginning while the history was read {READ_ATTEMPTS} times")))
     }
 
     /// A reply as it stands: the stored message, or for one still `streaming` its text so far
     /// with `next_seq` set. `None` if the session holds no such reply.
     pub async fn reply_snapshot(&self, token: &Token, reply_id: &ReplyId) -> Result<Option<ChatMessage>, StoreError> {
         let keys = SessionKeys::new(token);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let found: Option<(String, String, u64)> =
             SNAPSHOT.key(&keys.messages).key(keys.log(reply_id)).arg(reply_id.as_str()).invoke_async(&mut conn).await?;
         let Some((json, text, next_seq)) = found else { return Ok(None) };
@@ -91,7 +102,7 @@ impl Store {
 
     /// Whether the session already holds a message with this id.
     pub async fn has_message(&self, token: &Token, message_id: &MessageId) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         Ok(conn.hexists(SessionKeys::new(token).messages, message_id.as_str()).await?)
     }
 }

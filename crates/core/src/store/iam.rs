@@ -1,0 +1,191 @@
+//! IAM authentication for ElastiCache and MemoryDB: instead of a stored password, each connection
+//! authenticates as an IAM-enabled user with a short-lived token, a SigV4-presigned request
+//! (`{cache}/?Action=connect&User={user}`, valid 15 minutes) signed with the function's role.
+//!
+//! The redis client asks [`IamCredentials`] for credentials when it opens a connection (it gets a
+//! token signed that moment) and keeps listening: every `refresh` a new token arrives and each
+//! live connection re-sends `AUTH` with it, well inside the 12 hours after which the service
+//! drops a connection that has not re-authenticated.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
+use aws_sigv4::sign::v4;
+use futures_util::Stream;
+use redis::{BasicAuth, RedisResult, StreamingCredentialsProvider};
+use tokio::sync::OnceCell;
+
+/// How long a token is valid: the services accept at most 15 minutes.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+
+/// Which IAM-authenticated service, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamAuth {
+    /// `REDIS_IAM_USER`: the IAM-enabled Redis user id (default: the user of `REDIS_URL`).
+    pub user: String,
+    /// `REDIS_IAM_CACHE_NAME`: the replication group, serverless cache or MemoryDB cluster name.
+    pub cache_name: String,
+    /// `AWS_REGION`: the region the token is signed for.
+    pub region: String,
+    /// `REDIS_IAM_SERVICE`: `elasticache` or `memorydb` (default: from the endpoint's name).
+    pub service: String,
+    /// `REDIS_IAM_SERVERLESS`: an ElastiCache Serverless cache (default: from the endpoint's name).
+    pub serverless: bool,
+    /// `REDIS_IAM_REFRESH_SECONDS` (600): how often a new token is signed and live connections
+    /// re-authenticate; below the token's 15 minutes so a new connection never gets a stale one.
+    pub refresh: Duration,
+}
+
+/// Why a token could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IamError {
+    /// No AWS credentials were found (role, environment or profile).
+    #[error("no AWS credentials for Redis IAM authentication: {0}")]
+    Credentials(String),
+    /// Signing failed.
+    #[error("could not sign the Redis IAM token: {0}")]
+    Signing(String),
+}
+
+/// The `AUTH` password for `auth` signed with `credentials` at `time`: a presigned URL without
+/// its `http://` scheme, as the ElastiCache and MemoryDB guides build it.
+pub fn auth_token(auth: &IamAuth, credentials: &Credentials, time: SystemTime) -> Result<String, IamError> {
+    let mut url = format!("http://{}/?Action=connect&User={}", auth.cache_name, auth.user);
+    if auth.serverless {
+        url.push_str("&ResourceType=ServerlessCache");
+    }
+    let identity = credentials.clone().into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(TOKEN_LIFETIME);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&auth.region)
+        .name(&auth.service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| IamError::Signing(e.to_string()))?
+        .into();
+    let signable = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::UnsignedPayload)
+        .map_err(|e| IamError::Signing(e.to_string()))?;
+    let (instructions, _signature) = sign(signable, &params).map_err(|e| IamError::Signing(e.to_string()))?.into_parts();
+    let mut request = http::Request::get(&url).body(()).map_err(|e| IamError::Signing(e.to_string()))?;
+    instructions.apply_to_request_http1x(&mut request);
+    let signed = request.uri().to_string();
+    Ok(signed.strip_prefix("http://").unwrap_or(&signed).to_string())
+}
+
+/// Fresh IAM tokens for the redis client, from the default AWS credentials chain (the
+/// function's role on Lambda). Cheap to clone.
+#[derive(Clone)]
+pub struct IamCredentials {
+    auth: IamAuth,
+    credentials: Arc<OnceCell<SharedCredentialsProvider>>,
+}
+
+impl IamCredentials {
+    /// Tokens for `auth`; the AWS credentials chain is loaded on first use.
+    pub fn new(auth: IamAuth) -> Self {
+        IamCredentials { auth, credentials: Arc::new(OnceCell::new()) }
+    }
+
+    async fn fresh(&self) -> Result<BasicAuth, IamError> {
+        let provider = self
+            .credentials
+            .get_or_try_init(|| async {
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+                config.credentials_provider().ok_or_else(|| IamError::Credentials("no credentials provider".into()))
+            })
+            .await?;
+        let credentials = provider.provide_credentials().await.map_err(|e| IamError::Credentials(e.to_string()))?;
+        let token = auth_token(&self.auth, &credentials, SystemTime::now())?;
+        Ok(BasicAuth::new(self.auth.user.clone(), token))
+    }
+}
+
+impl StreamingCredentialsProvider for IamCredentials {
+    /// A token now, then a new one every `refresh`.
+    fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
+        let source = self.clone();
+        Box::pin(futures_util::stream::unfold(true, move |first| {
+            let source = source.clone();
+            async move {
+                if !first {
+                    tokio::time::sleep(source.auth.refresh).await;
+                }
+                let credentials = source.fresh().await.map_err(|e| {
+                    tracing::error!(error = %e, "no Redis IAM token");
+                    redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "no IAM token", e.to_string()))
+                });
+                Some((credentials, false))
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(serverless: bool) -> IamAuth {
+        IamAuth {
+            user: "chatbot".into(),
+            cache_name: "chat-cache".into(),
+            region: "eu-west-1".into(),
+            service: "elasticache".into(),
+            serverless,
+            refresh: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn a_token_is_the_presigned_connect_request_without_its_scheme() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "test");
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+        let token = auth_token(&auth(false), &credentials, time).unwrap();
+        let url = split_token(&token);
+        assert_eq!(url.0, "chat-cache/");
+        let query = url.1;
+        assert_eq!(query["Action"], "connect");
+        assert_eq!(query["User"], "chatbot");
+        assert_eq!(query["X-Amz-Algorithm"], "AWS4-HMAC-SHA256");
+        assert_eq!(query["X-Amz-Credential"], "AKIDEXAMPLE%2F20260101%2Feu-west-1%2Felasticache%2Faws4_request");
+        assert_eq!(query["X-Amz-Date"], "20260101T000000Z");
+        assert_eq!(query["X-Amz-Expires"], "900");
+        assert_eq!(query["X-Amz-SignedHeaders"], "host");
+        let signature = &query["X-Amz-Signature"];
+        assert_eq!(signature.len(), 64);
+        assert!(signature.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(!query.contains_key("ResourceType"));
+        // The same inputs sign to the same token; another second to another one.
+        assert_eq!(token, auth_token(&auth(false), &credentials, time).unwrap());
+        assert_ne!(token, auth_token(&auth(false), &credentials, time + Duration::from_secs(1)).unwrap());
+    }
+
+    #[test]
+    fn serverless_caches_and_session_credentials_add_their_parameters() {
+        let credentials = Credentials::new("AKID", "secret", Some("session/token+x".into()), None, "test");
+        let token = auth_token(&auth(true), &credentials, SystemTime::now()).unwrap();
+        let (_, query) = split_token(&token);
+        assert_eq!(query["ResourceType"], "ServerlessCache");
+        assert_eq!(query["X-Amz-Security-Token"], "session%2Ftoken%2Bx");
+    }
+
+    /// `host/path?query` split into its path and (still percent-encoded) parameters.
+    fn split_token(token: &str) -> (String, std::collections::HashMap<String, String>) {
+        let (path, query) = token.split_once('?').unwrap();
+        let params = query
+            .split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        (path.to_string(), params)
+    }
+}
