@@ -134,6 +134,9 @@ impl RedisCluster {
                 // Other shards keep serving while one fails over, as on ElastiCache.
                 "--cluster-require-full-coverage",
                 "no",
+                // A replica that (re)joins syncs at once rather than after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
             ];
             let args = args.iter().map(|a| a.to_string()).collect();
             nodes.push(RedisServer::start_with(port, &dir.join(port.to_string()), true, args).await?);
@@ -154,8 +157,8 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Waits until every running node reports `cluster_state:ok` and three primaries, each with a
-    /// connected replica, serve all 16,384 slots.
+    /// Waits until every running node reports `cluster_state:ok` and three primaries, each
+    /// streaming its writes to a replica, serve all 16,384 slots.
     pub async fn wait_settled(&self, within: Duration) -> Result<(), RedisServerError> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -167,6 +170,11 @@ impl RedisCluster {
             if settled {
                 let topology = self.topology().await?;
                 settled = topology.len() == 3 && topology.iter().all(|shard| shard.replica.is_some());
+                // Joined is not yet replicating: each primary must stream to its replica.
+                for shard in &topology {
+                    let replication = redis_cli(shard.primary, &["info", "replication"]).await.unwrap_or_default();
+                    settled &= replication.contains("state=online");
+                }
             }
             if settled {
                 return Ok(());

@@ -352,11 +352,19 @@ fn iam_auth(env: &Vars) -> Result<Option<IamAuth>, ConfigError> {
         None => (None, ""),
     };
     let required = |name: &'static str, value: Option<String>| {
-        value.ok_or_else(|| ConfigError { name, value: String::new(), reason: "required when REDIS_IAM_AUTH=true".into() })
+        value.ok_or_else(|| ConfigError {
+            name,
+            value: String::new(),
+            reason: "required when REDIS_IAM_AUTH=true".into(),
+        })
     };
     let user = required("REDIS_IAM_USER", env.string("REDIS_IAM_USER").or(url_user.map(str::to_string)))?;
     if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ConfigError { name: "REDIS_IAM_USER", value: user, reason: "expected letters, digits, - and _".into() });
+        return Err(ConfigError {
+            name: "REDIS_IAM_USER",
+            value: user,
+            reason: "expected letters, digits, - and _".into(),
+        });
     }
     let refresh = env.seconds("REDIS_IAM_REFRESH_SECONDS", 600)?;
     if refresh.is_zero() || refresh >= crate::store::iam::TOKEN_LIFETIME {

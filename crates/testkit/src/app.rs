@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_core::Config;
 use chat_core::store::RedisConnection;
+use chat_core::Config;
 use chat_local::redis_server::{RedisCluster, RedisServer};
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
@@ -44,9 +44,9 @@ impl TestRedis {
             StoreKind::Standalone => {
                 TestRedis::Standalone(RedisServer::start(dir, true).await.expect("redis-server starts"))
             }
-            StoreKind::Cluster => TestRedis::Cluster(
-                RedisCluster::start(dir, CLUSTER_NODE_TIMEOUT).await.expect("a redis cluster forms"),
-            ),
+            StoreKind::Cluster => {
+                TestRedis::Cluster(RedisCluster::start(dir, CLUSTER_NODE_TIMEOUT).await.expect("a redis cluster forms"))
+            }
         }
     }
 

@@ -25,7 +25,9 @@ pub mod temp;
 pub mod wait;
 pub mod ws;
 
-pub use app::{spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model, StoreKind, TestApp, TestRedis};
+pub use app::{
+    spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model, StoreKind, TestApp, TestRedis,
+};
 pub use chat_local::Options;
 pub use chat_stub_model::{Pacing, StubModel};
 pub use env::{test_config, Vars};

@@ -3,12 +3,11 @@
 //! without a restart. With `REDIS_WAIT_REPLICAS=1` every question that got an `ack` is still in
 //! the history afterwards, and every reply is stored once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{spawn_app_on_with, StoreKind, TestApp, WsClient};
+use chat_testkit::{spawn_app_on_with, wait, StoreKind, TestApp, WsClient};
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 use tokio::time::Instant;
 
@@ -16,9 +15,11 @@ use tokio::time::Instant;
 #[derive(Debug, Default)]
 struct Failovers {
     failovers: usize,
-    acknowledged: Vec<String>,
+    acknowledged: usize,
+    /// Acknowledged questions missing from their history afterwards.
     lost: Vec<String>,
-    answered: usize,
+    /// Acknowledged questions whose reply never came.
+    unanswered: Vec<String>,
 }
 
 async fn stack(wait_replicas: &str) -> TestApp {
@@ -31,7 +32,7 @@ async fn stack(wait_replicas: &str) -> TestApp {
             // A reply whose worker lost Redis mid-way is taken over soon.
             ("WORKER_CLAIM_IDLE_MS", "1500"),
             ("RECLAIM_INTERVAL_SECONDS", "1"),
-            ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
+            ("SESSIONS_PER_IP_PER_WINDOW", "0"),
         ],
         Options::default(),
         pacing,
@@ -64,12 +65,13 @@ async fn ask_until_acknowledged(ws: &mut WsClient, id: &str, content: &str) {
     }
 }
 
-/// Waits for the `done` of the reply to `id`; passes over restarts and errors on the way.
-async fn reply_done(ws: &mut WsClient, id: &str, within: Duration) -> ReplyStatus {
+/// Waits for the `done` of the reply to `id`, passing over restarts and errors on the way; `None`
+/// if none comes `within`.
+async fn reply_done(ws: &mut WsClient, id: &str, within: Duration) -> Option<ReplyStatus> {
     let deadline = Instant::now() + within;
     loop {
-        match ws.frame_before(deadline).await.unwrap_or_else(|| panic!("{id}: no done within {within:?}")) {
-            ServerFrame::Done { reply_to, status, .. } if reply_to == id => return status,
+        match ws.frame_before(deadline).await? {
+            ServerFrame::Done { reply_to, status, .. } if reply_to == id => return Some(status),
             _ => {}
         }
     }
@@ -86,48 +88,55 @@ async fn reply_streams(ws: &mut WsClient, id: &str) {
     }
 }
 
-/// `rounds` times: a question, acknowledged; once its reply streams, the primary that holds the
-/// session is killed; the reply ends (taken over where needed); the killed node comes back as a
-/// replica. Then the history is compared with what was acknowledged.
+/// `rounds` times, each with a new session: a question, acknowledged; once its reply streams, the
+/// primary that holds the session is killed; the replica is promoted and the dead node comes back
+/// as its replica, as a managed service replaces a failed node (until then, with
+/// `REDIS_WAIT_REPLICAS=1`, that shard cannot confirm a write and answers `unavailable`); the reply
+/// ends, taken over where needed. Then each history is compared with what was acknowledged.
 async fn fail_over(app: &mut TestApp, rounds: usize) -> Failovers {
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
-    let session_key = format!("chat:{{{}}}:session", session.token);
     let mut seen = Failovers::default();
     for round in 0..rounds {
+        let session = app.create_session(&format!("round {round}")).await;
+        let mut ws = app.connect(&session.token).await;
+        let session_key = format!("chat:{{{}}}:session", session.token);
         let id = format!("q{round}");
         ask_until_acknowledged(&mut ws, &id, &format!("round {round}: a question with words enough to stream")).await;
-        seen.acknowledged.push(id.clone());
+        seen.acknowledged += 1;
         reply_streams(&mut ws, &id).await;
 
         let cluster = app.redis.cluster_mut();
         let primary = cluster.primary_of(&session_key).await.unwrap();
         cluster.kill(primary).await;
         seen.failovers += 1;
-        reply_done(&mut ws, &id, Duration::from_secs(60)).await;
-        seen.answered += 1;
-
-        let cluster = app.redis.cluster_mut();
-        assert_ne!(cluster.primary_of(&session_key).await.unwrap(), primary, "round {round}: the replica took over");
+        let promoted = wait::wait_until(Duration::from_secs(30), Duration::from_millis(100), || async {
+            cluster.primary_of(&session_key).await.is_ok_and(|now| now != primary)
+        })
+        .await;
+        assert!(promoted, "round {round}: the replica took over");
         cluster.restart(primary).await.unwrap();
-        cluster.wait_settled(Duration::from_secs(30)).await.unwrap();
-    }
+        if reply_done(&mut ws, &id, Duration::from_secs(30)).await.is_none() {
+            seen.unanswered.push(id.clone());
+        }
+        app.redis.cluster_mut().wait_settled(Duration::from_secs(30)).await.unwrap();
 
-    let history = app.session(&session.token).await;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for message in &history.messages {
-        *counts.entry(message.id.as_str()).or_default() += 1;
-    }
-    assert!(counts.values().all(|&n| n == 1), "a message is stored twice: {counts:?}");
-    for id in &seen.acknowledged {
-        if !counts.contains_key(id.as_str()) {
+        let (status, body) = app.history(&session.token).await;
+        if status != 200 {
+            // The session itself was lost (it was created on the node that failed).
+            assert_eq!(body["code"], "session_expired", "round {round}: {body}");
+            seen.lost.push(id.clone());
+            continue;
+        }
+        let history: chat_wire::ChatSession = serde_json::from_value(body).unwrap();
+        let ids: Vec<&str> = history.messages.iter().map(|m| m.id.as_str()).collect();
+        let reply_id = format!("{id}.reply");
+        assert!(ids.len() <= 2 && ids.iter().all(|&m| m == id || m == reply_id), "round {round}: {ids:?}");
+        if !ids.contains(&id.as_str()) {
             seen.lost.push(id.clone());
         }
-    }
-    for pair in history.messages.windows(2).filter(|pair| pair[0].source == Source::User) {
-        let reply = &pair[1];
-        assert_eq!(reply.reply_to.as_deref(), Some(pair[0].id.as_str()), "each question is followed by its reply");
-        assert!(reply.status.is_final(), "{}: {:?}", reply.id, reply.status);
+        if let Some(reply) = history.messages.iter().find(|m| m.id == reply_id) {
+            assert_eq!(reply.source, Source::Assistant);
+            assert!(reply.status.is_final() || seen.unanswered.contains(&id), "{reply_id}: {:?}", reply.status);
+        }
     }
     seen
 }
@@ -136,30 +145,24 @@ async fn fail_over(app: &mut TestApp, rounds: usize) -> Failovers {
 async fn with_wait_replicas_nothing_acknowledged_is_lost_over_twenty_failovers() {
     let mut app = stack("1").await;
     let seen = fail_over(&mut app, 20).await;
-    println!(
-        "failover with REDIS_WAIT_REPLICAS=1: {} failovers, {} acknowledged, {} answered, {} lost",
-        seen.failovers,
-        seen.acknowledged.len(),
-        seen.answered,
-        seen.lost.len()
-    );
-    assert_eq!(seen.failovers, 20);
+    println!("failover with REDIS_WAIT_REPLICAS=1: {seen:?}");
+    assert_eq!((seen.failovers, seen.acknowledged), (20, 20));
     assert!(seen.lost.is_empty(), "acknowledged and lost: {:?}", seen.lost);
-    assert_eq!(seen.answered, 20, "the same running stack answered after every failover");
+    assert!(seen.unanswered.is_empty(), "acknowledged and never answered: {:?}", seen.unanswered);
 }
 
 #[tokio::test]
 async fn without_wait_the_stack_keeps_answering_and_the_losses_are_counted() {
     let mut app = stack("0").await;
     let seen = fail_over(&mut app, 10).await;
-    // Asynchronous replication may lose what a primary acknowledged just before it died; the
-    // figure is reported (README, "Managed Redis"), not asserted.
-    println!(
-        "failover with REDIS_WAIT_REPLICAS=0: {} failovers, {} acknowledged, {} answered, {} lost",
-        seen.failovers,
-        seen.acknowledged.len(),
-        seen.answered,
-        seen.lost.len()
-    );
-    assert_eq!(seen.answered, 10, "the same running stack answered after every failover");
+    // Asynchronous replication can lose what a primary acknowledged just before it died (or what
+    // a restarted node accepted before it learnt it had been replaced): the figures are reported
+    // (README, "Managed Redis"), not asserted.
+    println!("failover with REDIS_WAIT_REPLICAS=0: {seen:?}");
+    assert_eq!(seen.failovers, 10);
+    // The same running stack still answers after all of them.
+    let session = app.create_session("after").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("last", "still there?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: still there?");
 }

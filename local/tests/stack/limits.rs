@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind};
 
 async fn a_session_over_its_message_rate_waits_for_the_window(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, 
+    let app = spawn_app_on_with(
+        kind,
         &[("MESSAGES_PER_SESSION_PER_WINDOW", "3"), ("RATE_LIMIT_WINDOW_SECONDS", "2")],
         Options::default(),
         Pacing::default(),
@@ -55,7 +56,8 @@ async fn an_address_over_its_session_rate_gets_429_with_retry_after() {
 }
 
 async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, 
+    let app = spawn_app_on_with(
+        kind,
         &[("MAX_HISTORY_MESSAGES", "4"), ("CONTEXT_MESSAGES", "3"), ("MAX_REPLY_TOKENS", "3")],
         Options::default(),
         Pacing::default(),

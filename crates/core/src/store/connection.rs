@@ -90,8 +90,9 @@ impl RedisConnection {
             RedisConnection::Standalone(conn) => wait.query_async(conn).await,
             RedisConnection::Cluster(conn) => {
                 let primary = Route::with_key(key, SlotAddr::Master);
-                let confirmed =
-                    conn.route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary))).await?;
+                let confirmed = conn
+                    .route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)))
+                    .await?;
                 Ok(redis::from_redis_value(confirmed)?)
             }
         }

@@ -73,7 +73,8 @@ pub fn auth_token(auth: &IamAuth, credentials: &Credentials, time: SystemTime) -
         .into();
     let signable = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::UnsignedPayload)
         .map_err(|e| IamError::Signing(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params).map_err(|e| IamError::Signing(e.to_string()))?.into_parts();
+    let (instructions, _signature) =
+        sign(signable, &params).map_err(|e| IamError::Signing(e.to_string()))?.into_parts();
     let mut request = http::Request::get(&url).body(()).map_err(|e| IamError::Signing(e.to_string()))?;
     instructions.apply_to_request_http1x(&mut request);
     let signed = request.uri().to_string();
@@ -145,7 +146,8 @@ mod tests {
 
     #[test]
     fn a_token_is_the_presigned_connect_request_without_its_scheme() {
-        let credentials = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "test");
+        let credentials =
+            Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "test");
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
         let token = auth_token(&auth(false), &credentials, time).unwrap();
         let url = split_token(&token);

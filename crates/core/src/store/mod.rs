@@ -32,8 +32,8 @@ use chat_wire::{ChatMessage, ConnectionId};
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, ReplicaWait};
-use connection::RedisSettings;
 pub use connection::RedisConnection;
+use connection::RedisSettings;
 
 pub use keys::SessionKeys;
 pub use queue::{ReplyRequest, StreamEntry};
@@ -103,7 +103,9 @@ impl Store {
 
     fn connect_with_timeout(config: &Config, response_timeout: Option<Duration>) -> Result<Self, StoreError> {
         let root_cert = match &config.redis_ca_cert_file {
-            Some(path) => Some(std::fs::read(path).map_err(|source| StoreError::CaFile { path: path.clone(), source })?),
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|source| StoreError::CaFile { path: path.clone(), source })?)
+            }
             None => None,
         };
         let settings =

@@ -28,6 +28,8 @@ impl Store {
             .ignore()
             .query_async::<()>(&mut conn)
             .await?;
+        // With REDIS_WAIT_REPLICAS, a token is handed out only once the replicas have its session.
+        self.confirm_replicated(&keys.session).await?;
         Ok(ChatSession {
             token: token.expose().to_string(),
             name: name.to_string(),
