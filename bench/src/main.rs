@@ -9,6 +9,8 @@
 //!   writes `target/bench/load.json`.
 //! * `bench workers`: the same simultaneous conversations against a worker with 64, 256 and
 //!   1,024 slots, side by side (how `WORKER_CONCURRENCY`'s default was chosen).
+//! * `bench stream` (`scripts/bench-stream.sh`): the request stream's ceiling on one shard of a
+//!   Redis Cluster and on a standalone server, against the 1,000 questions/s target.
 //!
 //! Both start a redis-server (append-only, as production), the scripted stub model (real HTTP +
 //! SSE) in this process, and the product as a separate `local` process (gateway, functions and
@@ -22,6 +24,7 @@
 //! * `load`: many conversations at once: the concurrency levels and `bench load`.
 //! * `crash`: worker processes killed mid-reply.
 //! * `workers`: `bench workers`.
+//! * `stream`: `bench stream`.
 //! * `steps`: all that calls the product's store (`chat_core::Store`) directly.
 
 mod crash;
@@ -31,6 +34,7 @@ mod pipeline;
 mod report;
 mod stack;
 mod steps;
+mod stream;
 mod workers;
 
 use chat_testkit::Error;
@@ -41,9 +45,10 @@ async fn main() -> Result<(), Error> {
         Some("pipeline") => pipeline::run().await,
         Some("load") => load::run().await,
         Some("workers") => workers::run().await,
+        Some("stream") => stream::run().await,
         _ => {
             eprintln!(
-                "usage: bench pipeline | bench load | bench workers   (see scripts/bench.sh and scripts/load.sh)"
+                "usage: bench pipeline | bench load | bench workers | bench stream   (see scripts/bench*.sh, scripts/load.sh)"
             );
             std::process::exit(2);
         }

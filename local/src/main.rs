@@ -3,22 +3,28 @@
 //! `local worker` runs one more worker process against the same Redis (`REDIS_URL`), posting to
 //! the local gateway: more workers share the stream as one consumer group, and a killed one's
 //! replies are taken over by the others.
+//!
+//! `local redis-cluster` starts a Redis Cluster of six nodes (three primaries, three replicas) on
+//! free ports under `LOCAL_DATA_DIR`, prints a node's URL for `REDIS_URL`, and runs until Ctrl-C.
 
 use std::path::Path;
 
 use chat_core::Config;
-use chat_local::redis_server::RedisServer;
+use chat_local::redis_server::{RedisCluster, RedisServer};
 use chat_local::site::SiteConfig;
 use chat_local::{LocalConfig, Options};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_core::telemetry::init_tracing();
+    let local = LocalConfig::from_env()?;
+    if std::env::args().nth(1).as_deref() == Some("redis-cluster") {
+        return run_redis_cluster(&local).await;
+    }
     let mut config = Config::load().await?;
     if std::env::args().nth(1).as_deref() == Some("worker") {
         return run_worker(config).await;
     }
-    let local = LocalConfig::from_env()?;
     let mut options =
         Options { in_process_worker: local.in_process_worker, websocket: local.websocket, ..Options::default() };
     if local.embedded_model {
@@ -75,6 +81,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("  HTTP API   {base}  (POST /token, GET /chat_history, GET /health, GET /docs)");
     println!("  WebSocket  ws://{address}/chat?token=<token>");
     chat_local::run(listener, config, options, chat_core::shutdown::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn run_redis_cluster(local: &LocalConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let dir = Path::new(&local.data_dir).join("redis-cluster");
+    // Each run forms a new cluster: the nodes' old cluster files would name other ports.
+    let _ = std::fs::remove_dir_all(&dir);
+    let cluster = RedisCluster::start(&dir, std::time::Duration::from_secs(5)).await?;
+    println!("Redis Cluster of six nodes on ports {:?}, files under {}", cluster.ports(), dir.display());
+    println!("  REDIS_URL={}", cluster.url());
+    println!("Ctrl-C stops it.");
+    chat_core::shutdown::shutdown_signal().await;
     Ok(())
 }
 

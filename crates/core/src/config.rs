@@ -446,6 +446,52 @@ mod tests {
     }
 
     #[test]
+    fn iam_auth_reads_the_user_from_the_url_and_the_service_from_the_endpoint() {
+        let off = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!((off.redis_iam, off.redis_wait.replicas), (None, 0));
+        let c = Config::from_vars(&vars(&[
+            ("REDIS_URL", "rediss://chatbot@clustercfg.chat.abc123.memorydb.eu-west-1.amazonaws.com:6379"),
+            ("REDIS_IAM_AUTH", "true"),
+            ("REDIS_IAM_CACHE_NAME", "chat"),
+            ("AWS_REGION", "eu-west-1"),
+            ("REDIS_WAIT_REPLICAS", "1"),
+        ]))
+        .unwrap();
+        let iam = c.redis_iam.unwrap();
+        assert_eq!((iam.user.as_str(), iam.service.as_str(), iam.serverless), ("chatbot", "memorydb", false));
+        assert_eq!(iam.refresh, Duration::from_secs(600));
+        assert_eq!(c.redis_wait, ReplicaWait { replicas: 1, timeout: Duration::from_millis(500) });
+        let serverless = Config::from_vars(&vars(&[
+            ("REDIS_URL", "rediss://app@chat-x1y2z3.serverless.euw1.cache.amazonaws.com:6379"),
+            ("REDIS_IAM_AUTH", "true"),
+            ("REDIS_IAM_CACHE_NAME", "chat"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap()
+        .redis_iam
+        .unwrap();
+        assert_eq!((serverless.service.as_str(), serverless.serverless), ("elasticache", true));
+        for (name, bad) in [
+            (
+                "REDIS_IAM_CACHE_NAME",
+                vec![("REDIS_IAM_AUTH", "true"), ("REDIS_IAM_USER", "app"), ("AWS_REGION", "eu-west-1")],
+            ),
+            (
+                "REDIS_IAM_REFRESH_SECONDS",
+                vec![
+                    ("REDIS_IAM_AUTH", "true"),
+                    ("REDIS_IAM_USER", "app"),
+                    ("REDIS_IAM_CACHE_NAME", "c"),
+                    ("REDIS_IAM_REFRESH_SECONDS", "900"),
+                ],
+            ),
+        ] {
+            let error = Config::from_vars(&vars(&bad)).unwrap_err();
+            assert_eq!(error.name, name, "{error}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_readme() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert!(!c.development);

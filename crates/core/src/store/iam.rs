@@ -71,7 +71,9 @@ pub fn auth_token(auth: &IamAuth, credentials: &Credentials, time: SystemTime) -
         .build()
         .map_err(|e| IamError::Signing(e.to_string()))?
         .into();
-    let signable = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::UnsignedPayload)
+    // The empty body's hash, not UNSIGNED-PAYLOAD: what botocore's SigV4QueryAuth (the AWS
+    // guides' reference) signs, so the service computes the same signature.
+    let signable = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::Bytes(&[]))
         .map_err(|e| IamError::Signing(e.to_string()))?;
     let (instructions, _signature) =
         sign(signable, &params).map_err(|e| IamError::Signing(e.to_string()))?.into_parts();
@@ -160,9 +162,9 @@ mod tests {
         assert_eq!(query["X-Amz-Date"], "20260101T000000Z");
         assert_eq!(query["X-Amz-Expires"], "900");
         assert_eq!(query["X-Amz-SignedHeaders"], "host");
-        let signature = &query["X-Amz-Signature"];
-        assert_eq!(signature.len(), 64);
-        assert!(signature.chars().all(|c| c.is_ascii_hexdigit()));
+        // What botocore's SigV4QueryAuth (the reference the AWS guides use) signs for the same
+        // credentials, request and second.
+        assert_eq!(query["X-Amz-Signature"], "d38e90d2fa300943ef53a10e9de8ecaecb80698b0ba3077dc85ea5b65bd560a5");
         assert!(!query.contains_key("ResourceType"));
         // The same inputs sign to the same token; another second to another one.
         assert_eq!(token, auth_token(&auth(false), &credentials, time).unwrap());
@@ -171,11 +173,20 @@ mod tests {
 
     #[test]
     fn serverless_caches_and_session_credentials_add_their_parameters() {
-        let credentials = Credentials::new("AKID", "secret", Some("session/token+x".into()), None, "test");
-        let token = auth_token(&auth(true), &credentials, SystemTime::now()).unwrap();
+        let credentials = Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("session/token+x".into()),
+            None,
+            "test",
+        );
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let token = auth_token(&auth(true), &credentials, time).unwrap();
         let (_, query) = split_token(&token);
         assert_eq!(query["ResourceType"], "ServerlessCache");
         assert_eq!(query["X-Amz-Security-Token"], "session%2Ftoken%2Bx");
+        // botocore's, as above.
+        assert_eq!(query["X-Amz-Signature"], "34831f9dc9e813bd98f73214aa5933c66daeea5e2c1e8f79d9632d7ec0c6bbbd");
     }
 
     /// `host/path?query` split into its path and (still percent-encoded) parameters.
