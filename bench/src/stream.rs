@@ -14,11 +14,15 @@ use chat_testkit::{Error, StoreKind, TempDir, TestRedis, Vars};
 use chat_wire::{MessageId, Token};
 use serde_json::json;
 
+use crate::measure::Watch;
 use crate::report::{Figure, Report};
 
 /// The load the product is sized for: 1,000 questions per second (and the sharding threshold:
 /// build it if the ceiling is within 10x of that).
 const TARGET_PER_S: f64 = 1_000.0;
+
+/// The product's default request stream.
+const STREAM: &str = "chat:requests";
 
 /// `bench stream`.
 pub async fn run() -> Result<(), Error> {
@@ -27,12 +31,29 @@ pub async fn run() -> Result<(), Error> {
     for kind in [StoreKind::Cluster, StoreKind::Standalone] {
         let dir = TempDir::new("chat-bench-stream");
         let redis = TestRedis::start(kind, dir.path()).await;
+        // The one redis-server that holds the stream: is it the limit, or this machine's cores?
+        let primary = match &redis {
+            TestRedis::Standalone(server) => server.pid(),
+            TestRedis::Cluster(cluster) => cluster.pid(cluster.primary_of(STREAM).await?),
+        };
+        let watch =
+            Watch::start(vec![("redis-server", primary.ok_or("redis-server runs")?), ("bench", std::process::id())]);
         let rate = saturate(&redis.url(), messages).await?;
+        let processes = watch.stop();
+        let cpu = |i: usize| processes[i]["cpu_percent_of_one_core"].as_f64().unwrap_or(f64::NAN);
         report.add(
             format!("{kind:?}: {messages} questions, 64 producers, 8 consumers"),
             format!("{rate:.0} questions/s"),
-            format!("{:.0}x the {TARGET_PER_S:.0}/s target (sharding is built below 10x)", rate / TARGET_PER_S),
-            Figure::Entry("stores", json!({"store": format!("{kind:?}"), "messages": messages, "per_s": rate})),
+            format!(
+                "{:.1}x the {TARGET_PER_S:.0}/s target; the stream's redis-server {:.0}% of a core, this client {:.0}%",
+                rate / TARGET_PER_S,
+                cpu(0),
+                cpu(1)
+            ),
+            Figure::Entry(
+                "stores",
+                json!({"store": format!("{kind:?}"), "messages": messages, "per_s": rate, "processes": processes}),
+            ),
         );
     }
     report.finish("target/bench/stream.json")

@@ -191,6 +191,11 @@ impl RedisCluster {
         self.nodes[0].url()
     }
 
+    /// The process id of the node on `port`, while it runs.
+    pub fn pid(&self, port: u16) -> Option<u32> {
+        self.nodes.iter().find(|n| n.port == port)?.pid()
+    }
+
     /// Each running node's port.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()

@@ -32,6 +32,7 @@ pub enum StoreKind {
 pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The Redis a test stack runs on.
+#[allow(clippy::large_enum_variant)] // One per test: the size of a child process handle is no matter.
 pub enum TestRedis {
     Standalone(RedisServer),
     Cluster(RedisCluster),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chat_core::Store;
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{spawn_app_with, TestApp, Vars};
+use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind, TestApp, Vars};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame};
 use chat_worker::{ManagementApi, Outcome, Worker};
 
@@ -107,10 +107,9 @@ async fn an_entry_its_workers_keep_dying_on_ends_with_an_error_and_is_acknowledg
     ws.ask("m2", "and now?").await;
 }
 
-#[tokio::test]
-async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_up() {
+async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_up(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(50), fixed_tokens: Some(20), ..Default::default() };
-    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, pacing).await;
+    let app = spawn_app_on_with(kind, &[], Options { in_process_worker: false, ..Default::default() }, pacing).await;
     let store = Store::connect(&app.config).unwrap();
     assert!(store.wake_needed().await.unwrap(), "no worker runs: wake one");
     store.renew_worker_lease("w1", Duration::from_secs(10), 3).await.unwrap();
@@ -316,3 +315,5 @@ async fn the_worker_binary_lives_within_a_short_lambda_timeout_under_steady_ques
     // (Their exact number depends on timing: invocations also end whenever the stream is empty.)
     assert!(counts.invoked * 2 < questions, "{counts:?} for {questions} questions");
 }
+
+on_each_store!(a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_up);

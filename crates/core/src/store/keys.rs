@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(Slot::for_key(&leases), Slot::for_key(&free));
         let slots: std::collections::HashSet<_> = (0..64)
             .map(|i| SessionKeys::new(&Token::parse(&format!("{i:0>width$}", width = Token::LEN)).unwrap()).session)
-            .map(|key| Slot::for_key(key))
+            .map(Slot::for_key)
             .collect();
         assert!(slots.len() > 32, "64 sessions landed in {} slots", slots.len());
     }

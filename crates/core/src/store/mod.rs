@@ -128,7 +128,9 @@ impl Store {
     /// The connection, opened (and the server's kind detected) on first use. A failed first
     /// attempt is tried again by the next command, so Redis may start after us.
     pub async fn connection(&self) -> Result<RedisConnection, StoreError> {
-        Ok(self.redis.get_or_try_init(|| RedisConnection::open(&self.settings)).await?.clone())
+        // Boxed: opening (detection, cluster discovery) is a deep future that runs once, and every
+        // caller's future would otherwise carry its type.
+        Ok(self.redis.get_or_try_init(|| Box::pin(RedisConnection::open(&self.settings))).await?.clone())
     }
 
     /// With `REDIS_WAIT_REPLICAS` set, waits until that many replicas of the primary holding `key`
