@@ -14,6 +14,35 @@ pub struct RedisServer {
     dir: PathBuf,
     append_only: bool,
     extra_args: Vec<String>,
+    tls: Option<Tls>,
+}
+
+/// TLS for a server: its certificate and key, and the CA that signed them (which clients trust).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl Tls {
+    /// redis-server's arguments: TLS only (no plain port), between cluster nodes and replicas too.
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let mut args: Vec<String> = ["--port", "0", "--tls-port", &port.to_string()].map(String::from).to_vec();
+        for (flag, path) in
+            [("--tls-cert-file", &self.cert), ("--tls-key-file", &self.key), ("--tls-ca-cert-file", &self.ca)]
+        {
+            args.push(flag.into());
+            args.push(path.display().to_string());
+        }
+        args.extend(["--tls-auth-clients", "no", "--tls-replication", "yes"].map(String::from));
+        args
+    }
+}
+
+/// redis-cli's arguments to reach a server with `tls`.
+fn cli_args(tls: Option<&Tls>) -> Vec<String> {
+    tls.map(|tls| vec!["--tls".into(), "--cacert".into(), tls.ca.display().to_string()]).unwrap_or_default()
 }
 
 /// Why redis-server could not be started.
@@ -39,7 +68,7 @@ impl RedisServer {
 
     /// Starts redis-server on `port`.
     pub async fn start_on(port: u16, dir: &Path, append_only: bool) -> Result<Self, RedisServerError> {
-        Self::start_with(port, dir, append_only, Vec::new()).await
+        Self::start_with(port, dir, append_only, Vec::new(), None).await
     }
 
     async fn start_with(
@@ -47,6 +76,7 @@ impl RedisServer {
         dir: &Path,
         append_only: bool,
         extra_args: Vec<String>,
+        tls: Option<Tls>,
     ) -> Result<Self, RedisServerError> {
         std::fs::create_dir_all(dir).map_err(RedisServerError::Spawn)?;
         let child = Command::new("redis-server")
@@ -55,17 +85,28 @@ impl RedisServer {
             .arg("--dir")
             .arg(dir)
             .args(&extra_args)
+            .args(tls.as_ref().map(|tls| tls.server_args(port)).unwrap_or_default())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(RedisServerError::Spawn)?;
-        let server = RedisServer { child, port, dir: dir.to_path_buf(), append_only, extra_args };
+        let server = RedisServer { child, port, dir: dir.to_path_buf(), append_only, extra_args, tls };
         server.wait_ready().await?;
         Ok(server)
     }
 
     async fn wait_ready(&self) -> Result<(), RedisServerError> {
+        if self.tls.is_some() {
+            for _ in 0..200 {
+                if redis_cli(self.tls.as_ref(), self.port, &["ping"]).await.is_ok_and(|reply| reply.starts_with("PONG"))
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Err(RedisServerError::NotReady(self.port));
+        }
         for _ in 0..200 {
             if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,9 +122,10 @@ impl RedisServer {
         Err(RedisServerError::NotReady(self.port))
     }
 
-    /// The URL to connect to.
+    /// The URL to connect to (`rediss://` with TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Its process id (benchmarks read its CPU time and memory), while it runs.
@@ -104,7 +146,9 @@ impl RedisServer {
     /// Starts the server again on the same port and files.
     pub async fn restart(&mut self) -> Result<(), RedisServerError> {
         self.stop().await;
-        let again = Self::start_with(self.port, &self.dir.clone(), self.append_only, self.extra_args.clone()).await?;
+        let again =
+            Self::start_with(self.port, &self.dir.clone(), self.append_only, self.extra_args.clone(), self.tls.clone())
+                .await?;
         *self = again;
         Ok(())
     }
@@ -114,6 +158,7 @@ impl RedisServer {
 /// with `redis-cli --cluster create`. Its nodes are killed when it is dropped.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    tls: Option<Tls>,
 }
 
 impl RedisCluster {
@@ -121,6 +166,16 @@ impl RedisCluster {
     /// count a peer as failed after `node_timeout` (short in tests: a failover takes about twice
     /// that). Returns once every node sees all slots served.
     pub async fn start(dir: &Path, node_timeout: Duration) -> Result<Self, RedisServerError> {
+        Self::start_with(dir, node_timeout, None).await
+    }
+
+    /// Like [`RedisCluster::start`], every node speaking only TLS (to clients, to each other and
+    /// to replicas), as ElastiCache Serverless does.
+    pub async fn start_tls(dir: &Path, node_timeout: Duration, tls: Tls) -> Result<Self, RedisServerError> {
+        Self::start_with(dir, node_timeout, Some(tls)).await
+    }
+
+    async fn start_with(dir: &Path, node_timeout: Duration, tls: Option<Tls>) -> Result<Self, RedisServerError> {
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_port();
@@ -138,11 +193,15 @@ impl RedisCluster {
                 "--repl-diskless-sync-delay",
                 "0",
             ];
-            let args = args.iter().map(|a| a.to_string()).collect();
-            nodes.push(RedisServer::start_with(port, &dir.join(port.to_string()), true, args).await?);
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            if tls.is_some() {
+                args.extend(["--tls-cluster", "yes"].map(String::from));
+            }
+            nodes.push(RedisServer::start_with(port, &dir.join(port.to_string()), true, args, tls.clone()).await?);
         }
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let created = Command::new("redis-cli")
+            .args(cli_args(tls.as_ref()))
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -152,7 +211,7 @@ impl RedisCluster {
         if !created.status.success() {
             return Err(RedisServerError::Cluster(String::from_utf8_lossy(&created.stdout).into_owned()));
         }
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, tls };
         cluster.wait_settled(Duration::from_secs(30)).await?;
         Ok(cluster)
     }
@@ -164,7 +223,7 @@ impl RedisCluster {
         loop {
             let mut settled = true;
             for node in self.nodes.iter().filter(|n| n.pid().is_some()) {
-                let info = redis_cli(node.port, &["cluster", "info"]).await.unwrap_or_default();
+                let info = redis_cli(self.tls.as_ref(), node.port, &["cluster", "info"]).await.unwrap_or_default();
                 settled &= info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384");
             }
             if settled {
@@ -172,7 +231,8 @@ impl RedisCluster {
                 settled = topology.len() == 3 && topology.iter().all(|shard| shard.replica.is_some());
                 // Joined is not yet replicating: each primary must stream to its replica.
                 for shard in &topology {
-                    let replication = redis_cli(shard.primary, &["info", "replication"]).await.unwrap_or_default();
+                    let replication =
+                        redis_cli(self.tls.as_ref(), shard.primary, &["info", "replication"]).await.unwrap_or_default();
                     settled &= replication.contains("state=online");
                 }
             }
@@ -205,7 +265,7 @@ impl RedisCluster {
     /// connected replica.
     pub async fn topology(&self) -> Result<Vec<Shard>, RedisServerError> {
         for node in self.nodes.iter().filter(|n| n.pid().is_some()) {
-            if let Ok(nodes) = redis_cli(node.port, &["cluster", "nodes"]).await {
+            if let Ok(nodes) = redis_cli(self.tls.as_ref(), node.port, &["cluster", "nodes"]).await {
                 return Ok(Shard::parse_all(&nodes));
             }
         }
@@ -215,7 +275,7 @@ impl RedisCluster {
     /// The port of the primary that serves `key` now.
     pub async fn primary_of(&self, key: &str) -> Result<u16, RedisServerError> {
         let port = self.nodes.iter().find(|n| n.pid().is_some()).map_or(0, |n| n.port);
-        let slot: u16 = redis_cli(port, &["cluster", "keyslot", key])
+        let slot: u16 = redis_cli(self.tls.as_ref(), port, &["cluster", "keyslot", key])
             .await?
             .trim()
             .parse()
@@ -306,9 +366,10 @@ impl Shard {
     }
 }
 
-/// `redis-cli -p PORT ARGS...`'s output.
-async fn redis_cli(port: u16, args: &[&str]) -> Result<String, RedisServerError> {
+/// `redis-cli -p PORT ARGS...`'s output (over TLS with `tls`).
+async fn redis_cli(tls: Option<&Tls>, port: u16, args: &[&str]) -> Result<String, RedisServerError> {
     let output = Command::new("redis-cli")
+        .args(cli_args(tls))
         .args(["-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
