@@ -38,7 +38,7 @@ pub enum ApiError {
         limit: usize,
     },
     /// The client's message id is missing or malformed.
-    #[error("message ids are 1 to 64 characters of A-Z a-z 0-9 - _ .")]
+    #[error("message ids are 1 to 64 characters of A-Z a-z 0-9 - _ . and do not end in .reply")]
     InvalidId,
     /// A reply is still being written for this session.
     #[error("a reply is still being written; wait for it to finish")]

@@ -134,12 +134,19 @@ plain_id!(MessageId, ReplyId, ConnectionId);
 /// The id a reply carries, derived from the user message it answers so that a retried request
 /// can never store a second reply.
 pub fn reply_id_for(user_message_id: &str) -> String {
-    format!("{user_message_id}.reply")
+    format!("{user_message_id}{REPLY_SUFFIX}")
 }
 
-/// Whether a client-chosen message id is acceptable: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
+/// What a reply's id adds to its question's.
+const REPLY_SUFFIX: &str = ".reply";
+
+/// Whether a client-chosen message id is acceptable: 1 to 64 characters of `A-Z a-z 0-9 - _ .`,
+/// not ending in `.reply`, which names replies: a question `b.reply` would collide with the
+/// reply to `b`, and a reply id is never a question to answer again.
 pub fn is_valid_message_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.ends_with(REPLY_SUFFIX)
 }
 
 #[cfg(test)]
@@ -153,6 +160,8 @@ mod tests {
         assert!(MessageId::parse("has space").is_err());
         assert!(MessageId::parse(&"x".repeat(65)).is_err());
         assert!(MessageId::parse("é").is_err());
+        assert!(MessageId::parse("b.reply").is_err(), "a reply's id is never a question's");
+        assert!(MessageId::parse("b.replying").is_ok());
         assert_eq!(MessageId::parse("m1").unwrap().reply_id().as_str(), "m1.reply");
     }
 

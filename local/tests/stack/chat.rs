@@ -101,6 +101,9 @@ async fn bad_frames_get_a_clear_error_and_change_nothing() {
         (r#"{"action":"sendMessage","id":"m1"}"#.into(), ErrorCode::InvalidFrame, None),
         (r#"{"action":"sendMessage","id":"m1","content":"   "}"#.into(), ErrorCode::EmptyMessage, Some("m1")),
         (r#"{"action":"sendMessage","id":"bad id","content":"hi"}"#.into(), ErrorCode::InvalidId, None),
+        // A question named like a reply would collide with the reply to `b`.
+        (r#"{"action":"sendMessage","id":"b.reply","content":"hi"}"#.into(), ErrorCode::InvalidId, None),
+        (r#"{"action":"regenerate","reply_to":"b.reply"}"#.into(), ErrorCode::InvalidId, None),
         (too_long, ErrorCode::MessageTooLarge, Some("big")),
     ];
     for (frame, expected, reply_to) in cases {

@@ -82,3 +82,31 @@ async fn the_management_api_says_gone_for_unknown_connections() {
     let unknown = chat_wire::ConnectionId::parse("no/such=connection").unwrap();
     assert_eq!(api.post(&endpoint, &unknown, b"{}").await, chat_worker::notify::Delivery::Gone);
 }
+
+#[tokio::test]
+async fn a_restarted_reply_log_expires_with_its_session() {
+    let app = chat_testkit::spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let token = chat_wire::Token::parse(&session.token).unwrap();
+    let store = Store::connect(&app.config).unwrap();
+    let placeholder = chat_wire::ChatMessage {
+        id: "m1.reply".into(),
+        msg: String::new(),
+        timestamp: chat_core::store::now_rfc3339(),
+        source: chat_wire::Source::Assistant,
+        status: ReplyStatus::Streaming,
+        reply_to: Some("m1".into()),
+        model: None,
+        next_seq: None,
+    };
+    assert!(!store.begin_reply(&token, &placeholder).await.unwrap().unwrap().restarted);
+    // A second worker takes the reply over before the first logged anything: the log holds only
+    // the restart entry, and must not outlive the session.
+    assert!(store.begin_reply(&token, &placeholder).await.unwrap().unwrap().restarted);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("chat:{{{}}}:log:m1.reply", session.token))
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+    assert!((1..=3600).contains(&ttl), "the log's TTL is the session's: {ttl}");
+}

@@ -11,6 +11,8 @@ if existing then
   -- write no delta 0 of its own if it is still alive).
   local logged = log_next_seq(KEYS[5])
   redis.call('XADD', KEYS[5], '0-' .. (logged + 1), 'k', 'restart')
+  -- The log lives no longer than its session, even if no delta follows.
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
   outcome, next_seq = 'restart', logged + 1
 else
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
