@@ -288,6 +288,42 @@ impl RedisCluster {
             .ok_or_else(|| RedisServerError::Cluster(format!("no primary serves slot {slot}")))
     }
 
+    /// Moves the hash slot that holds `key`, with its keys, from its primary to another one, as a
+    /// resharding does (`CLUSTER SETSLOT ... IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT ... NODE`).
+    /// Returns the ports of the old and the new primary.
+    pub async fn move_slot_of(&self, key: &str) -> Result<(u16, u16), RedisServerError> {
+        let tls = self.tls.as_ref();
+        let from = self.primary_of(key).await?;
+        let to = self
+            .topology()
+            .await?
+            .into_iter()
+            .map(|s| s.primary)
+            .find(|&p| p != from)
+            .ok_or_else(|| RedisServerError::Cluster("no other primary to move a slot to".into()))?;
+        let any = self.nodes[0].port;
+        let slot = redis_cli(tls, any, &["cluster", "keyslot", key]).await?.trim().to_string();
+        let id = |port| async move { redis_cli(tls, port, &["cluster", "myid"]).await.map(|id| id.trim().to_string()) };
+        let (from_id, to_id) = (id(from).await?, id(to).await?);
+        redis_cli(tls, to, &["cluster", "setslot", &slot, "importing", &from_id]).await?;
+        redis_cli(tls, from, &["cluster", "setslot", &slot, "migrating", &to_id]).await?;
+        loop {
+            let keys = redis_cli(tls, from, &["cluster", "getkeysinslot", &slot, "100"]).await?;
+            let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["migrate", "127.0.0.1", &to_port, "", "0", "5000", "keys"];
+            args.extend(keys);
+            redis_cli(tls, from, &args).await?;
+        }
+        for shard in self.topology().await? {
+            redis_cli(tls, shard.primary, &["cluster", "setslot", &slot, "node", &to_id]).await?;
+        }
+        Ok((from, to))
+    }
+
     /// Kills the node on `port` (SIGKILL).
     pub async fn kill(&mut self, port: u16) {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {

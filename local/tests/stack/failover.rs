@@ -1,7 +1,8 @@
 //! Redis as AWS runs it fails over: the primary that holds a live session is killed (SIGKILL)
 //! while its reply streams, its replica is promoted, and the same running stack keeps answering
 //! without a restart. With `REDIS_WAIT_REPLICAS=1` every question that got an `ack` is still in
-//! the history afterwards, and every reply is stored once.
+//! the history afterwards, and every reply is stored once. A session's slot moved to another shard
+//! (a resharding) is followed the same way.
 
 use std::time::Duration;
 
@@ -165,4 +166,27 @@ async fn without_wait_the_stack_keeps_answering_and_the_losses_are_counted() {
     let mut ws = app.connect(&session.token).await;
     ws.ask("last", "still there?").await;
     assert_eq!(ws.read_reply().await.text, "You said: still there?");
+}
+
+#[tokio::test]
+async fn a_sessions_slot_moved_to_another_shard_is_followed_without_a_restart() {
+    let app = spawn_app_on_with(StoreKind::Cluster, &[], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "before the move").await;
+    assert_eq!(ws.read_reply().await.text, "You said: before the move");
+
+    let cluster = app.redis.cluster().unwrap();
+    let key = format!("chat:{{{}}}:session", session.token);
+    let (from, to) = cluster.move_slot_of(&key).await.unwrap();
+    assert_eq!(cluster.primary_of(&key).await.unwrap(), to, "resharded from {from} to {to}");
+
+    // The same connection, the same stack: every part follows MOVED to the slot's new primary.
+    ws.ask("m2", "after the move").await;
+    assert_eq!(ws.read_reply().await.text, "You said: after the move");
+    let mut phone = app.connect(&session.token).await;
+    ws.ask("m3", "to both devices").await;
+    assert_eq!(ws.read_reply().await.text, phone.read_reply().await.text);
+    let ids: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["m1", "m1.reply", "m2", "m2.reply", "m3", "m3.reply"]);
 }

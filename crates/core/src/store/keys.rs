@@ -40,7 +40,7 @@ pub struct SessionKeys {
     /// `chat:{T}:rate`: messages in the current rate window.
     pub rate: String,
     /// `chat:{T}:log:`, to which a reply id is appended.
-    pub log_prefix: String,
+    log_prefix: String,
 }
 
 impl SessionKeys {
@@ -61,7 +61,12 @@ impl SessionKeys {
 
     /// The log of reply `reply_id` while it is written.
     pub fn log(&self, reply_id: &ReplyId) -> String {
-        format!("{}{reply_id}", self.log_prefix)
+        self.log_of(reply_id.as_str())
+    }
+
+    /// The log of a reply whose id was read back from the session's history.
+    pub fn log_of(&self, stored_reply_id: &str) -> String {
+        format!("{}{stored_reply_id}", self.log_prefix)
     }
 }
 

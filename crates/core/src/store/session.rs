@@ -65,7 +65,7 @@ impl Store {
             let mut call = READ.prepare_invoke();
             call.key(&keys.session).key(&keys.order).key(&keys.messages).arg(first);
             for reply in &streaming {
-                call.key(format!("{}{reply}", keys.log_prefix)).arg(reply);
+                call.key(keys.log_of(reply)).arg(reply);
             }
             let reply: Option<Read> = call.invoke_async(&mut conn).await?;
             let Some((name, session_start, raw, live, undeclared)) = reply else { return Ok(None) };
