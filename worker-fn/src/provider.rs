@@ -53,6 +53,20 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// What the person reads: clear, and without the provider's own words (they can name internal
+    /// details, accounts or limits, and belong in the log, which gets the whole error).
+    pub fn public_message(&self) -> String {
+        match self {
+            ModelError::Unauthorized(_) => "the model provider refused this service's credentials".into(),
+            ModelError::Unavailable(_) => "the model is unavailable; try again shortly".into(),
+            ModelError::StreamInterrupted(_) => "the model's reply broke off".into(),
+            ModelError::Rejected(_) => {
+                "the model rejected the request (for example, the conversation is too long for it)".into()
+            }
+            ModelError::RateLimited { .. } | ModelError::Timeout | ModelError::ReplyTooLong(_) => self.to_string(),
+        }
+    }
+
     /// The error code of the frame the person receives.
     pub fn code(&self) -> ErrorCode {
         match self {

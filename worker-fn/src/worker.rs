@@ -142,7 +142,7 @@ impl Worker {
                     .send(&ServerFrame::Error {
                         reply_to: Some(request.message_id.to_string()),
                         code: error.code(),
-                        message: error.to_string(),
+                        message: error.public_message(),
                         retry_after: None,
                     })
                     .await;

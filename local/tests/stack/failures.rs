@@ -44,6 +44,27 @@ async fn a_refused_key_is_not_retried() {
 }
 
 #[tokio::test]
+async fn the_providers_own_words_stay_in_the_log_and_the_person_reads_a_clear_message() {
+    let app = spawn_app().await;
+    app.stub.push([Scripted::Status(400), Scripted::Status(401)]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for (id, code) in [("m1", ErrorCode::ModelRejected), ("m2", ErrorCode::ModelUnauthorized)] {
+        ws.ask(id, "hello").await;
+        match ws.read_reply().await.end {
+            ServerFrame::Error { code: got, message, .. } => {
+                assert_eq!(got, code);
+                // The stub's error body says "scripted 4xx" (type "stub_error").
+                assert!(!message.contains("scripted") && !message.contains("stub_error"), "{message}");
+                assert!(message.starts_with("the model"), "{message}");
+            }
+            other => panic!("{id}: expected an error, got {other:?}"),
+        }
+        assert!(matches!(ws.next_frame().await, ServerFrame::Done { status: ReplyStatus::Error, .. }));
+    }
+}
+
+#[tokio::test]
 async fn a_stream_cut_mid_reply_keeps_what_was_sent() {
     let app = spawn_app().await;
     app.stub.push([Scripted::CutAfter(3)]);
