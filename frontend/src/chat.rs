@@ -195,6 +195,7 @@ impl Conversation {
                         ErrorCode::ReplyInProgress
                             | ErrorCode::EmptyMessage
                             | ErrorCode::MessageTooLarge
+                            | ErrorCode::InvalidContent
                             | ErrorCode::InvalidId
                             | ErrorCode::RateLimited
                             | ErrorCode::Unavailable

@@ -29,6 +29,10 @@ pub enum ApiError {
     /// The message is blank.
     #[error("the message is empty")]
     EmptyMessage,
+    /// The message holds a control character other than newline, tab or carriage return (NUL
+    /// included): stored JSON would escape each six-fold, and no keyboard types them.
+    #[error("the message holds control characters; only newline, tab and carriage return are allowed")]
+    InvalidContent,
     /// The message is longer than `MAX_MESSAGE_BYTES`.
     #[error("the message is {size} bytes; the limit is {limit} bytes")]
     MessageTooLarge {
@@ -99,6 +103,7 @@ impl ApiError {
             ApiError::InvalidFrame(_) => ErrorCode::InvalidFrame,
             ApiError::UnknownAction(_) => ErrorCode::UnknownAction,
             ApiError::EmptyMessage => ErrorCode::EmptyMessage,
+            ApiError::InvalidContent => ErrorCode::InvalidContent,
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::InvalidId => ErrorCode::InvalidId,
             ApiError::ReplyInProgress => ErrorCode::ReplyInProgress,

@@ -148,6 +148,9 @@ async fn send_message(
     if content.trim().is_empty() {
         return Err(ApiError::EmptyMessage);
     }
+    if content.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(ApiError::InvalidContent);
+    }
     let limit = state.config.max_message_bytes;
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });

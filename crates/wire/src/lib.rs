@@ -260,6 +260,8 @@ pub enum ErrorCode {
     EmptyMessage,
     /// The message is longer than the configured limit.
     MessageTooLarge,
+    /// The message holds control characters other than newline, tab and carriage return.
+    InvalidContent,
     /// A message id is missing or malformed.
     InvalidId,
     /// A name is blank or too long.
@@ -303,6 +305,7 @@ impl ErrorCode {
             ErrorCode::UnknownAction => "unknown_action",
             ErrorCode::EmptyMessage => "empty_message",
             ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::InvalidContent => "invalid_content",
             ErrorCode::InvalidId => "invalid_id",
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::SessionExpired => "session_expired",

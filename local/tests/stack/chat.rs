@@ -105,6 +105,10 @@ async fn bad_frames_get_a_clear_error_and_change_nothing() {
         (r#"{"action":"sendMessage","id":"b.reply","content":"hi"}"#.into(), ErrorCode::InvalidId, None),
         (r#"{"action":"regenerate","reply_to":"b.reply"}"#.into(), ErrorCode::InvalidId, None),
         (too_long, ErrorCode::MessageTooLarge, Some("big")),
+        // Control characters other than newline, tab and carriage return (NUL included).
+        (r#"{"action":"sendMessage","id":"c1","content":"a\u0000b"}"#.into(), ErrorCode::InvalidContent, Some("c1")),
+        (r#"{"action":"sendMessage","id":"c2","content":"a\u000bb"}"#.into(), ErrorCode::InvalidContent, Some("c2")),
+        (r#"{"action":"sendMessage","id":"c3","content":"a\u007fb"}"#.into(), ErrorCode::InvalidContent, Some("c3")),
     ];
     for (frame, expected, reply_to) in cases {
         ws.send_text(&frame).await;
@@ -126,7 +130,7 @@ async fn bad_frames_get_a_clear_error_and_change_nothing() {
     // The connection still works.
     ws.send_text(r#"{"action":"ping"}"#).await;
     assert_eq!(ws.next_frame().await, ServerFrame::Pong);
-    ws.ask("ok", "still there?").await;
+    ws.ask("ok", "still there?\tIn two\r\nlines").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
 }
 
