@@ -83,7 +83,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Redis(_) | StoreError::NotReplicated { .. } => ApiError::Unavailable(error),
-            StoreError::Corrupt(_) | StoreError::CaFile { .. } => ApiError::Internal(error.to_string()),
+            StoreError::Corrupt(_) | StoreError::CaFile { .. } | StoreError::Iam(_) => {
+                ApiError::Internal(error.to_string())
+            }
         }
     }
 }

@@ -178,7 +178,7 @@ impl RedisCluster {
     async fn start_with(dir: &Path, node_timeout: Duration, tls: Option<Tls>) -> Result<Self, RedisServerError> {
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
+            let port = free_cluster_port();
             let args = [
                 "--cluster-enabled",
                 "yes",
@@ -417,6 +417,17 @@ async fn redis_cli(tls: Option<&Tls>, port: u16, args: &[&str]) -> Result<String
         return Err(RedisServerError::Cluster(format!("redis-cli -p {port} {}: {text}", args.join(" "))));
     }
     Ok(text)
+}
+
+/// A free port for a cluster node: at most 55535, since a node's cluster bus listens 10,000
+/// above it (redis-server exits otherwise), and with that bus port free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A port that was free a moment ago (bind to port 0, read it, release it).

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::store::iam::IamAuth;
+use crate::store::iam::IamSettings;
 
 /// A variable that is set but cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub struct Config {
     /// question before its `ack`, and a reply before its request is acknowledged.
     pub redis_wait: ReplicaWait,
     /// `REDIS_IAM_AUTH` (false): authenticate to ElastiCache or MemoryDB with IAM tokens.
-    pub redis_iam: Option<IamAuth>,
+    pub redis_iam: Option<IamSettings>,
     /// `SESSION_TTL_SECONDS` (3600): idle lifetime of a session; each message extends it.
     pub session_ttl: Duration,
     /// `MAX_NAME_CHARS` (64): longest accepted display name.
@@ -266,11 +266,8 @@ impl Config {
             },
             redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_ca_cert_file: env.string("REDIS_CA_CERT_FILE"),
-            redis_wait: ReplicaWait {
-                replicas: env.number("REDIS_WAIT_REPLICAS", 0)?,
-                timeout: Duration::from_millis(env.number("REDIS_WAIT_TIMEOUT_MS", 500)?.max(1)),
-            },
-            redis_iam: iam_auth(&env)?,
+            redis_wait: replica_wait(&env)?,
+            redis_iam: iam_settings(&env)?,
             session_ttl: env.seconds("SESSION_TTL_SECONDS", 3600)?,
             max_name_chars: env.number("MAX_NAME_CHARS", 64)?,
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
@@ -337,35 +334,20 @@ impl Config {
     }
 }
 
-/// `REDIS_IAM_*`: IAM authentication when `REDIS_IAM_AUTH` is true. The service and whether the
-/// cache is serverless default to what the endpoint's name says (`*.memorydb.*`, `*.serverless.*`).
-fn iam_auth(env: &Vars) -> Result<Option<IamAuth>, ConfigError> {
+/// `REDIS_IAM_*`: IAM authentication when `REDIS_IAM_AUTH` is true. The user, the service and
+/// whether the cache is serverless may be left to the Redis URL, which is only known once the
+/// secrets are read ([`IamSettings::for_url`], when the store connects).
+fn iam_settings(env: &Vars) -> Result<Option<IamSettings>, ConfigError> {
     if !env.flag("REDIS_IAM_AUTH", false)? {
         return Ok(None);
     }
-    let url = env.string("REDIS_URL").unwrap_or_default();
-    let (url_user, host) = match url.split_once("://").map(|(_, rest)| rest) {
-        Some(rest) => match rest.split_once('@') {
-            Some((user_info, host)) => (user_info.split(':').next().filter(|u| !u.is_empty()), host),
-            None => (None, rest),
-        },
-        None => (None, ""),
-    };
-    let required = |name: &'static str, value: Option<String>| {
-        value.ok_or_else(|| ConfigError {
+    let required = |name: &'static str| {
+        env.string(name).ok_or_else(|| ConfigError {
             name,
             value: String::new(),
             reason: "required when REDIS_IAM_AUTH=true".into(),
         })
     };
-    let user = required("REDIS_IAM_USER", env.string("REDIS_IAM_USER").or(url_user.map(str::to_string)))?;
-    if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ConfigError {
-            name: "REDIS_IAM_USER",
-            value: user,
-            reason: "expected letters, digits, - and _".into(),
-        });
-    }
     let refresh = env.seconds("REDIS_IAM_REFRESH_SECONDS", 600)?;
     if refresh.is_zero() || refresh >= crate::store::iam::TOKEN_LIFETIME {
         return Err(ConfigError {
@@ -374,16 +356,28 @@ fn iam_auth(env: &Vars) -> Result<Option<IamAuth>, ConfigError> {
             reason: "must be between 1 and 899: a token is valid for 900 s".into(),
         });
     }
-    Ok(Some(IamAuth {
-        user,
-        cache_name: required("REDIS_IAM_CACHE_NAME", env.string("REDIS_IAM_CACHE_NAME"))?,
-        region: required("AWS_REGION", env.string("AWS_REGION"))?,
-        service: env
-            .string("REDIS_IAM_SERVICE")
-            .unwrap_or_else(|| if host.contains(".memorydb.") { "memorydb" } else { "elasticache" }.into()),
-        serverless: env.flag("REDIS_IAM_SERVERLESS", host.contains(".serverless."))?,
+    Ok(Some(IamSettings {
+        user: env.string("REDIS_IAM_USER"),
+        cache_name: required("REDIS_IAM_CACHE_NAME")?,
+        region: required("AWS_REGION")?,
+        service: env.string("REDIS_IAM_SERVICE"),
+        serverless: env.string("REDIS_IAM_SERVERLESS").map(|_| env.flag("REDIS_IAM_SERVERLESS", false)).transpose()?,
         refresh,
     }))
+}
+
+/// `REDIS_WAIT_*`. A wait must end inside a store command's 5 s response timeout, or every
+/// question would time out instead of hearing from its replicas.
+fn replica_wait(env: &Vars) -> Result<ReplicaWait, ConfigError> {
+    let timeout_ms: u64 = env.number("REDIS_WAIT_TIMEOUT_MS", 500)?;
+    if !(1..5_000).contains(&timeout_ms) {
+        return Err(ConfigError {
+            name: "REDIS_WAIT_TIMEOUT_MS",
+            value: timeout_ms.to_string(),
+            reason: "must be between 1 and 4999 (a store command times out after 5 s)".into(),
+        });
+    }
+    Ok(ReplicaWait { replicas: env.number("REDIS_WAIT_REPLICAS", 0)?, timeout: Duration::from_millis(timeout_ms) })
 }
 
 fn default_consumer_name() -> String {
@@ -446,11 +440,10 @@ mod tests {
     }
 
     #[test]
-    fn iam_auth_reads_the_user_from_the_url_and_the_service_from_the_endpoint() {
+    fn iam_settings_and_replica_waits_are_read_and_checked() {
         let off = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!((off.redis_iam, off.redis_wait.replicas), (None, 0));
         let c = Config::from_vars(&vars(&[
-            ("REDIS_URL", "rediss://chatbot@clustercfg.chat.abc123.memorydb.eu-west-1.amazonaws.com:6379"),
             ("REDIS_IAM_AUTH", "true"),
             ("REDIS_IAM_CACHE_NAME", "chat"),
             ("AWS_REGION", "eu-west-1"),
@@ -458,37 +451,35 @@ mod tests {
         ]))
         .unwrap();
         let iam = c.redis_iam.unwrap();
-        assert_eq!((iam.user.as_str(), iam.service.as_str(), iam.serverless), ("chatbot", "memorydb", false));
+        assert_eq!((iam.user, iam.service, iam.serverless), (None, None, None), "left to the URL");
         assert_eq!(iam.refresh, Duration::from_secs(600));
         assert_eq!(c.redis_wait, ReplicaWait { replicas: 1, timeout: Duration::from_millis(500) });
-        let serverless = Config::from_vars(&vars(&[
-            ("REDIS_URL", "rediss://app@chat-x1y2z3.serverless.euw1.cache.amazonaws.com:6379"),
-            ("REDIS_IAM_AUTH", "true"),
-            ("REDIS_IAM_CACHE_NAME", "chat"),
-            ("AWS_REGION", "eu-west-1"),
-        ]))
-        .unwrap()
-        .redis_iam
-        .unwrap();
-        assert_eq!((serverless.service.as_str(), serverless.serverless), ("elasticache", true));
         for (name, bad) in [
-            (
-                "REDIS_IAM_CACHE_NAME",
-                vec![("REDIS_IAM_AUTH", "true"), ("REDIS_IAM_USER", "app"), ("AWS_REGION", "eu-west-1")],
-            ),
+            ("REDIS_IAM_CACHE_NAME", vec![("REDIS_IAM_AUTH", "true"), ("AWS_REGION", "eu-west-1")]),
             (
                 "REDIS_IAM_REFRESH_SECONDS",
-                vec![
-                    ("REDIS_IAM_AUTH", "true"),
-                    ("REDIS_IAM_USER", "app"),
-                    ("REDIS_IAM_CACHE_NAME", "c"),
-                    ("REDIS_IAM_REFRESH_SECONDS", "900"),
-                ],
+                vec![("REDIS_IAM_AUTH", "true"), ("REDIS_IAM_CACHE_NAME", "c"), ("REDIS_IAM_REFRESH_SECONDS", "900")],
             ),
+            ("REDIS_WAIT_TIMEOUT_MS", vec![("REDIS_WAIT_TIMEOUT_MS", "5000")]),
         ] {
             let error = Config::from_vars(&vars(&bad)).unwrap_err();
             assert_eq!(error.name, name, "{error}");
         }
+    }
+
+    #[test]
+    fn the_iam_user_may_come_from_the_url_a_secret_holds() {
+        // On Lambda REDIS_URL is unset: the URL, with the IAM user, is a secret read after this.
+        let mut config = Config::from_vars(&vars(&[
+            ("REDIS_IAM_AUTH", "true"),
+            ("REDIS_IAM_CACHE_NAME", "chat"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
+        let no_user = crate::Store::connect(&config);
+        assert!(matches!(no_user, Err(crate::StoreError::Iam(_))), "no user anywhere yet");
+        config.redis_url = "rediss://chatbot@clustercfg.chat.abc123.memorydb.eu-west-1.amazonaws.com:6379".into();
+        assert!(crate::Store::connect(&config).is_ok());
     }
 
     #[test]

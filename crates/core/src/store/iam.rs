@@ -40,9 +40,61 @@ pub struct IamAuth {
     pub refresh: Duration,
 }
 
+/// `REDIS_IAM_*` as configured. What is not set is read from the Redis URL when the store
+/// connects ([`IamSettings::for_url`]): on Lambda the URL comes from Secrets Manager, after the
+/// environment is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamSettings {
+    /// `REDIS_IAM_USER` (default: the URL's user).
+    pub user: Option<String>,
+    /// `REDIS_IAM_CACHE_NAME`.
+    pub cache_name: String,
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `REDIS_IAM_SERVICE` (default: `memorydb` for a `*.memorydb.*` endpoint, else `elasticache`).
+    pub service: Option<String>,
+    /// `REDIS_IAM_SERVERLESS` (default: whether the endpoint is `*.serverless.*`).
+    pub serverless: Option<bool>,
+    /// `REDIS_IAM_REFRESH_SECONDS` (600).
+    pub refresh: Duration,
+}
+
+impl IamSettings {
+    /// The settings completed from the Redis URL the store connects to.
+    pub fn for_url(&self, url: &str) -> Result<IamAuth, IamError> {
+        let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+        let (url_user, host) = match rest.rsplit_once('@') {
+            Some((user_info, host)) => (user_info.split(':').next().filter(|u| !u.is_empty()), host),
+            None => (None, rest),
+        };
+        let user = self
+            .user
+            .clone()
+            .or(url_user.map(str::to_string))
+            .ok_or_else(|| IamError::Settings("REDIS_IAM_USER, or a user in the Redis URL, is required".into()))?;
+        if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(IamError::Settings(format!("the Redis IAM user {user:?} is not letters, digits, - and _")));
+        }
+        Ok(IamAuth {
+            user,
+            cache_name: self.cache_name.clone(),
+            region: self.region.clone(),
+            service: self
+                .service
+                .clone()
+                .unwrap_or_else(|| if host.contains(".memorydb.") { "memorydb" } else { "elasticache" }.into()),
+            serverless: self.serverless.unwrap_or(host.contains(".serverless.")),
+            refresh: self.refresh,
+        })
+    }
+}
+
 /// Why a token could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum IamError {
+    /// The settings and the URL together do not say who to sign in as.
+    #[error("Redis IAM authentication: {0}")]
+    Settings(String),
     /// No AWS credentials were found (role, environment or profile).
     #[error("no AWS credentials for Redis IAM authentication: {0}")]
     Credentials(String),
@@ -144,6 +196,37 @@ mod tests {
             serverless,
             refresh: Duration::from_secs(600),
         }
+    }
+
+    #[test]
+    fn what_is_not_set_is_read_from_the_url_the_store_connects_to() {
+        let settings = IamSettings {
+            user: None,
+            cache_name: "chat".into(),
+            region: "eu-west-1".into(),
+            service: None,
+            serverless: None,
+            refresh: Duration::from_secs(600),
+        };
+        let memorydb =
+            settings.for_url("rediss://chatbot@clustercfg.chat.abc123.memorydb.eu-west-1.amazonaws.com:6379").unwrap();
+        assert_eq!(
+            (memorydb.user.as_str(), memorydb.service.as_str(), memorydb.serverless),
+            ("chatbot", "memorydb", false)
+        );
+        let serverless = settings.for_url("rediss://app@chat-x1y2z3.serverless.euw1.cache.amazonaws.com:6379").unwrap();
+        assert_eq!(
+            (serverless.user.as_str(), serverless.service.as_str(), serverless.serverless),
+            ("app", "elasticache", true)
+        );
+        assert!(
+            matches!(settings.for_url("rediss://cache.example:6379"), Err(IamError::Settings(_))),
+            "no user anywhere"
+        );
+        let named = IamSettings { user: Some("ops".into()), serverless: Some(false), ..settings.clone() };
+        let resolved = named.for_url("rediss://app@chat-x1y2z3.serverless.euw1.cache.amazonaws.com:6379").unwrap();
+        assert_eq!((resolved.user.as_str(), resolved.serverless), ("ops", false), "set beats the URL");
+        assert!(settings.for_url("rediss://a%20b@host:6379").is_err());
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum StoreError {
         /// How many confirmed in time.
         confirmed: u32,
     },
+    /// The IAM settings and the Redis URL do not say who to sign in as.
+    #[error(transparent)]
+    Iam(#[from] iam::IamError),
     /// `REDIS_CA_CERT_FILE` could not be read.
     #[error("cannot read REDIS_CA_CERT_FILE {path}: {source}")]
     CaFile {
@@ -108,8 +111,10 @@ impl Store {
             }
             None => None,
         };
-        let settings =
-            RedisSettings { url: config.redis_url.clone(), root_cert, iam: config.redis_iam.clone(), response_timeout };
+        // The URL is final here (a secret's value replaced it, if any): the IAM user and service
+        // default to what it names.
+        let iam = config.redis_iam.as_ref().map(|iam| iam.for_url(&config.redis_url)).transpose()?;
+        let settings = RedisSettings { url: config.redis_url.clone(), root_cert, iam, response_timeout };
         Ok(Store {
             redis: Arc::new(OnceCell::new()),
             settings: Arc::new(settings),
