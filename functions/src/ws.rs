@@ -181,14 +181,13 @@ async fn send_message(
     };
     let (accepted, ()) = tokio::join!(state.store.accept_user_message(&token, &message), refresh);
     match accepted? {
-        Ok(()) => request_reply(state, context, token.clone(), &id).await?,
+        Ok(()) => request_reply(state, context, token, &id).await?,
         // A resend of a stored message: acknowledged again, answered once.
         Err(Refusal::Duplicate) => {}
         Err(refusal) => return Err(refused(refusal)),
     }
-    // With REDIS_WAIT_REPLICAS, no `ack` before the replicas have the question and its request: a
-    // client told `unavailable` resends the same id, which is harmless either way.
-    state.store.confirm_question(&token).await?;
+    // With REDIS_WAIT_REPLICAS the store answered only once the replicas had the question and its
+    // request (else `unavailable`: a client resends the same id, harmless either way).
     Ok(ack(&id))
 }
 
@@ -290,8 +289,7 @@ async fn regenerate(
         return Err(ApiError::rate_limited("messages in this session", wait));
     }
     state.store.regenerate(&token, reply_to).await?.map_err(refused)?;
-    request_reply(state, context, token.clone(), reply_to).await?;
-    state.store.confirm_question(&token).await?;
+    request_reply(state, context, token, reply_to).await?;
     Ok(ack(reply_to))
 }
 

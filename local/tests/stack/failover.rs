@@ -190,3 +190,46 @@ async fn a_sessions_slot_moved_to_another_shard_is_followed_without_a_restart() 
     let ids: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| m.id).collect();
     assert_eq!(ids, ["m1", "m1.reply", "m2", "m2.reply", "m3", "m3.reply"]);
 }
+
+#[tokio::test]
+async fn with_wait_a_primary_without_a_replica_acknowledges_nothing_and_with_one_everything() {
+    // A standalone primary, as ElastiCache runs one with cluster mode disabled.
+    let mut app = spawn_app_on_with(
+        StoreKind::Standalone,
+        &[("REDIS_WAIT_REPLICAS", "1"), ("REDIS_WAIT_TIMEOUT_MS", "1000")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let refused = app.http.post(format!("{}/token", app.base)).form(&[("name", "Ada")]).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "no replica confirms the new session");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+
+    let dir = chat_testkit::TempDir::new("chat-replica");
+    let replica = chat_local::redis_server::RedisServer::start(dir.path(), false).await.unwrap();
+    let primary_port = app.redis.server().port();
+    let mut to_replica = redis::Client::open(replica.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary_port).query_async(&mut to_replica).await.unwrap();
+    let mut primary = app.redis().await;
+    let online = wait::wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let mut primary = primary.clone();
+        async move {
+            let info: String =
+                redis::cmd("INFO").arg("replication").query_async(&mut primary).await.unwrap_or_default();
+            info.contains("state=online")
+        }
+    })
+    .await;
+    assert!(online, "the replica streams from the primary");
+
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "replicated?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: replicated?");
+    // What was acknowledged is on the replica too.
+    let key = format!("chat:{{{}}}:messages", session.token);
+    let on_replica: Vec<String> = redis::AsyncCommands::hkeys(&mut to_replica, &key).await.unwrap();
+    assert!(on_replica.contains(&"m1".to_string()), "{on_replica:?}");
+    let _: String = redis::cmd("PING").query_async(&mut primary).await.unwrap();
+}

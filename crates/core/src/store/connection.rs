@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::cluster_routing::Slot;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 use super::iam::{IamAuth, IamCredentials};
@@ -78,24 +78,6 @@ impl RedisConnection {
             manager_config = manager_config.set_credentials_provider(credentials);
         }
         Ok(RedisConnection::Standalone(ConnectionManager::new_with_config(client, manager_config).await?))
-    }
-
-    /// Waits until `replicas` replicas of the primary that holds `key` have every write this
-    /// connection sent it, or `timeout` passes; answers how many confirmed (Redis's `WAIT`, sent
-    /// to that primary on the connection the writes went through).
-    pub async fn wait_for_replicas(&mut self, key: &str, replicas: u32, timeout: Duration) -> redis::RedisResult<u32> {
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout.as_millis() as u64);
-        match self {
-            RedisConnection::Standalone(conn) => wait.query_async(conn).await,
-            RedisConnection::Cluster(conn) => {
-                let primary = Route::with_key(key, SlotAddr::Master);
-                let confirmed = conn
-                    .route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary)))
-                    .await?;
-                Ok(redis::from_redis_value(confirmed)?)
-            }
-        }
     }
 
     /// Whether this is a cluster connection.

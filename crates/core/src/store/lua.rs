@@ -34,6 +34,8 @@ pub(super) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| with_helpers
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/read.lua")));
 pub(super) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/snapshot.lua")));
 pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/count.lua")));
+pub(super) static CREATE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/create_session.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));
 pub(super) static WORKER_RELEASE: LazyLock<Script> =

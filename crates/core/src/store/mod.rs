@@ -87,6 +87,12 @@ pub struct Store {
     rate_window: Duration,
 }
 
+/// A write for [`Store::write_replicated`]: one script call or one command.
+pub(crate) enum Write<'a> {
+    Script(&'a redis::ScriptInvocation<'a>),
+    Command(redis::Cmd),
+}
+
 /// The current time as the API writes it: RFC 3339, UTC, milliseconds.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -138,19 +144,46 @@ impl Store {
         Ok(self.redis.get_or_try_init(|| Box::pin(RedisConnection::open(&self.settings))).await?.clone())
     }
 
-    /// With `REDIS_WAIT_REPLICAS` set, waits until that many replicas of the primary holding `key`
-    /// have this process's writes to it; [`StoreError::NotReplicated`] if they do not in time.
-    pub(crate) async fn confirm_replicated(&self, key: &str) -> Result<(), StoreError> {
+    /// A write that must reach `REDIS_WAIT_REPLICAS` replicas before it is acknowledged. The write
+    /// and Redis's `WAIT` go in one pipeline, so one connection carries both (in a cluster, to the
+    /// primary of the write's slot) and `WAIT` counts this very write; sent on its own after a
+    /// reconnect it would count nothing and confirm at once. Answers the write's reply, or
+    /// [`StoreError::NotReplicated`] if too few replicas confirm within `REDIS_WAIT_TIMEOUT_MS`.
+    pub(crate) async fn write_replicated<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut RedisConnection,
+        write: Write<'_>,
+    ) -> Result<T, StoreError> {
         let ReplicaWait { replicas, timeout } = self.replica_wait;
-        if replicas == 0 {
-            return Ok(());
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        match &write {
+            Write::Script(call) => pipe.invoke_script(call),
+            Write::Command(cmd) => pipe.add_command(cmd.clone()),
+        };
+        if replicas > 0 {
+            pipe.cmd("WAIT").arg(replicas).arg(timeout.as_millis() as u64);
         }
-        let mut conn = self.connection().await?;
-        let confirmed = conn.wait_for_replicas(key, replicas, timeout).await?;
-        if confirmed < replicas {
-            return Err(StoreError::NotReplicated { wanted: replicas, confirmed });
+        let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
+        if let (Write::Script(call), Some(redis::Value::ServerError(error))) = (&write, values.first()) {
+            if error.kind() == Some(redis::ServerErrorKind::NoScript) {
+                // Redis restarted or failed over since the script was loaded: load it, once.
+                call.load_async(conn).await?;
+                values = pipe.query_async(conn).await?;
+            }
         }
-        Ok(())
+        let mut values = values.into_iter();
+        let reply = values.next().ok_or_else(|| StoreError::Corrupt("an empty pipeline reply".into()))?;
+        let reply = reply.extract_error()?;
+        if replicas > 0 {
+            let confirmed =
+                values.next().ok_or_else(|| StoreError::Corrupt("no WAIT reply".into()))?.extract_error()?;
+            let confirmed: u32 = redis::from_redis_value(confirmed).map_err(redis::RedisError::from)?;
+            if confirmed < replicas {
+                return Err(StoreError::NotReplicated { wanted: replicas, confirmed });
+            }
+        }
+        Ok(redis::from_redis_value(reply).map_err(redis::RedisError::from)?)
     }
 
     /// The configured session lifetime.

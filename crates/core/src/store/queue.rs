@@ -12,7 +12,7 @@ use redis::streams::{
 use redis::AsyncCommands;
 
 use super::lua::{WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
-use super::{keys, SessionKeys, Store, StoreError};
+use super::{keys, Store, StoreError, Write};
 
 /// One request for a reply, as the message function appends it to the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,30 +37,21 @@ pub struct StreamEntry {
 }
 
 impl Store {
-    /// Appends a reply request to the stream (capped at about `REQUEST_STREAM_MAXLEN` entries).
+    /// Appends a reply request to the stream (capped at about `REQUEST_STREAM_MAXLEN` entries);
+    /// with `REDIS_WAIT_REPLICAS`, only once the stream's replicas have it.
     pub async fn enqueue(&self, request: &ReplyRequest) -> Result<String, StoreError> {
         let mut conn = self.connection().await?;
-        let id: String = conn
-            .xadd_maxlen(
-                &self.stream,
-                StreamMaxlen::Approx(self.stream_maxlen),
-                "*",
-                &[
-                    ("token", request.token.expose()),
-                    ("message_id", request.message_id.as_str()),
-                    ("endpoint", request.endpoint.as_str()),
-                ],
-            )
-            .await?;
-        Ok(id)
-    }
-
-    /// With `REDIS_WAIT_REPLICAS` set, waits until the replicas have a question and its queued
-    /// request (the session's primary and the stream's, which may be two shards) before the
-    /// client's `ack`; [`StoreError::NotReplicated`] if they do not in time.
-    pub async fn confirm_question(&self, token: &Token) -> Result<(), StoreError> {
-        self.confirm_replicated(&SessionKeys::new(token).messages).await?;
-        self.confirm_replicated(&self.stream).await
+        let append = redis::Cmd::xadd_maxlen(
+            &self.stream,
+            StreamMaxlen::Approx(self.stream_maxlen),
+            "*",
+            &[
+                ("token", request.token.expose()),
+                ("message_id", request.message_id.as_str()),
+                ("endpoint", request.endpoint.as_str()),
+            ],
+        );
+        self.write_replicated(&mut conn, Write::Command(append)).await
     }
 
     /// Creates the consumer group (and the stream) if they do not exist yet.

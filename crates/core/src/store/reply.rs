@@ -26,7 +26,7 @@ use chat_wire::{ChatMessage, ConnectionId, MessageId, Token};
 use redis::AsyncCommands;
 
 use super::lua::{ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY};
-use super::{connection_ids, encode, SessionKeys, Store, StoreError};
+use super::{connection_ids, encode, SessionKeys, Store, StoreError, Write};
 
 /// How often a worker writing a reply checks whether it was asked to stop.
 pub const STOP_POLL: Duration = Duration::from_millis(100);
@@ -100,8 +100,8 @@ impl Store {
     pub async fn accept_user_message(&self, token: &Token, message: &ChatMessage) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
         let mut conn = self.connection().await?;
-        let (status, wait_ms): (String, u64) = ACCEPT
-            .key(&keys.session)
+        let mut call = ACCEPT.prepare_invoke();
+        call.key(&keys.session)
             .key(&keys.order)
             .key(&keys.messages)
             .key(&keys.lock)
@@ -113,9 +113,8 @@ impl Store {
             .arg(self.reply_lock_secs())
             .arg(self.max_history)
             .arg(self.messages_per_window)
-            .arg(self.rate_window.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(self.rate_window.as_millis() as u64);
+        let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "stored" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("accept", other, wait_ms)?)),
@@ -191,8 +190,8 @@ impl Store {
         let keys = SessionKeys::new(token);
         let reply_id = reply_id_of(reply)?;
         let mut conn = self.connection().await?;
-        let (status, connections): (String, Vec<String>) = STORE_REPLY
-            .key(&keys.session)
+        let mut call = STORE_REPLY.prepare_invoke();
+        call.key(&keys.session)
             .key(&keys.order)
             .key(&keys.messages)
             .key(&keys.lock)
@@ -203,15 +202,12 @@ impl Store {
             .arg(self.session_ttl.as_secs())
             .arg(user_message_id.as_str())
             .arg(self.max_history)
-            .arg(next_seq)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(next_seq);
+        // Not acknowledged (the caller's XACK) before the replicas have it.
+        let (status, connections): (String, Vec<String>) =
+            self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
-            "stored" => {
-                // Not acknowledged (the caller's XACK) before the replicas have it.
-                self.confirm_replicated(&keys.messages).await?;
-                Ok(Ok(connection_ids(connections)?))
-            }
+            "stored" => Ok(Ok(connection_ids(connections)?)),
             other => Ok(Err(Refusal::from_status("store", other, 0)?)),
         }
     }
@@ -222,8 +218,8 @@ impl Store {
         let keys = SessionKeys::new(token);
         let reply_id = message_id.reply_id();
         let mut conn = self.connection().await?;
-        let status: String = REGENERATE
-            .key(&keys.session)
+        let mut call = REGENERATE.prepare_invoke();
+        call.key(&keys.session)
             .key(&keys.order)
             .key(&keys.messages)
             .key(&keys.lock)
@@ -232,9 +228,8 @@ impl Store {
             .arg(message_id.as_str())
             .arg(reply_id.as_str())
             .arg(self.session_ttl.as_secs())
-            .arg(self.reply_lock_secs())
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(self.reply_lock_secs());
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "ready" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("regenerate", other, 0)?)),

@@ -6,8 +6,8 @@
 use chat_wire::{ChatMessage, ChatSession, MessageId, ReplyId, Token};
 use redis::AsyncCommands;
 
-use super::lua::{READ, SNAPSHOT};
-use super::{decode, now_rfc3339, SessionKeys, Store, StoreError};
+use super::lua::{CREATE_SESSION, READ, SNAPSHOT};
+use super::{decode, now_rfc3339, SessionKeys, Store, StoreError, Write};
 
 /// How often a history read is repeated when replies begin while it reads.
 const READ_ATTEMPTS: usize = 4;
@@ -20,16 +20,10 @@ impl Store {
         let session_start = now_rfc3339();
         let keys = SessionKeys::new(&token);
         let mut conn = self.connection().await?;
-        redis::pipe()
-            .atomic()
-            .hset_multiple(&keys.session, &[("name", name), ("session_start", session_start.as_str())])
-            .ignore()
-            .expire(&keys.session, self.session_ttl.as_secs() as i64)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
+        let mut call = CREATE_SESSION.prepare_invoke();
+        call.key(&keys.session).arg(name).arg(&session_start).arg(self.session_ttl.as_secs());
         // With REDIS_WAIT_REPLICAS, a token is handed out only once the replicas have its session.
-        self.confirm_replicated(&keys.session).await?;
+        let _created: i32 = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         Ok(ChatSession {
             token: token.expose().to_string(),
             name: name.to_string(),

@@ -4,7 +4,12 @@
 --       messages per window (0: no limit), window ms
 -- Answers {'stored', 0} | {'duplicate', 0} | {'expired', 0} | {'busy', 0} | {'rate_limited', wait ms}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {'duplicate', 0} end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+  -- A resend is activity, and this write lets the caller's WAIT cover the first one too: a
+  -- primary replicates in order, so replicas that have this have the stored message.
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  return {'duplicate', 0}
+end
 if tonumber(ARGV[6]) > 0 then
   local wait = count_in_window(KEYS[6], ARGV[6], ARGV[7])
   if wait > 0 then return {'rate_limited', wait} end
