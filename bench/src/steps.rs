@@ -58,7 +58,7 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
     let connection = ConnectionId::parse("steps-connection=")?;
     store.bind_connection(&connection, token).await?;
     let names =
-        ["touch connection", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
+        ["count frame", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for i in 0..300 {
         let id = MessageId::parse(&format!("s{i}"))?;
@@ -72,7 +72,7 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
             step += 1;
         };
         let t = Instant::now();
-        store.touch_connection(&connection).await?;
+        store.connection_frame(&connection).await?;
         timed(&mut samples, t);
         let t = Instant::now();
         let accepted = store.accept_user_message(token, &question).await?;
@@ -87,7 +87,7 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
         store.recent(token, 10).await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.begin_reply(token, &reply).await?.map_err(|refusal| format!("not begun: {refusal:?}"))?;
+        store.begin_reply(token, &reply, false).await?.map_err(|refusal| format!("not begun: {refusal:?}"))?;
         timed(&mut samples, t);
         let t = Instant::now();
         store.append_delta(token, &id, 0, "hello ").await?.map_err(|refusal| format!("not logged: {refusal:?}"))?;

@@ -94,6 +94,8 @@ pub struct AppState {
     pub announcement: RwSignal<String>,
     socket: StoredValue<Option<web_sys::WebSocket>, LocalStorage>,
     attempt: StoredValue<u32>,
+    /// Resends of unacknowledged questions since the last `ack` (for their backoff).
+    resend_attempt: StoredValue<u32>,
     generation: StoredValue<u64>,
     next_toast: StoredValue<u64>,
 }
@@ -111,6 +113,7 @@ impl AppState {
             announcement: RwSignal::new(String::new()),
             socket: StoredValue::new_local(None),
             attempt: StoredValue::new(0),
+            resend_attempt: StoredValue::new(0),
             generation: StoredValue::new(0),
             next_toast: StoredValue::new(0),
         }
@@ -272,6 +275,9 @@ impl AppState {
     }
 
     fn receive(self, frame: ServerFrame) {
+        if let ServerFrame::Ack { .. } = &frame {
+            self.resend_attempt.set_value(0);
+        }
         if let ServerFrame::Done { id, .. } = &frame {
             let id = id.clone();
             let text = self.chat.with_untracked(|c| c.messages.iter().find(|m| m.id == id).map(|m| m.text.clone()));
@@ -288,8 +294,22 @@ impl AppState {
         }
         if let Some(notice) = notice {
             match notice.code {
-                ErrorCode::SessionExpired => self.expire(),
+                // Forgotten only once the history confirms it: a lost connection mapping on a
+                // live session must not log a second device out.
+                ErrorCode::SessionExpired => self.check_session_then_reconnect(),
+                // The server lost this connection's mapping: a new connection restores it (or is
+                // refused, and the history check above decides).
+                ErrorCode::Reconnect => {
+                    // Counted as a reconnection: once open, the page reloads the history and
+                    // sends its unacknowledged questions again.
+                    self.attempt.set_value(1);
+                    self.connect();
+                }
                 ErrorCode::RateLimited => self.toast(format!("Slow down: {}", notice.text), true),
+                ErrorCode::Unavailable if self.chat.with_untracked(|c| !c.unsent().is_empty()) => {
+                    self.toast("The service is busy; your message will be sent again shortly.", false);
+                    self.resend_later();
+                }
                 _ => self.toast(notice.text, true),
             }
         }
@@ -300,8 +320,12 @@ impl AppState {
         spawn_local(async move {
             match api::history(&config, &session.token).await {
                 Ok(stored) => {
+                    let unsent = self.chat.with_untracked(|c| c.unsent());
                     self.chat.update(|c| c.load(stored.messages));
                     self.resume_replies();
+                    // Questions this page never saw acknowledged, stored or not: sent again under
+                    // their ids, each is stored once and, if it never was queued, queued now.
+                    self.resend(unsent);
                 }
                 Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
                 Err(_) => {}
@@ -372,6 +396,29 @@ impl AppState {
             return;
         }
         self.chat.update(|c| c.add_question(id, text, now_rfc3339()));
+    }
+
+    /// Sends questions again under their own ids.
+    fn resend(self, questions: Vec<(String, String)>) {
+        for (id, content) in questions {
+            self.send_frame(&ClientFrame::SendMessage { id, content });
+        }
+    }
+
+    /// Sends the unacknowledged questions again after a backoff (3 s, doubling, at most 30 s).
+    fn resend_later(self) {
+        let attempt = self.resend_attempt.get_value();
+        self.resend_attempt.set_value(attempt + 1);
+        let delay = backoff::delay_seconds(attempt, js_sys::Math::random());
+        let generation = self.generation.get_value();
+        set_timeout(
+            move || {
+                if self.generation.get_value() == generation {
+                    self.resend(self.chat.with_untracked(|c| c.unsent()));
+                }
+            },
+            Duration::from_secs_f64(delay),
+        );
     }
 
     /// Asks for every reply still being written as it stands now; its later deltas reach this

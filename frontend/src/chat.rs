@@ -106,6 +106,17 @@ impl Conversation {
         });
     }
 
+    /// Questions sent and not yet acknowledged, with their text: after `unavailable` or a
+    /// reconnection the page sends them again under the same ids (the server stores each once,
+    /// and queues one it stored but could not queue).
+    pub fn unsent(&self) -> Vec<(String, String)> {
+        self.messages
+            .iter()
+            .filter(|m| m.source == Source::User && m.delivery == Delivery::Sending)
+            .map(|m| (m.id.clone(), m.text.clone()))
+            .collect()
+    }
+
     /// The questions whose replies are still being written: after loading the history the page
     /// asks for each (`resume`), so the rest of the reply reaches this connection.
     pub fn replies_to_resume(&self) -> Vec<String> {
@@ -180,15 +191,27 @@ impl Conversation {
                 }
                 None
             }
-            ServerFrame::Done { id, reply_to, status, model } => {
+            ServerFrame::Done { id, reply_to, status, model, next_seq } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
-                let incomplete = reply.status == ReplyStatus::Streaming && reply.reply.has_gap();
+                let missed = reply.reply.has_gap() || reply.reply.next_seq() < next_seq;
+                let incomplete = reply.status == ReplyStatus::Streaming && missed;
                 reply.status = status;
                 reply.model = model;
                 self.stale |= incomplete;
                 None
             }
             ServerFrame::Error { reply_to, code, message, .. } => {
+                let unsent = |id: &str| {
+                    self.messages
+                        .iter()
+                        .any(|m| m.id == id && m.source == Source::User && m.delivery == Delivery::Sending)
+                };
+                let resend = matches!(code, ErrorCode::Unavailable | ErrorCode::Reconnect);
+                if resend && reply_to.as_deref().is_some_and(unsent) {
+                    // Maybe stored, maybe not (or not read at all): kept, and sent again under
+                    // the same id, once the service or a new connection is there.
+                    return Some(Notice { text: message, code });
+                }
                 if let Some(id) = &reply_to {
                     let refused_before_storing = matches!(
                         code,
@@ -276,12 +299,19 @@ mod tests {
         assert_eq!(chat.messages[0].delivery, Delivery::Stored);
         assert_eq!(chat.streaming_reply().unwrap().text, "Hello");
         chat.apply(
-            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Done, model: None },
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Done,
+                model: None,
+                next_seq: 2,
+            },
             "t",
         );
         assert!(chat.streaming_reply().is_none());
         assert!(!chat.awaiting_reply());
         assert_eq!(chat.messages.len(), 2);
+        assert!(!chat.stale, "every delta arrived");
     }
 
     #[test]
@@ -292,7 +322,13 @@ mod tests {
         assert_eq!(chat.needs_resume(), ["m1"]);
         assert!(chat.needs_resume().is_empty(), "one resume per hole");
         chat.apply(
-            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Done, model: None },
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Done,
+                model: None,
+                next_seq: 4,
+            },
             "t",
         );
         assert!(chat.stale, "the page saw deltas 3.. only");
@@ -339,7 +375,13 @@ mod tests {
         chat.apply(delta(0, "meh"), "t");
         assert_eq!(chat.regenerable(), None, "not while it streams");
         chat.apply(
-            ServerFrame::Done { id: "m1.reply".into(), reply_to: "m1".into(), status: ReplyStatus::Error, model: None },
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Error,
+                model: None,
+                next_seq: 1,
+            },
             "t",
         );
         assert_eq!(chat.regenerable().as_deref(), Some("m1"));
@@ -375,6 +417,42 @@ mod tests {
         );
         assert_eq!(notice.unwrap().code, ErrorCode::ReplyInProgress);
         assert!(chat.messages.is_empty());
+    }
+
+    #[test]
+    fn a_question_refused_as_unavailable_is_kept_to_be_sent_again() {
+        let mut chat = Conversation::default();
+        chat.add_question("m3".into(), "maybe stored".into(), "t".into());
+        let unavailable = ServerFrame::Error {
+            reply_to: Some("m3".into()),
+            code: ErrorCode::Unavailable,
+            message: "try again".into(),
+            retry_after: Some(2),
+        };
+        assert_eq!(chat.apply(unavailable, "t").unwrap().code, ErrorCode::Unavailable);
+        assert_eq!(chat.unsent(), [("m3".to_string(), "maybe stored".to_string())]);
+        assert!(chat.awaiting_reply());
+        chat.apply(ServerFrame::Ack { id: "m3".into(), reply_id: "m3.reply".into() }, "t");
+        assert!(chat.unsent().is_empty());
+    }
+
+    #[test]
+    fn a_done_past_the_deltas_seen_asks_for_the_stored_reply() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(delta(0, "Hel"), "t");
+        // The last delta never arrived: `done` says the reply went up to seq 2.
+        chat.apply(
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Done,
+                model: None,
+                next_seq: 2,
+            },
+            "t",
+        );
+        assert!(chat.stale);
     }
 
     #[test]

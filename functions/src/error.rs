@@ -47,6 +47,15 @@ pub enum ApiError {
     /// A reply is still being written for this session.
     #[error("a reply is still being written; wait for it to finish")]
     ReplyInProgress,
+    /// The frame came on a connection the server no longer knows.
+    #[error("this connection is no longer known; open a new one with your token")]
+    Reconnect,
+    /// The session holds `MAX_CONNECTIONS_PER_SESSION` connections already.
+    #[error("this session already has {limit} open connections; close one first")]
+    TooManyConnections {
+        /// The configured limit.
+        limit: usize,
+    },
     /// Over a rate limit (`MESSAGES_PER_SESSION_PER_WINDOW`, `SESSIONS_PER_IP_PER_WINDOW`).
     #[error("too many {what}; try again in {retry_after} s")]
     RateLimited {
@@ -109,6 +118,8 @@ impl ApiError {
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::InvalidId => ErrorCode::InvalidId,
             ApiError::ReplyInProgress => ErrorCode::ReplyInProgress,
+            ApiError::Reconnect => ErrorCode::Reconnect,
+            ApiError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::UnknownMessage => ErrorCode::UnknownMessage,
             ApiError::NotLastQuestion => ErrorCode::NotLastQuestion,
@@ -127,7 +138,7 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ReplyInProgress => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }

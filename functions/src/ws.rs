@@ -11,7 +11,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use chat_core::store::now_rfc3339;
-use chat_core::{Config, Refusal, ReplyRequest};
+use chat_core::{Bound, Config, Refusal, ReplyRequest};
 use chat_wire::{ChatMessage, ClientFrame, ConnectionId, MessageId, ReplyStatus, ServerFrame, Source, Token};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -20,7 +20,8 @@ use crate::state::AppState;
 
 /// `$connect`: admits the connection only with a live session's token (`?token=`), and records
 /// which session it belongs to. A missing token refuses the handshake with 401, an unknown or
-/// expired one with 403, an outage with 503.
+/// expired one with 403, a session with `MAX_CONNECTIONS_PER_SESSION` connections already with
+/// 429, an outage with 503.
 pub async fn connect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let connection_id = match connection_of(&event.request_context) {
         Ok(id) => id,
@@ -33,11 +34,13 @@ pub async fn connect(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
         return refusal_with(StatusCode::FORBIDDEN, &ApiError::SessionExpired);
     };
     match state.store.bind_connection(&connection_id, &token).await {
-        Ok(true) => {
-            tracing::info!(connection_id = %connection_id, "connected");
+        Ok(Bound::Bound) => {
+            // Connection ids address sockets through the Management API: debug level only.
+            tracing::debug!(connection_id = %connection_id, "connected");
             response(StatusCode::OK, None)
         }
-        Ok(false) => refusal_with(StatusCode::FORBIDDEN, &ApiError::SessionExpired),
+        Ok(Bound::Expired) => refusal_with(StatusCode::FORBIDDEN, &ApiError::SessionExpired),
+        Ok(Bound::Full) => refusal(&ApiError::TooManyConnections { limit: state.config.max_connections_per_session }),
         Err(error) => refusal(&ApiError::from(error)),
     }
 }
@@ -48,36 +51,75 @@ pub async fn disconnect(state: &AppState, event: ApiGatewayWebsocketProxyRequest
         Ok(id) => id,
         Err(error) => return refusal(&error),
     };
-    state.connection_sessions.forget(&connection_id);
     if let Err(error) = state.store.unbind_connection(&connection_id, None).await {
         // The mapping expires with the session anyway; a failed cleanup is not the client's problem.
         tracing::warn!(connection_id = %connection_id, error = %error, "could not forget a connection");
     }
-    tracing::info!(connection_id = %connection_id, "disconnected");
+    tracing::debug!(connection_id = %connection_id, "disconnected");
     response(StatusCode::OK, None)
 }
 
 /// `$default`: every frame the client sends. Answers with one frame: `ack`, `pong`, `snapshot` or
 /// `error` (or nothing, for a `stop`: the worker's `done` answers it).
+///
+/// Every frame, whatever it holds, is first counted against the connection's
+/// `FRAMES_PER_CONNECTION_PER_WINDOW` (which also extends the connection's life): frames over it
+/// are answered `rate_limited`, and a connection that sends as many again in the window is closed.
 pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-    let answer = match decode_frame(event.body.as_deref(), event.is_base64_encoded) {
-        Ok(frame) => {
-            // An error names the message it concerns when the client gave a well-formed id.
-            let concerns = frame_message_id(&frame).filter(|id| chat_wire::is_valid_message_id(id)).map(str::to_string);
-            answer(state, &event.request_context, frame).await.map_err(|error| (error, concerns))
-        }
-        Err(error) => Err((error, None)),
+    let context = &event.request_context;
+    let decoded = decode_frame(event.body.as_deref(), event.is_base64_encoded);
+    // An error names the message it concerns when the client gave a well-formed id.
+    let concerns = decoded
+        .as_ref()
+        .ok()
+        .and_then(frame_message_id)
+        .filter(|id| chat_wire::is_valid_message_id(id))
+        .map(str::to_string);
+    let answer = match admit(state, context).await {
+        Ok(Admitted::Closed) => return response(StatusCode::OK, None),
+        Ok(Admitted::Frame(token)) => match decoded {
+            Ok(frame) => answer(state, context, token, frame).await,
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
     };
     let frame = match answer {
         Ok(Some(frame)) => frame,
         Ok(None) => return response(StatusCode::OK, None),
-        Err((error, concerns)) => {
+        Err(error) => {
             error.log();
             error.frame(concerns)
         }
     };
     let body = serde_json::to_string(&frame).expect("frames always serialize");
     response(StatusCode::OK, Some(body))
+}
+
+/// What the connection's frame count allows.
+enum Admitted {
+    /// Answer the frame, for this session.
+    Frame(Token),
+    /// The connection kept sending past its limit and was closed: nothing to answer.
+    Closed,
+}
+
+/// Counts a frame on its connection and finds the connection's session.
+async fn admit(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContext) -> Result<Admitted, ApiError> {
+    let connection_id = connection_of(context)?;
+    let Some(frame) = state.store.connection_frame(&connection_id).await? else {
+        // Its mapping expired or was lost: a new connection says whether the session lives.
+        return Err(ApiError::Reconnect);
+    };
+    let Some(wait) = frame.over_limit else { return Ok(Admitted::Frame(frame.token)) };
+    let limit = u64::from(state.config.rate_limits.frames_per_connection);
+    if frame.frames_over <= limit {
+        return Err(ApiError::rate_limited("frames on this connection", wait));
+    }
+    // Told and still going: close it, the same way on AWS and locally.
+    tracing::warn!(session = %frame.token.log_id(), "closing a connection that keeps sending past its frame limit");
+    let endpoint = management_endpoint(&state.config, context);
+    state.connections.close(&endpoint, &connection_id).await;
+    Ok(Admitted::Closed)
 }
 
 /// The user message a frame is about, as the client wrote it.
@@ -96,18 +138,21 @@ fn frame_message_id(frame: &ClientFrame) -> Option<&str> {
 async fn answer(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
+    token: Token,
     frame: ClientFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
     let parse_id = |id: &str| MessageId::parse(id).map_err(|_| ApiError::InvalidId);
     Ok(match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong),
         ClientFrame::Stop { reply_to } => {
-            stop(state, context, &parse_id(&reply_to)?).await?;
+            state.store.request_stop(&token, &parse_id(&reply_to)?).await?;
             None
         }
-        ClientFrame::Resume { reply_to } => Some(resume(state, context, &parse_id(&reply_to)?).await?),
-        ClientFrame::Regenerate { reply_to } => Some(regenerate(state, context, &parse_id(&reply_to)?).await?),
-        ClientFrame::SendMessage { id, content } => Some(send_message(state, context, parse_id(&id)?, content).await?),
+        ClientFrame::Resume { reply_to } => Some(resume(state, &token, &parse_id(&reply_to)?).await?),
+        ClientFrame::Regenerate { reply_to } => Some(regenerate(state, context, token, &parse_id(&reply_to)?).await?),
+        ClientFrame::SendMessage { id, content } => {
+            Some(send_message(state, context, token, parse_id(&id)?, content).await?)
+        }
     })
 }
 
@@ -142,6 +187,7 @@ pub fn decode_frame(body: Option<&str>, is_base64_encoded: bool) -> Result<Clien
 async fn send_message(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
+    token: Token,
     id: MessageId,
     content: String,
 ) -> Result<ServerFrame, ApiError> {
@@ -155,12 +201,6 @@ async fn send_message(
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });
     }
-    let connection_id = connection_of(context)?;
-    let remembered = state.connection_sessions.get(&connection_id);
-    let token = match &remembered {
-        Some(token) => token.clone(),
-        None => session_of(state, &connection_id).await?,
-    };
     let message = ChatMessage {
         id: id.to_string(),
         msg: content,
@@ -171,18 +211,10 @@ async fn send_message(
         model: None,
         next_seq: None,
     };
-    // A remembered mapping still has its life extended, alongside the message's own step.
-    let refresh = async {
-        if remembered.is_some() {
-            if let Err(error) = state.store.refresh_connection(&connection_id).await {
-                tracing::warn!(error = %error, "could not extend a connection mapping");
-            }
-        }
-    };
-    let (accepted, ()) = tokio::join!(state.store.accept_user_message(&token, &message), refresh);
-    match accepted? {
+    match state.store.accept_user_message(&token, &message).await? {
         Ok(()) => request_reply(state, context, token, &id).await?,
-        // A resend of a stored message: acknowledged again, answered once.
+        // A resend of a stored message whose reply is queued, written or stored: acknowledged
+        // again, answered once. (One stored but never queued came back as `Ok` above.)
         Err(Refusal::Duplicate) => {}
         Err(refusal) => return Err(refused(refusal)),
     }
@@ -205,7 +237,7 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::UnknownMessage => ApiError::UnknownMessage,
         Refusal::NotLastQuestion => ApiError::NotLastQuestion,
         // Only the worker's steps answer these.
-        Refusal::Duplicate | Refusal::AlreadyStored | Refusal::TakenOver => {
+        Refusal::Duplicate | Refusal::BeingAnswered | Refusal::AlreadyStored | Refusal::TakenOver => {
             ApiError::Internal(format!("a client step was refused with {refusal:?}"))
         }
     }
@@ -228,36 +260,21 @@ async fn request_reply(
         }
         return Err(error.into());
     }
-    state.trigger.wake(&state.store).await;
-    Ok(())
-}
-
-/// The session this connection belongs to; each frame is activity that keeps the mapping alive.
-async fn session_of(state: &AppState, connection_id: &ConnectionId) -> Result<Token, ApiError> {
-    let token = state.store.touch_connection(connection_id).await?.ok_or(ApiError::SessionExpired)?;
-    state.connection_sessions.remember(connection_id, &token);
-    Ok(token)
-}
-
-async fn stop(
-    state: &AppState,
-    context: &ApiGatewayWebsocketProxyRequestContext,
-    reply_to: &MessageId,
-) -> Result<(), ApiError> {
-    let token = session_of(state, &connection_of(context)?).await?;
-    state.store.request_stop(&token, reply_to).await?;
+    // The mark lets a resend of this question be only acknowledged; without it (Redis failing
+    // now) a resend queues the question again, which the worker answers once.
+    let mark = async {
+        if let Err(error) = state.store.mark_queued(&request.token, message_id).await {
+            tracing::warn!(error = %error, "could not mark a question as queued");
+        }
+    };
+    tokio::join!(mark, state.trigger.wake(&state.store));
     Ok(())
 }
 
 /// The reply to `reply_to` as it stands, from the session's store, whichever worker writes it.
-async fn resume(
-    state: &AppState,
-    context: &ApiGatewayWebsocketProxyRequestContext,
-    reply_to: &MessageId,
-) -> Result<ServerFrame, ApiError> {
-    let token = session_of(state, &connection_of(context)?).await?;
+async fn resume(state: &AppState, token: &Token, reply_to: &MessageId) -> Result<ServerFrame, ApiError> {
     let reply_id = reply_to.reply_id();
-    let snapshot = match state.store.reply_snapshot(&token, &reply_id).await? {
+    let snapshot = match state.store.reply_snapshot(token, &reply_id).await? {
         Some(reply) => ServerFrame::Snapshot {
             id: reply.id,
             reply_to: reply_to.to_string(),
@@ -266,7 +283,7 @@ async fn resume(
             status: reply.status,
         },
         // Asked, not begun yet: nothing written so far.
-        None if state.store.has_message(&token, reply_to).await? => ServerFrame::Snapshot {
+        None if state.store.has_message(token, reply_to).await? => ServerFrame::Snapshot {
             id: reply_id.to_string(),
             reply_to: reply_to.to_string(),
             next_seq: 0,
@@ -282,9 +299,9 @@ async fn resume(
 async fn regenerate(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
+    token: Token,
     reply_to: &MessageId,
 ) -> Result<ServerFrame, ApiError> {
-    let token = session_of(state, &connection_of(context)?).await?;
     if let Some(wait) = state.store.count_message(&token).await? {
         return Err(ApiError::rate_limited("messages in this session", wait));
     }

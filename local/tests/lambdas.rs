@@ -128,7 +128,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     // $connect maps the connection to the session.
     let response = invoke(&http, port, "ws-connect", &fixture("ws-connect.json", &token)).await;
     assert_eq!(response["statusCode"], 200, "{response}");
-    let mapped: Option<String> = conn.get("chat:conn:Bx1cYeErvHcCFkA=").await.unwrap();
+    let mapped: Option<String> = conn.get("chat:conn:{Bx1cYeErvHcCFkA=}").await.unwrap();
     assert_eq!(mapped.as_deref(), Some(token.as_str()));
     let refused = invoke(&http, port, "ws-connect", &fixture("ws-connect.json", &"A".repeat(43))).await;
     assert_eq!(refused["statusCode"], 403);
@@ -155,10 +155,10 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     assert_eq!(stub.authorizations(), [Some("Bearer sk-from-secrets-manager".to_string())]);
 
     // $disconnect forgets the mapping.
-    let _: () = conn.set("chat:conn:Bx1cYeErvHcCFkA=", &token).await.unwrap();
+    let _: () = conn.set("chat:conn:{Bx1cYeErvHcCFkA=}", &token).await.unwrap();
     let response = invoke(&http, port, "ws-disconnect", &fixture("ws-disconnect.json", &token)).await;
     assert_eq!(response["statusCode"], 200, "{response}");
-    let mapped: Option<String> = conn.get("chat:conn:Bx1cYeErvHcCFkA=").await.unwrap();
+    let mapped: Option<String> = conn.get("chat:conn:{Bx1cYeErvHcCFkA=}").await.unwrap();
     assert!(mapped.is_none());
 }
 

@@ -14,13 +14,13 @@
 
 pub mod context;
 mod lease;
-pub mod notify;
 pub mod provider;
 mod relay;
 pub mod serve;
 pub mod worker;
 
-pub use notify::ManagementApi;
+pub use chat_core::management as notify;
+pub use chat_core::ManagementApi;
 pub use provider::{ContextMessage, ModelClient, ModelError};
 pub use serve::INVOCATION_READ_BLOCK;
 pub use worker::{Outcome, Worker};

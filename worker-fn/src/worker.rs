@@ -29,8 +29,12 @@ pub enum Outcome {
     /// The model failed before writing anything; the person got an error frame and the reply is
     /// stored as `error` (empty), ready to be regenerated.
     Failed,
-    /// A reply with this id was already stored (the entry was retried after a crash).
+    /// A reply with this id was already stored (the entry was retried after a crash): its `done`
+    /// is sent again, for clients that missed it.
     AlreadyAnswered,
+    /// The reply was begun from another entry for the same question (one queued twice), which
+    /// answers it: nothing to do.
+    BeingAnswered,
     /// Another worker took the entry over while this one was writing (this one was thought dead):
     /// the entry is left to its new owner.
     TakenOver,
@@ -39,7 +43,8 @@ pub enum Outcome {
     LeftForRetry,
     /// The session expired before the reply could be written.
     SessionExpired,
-    /// The entry was not a reply request; dropped.
+    /// The entry was not a reply request, or named a Management API endpoint that is not this
+    /// deployment's; dropped.
     Malformed,
     /// Delivered more than `WORKER_MAX_DELIVERIES` times (its workers kept dying on it): stored
     /// as an `error` reply, its clients told, acknowledged.
@@ -79,6 +84,10 @@ impl Worker {
                 tracing::warn!(entry_id = entry.entry_id, "dropping a malformed stream entry");
                 Outcome::Malformed
             }
+            Some(request) if !self.connections.accepts(&self.config, &request.endpoint) => {
+                tracing::warn!(endpoint = request.endpoint, "dropping an entry naming an endpoint not allowed");
+                Outcome::Malformed
+            }
             Some(request) if entry.deliveries > self.config.worker.max_deliveries => {
                 self.give_up(entry, request).await?
             }
@@ -109,9 +118,9 @@ impl Worker {
         let mut model_call = std::pin::pin!(self.model.stream_chat(&context));
         let mut started_early = None;
         let began = if entry.deliveries > 1 {
-            self.store.begin_reply(token, &reply).await?
+            self.store.begin_reply(token, &reply, true).await?
         } else {
-            let mut begin = std::pin::pin!(self.store.begin_reply(token, &reply));
+            let mut begin = std::pin::pin!(self.store.begin_reply(token, &reply, false));
             loop {
                 tokio::select! {
                     began = &mut begin => break began?,
@@ -121,7 +130,7 @@ impl Worker {
         };
         let begun = match began {
             Ok(begun) => begun,
-            Err(refusal) => return Ok(refused(refusal)),
+            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         };
         let (next_seq, restarted) = (begun.next_seq, begun.restarted);
         let mut relay = Relay::start(self, entry_id, request, begun);
@@ -151,9 +160,11 @@ impl Worker {
         };
         reply.msg = text;
         reply.timestamp = now_rfc3339();
+        // Kept with the stored reply: a `done` sent again after a crash carries it too.
+        reply.next_seq = Some(relay.seq);
         match self.store.store_reply(token, &reply, &request.message_id, relay.seq).await? {
             Ok(connections) => relay.connections = connections,
-            Err(refusal) => return Ok(refused(refusal)),
+            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         }
         let status = reply.status;
         relay
@@ -162,6 +173,7 @@ impl Worker {
                 reply_to: request.message_id.to_string(),
                 status,
                 model,
+                next_seq: relay.seq,
             })
             .await;
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
@@ -186,21 +198,23 @@ impl Worker {
     /// acknowledgement. The person can regenerate it.
     async fn give_up(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
         tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
+        let entry_id = entry.entry_id.as_str();
         let mut reply = self.placeholder(request);
-        let begun = match self.store.begin_reply(&request.token, &reply).await? {
+        let begun = match self.store.begin_reply(&request.token, &reply, true).await? {
             Ok(begun) => begun,
-            Err(refusal) => return Ok(refused(refusal)),
+            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         };
         let (next_seq, restarted) = (begun.next_seq, begun.restarted);
-        let mut relay = Relay::start(self, &entry.entry_id, request, begun);
+        let mut relay = Relay::start(self, entry_id, request, begun);
         if restarted {
             relay.send(&restart_snapshot(request, next_seq)).await;
         }
         reply.status = ReplyStatus::Error;
         reply.timestamp = now_rfc3339();
+        reply.next_seq = Some(relay.seq);
         match self.store.store_reply(&request.token, &reply, &request.message_id, relay.seq).await? {
             Ok(connections) => relay.connections = connections,
-            Err(refusal) => return Ok(refused(refusal)),
+            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         }
         let reply_to = request.message_id.to_string();
         relay
@@ -211,8 +225,46 @@ impl Worker {
                 retry_after: None,
             })
             .await;
-        relay.send(&ServerFrame::Done { id: reply.id, reply_to, status: ReplyStatus::Error, model: reply.model }).await;
+        let done = ServerFrame::Done {
+            id: reply.id,
+            reply_to,
+            status: ReplyStatus::Error,
+            model: reply.model,
+            next_seq: relay.seq,
+        };
+        relay.send(&done).await;
         Ok(Outcome::GaveUp)
+    }
+
+    /// The outcome of a refused store step; a reply found already stored has its `done` sent
+    /// again, as a crash between storing it and sending `done` would otherwise leave its clients
+    /// waiting (its `next_seq` tells a client that missed deltas to ask for a snapshot).
+    async fn end_refused(
+        &self,
+        entry_id: &str,
+        request: &ReplyRequest,
+        refusal: Refusal,
+    ) -> Result<Outcome, StoreError> {
+        let outcome = refused(refusal);
+        if outcome != Outcome::AlreadyAnswered {
+            return Ok(outcome);
+        }
+        let reply_id = request.message_id.reply_id();
+        let (stored, connections) = tokio::join!(
+            self.store.reply_snapshot(&request.token, &reply_id),
+            self.store.session_connections(&request.token)
+        );
+        let Some(stored) = stored? else { return Ok(outcome) };
+        let done = ServerFrame::Done {
+            id: stored.id,
+            reply_to: request.message_id.to_string(),
+            status: stored.status,
+            model: stored.model,
+            next_seq: stored.next_seq.unwrap_or(0),
+        };
+        let begun = chat_core::Begun { next_seq: 0, restarted: false, connections: connections? };
+        Relay::start(self, entry_id, request, begun).send(&done).await;
+        Ok(outcome)
     }
 
     /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
@@ -331,6 +383,7 @@ pub(crate) fn restart_snapshot(request: &ReplyRequest, next_seq: u64) -> ServerF
 pub(crate) fn refused(refusal: Refusal) -> Outcome {
     match refusal {
         Refusal::AlreadyStored => Outcome::AlreadyAnswered,
+        Refusal::BeingAnswered => Outcome::BeingAnswered,
         Refusal::TakenOver => Outcome::TakenOver,
         Refusal::SessionExpired => Outcome::SessionExpired,
         // The worker's steps answer no other refusal; were one to come, leave the entry to a retry.

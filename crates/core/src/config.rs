@@ -47,6 +47,9 @@ pub struct Config {
     pub context_messages: usize,
     /// `MAX_HISTORY_MESSAGES` (1000): stored history per session; the oldest are trimmed beyond it.
     pub max_history_messages: usize,
+    /// `MAX_CONNECTIONS_PER_SESSION` (10): WebSocket connections one session may hold at once;
+    /// the handshake of one more is refused with 429 (0: no limit).
+    pub max_connections_per_session: usize,
     /// Per-session message and per-address session creation limits.
     pub rate_limits: RateLimits,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
@@ -62,6 +65,8 @@ pub struct Config {
     /// `WS_MANAGEMENT_ENDPOINT`: API Gateway Management API endpoint; by default derived from each
     /// WebSocket event as `https://{domainName}/{stage}`.
     pub ws_management_endpoint: Option<String>,
+    /// `AWS_REGION` (Lambda sets it): the region whose `execute-api` endpoints the worker posts to.
+    pub aws_region: Option<String>,
     /// `WORKER_FUNCTION_NAME`: the worker Lambda the message function invokes; unset when a
     /// long-running worker daemon reads the stream instead.
     pub worker_function_name: Option<String>,
@@ -127,6 +132,10 @@ pub struct RateLimits {
     pub messages_per_session: u32,
     /// `SESSIONS_PER_IP_PER_WINDOW` (20): `POST /token` calls per client address.
     pub sessions_per_ip: u32,
+    /// `FRAMES_PER_CONNECTION_PER_WINDOW` (60): frames of any kind (pings included) per
+    /// WebSocket connection; those over it are answered `rate_limited`, and a connection that
+    /// sends as many again in the same window is closed.
+    pub frames_per_connection: u32,
 }
 
 /// Where the production secrets live.
@@ -273,10 +282,12 @@ impl Config {
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
             context_messages: env.number("CONTEXT_MESSAGES", 10)?,
             max_history_messages: env.number("MAX_HISTORY_MESSAGES", 1000)?,
+            max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
                 messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,
                 sessions_per_ip: env.number("SESSIONS_PER_IP_PER_WINDOW", 20)?,
+                frames_per_connection: env.number("FRAMES_PER_CONNECTION_PER_WINDOW", 60)?,
             },
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")
@@ -289,6 +300,7 @@ impl Config {
             worker_group: env.string("WORKER_GROUP").unwrap_or_else(|| "workers".into()),
             reply_lock: env.seconds("REPLY_LOCK_SECONDS", 300)?,
             ws_management_endpoint: env.string("WS_MANAGEMENT_ENDPOINT"),
+            aws_region: env.string("AWS_REGION"),
             worker_function_name: env.string("WORKER_FUNCTION_NAME"),
             model: ModelConfig {
                 base_url: env
@@ -326,6 +338,27 @@ impl Config {
                 openai_api_key: env.string("OPENAI_API_KEY_SECRET_ARN"),
             },
         })
+    }
+
+    /// Whether the worker may post a reply request's frames to `endpoint`: the configured
+    /// `WS_MANAGEMENT_ENDPOINT`, or an API Gateway stage of this region
+    /// (`https://{api id}.execute-api.{AWS_REGION}.amazonaws.com/{stage}`). The worker signs its
+    /// posts with its own credentials, so it never sends them wherever a stream entry says.
+    pub fn management_endpoint_allowed(&self, endpoint: &str) -> bool {
+        if self.ws_management_endpoint.as_deref() == Some(endpoint) {
+            return true;
+        }
+        let Some(region) = &self.aws_region else { return false };
+        let Some((host, stage)) = endpoint.strip_prefix("https://").and_then(|rest| rest.split_once('/')) else {
+            return false;
+        };
+        let Some((api_id, domain)) = host.split_once(".execute-api.") else { return false };
+        let in_region = domain
+            .strip_prefix(region.as_str())
+            .is_some_and(|suffix| suffix == ".amazonaws.com" || suffix == ".amazonaws.com.cn");
+        let word =
+            |s: &str, extra: &[u8]| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+        in_region && word(api_id, &[]) && api_id.len() <= 32 && word(stage, b"-_") && stage.len() <= 128
     }
 
     /// Whether a browser origin may call the API (CORS).
@@ -437,6 +470,28 @@ mod tests {
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_worker_posts_only_to_this_regions_api_gateway_or_the_configured_endpoint() {
+        let aws = Config::from_vars(&vars(&[("AWS_REGION", "eu-west-1")])).unwrap();
+        assert!(aws.management_endpoint_allowed("https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod"));
+        for forged in [
+            "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod",
+            "https://evil.example.com/prod",
+            "https://abc123defg.execute-api.eu-west-1.amazonaws.com.evil.example/prod",
+            "http://abc123defg.execute-api.eu-west-1.amazonaws.com/prod",
+            "https://a.b.execute-api.eu-west-1.amazonaws.com/prod",
+            "https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod/../x",
+            "https://abc123defg.execute-api.eu-west-1.amazonaws.com/",
+            "http://127.0.0.1:3000/local",
+        ] {
+            assert!(!aws.management_endpoint_allowed(forged), "{forged}");
+        }
+        let local = Config::from_vars(&vars(&[("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:3000/local")])).unwrap();
+        assert!(local.management_endpoint_allowed("http://127.0.0.1:3000/local"));
+        assert!(!local.management_endpoint_allowed("http://127.0.0.1:3001/local"));
+        assert!(!local.management_endpoint_allowed("https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! * [`shutdown`]: Ctrl-C / SIGTERM for the long-running binaries.
 
 pub mod config;
+pub mod management;
 pub mod secrets;
 pub mod shutdown;
 pub mod store;
@@ -17,4 +18,5 @@ pub mod telemetry;
 pub mod token;
 
 pub use config::{Config, ConfigError, ModelConfig, RateLimits, ReplicaWait, WorkerConfig};
-pub use store::{Begun, Logged, Refusal, ReplyRequest, Step, Store, StoreError, StreamEntry};
+pub use management::ManagementApi;
+pub use store::{Begun, Bound, Frame, Logged, Refusal, ReplyRequest, Step, Store, StoreError, StreamEntry};

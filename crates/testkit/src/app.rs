@@ -169,6 +169,8 @@ async fn spawn(
     let detected = chat_core::Store::connect(&config).unwrap().connection().await.expect("redis answers");
     assert_eq!(detected.is_cluster(), kind == StoreKind::Cluster, "the store detects a {kind:?} redis");
     let (addr, stop) = serve(config.clone(), options).await;
+    // As the stack sets it: workers a test builds from this config post where the stack's do.
+    config.ws_management_endpoint = Some(chat_local::management_endpoint(addr));
     TestApp {
         base: format!("http://{addr}"),
         ws_url: format!("ws://{addr}/chat"),

@@ -213,6 +213,9 @@ pub enum ServerFrame {
         /// The model that wrote it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
+        /// The seq after the reply's last delta: a client whose text stops short of it missed
+        /// deltas (or the reply was sent again after a crash) and asks for a snapshot.
+        next_seq: u64,
     },
     /// A reply as it stands: `text` is every delta before `next_seq`. Sent in answer to
     /// [`ClientFrame::Resume`], and by a worker that restarts a reply another worker left
@@ -268,6 +271,12 @@ pub enum ErrorCode {
     InvalidName,
     /// The token is missing, unknown or expired.
     SessionExpired,
+    /// The server no longer knows this WebSocket connection (its mapping expired or was lost):
+    /// open a new one with the same token, which also says whether the session is still alive.
+    Reconnect,
+    /// The session already has `MAX_CONNECTIONS_PER_SESSION` WebSocket connections (the
+    /// handshake is refused with 429 and this body).
+    TooManyConnections,
     /// A reply is still being written for this session.
     ReplyInProgress,
     /// Too many requests; see `retry_after`.
@@ -309,6 +318,8 @@ impl ErrorCode {
             ErrorCode::InvalidId => "invalid_id",
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::Reconnect => "reconnect",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::ReplyInProgress => "reply_in_progress",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::UnknownMessage => "unknown_message",

@@ -18,7 +18,8 @@ async fn a_question_gets_a_streamed_reply_and_both_are_in_history(kind: StoreKin
     assert!(reply.deltas.len() > 1, "the reply streams in pieces: {}", reply.deltas.len());
     assert_eq!(reply.text, "You said: What is Rust?");
     match &reply.end {
-        ServerFrame::Done { id, reply_to, status, model } => {
+        ServerFrame::Done { id, reply_to, status, model, next_seq } => {
+            assert_eq!(*next_seq, reply.deltas.len() as u64, "done names the seq after the last delta");
             assert_eq!(id, "m1.reply");
             assert_eq!(reply_to, "m1");
             assert_eq!(*status, ReplyStatus::Done);

@@ -58,11 +58,17 @@ fn same_history(a: &ChatSession, b: &ChatSession) -> bool {
 }
 
 async fn state_and_session(app: &TestApp) -> (AppState, ChatSession, String) {
-    let store = Store::connect(&app.config).unwrap();
-    let state = AppState::new(app.config.clone(), store.clone(), WorkerTrigger::StreamReaders);
+    // Thousands of frames on one connection: its frame limit would answer most of them.
+    let mut config = app.config.clone();
+    config.rate_limits.frames_per_connection = 0;
+    let store = Store::connect(&config).unwrap();
+    let state = AppState::new(config, store.clone(), WorkerTrigger::StreamReaders);
     let session = app.create_session("Fuzz").await;
     let connection = chat_wire::ConnectionId::parse("fuzz-connection=").unwrap();
-    assert!(store.bind_connection(&connection, &chat_wire::Token::parse(&session.token).unwrap()).await.unwrap());
+    assert_eq!(
+        store.bind_connection(&connection, &chat_wire::Token::parse(&session.token).unwrap()).await.unwrap(),
+        chat_core::Bound::Bound
+    );
     let before = app.session(&session.token).await;
     (state, before, session.token)
 }

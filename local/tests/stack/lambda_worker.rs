@@ -26,6 +26,7 @@ fn worker(app: &TestApp, consumer: &str, vars: &[(&str, &str)]) -> Arc<Worker> {
         .config()
         .unwrap();
     config.request_stream = app.config.request_stream.clone();
+    config.ws_management_endpoint = app.config.ws_management_endpoint.clone();
     let store = Store::connect(&config).unwrap();
     Arc::new(Worker::new(config, store, ManagementApi::local()))
 }

@@ -1,6 +1,7 @@
 //! The local stack against a real redis-server, a real WebSocket client and the scripted stub
 //! model: each test is a user story.
 
+mod abuse;
 mod chat;
 mod crash;
 mod embedded;
@@ -9,6 +10,7 @@ mod failures;
 mod fuzz;
 mod http_api;
 mod iam;
+mod integrity;
 mod lambda_worker;
 mod limits;
 mod openapi_contract;

@@ -25,7 +25,6 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     ws.ask("m1", "survive a crash").await;
 
     let mut config = app.config.clone();
-    config.ws_management_endpoint = None;
     let store = Store::connect(&config).unwrap();
     store.ensure_group().await.unwrap();
     // The dead worker read the entry and vanished without acknowledging it.
@@ -63,10 +62,10 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
     // A stale mapping, as if $disconnect never ran: the Management API answers 410 for it.
     let store = Store::connect(&app.config).unwrap();
     let token = chat_wire::Token::parse(&session.token).unwrap();
-    assert!(store.bind_connection(&chat_wire::ConnectionId::parse("stale=").unwrap(), &token).await.unwrap());
+    let stale = chat_wire::ConnectionId::parse("stale=").unwrap();
+    assert_eq!(store.bind_connection(&stale, &token).await.unwrap(), chat_core::Bound::Bound);
 
-    let mut config = app.config.clone();
-    config.ws_management_endpoint = None;
+    let config = app.config.clone();
     let worker = std::sync::Arc::new(Worker::new(config, store.clone(), ManagementApi::local()));
     assert_eq!(worker.drain(&store, None).await.unwrap(), 1);
     let history = app.session(&session.token).await;
@@ -99,10 +98,10 @@ async fn a_restarted_reply_log_expires_with_its_session() {
         model: None,
         next_seq: None,
     };
-    assert!(!store.begin_reply(&token, &placeholder).await.unwrap().unwrap().restarted);
+    assert!(!store.begin_reply(&token, &placeholder, false).await.unwrap().unwrap().restarted);
     // A second worker takes the reply over before the first logged anything: the log holds only
     // the restart entry, and must not outlive the session.
-    assert!(store.begin_reply(&token, &placeholder).await.unwrap().unwrap().restarted);
+    assert!(store.begin_reply(&token, &placeholder, true).await.unwrap().unwrap().restarted);
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("chat:{{{}}}:log:m1.reply", session.token))
         .query_async(&mut app.redis().await)

@@ -1,14 +1,40 @@
 //! Which WebSocket connections belong to which session: a set per session (where replies are sent)
 //! and a mapping per connection (which session a frame comes from).
 
+use std::time::Duration;
+
 use chat_wire::{ConnectionId, Token};
 use redis::AsyncCommands;
 
-use super::lua::BIND;
+use super::lua::{BIND, FRAME};
 use super::{connection_ids, keys, SessionKeys, Store, StoreError};
 
+/// What binding a connection to a session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// The connection belongs to the session now.
+    Bound,
+    /// The session is unknown or expired.
+    Expired,
+    /// The session already has `MAX_CONNECTIONS_PER_SESSION` connections.
+    Full,
+}
+
+/// A client frame, counted against its connection's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The session the connection belongs to.
+    pub token: Token,
+    /// `Some(wait)` when the frame is over `FRAMES_PER_CONNECTION_PER_WINDOW`: the window ends
+    /// after `wait`.
+    pub over_limit: Option<Duration>,
+    /// How many frames of this window were over the limit, this one included (0 within it).
+    pub frames_over: u64,
+}
+
 impl Store {
-    /// Records that WebSocket `connection_id` belongs to the session; `false` if it expired.
+    /// Records that WebSocket `connection_id` belongs to the session, unless the session expired
+    /// or already has `MAX_CONNECTIONS_PER_SESSION` connections.
     ///
     /// Two commands, as the session's set and the connection's mapping live in different hash
     /// slots: the set first, then the mapping. A crash between them leaves an id in the set with no
@@ -16,37 +42,44 @@ impl Store {
     /// it answers `410 Gone`, which removes it. The other order could leave a mapping whose frames
     /// are accepted while replies never reach its socket.
     #[tracing::instrument(skip_all, fields(connection_id = %connection_id))]
-    pub async fn bind_connection(&self, connection_id: &ConnectionId, token: &Token) -> Result<bool, StoreError> {
+    pub async fn bind_connection(&self, connection_id: &ConnectionId, token: &Token) -> Result<Bound, StoreError> {
         let session = SessionKeys::new(token);
         let mut conn = self.connection().await?;
-        let ttl: u64 =
-            BIND.key(&session.session).key(&session.conns).arg(connection_id.as_str()).invoke_async(&mut conn).await?;
-        if ttl == 0 {
-            return Ok(false);
-        }
-        let () = conn.set_ex(keys::connection(connection_id), token.expose(), ttl).await?;
-        Ok(true)
-    }
-
-    /// Extends a connection mapping's life to the session's TTL (each message is activity), for a
-    /// caller that already knows the connection's session.
-    pub async fn refresh_connection(&self, connection_id: &ConnectionId) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let _known: bool = conn.expire(keys::connection(connection_id), self.session_ttl.as_secs() as i64).await?;
-        Ok(())
-    }
-
-    /// The session a connection belongs to, extending the mapping's life to the session's TTL
-    /// (each message is activity), or `None` if the connection is unknown.
-    pub async fn touch_connection(&self, connection_id: &ConnectionId) -> Result<Option<Token>, StoreError> {
-        let mut conn = self.connection().await?;
-        let token: Option<String> = redis::cmd("GETEX")
-            .arg(keys::connection(connection_id))
-            .arg("EX")
-            .arg(self.session_ttl.as_secs())
-            .query_async(&mut conn)
+        let ttl: i64 = BIND
+            .key(&session.session)
+            .key(&session.conns)
+            .arg(connection_id.as_str())
+            .arg(self.max_connections)
+            .invoke_async(&mut conn)
             .await?;
-        token.map(|t| parse_token(&t)).transpose()
+        match ttl {
+            0 => return Ok(Bound::Expired),
+            -1 => return Ok(Bound::Full),
+            _ => {}
+        }
+        let () = conn.set_ex(keys::connection(connection_id), token.expose(), ttl.unsigned_abs()).await?;
+        Ok(Bound::Bound)
+    }
+
+    /// One client frame on `connection_id`: the session it belongs to (`None` if the connection
+    /// is unknown), counted against `FRAMES_PER_CONNECTION_PER_WINDOW`. Every frame extends the
+    /// mapping's life to the session's TTL, so a connection lives as long as it is used, however
+    /// late in the session it connected.
+    pub async fn connection_frame(&self, connection_id: &ConnectionId) -> Result<Option<Frame>, StoreError> {
+        let mut conn = self.connection().await?;
+        let (token, wait_ms, frames_over): (String, u64, u64) = FRAME
+            .key(keys::connection(connection_id))
+            .key(keys::connection_frames(connection_id))
+            .arg(self.session_ttl.as_secs())
+            .arg(self.frames_per_window)
+            .arg(self.rate_window.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let over_limit = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+        Ok(Some(Frame { token: parse_token(&token)?, over_limit, frames_over }))
     }
 
     /// Forgets a connection (on `$disconnect`, or when the Management API says it is gone).

@@ -1,7 +1,7 @@
 //! Key names, in one place. A session's keys share the hash tag `{token}`, so each script that
 //! touches several of them stays in one hash slot (one shard of a cluster); the running workers'
-//! keys share the stream's name as theirs. A connection's mapping `chat:conn:C` and an address's
-//! counter are keys of their own, each used alone. Every script is given all the keys it touches
+//! keys share the stream's name as theirs; a connection's mapping and frame counter share the
+//! connection id as theirs. An address's counter is a key of its own, used alone. Every script is given all the keys it touches
 //! in KEYS, and [`super::connection`] refuses a script call whose keys span two slots.
 //!
 //! | key | type | holds |
@@ -14,7 +14,9 @@
 //! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
 //! | `chat:{T}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
 //! | `chat:{T}:rate` | string | messages counted in the current rate window |
-//! | `chat:conn:C` | string | the token connection `C` belongs to (no hash tag: used alone) |
+//! | `chat:{T}:queued` | string | id of the last user message whose reply request is in the stream |
+//! | `chat:conn:{C}` | string | the token connection `C` belongs to |
+//! | `chat:conn:{C}:frames` | string | frames connection `C` sent in the current rate window |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
 //! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
@@ -39,6 +41,8 @@ pub struct SessionKeys {
     pub stop: String,
     /// `chat:{T}:rate`: messages in the current rate window.
     pub rate: String,
+    /// `chat:{T}:queued`: the last user message whose reply request is in the stream.
+    pub queued: String,
     /// `chat:{T}:log:`, to which a reply id is appended.
     log_prefix: String,
 }
@@ -55,6 +59,7 @@ impl SessionKeys {
             lock: format!("{tag}lock"),
             stop: format!("{tag}stop"),
             rate: format!("{tag}rate"),
+            queued: format!("{tag}queued"),
             log_prefix: format!("{tag}log:"),
         }
     }
@@ -70,9 +75,14 @@ impl SessionKeys {
     }
 }
 
-/// `chat:conn:C`: the session a connection belongs to.
+/// `chat:conn:{C}`: the session a connection belongs to.
 pub fn connection(connection_id: &ConnectionId) -> String {
-    format!("chat:conn:{connection_id}")
+    format!("chat:conn:{{{connection_id}}}")
+}
+
+/// `chat:conn:{C}:frames`: the connection's frames in the current rate window (the mapping's slot).
+pub fn connection_frames(connection_id: &ConnectionId) -> String {
+    format!("chat:conn:{{{connection_id}}}:frames")
 }
 
 /// The running workers' leases and free slots (one slot: both go in one script).
@@ -100,10 +110,17 @@ mod tests {
         let log = keys.log(&reply);
         assert_eq!(log, format!("chat:{tag}:log:m1.reply"));
         let slot = Slot::for_key(&keys.session);
-        for key in [&keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate, &log] {
+        for key in [&keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate, &keys.queued, &log] {
             assert!(key.contains(&tag), "{key}");
             assert_eq!(Slot::for_key(key), slot, "{key}");
         }
+    }
+
+    #[test]
+    fn a_connections_mapping_and_frame_counter_share_a_slot() {
+        let id = ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap();
+        assert_eq!(connection(&id), "chat:conn:{L0SM9cOFvHcCIhw=}");
+        assert_eq!(Slot::for_key(connection(&id)), Slot::for_key(connection_frames(&id)));
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub(super) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(inc
 pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/count.lua")));
 pub(super) static CREATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/create_session.lua")));
+pub(super) static FRAME: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/frame.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));
 pub(super) static WORKER_RELEASE: LazyLock<Script> =

@@ -34,6 +34,7 @@ use tokio::sync::OnceCell;
 use crate::config::{Config, ReplicaWait};
 pub use connection::RedisConnection;
 use connection::RedisSettings;
+pub use connections::{Bound, Frame};
 
 pub use keys::SessionKeys;
 pub use queue::{ReplyRequest, StreamEntry};
@@ -84,6 +85,8 @@ pub struct Store {
     stream_maxlen: usize,
     group: String,
     messages_per_window: u32,
+    frames_per_window: u32,
+    max_connections: usize,
     rate_window: Duration,
 }
 
@@ -132,6 +135,8 @@ impl Store {
             stream_maxlen: config.request_stream_maxlen,
             group: config.worker_group.clone(),
             messages_per_window: config.rate_limits.messages_per_session,
+            frames_per_window: config.rate_limits.frames_per_connection,
+            max_connections: config.max_connections_per_session,
             rate_window: config.rate_limits.window,
         })
     }

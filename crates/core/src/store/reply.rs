@@ -42,6 +42,9 @@ pub enum Refusal {
     RateLimited(Duration),
     /// A message with this id is already stored (a client's retry).
     Duplicate,
+    /// The reply was begun from another request for it, whose entry is still pending (a question
+    /// queued twice): this request needs nothing more.
+    BeingAnswered,
     /// The reply is already stored (a reclaimed entry that was in fact answered).
     AlreadyStored,
     /// Another worker took this reply over (this one was thought dead): stop writing it.
@@ -60,6 +63,7 @@ impl Refusal {
             "busy" => Refusal::ReplyInProgress,
             "rate_limited" => Refusal::RateLimited(Duration::from_millis(wait_ms)),
             "duplicate" => Refusal::Duplicate,
+            "in_progress" => Refusal::BeingAnswered,
             "exists" => Refusal::AlreadyStored,
             "taken_over" => Refusal::TakenOver,
             "unknown" => Refusal::UnknownMessage,
@@ -96,6 +100,11 @@ pub struct Logged {
 impl Store {
     /// Stores a user message and locks the session for its reply, in one atomic step that also
     /// counts it against the session's message rate (a resent duplicate is not counted).
+    ///
+    /// `Ok(())` means the reply must now be queued: for a new question, and for a resent one that
+    /// was stored but never queued (its first attempt died between the two steps, or its queueing
+    /// failed), which is the session's last question, unanswered, and not marked by
+    /// [`Store::mark_queued`]. Other resends answer [`Refusal::Duplicate`].
     #[tracing::instrument(skip_all, fields(message_id = %message.id))]
     pub async fn accept_user_message(&self, token: &Token, message: &ChatMessage) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
@@ -107,24 +116,33 @@ impl Store {
             .key(&keys.lock)
             .key(&keys.conns)
             .key(&keys.rate)
+            .key(&keys.queued)
             .arg(&message.id)
             .arg(encode(message)?)
             .arg(self.session_ttl.as_secs())
             .arg(self.reply_lock_secs())
             .arg(self.max_history)
             .arg(self.messages_per_window)
-            .arg(self.rate_window.as_millis() as u64);
+            .arg(self.rate_window.as_millis() as u64)
+            .arg(message_id_of(message)?.reply_id().as_str());
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
-            "stored" => Ok(Ok(())),
+            "stored" | "unqueued" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("accept", other, wait_ms)?)),
         }
     }
 
     /// Starts writing a reply: records it as `streaming` in the history (or, when a dead worker
     /// had begun it, appends a restart entry to its log), and returns the session's connections.
+    /// Only a `redelivered` entry may take a begun reply over: a first delivery finding one is a
+    /// second request for it ([`Refusal::BeingAnswered`]).
     #[tracing::instrument(skip_all, fields(reply_id = %placeholder.id))]
-    pub async fn begin_reply(&self, token: &Token, placeholder: &ChatMessage) -> Result<Step<Begun>, StoreError> {
+    pub async fn begin_reply(
+        &self,
+        token: &Token,
+        placeholder: &ChatMessage,
+        redelivered: bool,
+    ) -> Result<Step<Begun>, StoreError> {
         let keys = SessionKeys::new(token);
         let reply_id = reply_id_of(placeholder)?;
         let mut conn = self.connection().await?;
@@ -138,6 +156,7 @@ impl Store {
             .arg(encode(placeholder)?)
             .arg(self.session_ttl.as_secs())
             .arg(self.max_history)
+            .arg(if redelivered { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         match status.as_str() {
@@ -225,6 +244,7 @@ impl Store {
             .key(&keys.lock)
             .key(keys.log(&reply_id))
             .key(&keys.stop)
+            .key(&keys.queued)
             .arg(message_id.as_str())
             .arg(reply_id.as_str())
             .arg(self.session_ttl.as_secs())
@@ -234,6 +254,16 @@ impl Store {
             "ready" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("regenerate", other, 0)?)),
         }
+    }
+
+    /// Records that the reply to `message_id` is queued, once the stream has its request: a resend
+    /// of the question is then only acknowledged, not queued again. Written after the stream
+    /// entry, so a crash between the two can only queue a question twice, which the worker
+    /// answers once ([`Refusal::BeingAnswered`], [`Refusal::AlreadyStored`]).
+    pub async fn mark_queued(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+        let mut conn = self.connection().await?;
+        let () = conn.set_ex(SessionKeys::new(token).queued, message_id.as_str(), self.session_ttl.as_secs()).await?;
+        Ok(())
     }
 
     /// Extends the session's lock for the reply to `message_id` while that reply is written.
@@ -270,6 +300,11 @@ impl Store {
         let requested: Option<String> = conn.get(SessionKeys::new(token).stop).await?;
         Ok(requested.as_deref() == Some(message_id.as_str()))
     }
+}
+
+/// A user message's id, checked.
+fn message_id_of(message: &ChatMessage) -> Result<MessageId, StoreError> {
+    MessageId::parse(&message.id).map_err(|e| StoreError::Corrupt(format!("a user message carries {e}")))
 }
 
 /// A reply message's id, checked: only ids derived from a user message are replies.

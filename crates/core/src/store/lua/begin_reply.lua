@@ -1,12 +1,17 @@
 -- Records a reply as `streaming`, or restarts one a dead worker had begun.
 -- KEYS: session, order, messages, conns, log
--- ARGV: reply id, placeholder json, session ttl s, max history
--- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}} | {'expired', 0, {}}
+-- ARGV: reply id, placeholder json, session ttl s, max history, '1' if the entry was delivered
+--       before (its worker may have died) else '0'
+-- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}}
+--       | {'in_progress', 0, {}} | {'expired', 0, {}}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local outcome, next_seq = 'new', 0
 if existing then
   if not is_streaming(existing) then return {'exists', 0, {}} end
+  -- A first delivery finding the reply begun is a second request for it (a question queued
+  -- again after a crash): the entry that began it is pending, and is reclaimed if its worker died.
+  if ARGV[5] ~= '1' then return {'in_progress', 0, {}} end
   -- Another worker began this reply: void whatever it sent (even nothing yet, so that it can
   -- write no delta 0 of its own if it is still alive).
   local logged = log_next_seq(KEYS[5])

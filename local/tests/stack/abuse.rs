@@ -1,0 +1,162 @@
+//! One user must not hurt others, and a second device must not be logged out: connections per
+//! session are capped, frames per connection are counted (and a flooding connection is closed),
+//! and every frame keeps its connection known for the session's lifetime.
+
+use std::time::Duration;
+
+use chat_wire::{ErrorCode, ReplyStatus, ServerFrame};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use chat_testkit::{on_each_store, spawn_app_on, spawn_app_on_with, Options, Pacing, StoreKind, WsClient};
+
+const PING: &str = r#"{"action":"ping"}"#;
+
+/// Reads until the server closes the connection; `false` if it is still open after `within`.
+async fn closed_within(ws: &mut WsClient, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.stream.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
+    assert_eq!(app.config.max_connections_per_session, 10, "the default");
+    let session = app.create_session("Ada").await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(app.connect(&session.token).await);
+    }
+    match WsClient::connect(&app.ws_url, &session.token).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            let body: serde_json::Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["code"], "too_many_connections", "{body}");
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("an eleventh connection was admitted"),
+    }
+    // Another session is not affected, and a closed connection frees its place.
+    let other = app.create_session("Bob").await;
+    let _bob = app.connect(&other.token).await;
+    open.pop().unwrap().close().await;
+    let mut admitted = None;
+    for _ in 0..50 {
+        if let Ok(ws) = WsClient::connect(&app.ws_url, &session.token).await {
+            admitted = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = admitted.expect("a place freed by $disconnect");
+    again.send_text(PING).await;
+    assert_eq!(again.next_frame().await, ServerFrame::Pong);
+}
+
+async fn a_flooding_connection_is_refused_then_closed_and_others_go_on(kind: StoreKind) {
+    let app =
+        spawn_app_on_with(kind, &[("FRAMES_PER_CONNECTION_PER_WINDOW", "5")], Options::default(), Pacing::default())
+            .await;
+    let session = app.create_session("Ada").await;
+    let mut flood = app.connect(&session.token).await;
+    let mut calm = app.connect(&session.token).await;
+    for _ in 0..5 {
+        flood.send_text(PING).await;
+        assert_eq!(flood.next_frame().await, ServerFrame::Pong);
+    }
+    // Over the limit: every kind of frame is refused, a question included (and not stored).
+    flood.send_message("m1", "let me in").await;
+    match flood.next_frame().await {
+        ServerFrame::Error { code, reply_to, retry_after, .. } => {
+            assert_eq!((code, reply_to.as_deref()), (ErrorCode::RateLimited, Some("m1")));
+            assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)), "{retry_after:?}");
+        }
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    assert!(app.session(&session.token).await.messages.is_empty());
+    // It keeps going: once as many again are refused, the server closes it.
+    for _ in 0..4 {
+        flood.send_text(PING).await;
+        assert!(matches!(flood.next_frame().await, ServerFrame::Error { code: ErrorCode::RateLimited, .. }));
+    }
+    flood.send_text(PING).await;
+    assert!(closed_within(&mut flood, Duration::from_secs(5)).await, "the flooding connection was closed");
+
+    // The session's other connection is counted on its own.
+    calm.ask("m2", "still here").await;
+    let reply = calm.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+}
+
+async fn a_lost_connection_mapping_asks_the_client_to_reconnect(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.send_text(PING).await;
+    assert_eq!(ws.next_frame().await, ServerFrame::Pong);
+    // Every mapping is lost (an eviction, a flushed replica promoted): even a ping says so.
+    let mut redis = app.redis().await;
+    let keys: Vec<String> = match app.redis.cluster() {
+        Some(_) => {
+            // KEYS does not span a cluster; the one connection's mapping is found through the
+            // session's set of connections.
+            let ids: Vec<String> =
+                redis::AsyncCommands::smembers(&mut redis, format!("chat:{{{}}}:conns", session.token)).await.unwrap();
+            ids.iter().map(|id| format!("chat:conn:{{{id}}}")).collect()
+        }
+        None => redis::AsyncCommands::keys(&mut redis, "chat:conn:*").await.unwrap(),
+    };
+    assert_eq!(keys.iter().filter(|k| !k.ends_with(":frames")).count(), 1, "{keys:?}");
+    for key in keys {
+        let _: usize = redis::AsyncCommands::del(&mut redis, key).await.unwrap();
+    }
+    ws.send_text(PING).await;
+    assert!(matches!(ws.next_frame().await, ServerFrame::Error { code: ErrorCode::Reconnect, .. }));
+    // A new connection with the same token carries on: the session was alive all along.
+    let mut again = app.connect(&session.token).await;
+    again.ask("m1", "hello again").await;
+    assert!(matches!(again.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+}
+
+async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive(kind: StoreKind) {
+    let app = spawn_app_on_with(kind, &[("SESSION_TTL_SECONDS", "4")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut phone = app.connect(&session.token).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The laptop joins late: its mapping gets the session's remaining two seconds.
+    let mut laptop = app.connect(&session.token).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The phone keeps chatting (the session lives on); the laptop only pings.
+    phone.ask("m1", "keep the session alive").await;
+    let on_phone = phone.read_reply().await;
+    laptop.send_text(PING).await;
+    let mut pong = false;
+    while !pong {
+        match laptop.next_frame().await {
+            ServerFrame::Pong => pong = true,
+            ServerFrame::Delta { .. } | ServerFrame::Done { .. } => {}
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the laptop's first mapping lifetime, well inside the session's: still known.
+    laptop.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
+    match laptop.next_frame().await {
+        ServerFrame::Snapshot { text, status, .. } => {
+            assert_eq!((text.as_str(), status), (on_phone.text.as_str(), ReplyStatus::Done));
+        }
+        other => panic!("the laptop was logged out: {other:?}"),
+    }
+}
+
+on_each_store!(
+    a_session_holds_at_most_ten_connections,
+    a_flooding_connection_is_refused_then_closed_and_others_go_on,
+    a_lost_connection_mapping_asks_the_client_to_reconnect,
+    a_second_device_stays_connected_while_the_first_keeps_the_session_alive,
+);
