@@ -19,6 +19,8 @@ pub struct Stack {
     pub stub: StubModel,
     pub base: String,
     pub ws_url: String,
+    /// The gateway's Management API, as the worker posts to it.
+    pub management_endpoint: String,
     pub http: reqwest::Client,
     _dir: TempDir,
 }
@@ -65,7 +67,10 @@ impl Stack {
         let redis = RedisServer::start(&dir.path().join("redis"), true).await?;
         let stub = StubModel::start(pacing).await;
         let port = free_port();
-        let env = stack_env(&redis.url(), &stub, extra).set("LOCAL_HTTP_PORT", port.to_string());
+        let secret = chat_local::new_management_secret();
+        let env = stack_env(&redis.url(), &stub, extra)
+            .set("LOCAL_HTTP_PORT", port.to_string())
+            .set("LOCAL_MANAGEMENT_SECRET", &secret);
         let local = process::spawn_quiet(&mut local_command(), &env)
             .map_err(|e| format!("cannot start target/release/local (build it with scripts/bench.sh): {e}"))?;
         let base = format!("http://127.0.0.1:{port}");
@@ -73,7 +78,17 @@ impl Stack {
         if !wait::wait_healthy(&http, &base, Duration::from_secs(120)).await {
             return Err("the local stack did not become healthy within 120 s".into());
         }
-        Ok(Stack { redis, local, stub, ws_url: format!("ws://127.0.0.1:{port}/chat"), base, http, _dir: dir })
+        let management_endpoint = format!("{base}/{secret}");
+        Ok(Stack {
+            redis,
+            local,
+            stub,
+            ws_url: format!("ws://127.0.0.1:{port}/chat"),
+            base,
+            management_endpoint,
+            http,
+            _dir: dir,
+        })
     }
 
     /// Stops `local` with SIGTERM, as an operator would (a profiler wrapping it writes its data),

@@ -138,12 +138,12 @@ pub async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64
     let connections = store.session_connections(&Token::parse(token)?).await?;
     let connection = connections.first().ok_or("the session has no connection")?;
     let api = chat_worker::ManagementApi::local();
-    let endpoint = format!("{}/{}", stack.base, chat_local::gateway::STAGE);
+    let endpoint = &stack.management_endpoint;
     let frame = serde_json::to_vec(&ServerFrame::Pong)?;
     let mut samples = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let started = Instant::now();
-        if api.post(&endpoint, connection, &frame).await != chat_worker::notify::Delivery::Sent {
+        if api.post(endpoint, connection, &frame).await != chat_worker::notify::Delivery::Sent {
             return Err("a post to a live connection failed".into());
         }
         samples.push(ms(started.elapsed()));

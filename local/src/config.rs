@@ -29,6 +29,29 @@ pub struct LocalConfig {
     pub in_process_worker: bool,
     /// The WebSocket limits the emulator applies, as API Gateway does.
     pub websocket: WebSocketLimits,
+    /// What the gateway's listener admits.
+    pub listener: ListenerLimits,
+    /// `LOCAL_MANAGEMENT_SECRET` (random per run): the Management API's secret path segment, for
+    /// a benchmark or tool that posts to the gateway itself (16-128 of `A-Z a-z 0-9 - _`).
+    pub management_secret: Option<String>,
+}
+
+/// What the gateway's listener admits: API Gateway's front door protects it; locally the gateway
+/// protects itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `LOCAL_HEADER_READ_TIMEOUT_SECONDS` (10): a request whose headers take longer is dropped
+    /// (slowloris).
+    pub header_read_timeout: Duration,
+    /// `LOCAL_MAX_CONNECTIONS` (10000): open TCP connections (WebSockets included) at once; more
+    /// wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits { header_read_timeout: Duration::from_secs(10), max_connections: 10_000 }
+    }
 }
 
 /// API Gateway's WebSocket limits, as the emulator applies them.
@@ -56,6 +79,7 @@ impl LocalConfig {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Vars(vars);
         let defaults = WebSocketLimits::default();
+        let listener = ListenerLimits::default();
         Ok(LocalConfig {
             bind: env.string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
             http_port: env.number("LOCAL_HTTP_PORT", 3500)?,
@@ -70,6 +94,28 @@ impl LocalConfig {
             websocket: WebSocketLimits {
                 idle_timeout: env.seconds("LOCAL_WS_IDLE_TIMEOUT_SECONDS", defaults.idle_timeout.as_secs())?,
                 max_duration: env.seconds("LOCAL_WS_MAX_SECONDS", defaults.max_duration.as_secs())?,
+            },
+            listener: ListenerLimits {
+                header_read_timeout: env
+                    .seconds("LOCAL_HEADER_READ_TIMEOUT_SECONDS", listener.header_read_timeout.as_secs())?
+                    .max(Duration::from_secs(1)),
+                max_connections: env.number("LOCAL_MAX_CONNECTIONS", listener.max_connections)?.max(1),
+            },
+            management_secret: match env.string("LOCAL_MANAGEMENT_SECRET") {
+                Some(secret)
+                    if (16..=128).contains(&secret.len())
+                        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    Some(secret)
+                }
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "LOCAL_MANAGEMENT_SECRET",
+                        value: "<redacted>".into(),
+                        reason: "expected 16 to 128 characters of A-Z a-z 0-9 - _".into(),
+                    })
+                }
+                None => None,
             },
         })
     }

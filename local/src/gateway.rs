@@ -2,9 +2,11 @@
 //!
 //! It turns each HTTP request into the `ApiGatewayV2httpRequest` event API Gateway's HTTP API
 //! sends and each WebSocket event into an `ApiGatewayWebsocketProxyRequest`, then calls the very
-//! handlers the Lambda binaries wrap. It serves `POST/GET/DELETE /{stage}/@connections/{id}` as the
-//! Management API does (410 with `x-amzn-ErrorType: GoneException` for an unknown connection), so
-//! the worker's AWS SDK client works against it unchanged.
+//! handlers the Lambda binaries wrap. It serves `POST/GET/DELETE /{secret}/@connections/{id}` as
+//! the Management API does (410 with `x-amzn-ErrorType: GoneException` for an unknown connection),
+//! so the worker's AWS SDK client works against it unchanged. API Gateway checks the caller's IAM
+//! signature; the emulator serves the Management API only under the run's secret path and only to
+//! loopback peers, so nobody else can post frames to, or close, a person's socket.
 //!
 //! Like API Gateway: frames are capped at 32 KiB and messages at 128 KiB, idle connections close
 //! after `LOCAL_WS_IDLE_TIMEOUT_SECONDS` and every connection after `LOCAL_WS_MAX_SECONDS`; the
@@ -59,6 +61,7 @@ struct Connection {
 /// The emulator's state: the handlers' state and the live connections.
 pub struct Gateway {
     state: AppState,
+    management_secret: String,
     connections: Mutex<HashMap<String, Connection>>,
     idle_timeout: Duration,
     max_duration: Duration,
@@ -73,9 +76,10 @@ impl Gateway {
     }
 
     /// Wraps the handlers' state.
-    pub fn new(state: AppState, limits: crate::WebSocketLimits) -> Arc<Self> {
+    pub fn new(state: AppState, limits: crate::WebSocketLimits, management_secret: &str) -> Arc<Self> {
         Arc::new(Gateway {
             state,
+            management_secret: management_secret.to_string(),
             connections: Mutex::new(HashMap::new()),
             idle_timeout: limits.idle_timeout,
             max_duration: limits.max_duration,
@@ -84,11 +88,12 @@ impl Gateway {
     }
 }
 
-/// The emulator's routes: `/chat` (WebSocket), `/local/@connections/{id}` and the HTTP API.
+/// The emulator's routes: `/chat` (WebSocket), `/{secret}/@connections/{id}` and the HTTP API.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let management_path = format!("/{}/@connections/{{connection_id}}", gateway.management_secret);
     Router::new()
         .route("/chat", get(websocket))
-        .route(&format!("/{STAGE}/@connections/{{connection_id}}"), any(management))
+        .route(&management_path, any(management))
         .fallback(http_api)
         .with_state(gateway)
 }
@@ -233,12 +238,40 @@ async fn websocket(
     let mut event = websocket_event("$connect", &connection_id, connected_at, &source_ip, domain.clone());
     event.query_string_parameters = query_map(uri.query());
     event.headers = headers;
-    let response = ws::connect(&gateway.state, event).await;
+    // $connect runs to its end in a task of its own: hyper drops this handler if the client
+    // resets the connection meanwhile, and a $connect cut short could leave a binding nobody
+    // removes. The task undoes an admission nobody is left to upgrade.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let forget = Forget {
+        gateway: gateway.clone(),
+        connection_id: connection_id.clone(),
+        connected_at,
+        source_ip: source_ip.clone(),
+        domain: domain.clone(),
+    };
+    let pending = forget.clone();
+    tokio::spawn(async move {
+        let response = ws::connect(&pending.gateway.state, event).await;
+        if answer.send(response).is_err() {
+            tracing::debug!("a client left during its handshake");
+            pending.run().await;
+        }
+    });
+    let Ok(response) = answered.await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !(200..300).contains(&response.status_code) {
         gateway.connections.lock().unwrap().remove(&connection_id);
         return proxy_response(response);
     }
+    // A client that never completes the upgrade (it vanished after the handshake's answer)
+    // leaves nothing behind either.
+    let abandoned = move |error: axum::Error| {
+        tracing::debug!(error = %error, "a WebSocket upgrade never completed");
+        tokio::spawn(async move { forget.run().await });
+    };
     upgrade
+        .on_failed_upgrade(abandoned)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_frame_size(MAX_FRAME_BYTES)
@@ -247,6 +280,26 @@ async fn websocket(
             let link = Link { connection_id, connected_at, source_ip, domain, outbox };
             serve_connection(gateway, socket, link, inbox).await
         })
+}
+
+/// Forgets a connection that was admitted but never served: out of the gateway's table, and
+/// `$disconnect` as if it had closed.
+#[derive(Clone)]
+struct Forget {
+    gateway: Arc<Gateway>,
+    connection_id: String,
+    connected_at: i64,
+    source_ip: String,
+    domain: Option<String>,
+}
+
+impl Forget {
+    async fn run(self) {
+        self.gateway.connections.lock().unwrap().remove(&self.connection_id);
+        let event =
+            websocket_event("$disconnect", &self.connection_id, self.connected_at, &self.source_ip, self.domain);
+        ws::disconnect(&self.gateway.state, event).await;
+    }
 }
 
 struct Link {
@@ -325,10 +378,14 @@ async fn serve_connection(gateway: Arc<Gateway>, socket: WebSocket, link: Link, 
 /// The Management API: `POST` sends a frame, `GET` describes the connection, `DELETE` closes it.
 async fn management(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(connection_id): Path<String>,
     method: Method,
     body: Bytes,
 ) -> Response {
+    if !peer.ip().is_loopback() {
+        return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
+    }
     let (outbox, connected_at, source_ip) = {
         let connections = gateway.connections.lock().unwrap();
         match connections.get(&connection_id) {

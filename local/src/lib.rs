@@ -4,6 +4,8 @@
 //! Layout:
 //! * [`config`]: the local runner's own settings ([`LocalConfig`]), apart from the product's.
 //! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API).
+//! * [`listener`]: serves a router over TCP with `TCP_NODELAY`, a header-read timeout and a
+//!   connection cap.
 //! * [`redis_server`]: starts a real redis-server on a free port.
 //! * [`site`]: serves the built frontend with its runtime `config.json` and security headers.
 //! * [`start_embedded_model`]: the llama.cpp model behind an OpenAI-compatible server, used
@@ -13,6 +15,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod listener;
 pub mod redis_server;
 pub mod site;
 
@@ -25,7 +28,7 @@ use chat_functions::{AppState, WorkerTrigger};
 use chat_worker::{ManagementApi, Worker};
 use tokio::net::TcpListener;
 
-pub use config::{LocalConfig, WebSocketLimits};
+pub use config::{ListenerLimits, LocalConfig, WebSocketLimits};
 
 /// Why the local stack stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,11 @@ pub struct Options {
     pub model_status: Option<chat_functions::ModelStatus>,
     /// The WebSocket limits the emulator applies.
     pub websocket: WebSocketLimits,
+    /// What the gateway's listener admits.
+    pub listener: ListenerLimits,
+    /// The secret path segment of the Management API (`/{secret}/@connections/{id}`): only this
+    /// process, and workers reading the endpoint from the request stream, know where to post.
+    pub management_secret: String,
     /// How the message handler wakes workers: none to wake by default (workers block on the
     /// stream); the Lambda wake-up when a test runs the worker as Lambda does.
     pub worker_trigger: WorkerTrigger,
@@ -59,6 +67,8 @@ impl Default for Options {
             in_process_worker: true,
             model_status: None,
             websocket: WebSocketLimits::default(),
+            listener: ListenerLimits::default(),
+            management_secret: new_management_secret(),
             worker_trigger: WorkerTrigger::StreamReaders,
         }
     }
@@ -92,8 +102,8 @@ pub fn model_status(engine: &chat_model::Engine) -> chat_functions::ModelStatus 
 
 /// Serves the gateway on `listener` (and the worker, if asked) until `shutdown` resolves.
 ///
-/// The Management API endpoint the worker posts to is this listener's address, so
-/// `WS_MANAGEMENT_ENDPOINT` is set here whatever the environment said.
+/// The Management API endpoint the worker posts to is this listener's address under the run's
+/// secret path, so `WS_MANAGEMENT_ENDPOINT` is set here whatever the environment said.
 pub async fn run(
     listener: TcpListener,
     mut config: Config,
@@ -101,11 +111,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
     let addr = listener.local_addr()?;
-    config.ws_management_endpoint = Some(management_endpoint(addr));
+    config.ws_management_endpoint = Some(management_endpoint(addr, &options.management_secret));
     let store = Store::connect(&config)?;
     let mut state = AppState::new(config.clone(), store.clone(), options.worker_trigger.clone());
     state.model_status = options.model_status.clone();
-    let gateway = gateway::Gateway::new(state, options.websocket);
+    let gateway = gateway::Gateway::new(state, options.websocket, &options.management_secret);
 
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = if options.in_process_worker {
@@ -118,12 +128,12 @@ pub async fn run(
         None
     };
 
-    let app = gateway::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = gateway::router(gateway.clone());
     let shutdown = async move {
         shutdown.await;
         gateway.close_all();
     };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    listener::serve(listener, app, options.listener, shutdown).await?;
     let _ = stop_worker.send(());
     if let Some(task) = worker_task {
         let _ = task.await;
@@ -131,9 +141,16 @@ pub async fn run(
     Ok(())
 }
 
-/// The Management API endpoint of a gateway listening on `addr`.
-pub fn management_endpoint(addr: SocketAddr) -> String {
-    format!("http://{addr}/{}", gateway::STAGE)
+/// The Management API endpoint of a gateway listening on `addr` with this secret path.
+pub fn management_endpoint(addr: SocketAddr, secret: &str) -> String {
+    format!("http://{addr}/{secret}")
+}
+
+/// A fresh secret path for the Management API: 128 random bits, hex.
+pub fn new_management_secret() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Serves the built frontend in `dir` on `listener` until `shutdown` resolves, with a
@@ -145,6 +162,6 @@ pub async fn serve_site(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
     let app = site::router(dir, config)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    listener::serve(listener, app, ListenerLimits::default(), shutdown).await?;
     Ok(())
 }

@@ -25,8 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().nth(1).as_deref() == Some("worker") {
         return run_worker(config).await;
     }
-    let mut options =
-        Options { in_process_worker: local.in_process_worker, websocket: local.websocket, ..Options::default() };
+    let mut options = Options {
+        in_process_worker: local.in_process_worker,
+        websocket: local.websocket,
+        listener: local.listener,
+        ..Options::default()
+    };
+    if let Some(secret) = &local.management_secret {
+        options.management_secret = secret.clone();
+    }
     if local.embedded_model {
         let model = chat_model::ModelServerConfig::from_env()?;
         let engine =

@@ -61,7 +61,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     // The Management API the worker posts to: the local gateway's (it knows no connection of
     // these fixtures, so it answers 410 Gone, as API Gateway does for a closed connection).
     let gateway_config = Vars::default().set("REDIS_URL", redis.url()).config().unwrap();
-    let (gateway_addr, _gateway) =
+    let (_, management_endpoint, _gateway) =
         chat_testkit::app::serve(gateway_config, Options { in_process_worker: false, ..Default::default() }).await;
 
     // The secrets, as localstack/setup.sh creates them for a deployment.
@@ -91,7 +91,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
         .env("ALLOWED_ORIGINS", "https://d111111abcdef8.cloudfront.net")
         .env("OPENAI_BASE_URL", stub.base_url())
         .env("OPENAI_MODEL", "stub")
-        .env("WS_MANAGEMENT_ENDPOINT", chat_local::management_endpoint(gateway_addr))
+        .env("WS_MANAGEMENT_ENDPOINT", &management_endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")

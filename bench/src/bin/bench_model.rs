@@ -159,7 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config.model.max_reply_tokens = MAX_TOKENS;
     config.model.temperature = Some(0.0);
     config.model.seed = Some(1);
-    let (gateway, _stop_gateway) = chat_testkit::app::serve(config.clone(), Options::default()).await;
+    let (gateway, _, _stop_gateway) = chat_testkit::app::serve(config.clone(), Options::default()).await;
     let gateway = gateway.to_string();
 
     let http = reqwest::Client::new();

@@ -156,7 +156,9 @@ async fn spawn(
     mut options: Options,
 ) -> TestApp {
     // The emulator's WebSocket limits come from the test's variables, as `local` reads them.
-    options.websocket = Vars::default().with(vars).local_config().expect("local settings").websocket;
+    let local = Vars::default().with(vars).local_config().expect("local settings");
+    options.websocket = local.websocket;
+    options.listener = local.listener;
     let dir = TempDir::new("chat-test");
     let redis = TestRedis::start(kind, dir.path()).await;
     let mut config = test_config(&redis.url(), &stub, vars);
@@ -168,9 +170,9 @@ async fn spawn(
     // The product tells the two apart by itself, from the URL alone.
     let detected = chat_core::Store::connect(&config).unwrap().connection().await.expect("redis answers");
     assert_eq!(detected.is_cluster(), kind == StoreKind::Cluster, "the store detects a {kind:?} redis");
-    let (addr, stop) = serve(config.clone(), options).await;
+    let (addr, management_endpoint, stop) = serve(config.clone(), options).await;
     // As the stack sets it: workers a test builds from this config post where the stack's do.
-    config.ws_management_endpoint = Some(chat_local::management_endpoint(addr));
+    config.ws_management_endpoint = Some(management_endpoint);
     TestApp {
         base: format!("http://{addr}"),
         ws_url: format!("ws://{addr}/chat"),
@@ -184,15 +186,17 @@ async fn spawn(
 }
 
 /// Serves the stack (`chat_local::run`) with `config` on a free loopback port, in this process,
-/// until the returned sender fires or is dropped.
-pub async fn serve(config: Config, options: Options) -> (SocketAddr, oneshot::Sender<()>) {
+/// until the returned sender fires or is dropped. Answers its address and its Management API
+/// endpoint.
+pub async fn serve(config: Config, options: Options) -> (SocketAddr, String, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let management_endpoint = chat_local::management_endpoint(addr, &options.management_secret);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(chat_local::run(listener, config, options, async {
         let _ = stopped.await;
     }));
-    (addr, stop)
+    (addr, management_endpoint, stop)
 }
 
 impl TestApp {

@@ -199,7 +199,8 @@ fn urlencode(text: &str) -> String {
 
 #[tokio::test]
 async fn ten_thousand_malformed_frames_over_a_real_websocket_leave_the_session_working() {
-    let app = spawn_app().await;
+    // Without its frame limit, which would close this connection after 120 (abuse.rs tests it).
+    let app = spawn_app_with(&[("FRAMES_PER_CONNECTION_PER_WINDOW", "0")], Options::default(), Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     let deep = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));

@@ -256,8 +256,8 @@ async fn the_worker_binary_lives_within_a_short_lambda_timeout_under_steady_ques
     };
     let config = chat_testkit::test_config(&redis.url(), &stub, &[]);
     let options = Options { in_process_worker: false, worker_trigger: trigger, ..Default::default() };
-    let (addr, _gateway) = chat_testkit::app::serve(config, options).await;
-    lambda.set_var("WS_MANAGEMENT_ENDPOINT", chat_local::management_endpoint(addr));
+    let (addr, management_endpoint, _gateway) = chat_testkit::app::serve(config, options).await;
+    lambda.set_var("WS_MANAGEMENT_ENDPOINT", management_endpoint);
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
 

@@ -8,6 +8,7 @@ mod embedded;
 mod failover;
 mod failures;
 mod fuzz;
+mod gateway;
 mod http_api;
 mod iam;
 mod integrity;

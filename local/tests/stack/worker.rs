@@ -76,7 +76,7 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
 #[tokio::test]
 async fn the_management_api_says_gone_for_unknown_connections() {
     let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
-    let endpoint = format!("{}/{}", app.base, chat_local::gateway::STAGE);
+    let endpoint = app.config.ws_management_endpoint.clone().unwrap();
     let api = ManagementApi::local();
     let unknown = chat_wire::ConnectionId::parse("no/such=connection").unwrap();
     assert_eq!(api.post(&endpoint, &unknown, b"{}").await, chat_worker::notify::Delivery::Gone);
