@@ -110,6 +110,19 @@ pub async fn create_session(config: &AppConfig, name: &str) -> Result<ChatSessio
     parse(fetch(request).await?)
 }
 
+/// `DELETE /token?token=...`: ends the session on the server ("New chat").
+pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
+    let url = format!("{}/token?token={}", config.api_url, js_sys::encode_uri_component(token));
+    let init = web_sys::RequestInit::new();
+    init.set_method("DELETE");
+    let request =
+        web_sys::Request::new_with_str_and_init(&url, &init).map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    match fetch(request).await? {
+        (204, _) => Ok(()),
+        (status, body) => Err(ApiError::Refused { status, body: serde_json::from_str(&body).ok() }),
+    }
+}
+
 /// `GET /chat_history?token=...`.
 pub async fn history(config: &AppConfig, token: &str) -> Result<ChatSession, ApiError> {
     let url = format!("{}/chat_history?token={}", config.api_url, js_sys::encode_uri_component(token));

@@ -201,8 +201,15 @@ impl AppState {
         self.toast("Your session expired. Enter your name to start a new one.", true);
     }
 
-    /// Leaves the conversation on purpose.
+    /// Leaves the conversation on purpose ("New chat"): the server ends the session too, so its
+    /// token opens nothing any more, whoever holds a copy.
     pub fn sign_out(self) {
+        if let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) {
+            spawn_local(async move {
+                // Unreachable now, it still expires after SESSION_TTL_SECONDS without use.
+                let _ = api::revoke(&config, &session.token).await;
+            });
+        }
         self.close_socket();
         api::forget_session();
         self.session.set(None);

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The frame names an action the server does not know.
     #[error("unknown action {0:?}; known actions: {known}", known = chat_wire::KNOWN_ACTIONS.join(", "))]
     UnknownAction(String),
+    /// A query parameter is malformed.
+    #[error("{0}")]
+    InvalidParameter(String),
     /// The message is blank.
     #[error("the message is empty")]
     EmptyMessage,
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::InvalidFrame(_) => ErrorCode::InvalidFrame,
             ApiError::UnknownAction(_) => ErrorCode::UnknownAction,
             ApiError::EmptyMessage => ErrorCode::EmptyMessage,
+            ApiError::InvalidParameter(_) => ErrorCode::InvalidParameter,
             ApiError::InvalidContent => ErrorCode::InvalidContent,
             ApiError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             ApiError::InvalidId => ErrorCode::InvalidId,

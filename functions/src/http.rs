@@ -1,5 +1,5 @@
-//! The HTTP API: `POST /token`, `GET /chat_history`, `GET /health` (`/test`), `GET /openapi.json`
-//! and, in development, `GET /docs`.
+//! The HTTP API: `POST /token`, `DELETE /token`, `GET /chat_history`, `GET /health` (`/test`),
+//! `GET /openapi.json` and, in development, `GET /docs`.
 //!
 //! Each route is a plain async fn over a `lambda_http::Request` (what API Gateway's HTTP API sends,
 //! converted by `lambda_http`). [`handle`] routes on whole paths, applies CORS (tower-http's layer)
@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 
-use chat_wire::{ChatSession, ErrorBody, Health, Token};
+use chat_wire::{ChatSession, ErrorBody, Health, MessageId, Token};
 use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,7 @@ fn cors(config: &chat_core::Config) -> CorsLayer {
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
             origin.to_str().is_ok_and(|origin| config.origin_allowed(origin))
         }))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600))
 }
@@ -61,11 +61,12 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
     let path = route_path(&request);
     match (path.as_str(), request.method().clone()) {
         ("/token", Method::POST) => create_token(state, &request).await,
+        ("/token", Method::DELETE) => revoke_token(state, &request).await,
         ("/chat_history", Method::GET) => chat_history(state, &request).await,
         ("/health" | "/test", Method::GET) => Ok(health(state).await),
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),
-        ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST, DELETE" }),
         ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
@@ -132,15 +133,49 @@ pub async fn create_token(state: &AppState, request: &Request) -> Result<Respons
     Ok(no_store(json(StatusCode::OK, &session)))
 }
 
+/// Ends a session for good ("New chat"): its history and replies are deleted, and its token opens
+/// nothing any more (its open WebSocket connections are answered `reconnect`, then refused).
+/// Answers 204 for an unknown or expired token too: revoking twice is not an error.
+#[utoipa::path(
+    delete,
+    path = "/token",
+    tag = "session",
+    params(("token" = String, Query, description = "The session token to revoke")),
+    responses(
+        (status = 204, description = "The session is gone (or never existed)"),
+        (status = 400, description = "No token given (`session_expired`)", body = ErrorBody),
+        (status = 500, description = "A bug (`internal`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
+pub async fn revoke_token(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let params = request.query_string_parameters();
+    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
+    if let Ok(token) = Token::parse(token) {
+        state.store.revoke_session(&token).await?;
+        tracing::info!(session = %token.log_id(), "session revoked");
+    }
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(no_store(response))
+}
+
 /// Returns a session's conversation, oldest message first.
 #[utoipa::path(
     get,
     path = "/chat_history",
     tag = "session",
-    params(("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)")),
+    params(
+        ("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)"),
+        ("limit" = Option<u32>, Query, description = "At most this many messages (1 to `MAX_HISTORY_MESSAGES`)"),
+        ("before" = Option<String>, Query, description = "Only messages older than this message id (the oldest id of the previous page)")
+    ),
     responses(
-        (status = 200, description = "The session and its messages", body = ChatSession),
-        (status = 400, description = "Missing, unknown or expired token (`session_expired`)", body = ErrorBody),
+        (status = 200, description = "The session and the newest of its messages that fit `HISTORY_PAGE_BYTES` (and `limit`), oldest first; `has_more` when older ones were left out", body = ChatSession),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), a bad `limit` (`invalid_parameter`) or an unknown `before` (`unknown_message`)", body = ErrorBody),
+        (status = 429, description = "Too many reads of this session (`rate_limited`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 500, description = "A bug (`internal`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
@@ -150,7 +185,34 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
     let params = request.query_string_parameters();
     let token = params.first("token").ok_or(ApiError::SessionExpired)?;
     let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
-    let session = state.store.history(&token).await?.ok_or(ApiError::SessionExpired)?;
+    let max = state.config.max_history_messages;
+    let limit = match params.first("limit") {
+        None => None,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(limit) if (1..=max).contains(&limit) => Some(limit),
+            _ => return Err(ApiError::InvalidParameter(format!("`limit` is a whole number from 1 to {max}"))),
+        },
+    };
+    // A page may begin with a reply: its id (`<question>.reply`) is a cursor too.
+    let before = match params.first("before") {
+        None => None,
+        Some(raw) => {
+            let question = raw.strip_suffix(".reply").unwrap_or(raw);
+            let id = MessageId::parse(question).map_err(|_| ApiError::UnknownMessage)?;
+            Some(if question.len() < raw.len() { id.reply_id().to_string() } else { id.to_string() })
+        }
+    };
+    // Counted before reading, and only for a live session: an over-limit client costs one
+    // small script, and unknown tokens leave no counter behind.
+    let reads = state.config.rate_limits.history_reads_per_session;
+    match state.store.count_history_read(&token, reads).await? {
+        Ok(None) => {}
+        Ok(Some(wait)) => return Err(ApiError::rate_limited("history reads of this session", wait)),
+        Err(_) => return Err(ApiError::SessionExpired),
+    }
+    let page_bytes = state.config.history_page_bytes;
+    let page = state.store.history_page(&token, before.as_deref(), limit, page_bytes).await?;
+    let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
     Ok(no_store(json(StatusCode::OK, &session)))
 }
 

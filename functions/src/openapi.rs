@@ -18,7 +18,7 @@ use crate::http;
         description = "Sessions and history of the chatbot. Chatting itself happens over the \
                        WebSocket API described in PROTOCOL.md."
     ),
-    paths(http::create_token, http::chat_history, http::health),
+    paths(http::create_token, http::revoke_token, http::chat_history, http::health),
     components(schemas(
         chat_wire::ChatSession,
         chat_wire::ChatMessage,
@@ -65,6 +65,20 @@ fn typed_document(config: &Config) -> Document {
                 &format!("^[A-Za-z0-9_-]{{{}}}$", chat_wire::Token::LEN),
                 Some(chat_wire::Token::LEN),
             );
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+        if parameter.name == "limit" {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(config.max_history_messages as f64))
+                .build();
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+        if parameter.name == "before" {
+            // A question's id, or its reply's (`<id>.reply`).
+            let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+            constrain(&mut schema, r"^[A-Za-z0-9._-]{1,64}(\.reply)?$", None);
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
     }

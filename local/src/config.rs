@@ -31,6 +31,9 @@ pub struct LocalConfig {
     pub websocket: WebSocketLimits,
     /// What the gateway's listener admits.
     pub listener: ListenerLimits,
+    /// `LOCAL_REDIS_APPENDFSYNC` (`everysec`): when the local redis-server flushes its
+    /// append-only file: `everysec` or `always`.
+    pub redis_fsync: crate::redis_server::AppendFsync,
     /// `LOCAL_MANAGEMENT_SECRET` (random per run): the Management API's secret path segment, for
     /// a benchmark or tool that posts to the gateway itself (16-128 of `A-Z a-z 0-9 - _`).
     pub management_secret: Option<String>,
@@ -100,6 +103,17 @@ impl LocalConfig {
                     .seconds("LOCAL_HEADER_READ_TIMEOUT_SECONDS", listener.header_read_timeout.as_secs())?
                     .max(Duration::from_secs(1)),
                 max_connections: env.number("LOCAL_MAX_CONNECTIONS", listener.max_connections)?.max(1),
+            },
+            redis_fsync: match env.string("LOCAL_REDIS_APPENDFSYNC").as_deref() {
+                None | Some("everysec") => crate::redis_server::AppendFsync::EverySec,
+                Some("always") => crate::redis_server::AppendFsync::Always,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "LOCAL_REDIS_APPENDFSYNC",
+                        value: other.into(),
+                        reason: "expected everysec or always".into(),
+                    })
+                }
             },
             management_secret: match env.string("LOCAL_MANAGEMENT_SECRET") {
                 Some(secret)

@@ -87,6 +87,7 @@ pub async fn start_embedded_model(
     config.model.base_url = format!("http://{addr}/v1");
     config.model.model = engine.name().to_string();
     config.model.api_key = None;
+    config.model.context_tokens = model.context_tokens;
     Ok(engine)
 }
 

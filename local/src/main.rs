@@ -50,8 +50,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let _redis = if local.start_redis {
         let dir = Path::new(&local.data_dir).join("redis");
-        let redis = RedisServer::start(&dir, true).await?;
-        tracing::info!(url = redis.url(), dir = %dir.display(), "started a local redis-server (append-only)");
+        let redis = RedisServer::start_persistent(&dir, local.redis_fsync).await?;
+        tracing::info!(
+            url = redis.url(),
+            dir = %dir.display(),
+            appendfsync = local.redis_fsync.as_str(),
+            "started a local redis-server (append-only)"
+        );
         config.redis_url = redis.url();
         Some(redis)
     } else {

@@ -59,11 +59,39 @@ pub enum RedisServerError {
     Cluster(String),
 }
 
+/// When the local redis-server flushes its append-only file (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// Once a second (Redis's default): a process crash loses nothing, a machine crash can lose
+    /// the last second.
+    EverySec,
+    /// Before every acknowledgement: nothing acknowledged is lost, at a write's disk latency.
+    Always,
+}
+
+impl AppendFsync {
+    /// The `appendfsync` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::EverySec => "everysec",
+            AppendFsync::Always => "always",
+        }
+    }
+}
+
 impl RedisServer {
     /// Starts redis-server on a free loopback port with its files in `dir`; with `append_only`
     /// every acknowledged write survives a restart (as production Redis should be configured).
     pub async fn start(dir: &Path, append_only: bool) -> Result<Self, RedisServerError> {
         Self::start_on(free_port(), dir, append_only).await
+    }
+
+    /// Starts redis-server with append-only persistence whose file is flushed to disk as `fsync`
+    /// says: `everysec` (a machine crash can lose the last second of writes) or `always` (each
+    /// write is on disk before it is acknowledged).
+    pub async fn start_persistent(dir: &Path, fsync: AppendFsync) -> Result<Self, RedisServerError> {
+        let args = vec!["--appendfsync".to_string(), fsync.as_str().to_string()];
+        Self::start_with(free_port(), dir, true, args, None).await
     }
 
     /// Starts redis-server on `port`.

@@ -114,7 +114,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     let session: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     let token = session["token"].as_str().unwrap().to_string();
     assert_eq!(session["name"], "Ada");
-    let stored_name: Option<String> = conn.hget(format!("chat:{{{token}}}:session"), "name").await.unwrap();
+    let stored_name: Option<String> = conn.hget(chat_testkit::session_keys(&token).session, "name").await.unwrap();
     assert_eq!(stored_name.as_deref(), Some("Ada"));
 
     // GET /chat_history.
@@ -145,11 +145,11 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     // connection the Management API calls gone is forgotten.
     let response = invoke(&http, port, "worker", &fixture("worker-schedule.json", "")).await;
     assert_eq!(response, serde_json::json!({"processed": 1}));
-    let order: Vec<String> = conn.lrange(format!("chat:{{{token}}}:order"), 0, -1).await.unwrap();
+    let order: Vec<String> = conn.lrange(chat_testkit::session_keys(&token).order, 0, -1).await.unwrap();
     assert_eq!(order, ["m1", "m1.reply"]);
-    let reply: String = conn.hget(format!("chat:{{{token}}}:messages"), "m1.reply").await.unwrap();
+    let reply: String = conn.hget(chat_testkit::session_keys(&token).messages, "m1.reply").await.unwrap();
     assert!(reply.contains("You said: What is Rust?"), "{reply}");
-    let conns: Vec<String> = conn.smembers(format!("chat:{{{token}}}:conns")).await.unwrap();
+    let conns: Vec<String> = conn.smembers(chat_testkit::session_keys(&token).conns).await.unwrap();
     assert!(conns.is_empty(), "gone connection dropped: {conns:?}");
     // The worker called the model with the key it read from Secrets Manager.
     assert_eq!(stub.authorizations(), [Some("Bearer sk-from-secrets-manager".to_string())]);

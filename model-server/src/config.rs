@@ -26,6 +26,14 @@ pub struct ModelServerConfig {
     pub context_tokens: u32,
     /// `EMBEDDED_THREADS` (the number of CPUs, at most 4): decoding threads.
     pub threads: i32,
+    /// `EMBEDDED_MAX_QUEUE` (16): requests waiting or running at once; more get 503 with
+    /// `Retry-After`.
+    pub max_queue: usize,
+    /// `EMBEDDED_MAX_STOP_SEQUENCES` (4, as OpenAI) and `EMBEDDED_MAX_STOP_BYTES` (256): a
+    /// request's `stop` list; longer ones are refused with 400.
+    pub max_stops: usize,
+    /// See `max_stops`.
+    pub max_stop_bytes: usize,
     /// `LOCAL_BIND` (`127.0.0.1`): the address the server listens on.
     pub bind: String,
     /// `LOCAL_MODEL_PORT` (3501): the port (0: any free port).
@@ -52,6 +60,9 @@ impl ModelServerConfig {
             model_path,
             context_tokens: number(&string, "EMBEDDED_CONTEXT_TOKENS", 2048)?,
             threads: number(&string, "EMBEDDED_THREADS", default_threads)?,
+            max_queue: number(&string, "EMBEDDED_MAX_QUEUE", 16)?,
+            max_stops: number(&string, "EMBEDDED_MAX_STOP_SEQUENCES", 4)?,
+            max_stop_bytes: number(&string, "EMBEDDED_MAX_STOP_BYTES", 256)?,
             bind: string("LOCAL_BIND").unwrap_or_else(|| "127.0.0.1".into()),
             port: number(&string, "LOCAL_MODEL_PORT", 3501)?,
         })
@@ -63,6 +74,7 @@ impl ModelServerConfig {
             model_path: self.model_path.clone(),
             context_tokens: self.context_tokens,
             threads: self.threads,
+            max_queue: self.max_queue,
         }
     }
 }

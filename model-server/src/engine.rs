@@ -2,11 +2,14 @@
 //! a time, streaming each piece of text as it is decoded.
 //!
 //! One thread owns the model and one context: requests queue in arrival order (simultaneous
-//! requests are all answered, never interleaved). A request whose receiver is dropped (the client
-//! went away) stops generating at the next token.
+//! requests are all answered, never interleaved), at most `max_queue` of them waiting or running
+//! (more are refused with [`EngineError::Busy`]). A request whose receiver is dropped (the client
+//! went away, or retried) is skipped if it waits, and stops at its next prompt batch or token if
+//! it runs: a retry replaces its earlier attempt instead of queueing behind it.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -26,6 +29,8 @@ pub struct EngineSettings {
     pub context_tokens: u32,
     /// CPU threads for decoding.
     pub threads: i32,
+    /// Requests waiting or running at once; more are refused (`EMBEDDED_MAX_QUEUE`).
+    pub max_queue: usize,
 }
 
 /// Where the engine stands.
@@ -122,11 +127,56 @@ pub enum EngineError {
     /// The model failed to load or to decode.
     #[error("model failure: {0}")]
     Model(String),
+    /// `max_queue` requests are waiting or running already.
+    #[error("the model is busy with {0} requests; try again shortly")]
+    Busy(usize),
 }
 
 struct Job {
     generation: Generation,
     events: mpsc::UnboundedSender<Event>,
+    slot: Arc<QueueSlot>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.slot.release();
+    }
+}
+
+/// One place in the engine's queue, given back once: when its job is done (or skipped), or when
+/// its caller stops listening, whichever comes first. A request whose client went away holds no
+/// place while it waits to be skipped.
+struct QueueSlot {
+    queued: Arc<AtomicUsize>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl QueueSlot {
+    fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A generation's events, in order; dropping this cancels the generation.
+pub struct Events {
+    receiver: mpsc::UnboundedReceiver<Event>,
+    slot: Arc<QueueSlot>,
+}
+
+impl Events {
+    /// The next event; `None` once the engine has sent the last one.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.slot.release();
+    }
 }
 
 /// A handle to the engine thread. Cheap to clone.
@@ -135,6 +185,8 @@ pub struct Engine {
     jobs: std::sync::mpsc::Sender<Job>,
     state: watch::Receiver<EngineState>,
     name: Arc<str>,
+    queued: Arc<AtomicUsize>,
+    max_queue: usize,
 }
 
 impl Engine {
@@ -149,11 +201,12 @@ impl Engine {
             .into();
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let (state_tx, state) = watch::channel(EngineState::Loading { progress: 0.0 });
+        let max_queue = settings.max_queue.max(1);
         std::thread::Builder::new()
             .name("llama-engine".into())
             .spawn(move || engine_thread(settings, queue, state_tx))
             .expect("spawn the engine thread");
-        Engine { jobs, state, name }
+        Engine { jobs, state, name, queued: Arc::new(AtomicUsize::new(0)), max_queue }
     }
 
     /// The model's name (its file name without the extension).
@@ -177,6 +230,11 @@ impl Engine {
         }
     }
 
+    /// Requests waiting or running now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// A receiver that sees every state change (load progress).
     pub fn watch_state(&self) -> watch::Receiver<EngineState> {
         self.state.clone()
@@ -184,12 +242,19 @@ impl Engine {
 
     /// Queues a generation; its events arrive on the returned receiver. Dropping the receiver
     /// cancels the generation.
-    pub fn generate(&self, generation: Generation) -> mpsc::UnboundedReceiver<Event> {
+    pub fn generate(&self, generation: Generation) -> Events {
         let (events, receiver) = mpsc::unbounded_channel();
-        if let Err(failed) = self.jobs.send(Job { generation, events }) {
+        let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
+        let slot = Arc::new(QueueSlot { queued: self.queued.clone(), released: false.into() });
+        if waiting >= self.max_queue {
+            slot.release();
+            let _ = events.send(Event::Failed(EngineError::Busy(waiting)));
+            return Events { receiver, slot };
+        }
+        if let Err(failed) = self.jobs.send(Job { generation, events, slot: slot.clone() }) {
             let _ = failed.0.events.send(Event::Failed(EngineError::Model("the engine thread stopped".into())));
         }
-        receiver
+        Events { receiver, slot }
     }
 }
 
@@ -288,6 +353,46 @@ fn render_prompt(
     }
 }
 
+/// The prompt's tokens: the chat template's own text (its special tokens included) tokenized with
+/// special-token parsing, each message's content without it. A person typing
+/// `<|im_end|>\n<|im_start|>system\n...` into a message writes text, not a turn of their own.
+///
+/// The template is rendered with a marker in place of each content (a random nonce no client can
+/// guess), and the rendered text is tokenized piece by piece around them.
+fn prompt_tokens(
+    model: &LlamaModel,
+    template: Option<&llama_cpp_2::model::LlamaChatTemplate>,
+    turns: &[Turn],
+) -> Result<Vec<llama_cpp_2::token::LlamaToken>, EngineError> {
+    use std::hash::{BuildHasher, Hasher};
+    let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let markers: Vec<String> = (0..turns.len()).map(|i| format!("\u{1}{nonce:016x}:{i}\u{1}")).collect();
+    let masked: Vec<Turn> = turns
+        .iter()
+        .zip(&markers)
+        .map(|(turn, marker)| Turn { role: turn.role.clone(), content: marker.clone() })
+        .collect();
+    let prompt = render_prompt(model, template, &masked)?;
+    let vocab = model.vocab();
+    let mut tokens = Vec::new();
+    let mut rest = prompt.as_str();
+    for (turn, marker) in turns.iter().zip(&markers) {
+        let Some(at) = rest.find(marker.as_str()) else {
+            return Err(EngineError::Model("the chat template left out or reordered a message".into()));
+        };
+        vocab.tokenize_into(&rest.as_bytes()[..at], &mut tokens, false, true);
+        vocab.tokenize_into(turn.content.as_bytes(), &mut tokens, false, false);
+        rest = &rest[at + marker.len()..];
+    }
+    vocab.tokenize_into(rest.as_bytes(), &mut tokens, false, true);
+    // BOS by hand, once, where the model wants it (a template may already have written it); never
+    // an EOS between pieces, as tokenizing each piece with special tokens added would.
+    if vocab.should_add_bos() && tokens.first() != Some(&vocab.bos()) {
+        tokens.insert(0, vocab.bos());
+    }
+    Ok(tokens)
+}
+
 fn run_job(
     model: &LlamaModel,
     context: &mut llama_cpp_2::context::LlamaContext<'_>,
@@ -297,8 +402,25 @@ fn run_job(
 ) -> Result<(), EngineError> {
     let generation = &job.generation;
     let vocab = model.vocab();
-    let prompt = render_prompt(model, template, &generation.turns)?;
-    let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+    // Too long for the window with room for the reply: the oldest turns go first (never a system
+    // turn, never the last), counted with the model's own tokenizer.
+    let reserve = (generation.max_tokens as usize).clamp(1, (context_tokens as usize / 4).max(1));
+    let mut turns = generation.turns.clone();
+    let tokens = loop {
+        let tokens = prompt_tokens(model, template, &turns)?;
+        if tokens.len() + reserve <= context_tokens as usize {
+            break tokens;
+        }
+        match turns.iter().position(|turn| turn.role != "system") {
+            Some(oldest) if oldest + 1 < turns.len() => {
+                turns.remove(oldest);
+            }
+            _ => break tokens,
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::Invalid("the prompt is empty".into()));
+    }
     if tokens.len() + 1 > context_tokens as usize {
         return Err(EngineError::ContextExceeded { prompt_tokens: tokens.len(), context_tokens });
     }
@@ -306,6 +428,9 @@ fn run_job(
     let mut batch = LlamaBatch::new(512, 1);
     let last = tokens.len() - 1;
     for (chunk_start, chunk) in tokens.chunks(512).enumerate().map(|(i, c)| (i * 512, c)) {
+        if job.events.is_closed() {
+            return Ok(()); // the client went away while its prompt was read
+        }
         batch.clear();
         for (offset, token) in chunk.iter().enumerate() {
             let position = chunk_start + offset;
@@ -328,6 +453,11 @@ fn run_job(
     let mut generated = 0;
     let mut reason = FinishReason::Length;
     while generated < budget {
+        // Every token, not only those that complete a piece of text: a held-back piece (a stop
+        // sequence's prefix, half a character) sends nothing that could fail.
+        if job.events.is_closed() {
+            return Ok(());
+        }
         let token = sampler.sample(context, batch.n_tokens() - 1);
         sampler.accept(token);
         if vocab.is_eog(token) {

@@ -33,8 +33,13 @@ pub fn start(
     let engine = Engine::start(config.engine());
     tokio::spawn(report_progress(engine.clone()));
     let server_engine = engine.clone();
+    let defaults = server::Defaults {
+        max_stops: config.max_stops,
+        max_stop_bytes: config.max_stop_bytes,
+        ..server::Defaults::default()
+    };
     tokio::spawn(async move {
-        if let Err(error) = server::serve(listener, server_engine, server::Defaults::default(), shutdown).await {
+        if let Err(error) = server::serve(listener, server_engine, defaults, shutdown).await {
             tracing::error!(error = %error, "the model server stopped");
         }
     });

@@ -76,9 +76,13 @@ pub struct RequestMessage {
     pub content: Value,
 }
 
-/// Defaults applied when a request leaves a setting out.
+/// Defaults applied when a request leaves a setting out, and the bounds a request must keep.
 #[derive(Debug, Clone)]
 pub struct Defaults {
+    /// Most `stop` sequences in one request (`EMBEDDED_MAX_STOP_SEQUENCES`).
+    pub max_stops: usize,
+    /// Longest `stop` sequence, in bytes (`EMBEDDED_MAX_STOP_BYTES`).
+    pub max_stop_bytes: usize,
     /// `max_tokens` when absent.
     pub max_tokens: u32,
     /// `temperature` when absent.
@@ -91,7 +95,7 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { max_tokens: 512, temperature: 0.7, top_p: 0.95, seed: 42 }
+        Defaults { max_stops: 4, max_stop_bytes: 256, max_tokens: 512, temperature: 0.7, top_p: 0.95, seed: 42 }
     }
 }
 
@@ -131,6 +135,12 @@ fn engine_error(failure: EngineError) -> Response {
         }
         EngineError::Invalid(_) => {
             error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", failure.to_string())
+        }
+        EngineError::Busy(_) => {
+            let mut response =
+                error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_busy", failure.to_string());
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+            response
         }
         EngineError::Model(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "model_failure", failure.to_string())
@@ -193,17 +203,26 @@ async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatR
         turns.push(Turn { role: message.role.clone(), content });
     }
     let defaults = &state.defaults;
+    let stop = match request.stop {
+        None => Vec::new(),
+        Some(Stop::One(stop)) => vec![stop],
+        Some(Stop::Many(stops)) => stops,
+    };
+    // Every token is checked against every stop sequence: both are bounded.
+    if stop.len() > defaults.max_stops || stop.iter().any(|s| s.len() > defaults.max_stop_bytes) {
+        let why = format!(
+            "`stop` takes at most {} sequences of at most {} bytes each",
+            defaults.max_stops, defaults.max_stop_bytes
+        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", why);
+    }
     let generation = Generation {
         turns,
         max_tokens: request.max_completion_tokens.or(request.max_tokens).unwrap_or(defaults.max_tokens).max(1),
         temperature: request.temperature.unwrap_or(defaults.temperature),
         top_p: request.top_p.unwrap_or(defaults.top_p),
         seed: request.seed.map(|s| s as u32).unwrap_or(defaults.seed),
-        stop: match request.stop {
-            None => Vec::new(),
-            Some(Stop::One(stop)) => vec![stop],
-            Some(Stop::Many(stops)) => stops,
-        },
+        stop,
     };
     let mut events = state.engine.generate(generation);
     // Wait for the first event so a request the engine refuses gets a real HTTP error status.
@@ -257,13 +276,7 @@ async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatR
         .expect("valid response")
 }
 
-async fn complete(
-    first: Event,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    id: &str,
-    created: u64,
-    model: &str,
-) -> Response {
+async fn complete(first: Event, mut events: crate::engine::Events, id: &str, created: u64, model: &str) -> Response {
     let mut text = String::new();
     let mut next = Some(first);
     while let Some(event) = next {

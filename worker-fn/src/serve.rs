@@ -111,6 +111,10 @@ impl Worker {
                 }
                 if Instant::now() >= next_claim {
                     next_claim = Instant::now().checked_add(claim_every).unwrap_or_else(far_future);
+                    // As often as stale entries are looked for: the stream sheds what is done.
+                    if let Err(error) = self.store.trim_acknowledged().await {
+                        tracing::warn!(error = %error, "could not trim the request stream");
+                    }
                     let stale =
                         self.store.claim_stale(&consumer, settings.claim_idle, 1 + permits.available_permits()).await?;
                     if !stale.is_empty() {

@@ -108,7 +108,12 @@ impl Worker {
         let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
             return Ok(Outcome::SessionExpired);
         };
-        let context = build_context(&self.config.model.system_prompt, &session.messages, request.message_id.as_str());
+        let context = build_context(
+            &self.config.model.system_prompt,
+            &session.messages,
+            request.message_id.as_str(),
+            self.config.model.prompt_budget(),
+        );
         let mut reply = self.placeholder(request);
         let model = reply.model.clone();
         // On a first delivery the model call starts while the reply is recorded: its first token

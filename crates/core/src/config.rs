@@ -47,6 +47,12 @@ pub struct Config {
     pub context_messages: usize,
     /// `MAX_HISTORY_MESSAGES` (1000): stored history per session; the oldest are trimmed beyond it.
     pub max_history_messages: usize,
+    /// `MAX_HISTORY_BYTES` (2097152): stored bytes (message JSON) per session; the oldest messages
+    /// are trimmed beyond it (0: no limit).
+    pub max_history_bytes: usize,
+    /// `HISTORY_PAGE_BYTES` (1048576): the most stored bytes one `GET /chat_history` returns (the
+    /// newest messages that fit, and `has_more`), well inside Lambda's 6 MB response limit.
+    pub history_page_bytes: usize,
     /// `MAX_CONNECTIONS_PER_SESSION` (10): WebSocket connections one session may hold at once;
     /// the handshake of one more is refused with 429 (0: no limit).
     pub max_connections_per_session: usize,
@@ -56,7 +62,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `REQUEST_STREAM` (`chat:requests`): the Redis stream the message function appends to.
     pub request_stream: String,
-    /// `REQUEST_STREAM_MAXLEN` (100000): approximate cap on that stream's length.
+    /// `REQUEST_STREAM_MAXLEN` (100000): beyond this many entries, workers trim the stream of the
+    /// entries they are done with (never one not yet read or still pending).
     pub request_stream_maxlen: usize,
     /// `WORKER_GROUP` (`workers`): the stream's consumer group.
     pub worker_group: String,
@@ -136,6 +143,8 @@ pub struct RateLimits {
     /// WebSocket connection; those over it are answered `rate_limited`, and a connection that
     /// sends as many again in the same window is closed.
     pub frames_per_connection: u32,
+    /// `HISTORY_READS_PER_SESSION_PER_WINDOW` (60): `GET /chat_history` calls per session.
+    pub history_reads_per_session: u32,
 }
 
 /// Where the production secrets live.
@@ -160,6 +169,9 @@ pub struct ModelConfig {
     pub system_prompt: String,
     /// `MAX_REPLY_TOKENS` (1024): `max_tokens` of each request.
     pub max_reply_tokens: u32,
+    /// `MODEL_CONTEXT_TOKENS` (128000, gpt-4o-mini's window; `local` sets the embedded model's):
+    /// the model's context window. The context sent leaves `MAX_REPLY_TOKENS` of it to the reply.
+    pub context_tokens: u32,
     /// `MODEL_TEMPERATURE`: sent when set.
     pub temperature: Option<f32>,
     /// `MODEL_SEED`: sent when set (same seed, same prompt, temperature 0: same reply).
@@ -186,6 +198,15 @@ impl std::fmt::Debug for ModelConfig {
             .field("max_reply_tokens", &self.max_reply_tokens)
             .field("temperature", &self.temperature)
             .finish_non_exhaustive()
+    }
+}
+
+impl ModelConfig {
+    /// Tokens the context sent to the model may take: the window less the reply's share (at
+    /// least a quarter of the window, whatever `MAX_REPLY_TOKENS` says).
+    pub fn prompt_budget(&self) -> usize {
+        let window = self.context_tokens as usize;
+        window.saturating_sub(self.max_reply_tokens as usize).max(window / 4)
     }
 }
 
@@ -282,12 +303,15 @@ impl Config {
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
             context_messages: env.number("CONTEXT_MESSAGES", 10)?,
             max_history_messages: env.number("MAX_HISTORY_MESSAGES", 1000)?,
+            max_history_bytes: env.number("MAX_HISTORY_BYTES", 2 * 1024 * 1024)?,
+            history_page_bytes: env.number("HISTORY_PAGE_BYTES", 1024 * 1024)?.max(1),
             max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
                 messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,
                 sessions_per_ip: env.number("SESSIONS_PER_IP_PER_WINDOW", 20)?,
                 frames_per_connection: env.number("FRAMES_PER_CONNECTION_PER_WINDOW", 60)?,
+                history_reads_per_session: env.number("HISTORY_READS_PER_SESSION_PER_WINDOW", 60)?,
             },
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")
@@ -314,6 +338,7 @@ impl Config {
                     .string("SYSTEM_PROMPT")
                     .unwrap_or_else(|| "You are a helpful, concise assistant. Answer in markdown.".into()),
                 max_reply_tokens: env.number("MAX_REPLY_TOKENS", 1024)?,
+                context_tokens: env.number("MODEL_CONTEXT_TOKENS", 128_000)?,
                 temperature: env.optional_number("MODEL_TEMPERATURE")?,
                 seed: env.optional_number("MODEL_SEED")?,
                 connect_timeout: env.seconds("MODEL_CONNECT_TIMEOUT_SECONDS", 10)?,

@@ -199,6 +199,11 @@ pub async fn serve(config: Config, options: Options) -> (SocketAddr, String, one
     (addr, management_endpoint, stop)
 }
 
+/// A session's Redis keys, named as the store names them (by a digest of the token).
+pub fn session_keys(token: &str) -> chat_core::store::SessionKeys {
+    chat_core::store::SessionKeys::new(&chat_wire::Token::parse(token).expect("a session token"))
+}
+
 impl TestApp {
     pub async fn create_session(&self, name: &str) -> ChatSession {
         api::create_session(&self.http, &self.base, name).await.unwrap_or_else(|e| panic!("{e}"))

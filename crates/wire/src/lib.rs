@@ -49,6 +49,11 @@ pub struct ChatSession {
     pub session_start: String,
     /// The conversation, oldest first.
     pub messages: Vec<ChatMessage>,
+    /// Older messages were left out of this page (`GET /chat_history` returns the newest that
+    /// fit `HISTORY_PAGE_BYTES`, or `limit`): ask again with `before` set to the oldest id here.
+    /// Absent when the page holds the whole history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_more: bool,
 }
 
 /// Who wrote a message.
@@ -269,6 +274,8 @@ pub enum ErrorCode {
     InvalidId,
     /// A name is blank or too long.
     InvalidName,
+    /// A query parameter is malformed (`limit` of `GET /chat_history`).
+    InvalidParameter,
     /// The token is missing, unknown or expired.
     SessionExpired,
     /// The server no longer knows this WebSocket connection (its mapping expired or was lost):
@@ -317,6 +324,7 @@ impl ErrorCode {
             ErrorCode::InvalidContent => "invalid_content",
             ErrorCode::InvalidId => "invalid_id",
             ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::InvalidParameter => "invalid_parameter",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::Reconnect => "reconnect",
             ErrorCode::TooManyConnections => "too_many_connections",

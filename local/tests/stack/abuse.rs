@@ -106,7 +106,9 @@ async fn a_lost_connection_mapping_asks_the_client_to_reconnect(kind: StoreKind)
             // KEYS does not span a cluster; the one connection's mapping is found through the
             // session's set of connections.
             let ids: Vec<String> =
-                redis::AsyncCommands::smembers(&mut redis, format!("chat:{{{}}}:conns", session.token)).await.unwrap();
+                redis::AsyncCommands::smembers(&mut redis, chat_testkit::session_keys(&session.token).conns)
+                    .await
+                    .unwrap();
             ids.iter().map(|id| format!("chat:conn:{{{id}}}")).collect()
         }
         None => redis::AsyncCommands::keys(&mut redis, "chat:conn:*").await.unwrap(),
@@ -154,9 +156,44 @@ async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive
     }
 }
 
+async fn new_chat_revokes_the_old_token_everywhere(kind: StoreKind) {
+    let app = spawn_app_on(kind).await;
+    let session = app.create_session("Ada").await;
+    let mut laptop = app.connect(&session.token).await;
+    laptop.ask("m1", "something private").await;
+    assert!(matches!(laptop.read_reply().await.end, ServerFrame::Done { .. }));
+    let mut phone = app.connect(&session.token).await;
+
+    let revoke = |token: &str| app.http.delete(format!("{}/token", app.base)).query(&[("token", token)]).send();
+    let response = revoke(&session.token).await.unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    // Gone from the store: history, connections, every key of the session.
+    let (status, body) = app.history(&session.token).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("session_expired")));
+    let keys = chat_testkit::session_keys(&session.token);
+    let mut redis = app.redis().await;
+    for key in [keys.session, keys.order, keys.messages, keys.conns, keys.lock, keys.rate, keys.queued] {
+        let exists: bool = redis::AsyncCommands::exists(&mut redis, &key).await.unwrap();
+        assert!(!exists, "{key} outlived the revocation");
+    }
+    // A device still connected is told to reconnect, and its reconnection is refused.
+    phone.send_text(PING).await;
+    assert!(matches!(phone.next_frame().await, ServerFrame::Error { code: ErrorCode::Reconnect, .. }));
+    match WsClient::connect(&app.ws_url, &session.token).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a revoked token opened a connection"),
+    }
+    // Revoking again, or an unknown token, is no error; no token is.
+    assert_eq!(revoke(&session.token).await.unwrap().status().as_u16(), 204);
+    let missing = app.http.delete(format!("{}/token", app.base)).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 400);
+}
+
 on_each_store!(
     a_session_holds_at_most_ten_connections,
     a_flooding_connection_is_refused_then_closed_and_others_go_on,
     a_lost_connection_mapping_asks_the_client_to_reconnect,
     a_second_device_stays_connected_while_the_first_keeps_the_session_alive,
+    new_chat_revokes_the_old_token_everywhere,
 );

@@ -179,7 +179,7 @@ async fn a_closed_connection_is_forgotten(kind: StoreKind) {
     let ws = app.connect(&session.token).await;
     drop(ws);
     let mut conn = app.redis().await;
-    let key = format!("chat:{{{}}}:conns", session.token);
+    let key = chat_testkit::session_keys(&session.token).conns;
     let mut members: Vec<String> = Vec::new();
     for _ in 0..50 {
         members = redis::AsyncCommands::smembers(&mut conn, &key).await.unwrap();
@@ -202,7 +202,7 @@ async fn many_conversations_are_answered_at_once(kind: StoreKind) {
     if let Some(cluster) = app.redis.cluster() {
         // The sessions live on more than one shard (in the 1-in-81 case that all five landed on
         // one primary, the last is drawn again until it lands elsewhere).
-        let key = |session: &chat_wire::ChatSession| format!("chat:{{{}}}:session", session.token);
+        let key = |session: &chat_wire::ChatSession| chat_testkit::session_keys(&session.token).session;
         let mut primaries = HashSet::new();
         for session in &sessions {
             primaries.insert(cluster.primary_of(&key(session)).await.unwrap());

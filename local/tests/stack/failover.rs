@@ -99,7 +99,7 @@ async fn fail_over(app: &mut TestApp, rounds: usize) -> Failovers {
     for round in 0..rounds {
         let session = app.create_session(&format!("round {round}")).await;
         let mut ws = app.connect(&session.token).await;
-        let session_key = format!("chat:{{{}}}:session", session.token);
+        let session_key = chat_testkit::session_keys(&session.token).session;
         let id = format!("q{round}");
         ask_until_acknowledged(&mut ws, &id, &format!("round {round}: a question with words enough to stream")).await;
         seen.acknowledged += 1;
@@ -177,7 +177,7 @@ async fn a_sessions_slot_moved_to_another_shard_is_followed_without_a_restart() 
     assert_eq!(ws.read_reply().await.text, "You said: before the move");
 
     let cluster = app.redis.cluster().unwrap();
-    let key = format!("chat:{{{}}}:session", session.token);
+    let key = chat_testkit::session_keys(&session.token).session;
     let (from, to) = cluster.move_slot_of(&key).await.unwrap();
     assert_eq!(cluster.primary_of(&key).await.unwrap(), to, "resharded from {from} to {to}");
 
@@ -228,7 +228,7 @@ async fn with_wait_a_primary_without_a_replica_acknowledges_nothing_and_with_one
     ws.ask("m1", "replicated?").await;
     assert_eq!(ws.read_reply().await.text, "You said: replicated?");
     // What was acknowledged is on the replica too.
-    let key = format!("chat:{{{}}}:messages", session.token);
+    let key = chat_testkit::session_keys(&session.token).messages;
     let on_replica: Vec<String> = redis::AsyncCommands::hkeys(&mut to_replica, &key).await.unwrap();
     assert!(on_replica.contains(&"m1".to_string()), "{on_replica:?}");
     let _: String = redis::cmd("PING").query_async(&mut primary).await.unwrap();

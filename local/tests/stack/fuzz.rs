@@ -77,7 +77,8 @@ async fn state_and_session(app: &TestApp) -> (AppState, ChatSession, String) {
 fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let app = runtime.block_on(spawn_app_with(
-        &[("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
+        // 600 cases, each reading the session's history: past its read rate otherwise.
+        &[("MESSAGES_PER_SESSION_PER_WINDOW", "0"), ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0")],
         // No worker: a frame that happens to be a valid question is stored and waits, so any
         // later change to the history is the handler's doing.
         Options { in_process_worker: false, ..Default::default() },

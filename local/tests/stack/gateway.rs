@@ -39,7 +39,7 @@ async fn only_the_secret_path_from_loopback_reaches_the_management_api() {
     let mut ws = app.connect(&session.token).await;
     let mut redis = app.redis().await;
     let ids: Vec<String> =
-        redis::AsyncCommands::smembers(&mut redis, format!("chat:{{{}}}:conns", session.token)).await.unwrap();
+        redis::AsyncCommands::smembers(&mut redis, chat_testkit::session_keys(&session.token).conns).await.unwrap();
     let id = ids.first().unwrap();
     let forged = r#"{"type":"delta","id":"x.reply","reply_to":"x","seq":0,"text":"injected"}"#;
     let encoded = id.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
@@ -157,7 +157,7 @@ async fn an_upgrade_the_client_abandons_leaves_no_connection_behind() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(bound, 1, "the handshake bound its connection");
-    let key = format!("chat:{{{}}}:conns", session.token);
+    let key = chat_testkit::session_keys(&session.token).conns;
     let mut left: Vec<String> = Vec::new();
     for _ in 0..100 {
         left = redis::AsyncCommands::smembers(&mut redis, &key).await.unwrap();

@@ -137,7 +137,130 @@ async fn idle_connections_close_like_api_gateway_and_pings_keep_them_open() {
     assert_eq!(closed, Some(1001));
 }
 
+#[tokio::test]
+async fn an_oversized_message_stays_out_of_the_next_questions_context() {
+    // A 2,048-token window with 1,024 for the reply, as the embedded model runs: an 8 KB message
+    // alone is over the context's share.
+    let app = spawn_app_with(
+        &[("MODEL_CONTEXT_TOKENS", "2048"), ("MAX_REPLY_TOKENS", "1024")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    let huge = "lorem ipsum ".repeat(680);
+    assert!(huge.len() <= 8192);
+    ws.ask("m1", &huge).await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    // Its own question is sent whatever its size: the model may refuse that one.
+    let first = app.stub.requests().pop().unwrap();
+    assert_eq!(first["messages"].as_array().unwrap().last().unwrap()["content"], huge.as_str());
+
+    ws.ask("m2", "and now a short one").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let next = app.stub.requests().pop().unwrap();
+    let contents: Vec<&str> =
+        next["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents.first(), Some(&app.config.model.system_prompt.as_str()), "the system prompt stays");
+    assert_eq!(contents.last(), Some(&"and now a short one"));
+    assert!(!contents.contains(&huge.as_str()), "the oversized message left the context");
+    let estimated: usize = contents.iter().map(|c| chat_worker::context::estimated_tokens(c)).sum();
+    assert!(estimated <= 1024, "within the context's share: {estimated}");
+}
+
+async fn history_is_capped_in_bytes_and_read_in_pages(kind: StoreKind) {
+    let app = spawn_app_on_with(
+        kind,
+        &[("MAX_HISTORY_BYTES", "20000"), ("HISTORY_PAGE_BYTES", "6000"), ("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for i in 0..10 {
+        ws.ask(&format!("q{i}"), &format!("{i} {}", "x".repeat(1500))).await;
+        assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    }
+    // Twenty messages of ~1.6 KB of JSON each: the oldest went, the stored bytes stay under the cap
+    // and the session's count of them is exact.
+    let keys = chat_testkit::session_keys(&session.token);
+    let mut redis = app.redis().await;
+    let stored: Vec<String> = redis::AsyncCommands::hvals(&mut redis, &keys.messages).await.unwrap();
+    let total: usize = stored.iter().map(String::len).sum();
+    let counted: usize = redis::AsyncCommands::hget(&mut redis, &keys.session, "bytes").await.unwrap();
+    assert!(total <= 20000 && total > 15000, "{total} bytes stored");
+    assert_eq!(counted, total);
+    let token = chat_wire::Token::parse(&session.token).unwrap();
+    let whole = chat_core::Store::connect(&app.config).unwrap().history(&token).await.unwrap().unwrap();
+    assert_eq!(whole.messages.last().unwrap().id, "q9.reply");
+    assert!(whole.messages.len() < 20 && whole.messages.len() >= 10, "{} kept", whole.messages.len());
+
+    // Pages of at most 6,000 bytes, newest first, until `has_more` is gone: together, the history.
+    let page = |query: Vec<(&'static str, String)>| {
+        let mut query = query;
+        query.push(("token", session.token.clone()));
+        app.http.get(format!("{}/chat_history", app.base)).query(&query).send()
+    };
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let query = before.iter().map(|id| ("before", id.clone())).collect();
+        let body: serde_json::Value = page(query).await.unwrap().json().await.unwrap();
+        let ids: Vec<String> =
+            body["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().into()).collect();
+        let bytes: usize = body["messages"].as_array().unwrap().iter().map(|m| m.to_string().len()).sum();
+        assert!(bytes <= 6000 + 500 && !ids.is_empty(), "a page of {bytes} bytes: {ids:?}");
+        before = ids.first().cloned();
+        pages.insert(0, ids);
+        if body.get("has_more") != Some(&serde_json::Value::Bool(true)) {
+            break;
+        }
+        assert!(pages.len() < 20, "pages never end");
+    }
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    let paged: Vec<String> = pages.concat();
+    let all: Vec<String> = whole.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(paged, all);
+
+    // `limit`, and the errors of both parameters.
+    let one: serde_json::Value = page(vec![("limit", "1".into())]).await.unwrap().json().await.unwrap();
+    assert_eq!(one["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(one["has_more"], true);
+    for (name, value, code) in [
+        ("limit", "0", "invalid_parameter"),
+        ("limit", "x", "invalid_parameter"),
+        ("before", "nope", "unknown_message"),
+    ] {
+        let response = page(vec![(name, value.into())]).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{name}={value}");
+    }
+}
+
+#[tokio::test]
+async fn history_reads_are_rate_limited_per_session() {
+    let app =
+        spawn_app_with(&[("HISTORY_READS_PER_SESSION_PER_WINDOW", "3")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let other = app.create_session("Bob").await;
+    for _ in 0..3 {
+        assert_eq!(app.history(&session.token).await.0, 200);
+    }
+    let response =
+        app.http.get(format!("{}/chat_history", app.base)).query(&[("token", &session.token)]).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Counted per session: another one reads on.
+    assert_eq!(app.history(&other.token).await.0, 200);
+}
+
 on_each_store!(
+    history_is_capped_in_bytes_and_read_in_pages,
     a_session_over_its_message_rate_waits_for_the_window,
     history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded,
 );

@@ -42,3 +42,22 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
     assert_eq!(app.session(&session.token).await.messages.len(), 4);
 }
+
+#[tokio::test]
+async fn the_local_redis_can_put_every_acknowledged_write_on_disk_first() {
+    let local = chat_testkit::Vars::default()
+        .with(&[("LOCAL_REDIS_APPENDFSYNC", "always")])
+        .local_config()
+        .expect("local settings");
+    let dir = chat_testkit::TempDir::new("fsync");
+    let redis = chat_local::redis_server::RedisServer::start_persistent(dir.path(), local.redis_fsync).await.unwrap();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let setting: (String, String) =
+        redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(&mut conn).await.unwrap();
+    assert_eq!(setting.1, "always");
+    let append_only: (String, String) =
+        redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut conn).await.unwrap();
+    assert_eq!(append_only.1, "yes");
+    let refused = chat_testkit::Vars::default().with(&[("LOCAL_REDIS_APPENDFSYNC", "sometimes")]).local_config();
+    assert!(refused.is_err(), "an unknown policy is refused");
+}

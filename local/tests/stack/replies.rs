@@ -48,8 +48,13 @@ async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_s
     assert_eq!(reply.snapshots.len(), 1, "the resume was answered with a snapshot");
     assert_eq!(reply.text, full);
 
+    let ServerFrame::Done { next_seq: ended_at, .. } = reply.end else { unreachable!() };
     let stored = &app.session(&session.token).await.messages[1];
-    assert_eq!((stored.status, stored.msg.as_str(), stored.next_seq), (ReplyStatus::Done, full.as_str(), None));
+    // A finished reply keeps the seq after its last delta, as its `done` said.
+    assert_eq!(
+        (stored.status, stored.msg.as_str(), stored.next_seq),
+        (ReplyStatus::Done, full.as_str(), Some(ended_at))
+    );
     // Resuming a finished reply gives it whole.
     second.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
     match second.next_frame().await {

@@ -131,7 +131,7 @@ async fn the_store_speaks_tls_to_a_cluster_found_through_one_node() {
         let session = store.create_session(&format!("TLS {i}")).await.unwrap();
         let token = chat_wire::Token::parse(&session.token).unwrap();
         assert_eq!(store.history(&token).await.unwrap().unwrap().name, format!("TLS {i}"));
-        primaries.insert(cluster.primary_of(&format!("chat:{{{}}}:session", session.token)).await.unwrap());
+        primaries.insert(cluster.primary_of(&chat_testkit::session_keys(&session.token).session).await.unwrap());
     }
     assert!(primaries.len() >= 2, "sessions on more than one shard: {primaries:?}");
 

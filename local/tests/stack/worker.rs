@@ -103,9 +103,41 @@ async fn a_restarted_reply_log_expires_with_its_session() {
     // the restart entry, and must not outlive the session.
     assert!(store.begin_reply(&token, &placeholder, true).await.unwrap().unwrap().restarted);
     let ttl: i64 = redis::cmd("TTL")
-        .arg(format!("chat:{{{}}}:log:m1.reply", session.token))
+        .arg(chat_testkit::session_keys(&session.token).log_of("m1.reply"))
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
     assert!((1..=3600).contains(&ttl), "the log's TTL is the session's: {ttl}");
+}
+
+#[tokio::test]
+async fn the_request_stream_sheds_only_what_the_workers_are_done_with() {
+    let app = spawn_app_with(
+        &[("REQUEST_STREAM_MAXLEN", "5")],
+        Options { in_process_worker: false, ..Default::default() },
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let store = Store::connect(&app.config).unwrap();
+    store.ensure_group().await.unwrap();
+    for i in 0..250 {
+        let request = chat_core::ReplyRequest {
+            token: chat_wire::Token::parse(&session.token).unwrap(),
+            message_id: chat_wire::MessageId::parse(&format!("q{i}")).unwrap(),
+            endpoint: app.config.ws_management_endpoint.clone().unwrap(),
+        };
+        store.enqueue(&request).await.unwrap();
+    }
+    assert_eq!(app.stream_len().await, 250, "nothing is trimmed on the way in: no worker has read these");
+    let read = store.read_new("w", 100, None).await.unwrap();
+    assert_eq!(read.len(), 100);
+    for entry in &read[..50] {
+        store.ack(&entry.entry_id).await.unwrap();
+    }
+    // Only the 50 acknowledged entries go: the 50 pending and the 150 unread stay.
+    assert_eq!(store.trim_acknowledged().await.unwrap(), 50);
+    assert_eq!(app.stream_len().await, 200);
+    assert_eq!(store.pending_count().await.unwrap(), 50);
+    assert_eq!(store.read_new("w", 500, None).await.unwrap().len(), 150);
 }

@@ -1,4 +1,6 @@
-//! Key names, in one place. A session's keys share the hash tag `{token}`, so each script that
+//! Key names, in one place. A session's keys share the hash tag `{S}`, 128 bits of SHA-256 of its
+//! token (key names show in SLOWLOG, MONITOR, key listings and dumps: they never carry the bearer
+//! token itself), so each script that
 //! touches several of them stays in one hash slot (one shard of a cluster); the running workers'
 //! keys share the stream's name as theirs; a connection's mapping and frame counter share the
 //! connection id as theirs. An address's counter is a key of its own, used alone. Every script is given all the keys it touches
@@ -6,15 +8,16 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `chat:{T}:session` | hash | `name`, `session_start` |
-//! | `chat:{T}:order` | list | message ids, oldest first |
-//! | `chat:{T}:messages` | hash | message id -> `ChatMessage` JSON |
-//! | `chat:{T}:conns` | set | live WebSocket connection ids |
-//! | `chat:{T}:lock` | string | id of the user message whose reply is being written |
-//! | `chat:{T}:stop` | string | id of the user message whose reply the person stopped |
-//! | `chat:{T}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
-//! | `chat:{T}:rate` | string | messages counted in the current rate window |
-//! | `chat:{T}:queued` | string | id of the last user message whose reply request is in the stream |
+//! | `chat:{S}:session` | hash | `name`, `session_start` |
+//! | `chat:{S}:order` | list | message ids, oldest first |
+//! | `chat:{S}:messages` | hash | message id -> `ChatMessage` JSON |
+//! | `chat:{S}:conns` | set | live WebSocket connection ids |
+//! | `chat:{S}:lock` | string | id of the user message whose reply is being written |
+//! | `chat:{S}:stop` | string | id of the user message whose reply the person stopped |
+//! | `chat:{S}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
+//! | `chat:{S}:rate` | string | messages counted in the current rate window |
+//! | `chat:{S}:reads` | string | `GET /chat_history` calls counted in the current rate window |
+//! | `chat:{S}:queued` | string | id of the last user message whose reply request is in the stream |
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
 //! | `chat:conn:{C}:frames` | string | frames connection `C` sent in the current rate window |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
@@ -43,6 +46,8 @@ pub struct SessionKeys {
     pub rate: String,
     /// `chat:{T}:queued`: the last user message whose reply request is in the stream.
     pub queued: String,
+    /// `chat:{T}:reads`: history reads in the current rate window.
+    pub reads: String,
     /// `chat:{T}:log:`, to which a reply id is appended.
     log_prefix: String,
 }
@@ -50,7 +55,7 @@ pub struct SessionKeys {
 impl SessionKeys {
     /// The keys of the session `token`.
     pub fn new(token: &Token) -> SessionKeys {
-        let tag = format!("chat:{{{}}}:", token.expose());
+        let tag = format!("chat:{{{}}}:", session_tag(token));
         SessionKeys {
             session: format!("{tag}session"),
             order: format!("{tag}order"),
@@ -60,6 +65,7 @@ impl SessionKeys {
             stop: format!("{tag}stop"),
             rate: format!("{tag}rate"),
             queued: format!("{tag}queued"),
+            reads: format!("{tag}reads"),
             log_prefix: format!("{tag}log:"),
         }
     }
@@ -73,6 +79,13 @@ impl SessionKeys {
     pub fn log_of(&self, stored_reply_id: &str) -> String {
         format!("{}{stored_reply_id}", self.log_prefix)
     }
+}
+
+/// The hash tag of a session's keys: the first 128 bits of SHA-256 of its token, in hex.
+pub fn session_tag(token: &Token) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.expose().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `chat:conn:{C}`: the session a connection belongs to.
@@ -105,12 +118,25 @@ mod tests {
     fn a_sessions_keys_share_its_hash_tag() {
         let token = Token::parse(&"a".repeat(Token::LEN)).unwrap();
         let keys = SessionKeys::new(&token);
-        let tag = format!("{{{}}}", "a".repeat(Token::LEN));
+        let tag = format!("{{{}}}", session_tag(&token));
+        // Named by a digest of the token, never by the token itself.
+        assert_eq!(tag.len(), 34);
+        assert!(!keys.session.contains(token.expose()));
         let reply = chat_wire::MessageId::parse("m1").unwrap().reply_id();
         let log = keys.log(&reply);
         assert_eq!(log, format!("chat:{tag}:log:m1.reply"));
         let slot = Slot::for_key(&keys.session);
-        for key in [&keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate, &keys.queued, &log] {
+        for key in [
+            &keys.order,
+            &keys.messages,
+            &keys.conns,
+            &keys.lock,
+            &keys.stop,
+            &keys.rate,
+            &keys.queued,
+            &keys.reads,
+            &log,
+        ] {
             assert!(key.contains(&tag), "{key}");
             assert_eq!(Slot::for_key(key), slot, "{key}");
         }

@@ -4,14 +4,35 @@ use std::time::Duration;
 
 use chat_wire::Token;
 
-use super::lua::COUNT;
+use super::lua::{COUNT, COUNT_SESSION};
 use super::{keys, SessionKeys, Store, StoreError};
+use super::{Refusal, Step};
 
 impl Store {
     /// Counts one message of a session against `MESSAGES_PER_SESSION_PER_WINDOW` (the counter
     /// the accept step shares); `Some(wait)` once over it.
     pub async fn count_message(&self, token: &Token) -> Result<Option<Duration>, StoreError> {
         self.count(SessionKeys::new(token).rate, self.messages_per_window, self.rate_window).await
+    }
+
+    /// Counts one `GET /chat_history` of a live session against `limit` per rate window:
+    /// `Ok(Some(wait))` once over it, [`Refusal::SessionExpired`] (and no counter) for an unknown
+    /// session.
+    pub async fn count_history_read(&self, token: &Token, limit: u32) -> Result<Step<Option<Duration>>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let wait_ms: i64 = COUNT_SESSION
+            .key(&keys.session)
+            .key(&keys.reads)
+            .arg(limit)
+            .arg(self.rate_window.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match wait_ms {
+            -1 => Err(Refusal::SessionExpired),
+            0 => Ok(None),
+            wait => Ok(Some(Duration::from_millis(wait.unsigned_abs()))),
+        })
     }
 
     /// Counts one session created from `address` against `limit` per `window`.

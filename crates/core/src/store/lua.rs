@@ -33,14 +33,19 @@ pub(super) static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| with_helpers(i
 pub(super) static RELEASE_LOCK: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/release_lock.lua")));
 pub(super) static READ: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/read.lua")));
 pub(super) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/snapshot.lua")));
+pub(super) static COUNT_SESSION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/count_session.lua")));
 pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/count.lua")));
 pub(super) static CREATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/create_session.lua")));
 pub(super) static FRAME: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/frame.lua")));
+pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/revoke.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));
 pub(super) static WORKER_RELEASE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/worker_release.lua")));
+pub(super) static TRIM_ACKNOWLEDGED: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/trim_acknowledged.lua")));
 pub(super) static WAKE_NEEDED: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/wake_needed.lua")));
 
 #[cfg(test)]

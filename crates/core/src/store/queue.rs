@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use chat_wire::{MessageId, Token};
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamMaxlen, StreamPendingReply, StreamReadOptions,
-    StreamReadReply,
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingReply, StreamReadOptions, StreamReadReply,
 };
 use redis::AsyncCommands;
 
-use super::lua::{WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
+use super::lua::{TRIM_ACKNOWLEDGED, WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
 use super::{keys, Store, StoreError, Write};
 
 /// One request for a reply, as the message function appends it to the stream.
@@ -37,13 +36,13 @@ pub struct StreamEntry {
 }
 
 impl Store {
-    /// Appends a reply request to the stream (capped at about `REQUEST_STREAM_MAXLEN` entries);
-    /// with `REDIS_WAIT_REPLICAS`, only once the stream's replicas have it.
+    /// Appends a reply request to the stream; with `REDIS_WAIT_REPLICAS`, only once the stream's
+    /// replicas have it. Never trimmed here: [`Store::trim_acknowledged`] trims only what the
+    /// workers are done with.
     pub async fn enqueue(&self, request: &ReplyRequest) -> Result<String, StoreError> {
         let mut conn = self.connection().await?;
-        let append = redis::Cmd::xadd_maxlen(
+        let append = redis::Cmd::xadd(
             &self.stream,
-            StreamMaxlen::Approx(self.stream_maxlen),
             "*",
             &[
                 ("token", request.token.expose()),
@@ -52,6 +51,19 @@ impl Store {
             ],
         );
         self.write_replicated(&mut conn, Write::Command(append)).await
+    }
+
+    /// Trims the stream, once it holds more than `REQUEST_STREAM_MAXLEN` entries, of entries
+    /// before the oldest pending one (never one not yet read). Answers how many were trimmed.
+    pub async fn trim_acknowledged(&self) -> Result<usize, StoreError> {
+        let mut conn = self.connection().await?;
+        let trimmed: usize = TRIM_ACKNOWLEDGED
+            .key(&self.stream)
+            .arg(&self.group)
+            .arg(self.stream_maxlen)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(trimmed)
     }
 
     /// Creates the consumer group (and the stream) if they do not exist yet.

@@ -124,7 +124,8 @@ impl Store {
             .arg(self.max_history)
             .arg(self.messages_per_window)
             .arg(self.rate_window.as_millis() as u64)
-            .arg(message_id_of(message)?.reply_id().as_str());
+            .arg(message_id_of(message)?.reply_id().as_str())
+            .arg(self.max_history_bytes);
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "stored" | "unqueued" => Ok(Ok(())),
@@ -157,6 +158,7 @@ impl Store {
             .arg(self.session_ttl.as_secs())
             .arg(self.max_history)
             .arg(if redelivered { "1" } else { "0" })
+            .arg(self.max_history_bytes)
             .invoke_async(&mut conn)
             .await?;
         match status.as_str() {
@@ -221,7 +223,8 @@ impl Store {
             .arg(self.session_ttl.as_secs())
             .arg(user_message_id.as_str())
             .arg(self.max_history)
-            .arg(next_seq);
+            .arg(next_seq)
+            .arg(self.max_history_bytes);
         // Not acknowledged (the caller's XACK) before the replicas have it.
         let (status, connections): (String, Vec<String>) =
             self.write_replicated(&mut conn, Write::Script(&call)).await?;

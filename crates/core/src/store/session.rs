@@ -6,11 +6,33 @@
 use chat_wire::{ChatMessage, ChatSession, MessageId, ReplyId, Token};
 use redis::AsyncCommands;
 
-use super::lua::{CREATE_SESSION, READ, SNAPSHOT};
-use super::{decode, now_rfc3339, SessionKeys, Store, StoreError, Write};
+use super::lua::{CREATE_SESSION, READ, REVOKE, SNAPSHOT};
+use super::{connection_ids, decode, keys, now_rfc3339, SessionKeys, Store, StoreError, Write};
 
 /// How often a history read is repeated when replies begin while it reads.
 const READ_ATTEMPTS: usize = 4;
+
+/// A page's `before` names no message of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownCursor;
+
+/// Which messages a read returns.
+struct Window<'a> {
+    /// The first index of the history considered (0: all, -N: the last N).
+    first: i64,
+    /// Only messages before this one.
+    before: Option<&'a str>,
+    /// Most messages (0: no limit).
+    limit: usize,
+    /// Most stored bytes (0: no limit).
+    bytes: usize,
+}
+
+impl Window<'_> {
+    fn all() -> Self {
+        Window { first: 0, before: None, limit: 0, bytes: 0 }
+    }
+}
 
 impl Store {
     /// Creates a session for `name` under a fresh token.
@@ -29,40 +51,84 @@ impl Store {
             name: name.to_string(),
             session_start,
             messages: Vec::new(),
+            has_more: false,
         })
+    }
+
+    /// Ends a session for good (its owner's "New chat"): its history, its replies in progress and
+    /// its connections' mappings are deleted; its token opens nothing any more. A reply that
+    /// begins while this runs leaves a log that expires with the session's TTL, and is refused
+    /// when it would be stored. Nothing to do for an unknown token.
+    #[tracing::instrument(skip_all, fields(session = %token.log_id()))]
+    pub async fn revoke_session(&self, token: &Token) -> Result<(), StoreError> {
+        let Some(session) = self.history(token).await? else { return Ok(()) };
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let mut call = REVOKE.prepare_invoke();
+        for key in [&keys.session, &keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate] {
+            call.key(key);
+        }
+        call.key(&keys.queued).key(&keys.reads);
+        for reply in session.messages.iter().filter(|m| !m.status.is_final()) {
+            call.key(keys.log_of(&reply.id));
+        }
+        // With REDIS_WAIT_REPLICAS, a failover cannot bring the session back.
+        let connections: Vec<String> = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        for connection in connection_ids(connections)? {
+            let _deleted: usize = conn.del(keys::connection(&connection)).await?;
+        }
+        Ok(())
     }
 
     /// The session with its whole stored history, or `None` if unknown or expired.
     pub async fn history(&self, token: &Token) -> Result<Option<ChatSession>, StoreError> {
-        self.read(token, 0).await
+        Ok(self.read(token, Window::all()).await?.map(|(session, _)| session))
+    }
+
+    /// One page of a session's history: the newest messages before `before` (the newest of all
+    /// without it), at most `limit` of them (`None`: no count limit) and at most `bytes` of stored
+    /// JSON (the newest message is returned whatever its size). `has_more` says whether older ones
+    /// were left out. `None` if the session is unknown or expired; `Some(Err(()))` if `before`
+    /// names no message of the session.
+    pub async fn history_page(
+        &self,
+        token: &Token,
+        before: Option<&str>,
+        limit: Option<usize>,
+        bytes: usize,
+    ) -> Result<Option<Result<ChatSession, UnknownCursor>>, StoreError> {
+        let window = Window { first: 0, before, limit: limit.unwrap_or(0), bytes };
+        Ok(self.read(token, window).await?.map(|(session, found)| if found { Ok(session) } else { Err(UnknownCursor) }))
     }
 
     /// The session with only its last `n` messages (the model's context).
     pub async fn recent(&self, token: &Token, n: usize) -> Result<Option<ChatSession>, StoreError> {
-        if n == 0 {
-            return Ok(self.read(token, i64::MAX).await?.map(|mut s| {
-                s.messages.clear();
-                s
-            }));
-        }
-        self.read(token, -(n as i64)).await
+        let first = if n == 0 { i64::MAX } else { -(n as i64) };
+        Ok(self.read(token, Window { first, ..Window::all() }).await?.map(|(session, _)| session))
     }
 
-    async fn read(&self, token: &Token, first: i64) -> Result<Option<ChatSession>, StoreError> {
+    /// The session and the messages `window` selects; with whether `window.before` was found.
+    async fn read(&self, token: &Token, window: Window<'_>) -> Result<Option<(ChatSession, bool)>, StoreError> {
         let keys = SessionKeys::new(token);
         let mut conn = self.connection().await?;
-        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>, Vec<String>);
+        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>, Vec<String>, u8, u8);
         // The logs of replies in progress are keys too, declared once known: usually there is
         // none; a reply that began between two reads is declared on the next one.
         let mut streaming: Vec<String> = Vec::new();
         for _ in 0..READ_ATTEMPTS {
             let mut call = READ.prepare_invoke();
-            call.key(&keys.session).key(&keys.order).key(&keys.messages).arg(first);
+            call.key(&keys.session)
+                .key(&keys.order)
+                .key(&keys.messages)
+                .arg(window.first)
+                .arg(window.before.unwrap_or_default())
+                .arg(window.limit)
+                .arg(window.bytes);
             for reply in &streaming {
                 call.key(keys.log_of(reply)).arg(reply);
             }
             let reply: Option<Read> = call.invoke_async(&mut conn).await?;
-            let Some((name, session_start, raw, live, undeclared)) = reply else { return Ok(None) };
+            let Some((name, session_start, raw, live, undeclared, more, found)) = reply else { return Ok(None) };
             if !undeclared.is_empty() {
                 streaming.extend(undeclared);
                 continue;
@@ -75,7 +141,9 @@ impl Store {
                     reply.next_seq = Some(next_seq);
                 }
             }
-            return Ok(Some(ChatSession { token: token.expose().to_string(), name, session_start, messages }));
+            let session =
+                ChatSession { token: token.expose().to_string(), name, session_start, messages, has_more: more == 1 };
+            return Ok(Some((session, found == 1)));
         }
         Err(StoreError::Corrupt(format!("replies kept beginning while the history was read {READ_ATTEMPTS} times")))
     }

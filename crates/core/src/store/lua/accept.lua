@@ -1,7 +1,7 @@
 -- Stores a user message and locks the session for its reply, counting it against the rate.
 -- KEYS: session, order, messages, lock, conns, rate, queued
 -- ARGV: message id, message json, session ttl s, lock ttl s, max history,
---       messages per window (0: no limit), window ms, reply id
+--       messages per window (0: no limit), window ms, reply id, max stored bytes (0: no limit)
 -- Answers {'stored', 0} | {'unqueued', 0} | {'duplicate', 0} | {'expired', 0} | {'busy', 0}
 --       | {'rate_limited', wait ms}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
@@ -25,8 +25,7 @@ if tonumber(ARGV[6]) > 0 then
   if wait > 0 then return {'rate_limited', wait} end
 end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return {'busy', 0} end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[5])
+put_message(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[5], ARGV[9])
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 return {'stored', 0}

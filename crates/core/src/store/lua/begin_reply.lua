@@ -1,7 +1,7 @@
 -- Records a reply as `streaming`, or restarts one a dead worker had begun.
 -- KEYS: session, order, messages, conns, log
 -- ARGV: reply id, placeholder json, session ttl s, max history, '1' if the entry was delivered
---       before (its worker may have died) else '0'
+--       before (its worker may have died) else '0', max stored bytes
 -- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}}
 --       | {'in_progress', 0, {}} | {'expired', 0, {}}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
@@ -20,8 +20,7 @@ if existing then
   redis.call('EXPIRE', KEYS[5], ARGV[3])
   outcome, next_seq = 'restart', logged + 1
 else
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-  append_trimmed(KEYS[2], KEYS[3], ARGV[1], ARGV[4])
+  put_message(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[4], ARGV[6])
 end
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return {outcome, next_seq, redis.call('SMEMBERS', KEYS[4])}

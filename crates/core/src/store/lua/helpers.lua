@@ -30,12 +30,27 @@ local function count_in_window(counter, limit, window_ms)
   if count > tonumber(limit) then return ttl end
   return 0
 end
--- Appends a message id to the history, dropping the oldest beyond `max_history`.
-local function append_trimmed(order, messages, id, max_history)
-  local len = redis.call('RPUSH', order, id)
-  local excess = len - tonumber(max_history)
-  if excess > 0 then
-    local old = redis.call('LPOP', order, excess)
-    redis.call('HDEL', messages, unpack(old))
+-- Stores message `json` under `id` (appending the id to the history when it is new), keeps the
+-- session's stored bytes (its hash's `bytes` field) in step, and drops the oldest messages beyond
+-- `max_count` messages or `max_bytes` bytes (0: no byte limit; never the last two, a question
+-- and its reply).
+local function put_message(session, order, messages, id, json, max_count, max_bytes)
+  local old = redis.call('HSTRLEN', messages, id)
+  local added = redis.call('HSET', messages, id, json) == 1
+  local bytes = redis.call('HINCRBY', session, 'bytes', string.len(json) - old)
+  local len
+  if added then len = redis.call('RPUSH', order, id) else len = redis.call('LLEN', order) end
+  max_count, max_bytes = tonumber(max_count), tonumber(max_bytes)
+  while len > max_count or (max_bytes > 0 and bytes > max_bytes and len > 2) do
+    local oldest = redis.call('LPOP', order)
+    local size = redis.call('HSTRLEN', messages, oldest)
+    redis.call('HDEL', messages, oldest)
+    bytes = redis.call('HINCRBY', session, 'bytes', -size)
+    len = len - 1
   end
+end
+-- Removes message `id` from the messages hash, keeping the session's stored bytes in step.
+local function drop_message(session, messages, id)
+  local size = redis.call('HSTRLEN', messages, id)
+  if redis.call('HDEL', messages, id) == 1 then redis.call('HINCRBY', session, 'bytes', -size) end
 end

@@ -2,17 +2,41 @@
 -- log the caller declared (a script may touch only keys passed in KEYS, which cluster-mode
 -- services enforce). A reply in progress whose log was not declared is named in `undeclared`,
 -- and the caller reads again with it declared.
--- KEYS: session, order, messages, then the logs of the replies named in ARGV[2..]
--- ARGV: first index (0 for all, -N for the last N), then the reply ids whose logs follow in KEYS
+-- KEYS: session, order, messages, then the logs of the replies named in ARGV[5..]
+-- ARGV: first index (0 for all, -N for the last N), the id the page ends before ('' for the
+--       newest), most messages (0: no limit), most stored bytes (0: no limit; the newest message
+--       is returned whatever its size), then the reply ids whose logs follow in KEYS
 -- Answers false for an unknown session, else {name, session start, messages json, live,
--- undeclared} where live is {reply id, text so far, next seq} per reply in progress.
+-- undeclared, 1 if older messages were left out else 0, 0 if the `before` id is unknown else 1}
+-- where live is {reply id, text so far, next seq} per reply in progress.
 local s = redis.call('HMGET', KEYS[1], 'name', 'session_start')
 if not s[1] then return false end
 local ids = redis.call('LRANGE', KEYS[2], ARGV[1], -1)
+if ARGV[2] ~= '' then
+  local cut
+  for i, id in ipairs(ids) do
+    if id == ARGV[2] then cut = i; break end
+  end
+  if not cut then return {s[1], s[2], {}, {}, {}, 0, 0} end
+  ids = {unpack(ids, 1, cut - 1)}
+end
+local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local take, bytes = 0, 0
+for i = #ids, 1, -1 do
+  if limit > 0 and take >= limit then break end
+  local size = redis.call('HSTRLEN', KEYS[3], ids[i])
+  if budget > 0 and take > 0 and bytes + size > budget then break end
+  bytes, take = bytes + size, take + 1
+end
+local more = 0
+if take < #ids then
+  more = 1
+  ids = {unpack(ids, #ids - take + 1, #ids)}
+end
 local msgs = {}
 if #ids > 0 then msgs = redis.call('HMGET', KEYS[3], unpack(ids)) end
 local logs = {}
-for i = 2, #ARGV do logs[ARGV[i]] = KEYS[i + 2] end
+for i = 5, #ARGV do logs[ARGV[i]] = KEYS[i - 1] end
 local live, undeclared = {}, {}
 for i, json in ipairs(msgs) do
   if is_streaming(json) then
@@ -24,4 +48,4 @@ for i, json in ipairs(msgs) do
     end
   end
 end
-return {s[1], s[2], msgs, live, undeclared}
+return {s[1], s[2], msgs, live, undeclared, more, 1}

@@ -8,7 +8,7 @@ local tail = redis.call('LRANGE', KEYS[2], -2, -1)
 local last = tail[#tail]
 if last ~= ARGV[1] and not (last == ARGV[2] and tail[1] == ARGV[1]) then return 'not_last' end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return 'busy' end
-redis.call('HDEL', KEYS[3], ARGV[2])
+drop_message(KEYS[1], KEYS[3], ARGV[2])
 redis.call('LREM', KEYS[2], 0, ARGV[2])
 redis.call('DEL', KEYS[5], KEYS[6])
 -- Not queued again until the message function says so (a resend may queue it if that fails).
