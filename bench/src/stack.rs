@@ -38,6 +38,7 @@ fn stack_env(redis_url: &str, stub: &StubModel, extra: &[(&str, &str)]) -> Vars 
             ("RUST_LOG", "error"),
             ("SESSIONS_PER_IP_PER_WINDOW", "0"),
             ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0"),
+            ("FRAMES_PER_CONNECTION_PER_WINDOW", "0"),
             ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
             ("WORKER_CONCURRENCY", "2048"),
             ("WORKER_BLOCK_MS", "1000"),
