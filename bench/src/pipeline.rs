@@ -58,7 +58,12 @@ async fn floors(stack: &Stack, report: &mut Report) -> Result<(), Error> {
     let gateway_ping = gateway_ping(stack).await?;
     report.latency("Redis PING round trip", &redis_ping, "floor", "redis_ping_ms");
     report.latency("WebSocket echo round trip (loopback)", &ws_echo, "floor", "websocket_echo_ms");
-    report.latency("ping through the gateway ($default)", &gateway_ping, "floor: handler + frame count", "gateway_ping_ms");
+    report.latency(
+        "ping through the gateway ($default)",
+        &gateway_ping,
+        "floor: handler + frame count",
+        "gateway_ping_ms",
+    );
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 //! One story: welcome -> name -> send -> streamed reply -> XSS payloads render as text ->
 //! reload -> history restored -> stop mid-reply -> regenerate, reload mid-reply, the reply resumes
 //! -> server killed and restarted -> reconnects and
-//! continues -> expired session -> toast and welcome. Screenshots at 390x844 and 1440x900 go to
+//! continues -> a question Redis could not queue is sent again by the page and answered -> a lost
+//! connection mapping: the page reconnects and carries on -> expired session -> toast and welcome
+//! -> New chat revokes the token on the server. Screenshots at 390x844 and 1440x900 go to
 //! `target/screenshots/`.
 //!
 //! Needs `frontend/dist` (scripts/build-frontend.sh) and chromium; scripts/test.sh provides both.
@@ -342,9 +344,45 @@ async fn a_person_chats_in_a_real_browser() {
     send(&client, "Still there?").await;
     wait_for(&client, "a reply after reconnecting", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Still there?')"), 15).await;
 
-    // The session expires: a toast says so and the welcome screen returns.
     let mut redis_conn =
         redis::Client::open(stack.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+
+    // Redis stores the question but cannot queue it: the server answers `unavailable`, and the
+    // page sends the question again by itself (same id) until it is answered; nothing retyped.
+    let () = redis::cmd("ACL").arg(&["SETUSER", "default", "-xadd"][..]).query_async(&mut redis_conn).await.unwrap();
+    send(&client, "Queue me please").await;
+    wait_for(
+        &client,
+        "the page telling it will send again",
+        "[...document.querySelectorAll('.toast')].some(t => t.innerText.includes('sent again'))",
+        10,
+    )
+    .await;
+    let () = redis::cmd("ACL").arg(&["SETUSER", "default", "+xadd"][..]).query_async(&mut redis_conn).await.unwrap();
+    wait_for(&client, "the resent question's reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Queue me please')"), 20).await;
+    let asked = client
+        .execute("return [...document.querySelectorAll('.bubble.user')].filter(b => b.innerText.includes('Queue me please')).length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(asked, json!(1), "the question shows once");
+
+    // The server loses this connection's mapping: the page reconnects, sends the question it
+    // had sent again, and the person stays signed in.
+    let mappings: Vec<String> = redis::AsyncCommands::keys(&mut redis_conn, "chat:conn:*").await.unwrap();
+    assert!(!mappings.is_empty());
+    for key in mappings {
+        let _: usize = redis::AsyncCommands::del(&mut redis_conn, key).await.unwrap();
+    }
+    send(&client, "Are you still with me?").await;
+    wait_for(&client, "the reply after the lost mapping", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Are you still with me?')"), 20).await;
+    assert!(client
+        .execute("return document.querySelector('#name') === null;", vec![])
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap());
+
+    // The session expires: a toast says so and the welcome screen returns.
     let _: () = redis::cmd("FLUSHALL").query_async(&mut redis_conn).await.unwrap();
     client.refresh().await.unwrap();
     wait_for(
@@ -355,6 +393,35 @@ async fn a_person_chats_in_a_real_browser() {
     )
     .await;
     wait_for(&client, "the welcome screen", "document.querySelector('#name')", 5).await;
+
+    // "New chat" ends the session on the server: its token reads nothing any more.
+    client.find(Locator::Css("#name")).await.unwrap().send_keys("Bob").await.unwrap();
+    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(
+        &client,
+        "the new session's connection",
+        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
+        20,
+    )
+    .await;
+    let token = client.execute("return JSON.parse(localStorage.getItem('chat.session')).token;", vec![]).await.unwrap();
+    let token = token.as_str().unwrap().to_string();
+    let history = |token: String| {
+        let url = format!("http://{}/chat_history", stack.gateway_addr);
+        async move { reqwest::Client::new().get(url).query(&[("token", token)]).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(history(token.clone()).await, 200);
+    client.find(Locator::Css("button[aria-label='Start a new session']")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the welcome screen after New chat", "document.querySelector('#name')", 5).await;
+    let mut revoked = false;
+    for _ in 0..50 {
+        if history(token.clone()).await == 400 {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "the old token still reads its history");
 
     client.close().await.unwrap();
     gateway.kill().await;

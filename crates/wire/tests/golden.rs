@@ -1,0 +1,187 @@
+//! The wire contract as PROTOCOL.md writes it, as JSON: every frame compared with a golden value
+//! (not through the types' own round trip), and every error code PROTOCOL.md lists spelled as
+//! the implementation spells it. A renamed field or code fails here.
+
+use chat_wire::{ClientFrame, ErrorCode, ReplyStatus, ServerFrame};
+use serde_json::{json, Value};
+
+fn server(frame: &ServerFrame) -> Value {
+    serde_json::to_value(frame).unwrap()
+}
+
+#[test]
+fn server_frames_are_the_json_protocol_md_shows() {
+    let cases = [
+        (
+            ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() },
+            json!({"type": "ack", "id": "m1", "reply_id": "m1.reply"}),
+        ),
+        (
+            ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq: 0, text: "Hel".into() },
+            json!({"type": "delta", "id": "m1.reply", "reply_to": "m1", "seq": 0, "text": "Hel"}),
+        ),
+        (
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Done,
+                model: Some("gpt-4o-mini".into()),
+                next_seq: 12,
+            },
+            json!({"type": "done", "id": "m1.reply", "reply_to": "m1", "status": "done", "model": "gpt-4o-mini", "next_seq": 12}),
+        ),
+        (
+            ServerFrame::Snapshot {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                next_seq: 7,
+                text: "so far".into(),
+                status: ReplyStatus::Streaming,
+            },
+            json!({"type": "snapshot", "id": "m1.reply", "reply_to": "m1", "next_seq": 7, "text": "so far", "status": "streaming"}),
+        ),
+        (
+            ServerFrame::Error {
+                reply_to: Some("m1".into()),
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                retry_after: Some(2),
+            },
+            json!({"type": "error", "reply_to": "m1", "code": "rate_limited", "message": "slow down", "retry_after": 2}),
+        ),
+        (
+            ServerFrame::Error {
+                reply_to: None,
+                code: ErrorCode::InvalidJson,
+                message: "no".into(),
+                retry_after: None,
+            },
+            json!({"type": "error", "reply_to": null, "code": "invalid_json", "message": "no"}),
+        ),
+        (ServerFrame::Pong, json!({"type": "pong"})),
+    ];
+    for (frame, golden) in cases {
+        assert_eq!(server(&frame), golden);
+        // A client reading the golden JSON gets the same frame.
+        assert_eq!(serde_json::from_value::<ServerFrame>(golden).unwrap(), frame);
+    }
+    for (status, word) in [
+        (ReplyStatus::Streaming, "streaming"),
+        (ReplyStatus::Done, "done"),
+        (ReplyStatus::Stopped, "stopped"),
+        (ReplyStatus::Error, "error"),
+    ] {
+        assert_eq!(serde_json::to_value(status).unwrap(), json!(word));
+    }
+}
+
+#[test]
+fn client_frames_read_from_the_json_protocol_md_shows() {
+    let cases = [
+        (
+            json!({"action": "sendMessage", "id": "m1", "content": "hi"}),
+            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into() },
+        ),
+        (json!({"action": "stop", "reply_to": "m1"}), ClientFrame::Stop { reply_to: "m1".into() }),
+        (json!({"action": "ping"}), ClientFrame::Ping),
+        (json!({"action": "resume", "reply_to": "m1"}), ClientFrame::Resume { reply_to: "m1".into() }),
+        (json!({"action": "regenerate", "reply_to": "m1"}), ClientFrame::Regenerate { reply_to: "m1".into() }),
+    ];
+    for (golden, frame) in cases {
+        assert_eq!(serde_json::from_value::<ClientFrame>(golden.clone()).unwrap(), frame);
+        assert_eq!(serde_json::to_value(&frame).unwrap(), golden);
+    }
+}
+
+/// The codes of PROTOCOL.md's error table (its rows start with a backticked code).
+fn documented_codes() -> Vec<String> {
+    let protocol = include_str!("../../../PROTOCOL.md");
+    let table = protocol.split("### Error codes").nth(1).expect("PROTOCOL.md has an error code table");
+    table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`').map(|(code, _)| code.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_error_code_protocol_md_lists_is_spelled_as_on_the_wire() {
+    let documented = documented_codes();
+    assert!(documented.len() >= 25, "{documented:?}");
+    for code in &documented {
+        let parsed: ErrorCode = serde_json::from_value(json!(code)).unwrap_or_else(|e| panic!("{code}: {e}"));
+        assert_eq!(serde_json::to_value(parsed).unwrap(), json!(code));
+        assert_eq!(parsed.as_str(), code);
+    }
+}
+
+/// Every code there is. The match makes a new code a compile error here until it is listed.
+fn all_codes() -> Vec<ErrorCode> {
+    use ErrorCode::*;
+    let all = vec![
+        InvalidJson,
+        InvalidFrame,
+        UnknownAction,
+        EmptyMessage,
+        MessageTooLarge,
+        InvalidContent,
+        InvalidId,
+        InvalidName,
+        InvalidParameter,
+        SessionExpired,
+        Reconnect,
+        TooManyConnections,
+        ReplyInProgress,
+        RateLimited,
+        UnknownMessage,
+        NotLastQuestion,
+        ModelUnauthorized,
+        ModelRateLimited,
+        ModelUnavailable,
+        ModelTimeout,
+        ModelStreamInterrupted,
+        ModelRejected,
+        NotFound,
+        Unavailable,
+        Internal,
+    ];
+    for code in &all {
+        match code {
+            InvalidJson
+            | InvalidFrame
+            | UnknownAction
+            | EmptyMessage
+            | MessageTooLarge
+            | InvalidContent
+            | InvalidId
+            | InvalidName
+            | InvalidParameter
+            | SessionExpired
+            | Reconnect
+            | TooManyConnections
+            | ReplyInProgress
+            | RateLimited
+            | UnknownMessage
+            | NotLastQuestion
+            | ModelUnauthorized
+            | ModelRateLimited
+            | ModelUnavailable
+            | ModelTimeout
+            | ModelStreamInterrupted
+            | ModelRejected
+            | NotFound
+            | Unavailable
+            | Internal => {}
+        }
+    }
+    all
+}
+
+#[test]
+fn every_error_code_is_documented_in_protocol_md() {
+    let documented = documented_codes();
+    for code in all_codes() {
+        assert!(documented.iter().any(|d| d == code.as_str()), "{} is not in PROTOCOL.md's table", code.as_str());
+    }
+    assert_eq!(documented.len(), all_codes().len(), "PROTOCOL.md lists a code twice or one that does not exist");
+}
