@@ -411,7 +411,11 @@ async fn a_person_chats_in_a_real_browser() {
         async move { reqwest::Client::new().get(url).query(&[("token", token)]).send().await.unwrap().status().as_u16() }
     };
     assert_eq!(history(token.clone()).await, 200);
-    client.find(Locator::Css("button[aria-label='Start a new session']")).await.unwrap().click().await.unwrap();
+    // Clicked from the page: the expiry toast may still cover the header's button.
+    client
+        .execute("document.querySelector(\"button[aria-label='Start a new session']\").click();", vec![])
+        .await
+        .unwrap();
     wait_for(&client, "the welcome screen after New chat", "document.querySelector('#name')", 5).await;
     let mut revoked = false;
     for _ in 0..50 {
