@@ -251,8 +251,10 @@ impl AppState {
             if reconnected {
                 self.refresh_history();
             } else {
-                // A reload mid-reply: the history held the text so far; ask for the rest.
+                // A reload mid-reply: the history held the text so far; ask for the rest. A last
+                // question with no reply may never have been queued: sent again, it is.
                 self.resume_replies();
+                self.resend(self.chat.with_untracked(|c| c.unanswered()).into_iter().collect());
             }
         });
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
@@ -327,15 +329,25 @@ impl AppState {
         spawn_local(async move {
             match api::history(&config, &session.token).await {
                 Ok(stored) => {
-                    let unsent = self.chat.with_untracked(|c| c.unsent());
+                    let mut unsent = self.chat.with_untracked(|c| c.unsent());
                     self.chat.update(|c| c.load(stored.messages));
                     self.resume_replies();
-                    // Questions this page never saw acknowledged, stored or not: sent again under
-                    // their ids, each is stored once and, if it never was queued, queued now.
+                    // Questions this page never saw acknowledged, stored or not, and a last
+                    // question left without a reply: sent again under their ids, each is stored
+                    // once and, if it never was queued, queued now.
+                    if let Some(last) = self.chat.with_untracked(|c| c.unanswered()) {
+                        if !unsent.contains(&last) {
+                            unsent.push(last);
+                        }
+                    }
                     self.resend(unsent);
                 }
                 Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
-                Err(_) => {}
+                Err(_) => {
+                    // No history (a rate limit, an outage): the live connection still carries on.
+                    self.resume_replies();
+                    self.resend(self.chat.with_untracked(|c| c.unsent()));
+                }
             }
         });
     }

@@ -117,6 +117,14 @@ impl Conversation {
             .collect()
     }
 
+    /// The last question, when the history holds no reply to it and no failure was reported: it
+    /// may have been stored and never queued (its first attempt failed). After a load the page
+    /// sends it again under its id; the server only acknowledges it if its reply is on its way.
+    pub fn unanswered(&self) -> Option<(String, String)> {
+        let last = self.messages.last()?;
+        (last.source == Source::User && !self.failed.contains(&last.id)).then(|| (last.id.clone(), last.text.clone()))
+    }
+
     /// The questions whose replies are still being written: after loading the history the page
     /// asks for each (`resume`), so the rest of the reply reaches this connection.
     pub fn replies_to_resume(&self) -> Vec<String> {
@@ -206,8 +214,11 @@ impl Conversation {
                         .iter()
                         .any(|m| m.id == id && m.source == Source::User && m.delivery == Delivery::Sending)
                 };
-                let resend = matches!(code, ErrorCode::Unavailable | ErrorCode::Reconnect);
-                if resend && reply_to.as_deref().is_some_and(unsent) {
+                // Not read at all: whatever the frame was, the page reconnects and asks again.
+                if code == ErrorCode::Reconnect {
+                    return Some(Notice { text: message, code });
+                }
+                if code == ErrorCode::Unavailable && reply_to.as_deref().is_some_and(unsent) {
                     // Maybe stored, maybe not (or not read at all): kept, and sent again under
                     // the same id, once the service or a new connection is there.
                     return Some(Notice { text: message, code });
@@ -434,6 +445,43 @@ mod tests {
         assert!(chat.awaiting_reply());
         chat.apply(ServerFrame::Ack { id: "m3".into(), reply_id: "m3.reply".into() }, "t");
         assert!(chat.unsent().is_empty());
+    }
+
+    #[test]
+    fn a_reconnect_answer_changes_nothing_on_screen() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(delta(0, "Hel"), "t");
+        let before = chat.clone();
+        let reconnect = |reply_to: &str| ServerFrame::Error {
+            reply_to: Some(reply_to.into()),
+            code: ErrorCode::Reconnect,
+            message: "reconnect".into(),
+            retry_after: None,
+        };
+        assert_eq!(chat.apply(reconnect("m1"), "t").unwrap().code, ErrorCode::Reconnect);
+        assert_eq!(chat, before, "the reply still streams, the question still waits");
+        assert!(chat.awaiting_reply());
+    }
+
+    #[test]
+    fn a_loaded_question_without_a_reply_is_sent_again() {
+        let mut chat = Conversation::default();
+        let question = ChatMessage {
+            id: "m1".into(),
+            msg: "stored, never queued".into(),
+            timestamp: "t".into(),
+            source: Source::User,
+            status: ReplyStatus::Done,
+            reply_to: None,
+            model: None,
+            next_seq: None,
+        };
+        chat.load(vec![question]);
+        assert_eq!(chat.unanswered(), Some(("m1".to_string(), "stored, never queued".to_string())));
+        chat.apply(delta(0, "Hel"), "t");
+        assert_eq!(chat.unanswered(), None, "its reply began");
     }
 
     #[test]

@@ -62,6 +62,8 @@ struct Connection {
 pub struct Gateway {
     state: AppState,
     management_secret: String,
+    /// The address the gateway listens on: a peer with it is this machine too.
+    own_ip: std::net::IpAddr,
     connections: Mutex<HashMap<String, Connection>>,
     idle_timeout: Duration,
     max_duration: Duration,
@@ -76,10 +78,16 @@ impl Gateway {
     }
 
     /// Wraps the handlers' state.
-    pub fn new(state: AppState, limits: crate::WebSocketLimits, management_secret: &str) -> Arc<Self> {
+    pub fn new(
+        state: AppState,
+        limits: crate::WebSocketLimits,
+        management_secret: &str,
+        own_ip: std::net::IpAddr,
+    ) -> Arc<Self> {
         Arc::new(Gateway {
             state,
             management_secret: management_secret.to_string(),
+            own_ip,
             connections: Mutex::new(HashMap::new()),
             idle_timeout: limits.idle_timeout,
             max_duration: limits.max_duration,
@@ -383,7 +391,7 @@ async fn management(
     method: Method,
     body: Bytes,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    if !peer.ip().is_loopback() && peer.ip() != gateway.own_ip {
         return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
     }
     let (outbox, connected_at, source_ip) = {

@@ -116,7 +116,7 @@ pub async fn run(
     let store = Store::connect(&config)?;
     let mut state = AppState::new(config.clone(), store.clone(), options.worker_trigger.clone());
     state.model_status = options.model_status.clone();
-    let gateway = gateway::Gateway::new(state, options.websocket, &options.management_secret);
+    let gateway = gateway::Gateway::new(state, options.websocket, &options.management_secret, addr.ip());
 
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = if options.in_process_worker {
@@ -144,6 +144,16 @@ pub async fn run(
 
 /// The Management API endpoint of a gateway listening on `addr` with this secret path.
 pub fn management_endpoint(addr: SocketAddr, secret: &str) -> String {
+    // Bound to every address: reached through loopback, as the Management API only serves
+    // this machine.
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
     format!("http://{addr}/{secret}")
 }
 

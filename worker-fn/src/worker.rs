@@ -85,7 +85,8 @@ impl Worker {
                 Outcome::Malformed
             }
             Some(request) if !self.connections.accepts(&self.config, &request.endpoint) => {
-                tracing::warn!(endpoint = request.endpoint, "dropping an entry naming an endpoint not allowed");
+                // Its question goes unanswered: a custom domain needs WS_MANAGEMENT_ENDPOINT.
+                tracing::error!(endpoint = request.endpoint, "dropping an entry naming an endpoint not allowed");
                 Outcome::Malformed
             }
             Some(request) if entry.deliveries > self.config.worker.max_deliveries => {
@@ -259,7 +260,8 @@ impl Worker {
             self.store.reply_snapshot(&request.token, &reply_id),
             self.store.session_connections(&request.token)
         );
-        let Some(stored) = stored? else { return Ok(outcome) };
+        // A regenerate may have replaced it meanwhile: only a finished reply is `done`.
+        let Some(stored) = stored?.filter(|reply| reply.status.is_final()) else { return Ok(outcome) };
         let done = ServerFrame::Done {
             id: stored.id,
             reply_to: request.message_id.to_string(),

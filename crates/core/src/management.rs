@@ -126,6 +126,9 @@ impl ManagementApi {
 fn is_loopback_http(endpoint: &str) -> bool {
     let Some(rest) = endpoint.strip_prefix("http://") else { return false };
     let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return false; // user-info: the host is what follows it
+    }
     let host = match authority.strip_prefix("[::1]") {
         Some(port) => return port.is_empty() || port.starts_with(':'),
         None => authority.split(':').next().unwrap_or_default(),
@@ -145,6 +148,8 @@ mod tests {
         assert!(local.accepts(&config, "http://[::1]:3000/local"));
         assert!(!local.accepts(&config, "http://127.0.0.1.evil.example/local"));
         assert!(!local.accepts(&config, "http://10.0.0.7:3000/local"));
+        assert!(!local.accepts(&config, "http://127.0.0.1:80@evil.example/local"));
+        assert!(!local.accepts(&config, "http://[::1]:@evil.example/local"));
         let aws = ManagementApi::with_builder(Builder::new(), false);
         assert!(!aws.accepts(&config, "http://127.0.0.1:3000/local"));
         assert!(aws.accepts(&config, "https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod"));
