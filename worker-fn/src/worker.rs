@@ -5,6 +5,7 @@
 //! that feeds it, as a Lambda invocation ([`Worker::drain`]) or a daemon ([`Worker::run`]).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_core::store::now_rfc3339;
@@ -66,13 +67,31 @@ pub struct Worker {
     pub(crate) store: Store,
     model: ModelClient,
     pub(crate) connections: ManagementApi,
+    /// Replies being generated right now: how busy this worker is, for [`Worker::delta_interval`].
+    generating: AtomicUsize,
+}
+
+/// Counts a reply in [`Worker::generating`] while it lives.
+struct Generating<'a>(&'a AtomicUsize);
+
+impl<'a> Generating<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Generating(count)
+    }
+}
+
+impl Drop for Generating<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Worker {
     /// Builds a worker from its parts.
     pub fn new(config: Config, store: Store, connections: ManagementApi) -> Self {
         let model = ModelClient::new(config.model.clone());
-        Worker { config, store, model, connections }
+        Worker { config, store, model, connections, generating: AtomicUsize::new(0) }
     }
 
     /// Answers one stream entry, then acknowledges it. On a Redis failure the entry is left
@@ -274,8 +293,8 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Streams the model's reply through the relay: the first piece at once, later pieces gathered
-    /// for at most `DELTA_COALESCE_MS` per post. Returns the whole text and how it ended. A stop
+    /// Streams the model's reply through the relay: the first piece at once, later pieces at most
+    /// one post per [`Worker::delta_interval`], each post carrying what arrived since the last. Returns the whole text and how it ended. A stop
     /// request drops the model's stream, which cancels the upstream request. `model_call` is the
     /// call in flight, or its outcome when it already came (`started_early`).
     async fn generate(
@@ -308,10 +327,11 @@ impl Worker {
             Ok(stream) => stream,
             Err(error) => return (text, Ending::Failed(error)),
         };
-        let coalesce = self.config.worker.coalesce;
+        let _generating = Generating::start(&self.generating);
         let mut pending = String::new();
         let mut flush_at: Option<Instant> = None;
-        let mut first = true;
+        // None until the first post, which goes at once.
+        let mut last_post: Option<Instant> = None;
         loop {
             let deadline = flush_at;
             let check_at = relay.next_check;
@@ -328,12 +348,13 @@ impl Worker {
                     Some(Ok(piece)) => {
                         text.push_str(&piece);
                         pending.push_str(&piece);
-                        let due = first || flush_at.is_some_and(|at| Instant::now() >= at);
-                        if !due {
-                            flush_at.get_or_insert_with(|| Instant::now() + coalesce);
-                            continue;
+                        if let Some(posted) = last_post {
+                            let next = posted + self.delta_interval();
+                            if Instant::now() < next {
+                                flush_at.get_or_insert(next);
+                                continue;
+                            }
                         }
-                        first = false;
                     }
                     end => {
                         let ending = match end {
@@ -360,12 +381,20 @@ impl Worker {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
             }
             flush_at = None;
+            if !pending.is_empty() {
+                last_post = Some(Instant::now());
+            }
             match relay.flush(&mut pending).await {
                 Relayed::Continue => {}
                 Relayed::StopRequested => return (text, Ending::Stopped),
                 Relayed::Abandoned(outcome) => return (text, Ending::Abandoned(outcome)),
             }
         }
+    }
+
+    /// The shortest time between two posts of one reply, for as busy as this worker is now.
+    pub(crate) fn delta_interval(&self) -> Duration {
+        self.config.worker.delta_interval(self.generating.load(Ordering::Relaxed))
     }
 
     /// How often a reply in progress renews its claim on its entry: well within

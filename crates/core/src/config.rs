@@ -74,6 +74,11 @@ pub struct Config {
     pub ws_management_endpoint: Option<String>,
     /// `AWS_REGION` (Lambda sets it): the region whose `execute-api` endpoints the worker posts to.
     pub aws_region: Option<String>,
+    /// `MANAGEMENT_API_TIMEOUT_MS` (5000): the longest one Management API call may take.
+    pub management_timeout: Duration,
+    /// `MANAGEMENT_API_RETRIES` (2): how often a call the gateway throttled or failed (429, 5xx,
+    /// a broken connection) is tried again, after 25 ms, then 50 ms, ...
+    pub management_retries: u32,
     /// `WORKER_FUNCTION_NAME`: the worker Lambda the message function invokes; unset when a
     /// long-running worker daemon reads the stream instead.
     pub worker_function_name: Option<String>,
@@ -201,6 +206,16 @@ impl std::fmt::Debug for ModelConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The shortest time between two posts of one reply while `replies` are being generated:
+    /// `DELTA_INTERVAL_MS`, widened to replies / `WORKER_POSTS_PER_SECOND` when that is longer,
+    /// up to `DELTA_INTERVAL_MAX_MS`.
+    pub fn delta_interval(&self, replies: usize) -> Duration {
+        let needed = Duration::from_secs_f64(replies as f64 / f64::from(self.posts_per_second));
+        self.delta_interval.max(needed).min(self.delta_interval_max.max(self.delta_interval))
+    }
+}
+
 impl ModelConfig {
     /// Tokens the context sent to the model may take: the window less the reply's share (at
     /// least a quarter of the window, whatever `MAX_REPLY_TOKENS` says).
@@ -222,8 +237,16 @@ pub struct WorkerConfig {
     pub claim_idle: Duration,
     /// `WORKER_BLOCK_MS` (5000): how long one blocking stream read waits (daemon mode).
     pub block: Duration,
-    /// `DELTA_COALESCE_MS` (30): after the first delta, pieces are gathered this long per post.
-    pub coalesce: Duration,
+    /// `DELTA_INTERVAL_MS` (100): a reply's first piece is posted at once, later ones at most
+    /// this often (each post is a billed gateway message and a signed HTTPS call; the web app
+    /// reveals what arrives smoothly, so 10 posts a second read as a stream).
+    pub delta_interval: Duration,
+    /// `WORKER_POSTS_PER_SECOND` (2000): the posts per second one worker process aims to stay
+    /// under; with more replies in flight than this allows at `DELTA_INTERVAL_MS`, each reply's
+    /// interval widens to replies / this (a busy worker posts bigger pieces, not more of them).
+    pub posts_per_second: u32,
+    /// `DELTA_INTERVAL_MAX_MS` (1000): the widest the interval gets, however busy the worker.
+    pub delta_interval_max: Duration,
     /// `MAX_REPLY_SECONDS` (120): the longest a reply may take; a longer one is stored as it
     /// stands, as an error. A Lambda invocation takes no new entry with less than this (plus
     /// [`WorkerConfig::deadline_margin`]) left.
@@ -325,6 +348,8 @@ impl Config {
             reply_lock: env.seconds("REPLY_LOCK_SECONDS", 300)?,
             ws_management_endpoint: env.string("WS_MANAGEMENT_ENDPOINT"),
             aws_region: env.string("AWS_REGION"),
+            management_timeout: Duration::from_millis(env.number("MANAGEMENT_API_TIMEOUT_MS", 5_000)?.max(1)),
+            management_retries: env.number("MANAGEMENT_API_RETRIES", 2)?,
             worker_function_name: env.string("WORKER_FUNCTION_NAME"),
             model: ModelConfig {
                 base_url: env
@@ -352,7 +377,9 @@ impl Config {
                 consumer: env.string("WORKER_CONSUMER").unwrap_or_else(default_consumer_name),
                 claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
-                coalesce: Duration::from_millis(env.number("DELTA_COALESCE_MS", 30)?),
+                delta_interval: Duration::from_millis(env.number("DELTA_INTERVAL_MS", 100)?),
+                posts_per_second: env.number("WORKER_POSTS_PER_SECOND", 2000)?.max(1),
+                delta_interval_max: Duration::from_millis(env.number("DELTA_INTERVAL_MAX_MS", 1000)?),
                 max_reply: env.seconds("MAX_REPLY_SECONDS", 120)?.max(Duration::from_secs(1)),
                 max_deliveries: env.number("WORKER_MAX_DELIVERIES", 5)?.max(1),
                 reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
@@ -495,6 +522,24 @@ mod tests {
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_reply_posts_ten_times_a_second_until_the_worker_is_busy_then_less_often() {
+        let worker = Config::from_vars(&vars(&[])).unwrap().worker;
+        let ms = |replies| worker.delta_interval(replies).as_millis();
+        assert_eq!((ms(0), ms(1), ms(200)), (100, 100, 100), "2,000 posts/s cover 200 replies at 10/s");
+        assert_eq!(ms(400), 200, "twice as many replies, half as many posts each");
+        assert_eq!(ms(1_000), 500);
+        assert_eq!(ms(100_000), 1000, "never wider than DELTA_INTERVAL_MAX_MS");
+        let custom = Config::from_vars(&vars(&[
+            ("DELTA_INTERVAL_MS", "30"),
+            ("WORKER_POSTS_PER_SECOND", "100"),
+            ("DELTA_INTERVAL_MAX_MS", "20"),
+        ]))
+        .unwrap()
+        .worker;
+        assert_eq!(custom.delta_interval(1_000).as_millis(), 30, "a maximum below the base leaves the base");
     }
 
     #[test]
