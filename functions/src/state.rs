@@ -31,13 +31,14 @@ impl AppState {
         let config = Config::load().await?;
         let store = Store::connect(&config)?;
         let trigger = WorkerTrigger::from_config(&config).await;
-        let connections = ManagementApi::from_env().await;
+        let connections = ManagementApi::from_env(&config).await;
         Ok(AppState { config, store, trigger, model_status: None, connections })
     }
 
     /// Builds the state from parts (the local runner and tests), for the local gateway's
     /// Management API.
     pub fn new(config: Config, store: Store, trigger: WorkerTrigger) -> Self {
-        AppState { config, store, trigger, model_status: None, connections: ManagementApi::local() }
+        let connections = ManagementApi::local(&config);
+        AppState { config, store, trigger, model_status: None, connections }
     }
 }

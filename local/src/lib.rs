@@ -121,7 +121,7 @@ pub async fn run(
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = if options.in_process_worker {
         let reader = Store::connect_for_blocking_reads(&config, config.worker.block)?;
-        let worker = Arc::new(Worker::new(config.clone(), store, ManagementApi::local()));
+        let worker = Arc::new(Worker::new(config.clone(), store, ManagementApi::local(&config)));
         Some(tokio::spawn(worker.run(reader, async {
             let _ = worker_stopped.await;
         })))

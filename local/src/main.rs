@@ -112,7 +112,8 @@ async fn run_worker(config: Config) -> Result<(), Box<dyn std::error::Error + Se
     let store = chat_core::Store::connect(&config)?;
     let reader = chat_core::Store::connect_for_blocking_reads(&config, config.worker.block)?;
     tracing::info!(consumer = config.worker.consumer, "worker started");
-    let worker = std::sync::Arc::new(chat_worker::Worker::new(config, store, chat_worker::ManagementApi::local()));
+    let connections = chat_worker::ManagementApi::local(&config);
+    let worker = std::sync::Arc::new(chat_worker::Worker::new(config, store, connections));
     worker.run(reader, chat_core::shutdown::shutdown_signal()).await;
     Ok(())
 }

@@ -157,6 +157,7 @@ struct ApiErrorBody {
 impl ModelClient {
     /// Builds the client (connection pool, timeouts) from the model settings.
     pub fn new(config: ModelConfig) -> Self {
+        chat_core::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)

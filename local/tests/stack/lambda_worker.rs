@@ -28,7 +28,8 @@ fn worker(app: &TestApp, consumer: &str, vars: &[(&str, &str)]) -> Arc<Worker> {
     config.request_stream = app.config.request_stream.clone();
     config.ws_management_endpoint = app.config.ws_management_endpoint.clone();
     let store = Store::connect(&config).unwrap();
-    Arc::new(Worker::new(config, store, ManagementApi::local()))
+    let connections = ManagementApi::local(&config);
+    Arc::new(Worker::new(config, store, connections))
 }
 
 #[tokio::test]

@@ -34,7 +34,8 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
 
     tokio::time::sleep(Duration::from_millis(150)).await;
     config.worker.consumer = "rescuer".into();
-    let worker = std::sync::Arc::new(Worker::new(config, store.clone(), ManagementApi::local()));
+    let connections = ManagementApi::local(&config);
+    let worker = std::sync::Arc::new(Worker::new(config, store.clone(), connections));
     assert_eq!(worker.drain(&store, None).await.unwrap(), 1);
     assert_eq!(store.pending_count().await.unwrap(), 0);
 
@@ -66,7 +67,8 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
     assert_eq!(store.bind_connection(&stale, &token).await.unwrap(), chat_core::Bound::Bound);
 
     let config = app.config.clone();
-    let worker = std::sync::Arc::new(Worker::new(config, store.clone(), ManagementApi::local()));
+    let connections = ManagementApi::local(&config);
+    let worker = std::sync::Arc::new(Worker::new(config, store.clone(), connections));
     assert_eq!(worker.drain(&store, None).await.unwrap(), 1);
     let history = app.session(&session.token).await;
     assert_eq!(history.messages[1].status, ReplyStatus::Done);
@@ -77,7 +79,7 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
 async fn the_management_api_says_gone_for_unknown_connections() {
     let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
     let endpoint = app.config.ws_management_endpoint.clone().unwrap();
-    let api = ManagementApi::local();
+    let api = ManagementApi::local(&app.config);
     let unknown = chat_wire::ConnectionId::parse("no/such=connection").unwrap();
     assert_eq!(api.post(&endpoint, &unknown, b"{}").await, chat_worker::notify::Delivery::Gone);
 }

@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::load().await?;
     let store = Store::connect(&config)?;
     let reader = Store::connect_for_blocking_reads(&config, chat_worker::INVOCATION_READ_BLOCK)?;
-    let worker = Arc::new(Worker::new(config, store, ManagementApi::from_env().await));
+    let connections = ManagementApi::from_env(&config).await;
+    let worker = Arc::new(Worker::new(config, store, connections));
     run(service_fn(|event: LambdaEvent<Value>| {
         let (worker, reader) = (worker.clone(), reader.clone());
         async move {

@@ -11,7 +11,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load().await?;
     let store = Store::connect(&config)?;
     let reader = Store::connect_for_blocking_reads(&config, config.worker.block)?;
-    let worker = Arc::new(Worker::new(config, store, ManagementApi::from_env().await));
+    let connections = ManagementApi::from_env(&config).await;
+    let worker = Arc::new(Worker::new(config, store, connections));
     worker.run(reader, chat_core::shutdown::shutdown_signal()).await;
     Ok(())
 }

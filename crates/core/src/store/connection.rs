@@ -41,10 +41,7 @@ pub enum RedisConnection {
 impl RedisConnection {
     /// Connects to `REDIS_URL`, in cluster mode if the server says it runs as part of a cluster.
     pub(super) async fn open(settings: &RedisSettings) -> Result<Self, StoreError> {
-        // Both of rustls's crypto back ends end up in the dependency tree (AWS SDK, reqwest), so
-        // rustls cannot pick one for `rediss://` by itself: choose the one the AWS SDK uses. An
-        // error only means a provider is installed already (a second store in this process).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::install_crypto_provider();
         let certificates = || TlsCertificates { client_tls: None, root_cert: settings.root_cert.clone() };
         let client = match settings.root_cert {
             Some(_) => redis::Client::build_with_tls(settings.url.as_str(), certificates())?,
