@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::crash::crash_rounds;
 use crate::measure::{ms, percentile, round1, round3, stub_first_token_p50, Watch};
 use crate::report::{stats, Figure, Report};
-use crate::stack::Stack;
+use crate::stack::{Settings, Stack};
 
 /// Runs `each` on every conversation at once, a task each, and returns what each returned beside
 /// its session token, in the conversations' order.
@@ -132,7 +132,9 @@ pub async fn run() -> Result<(), Error> {
         between_tokens: Duration::from_millis(20),
         fixed_tokens: None,
     };
-    let stack = Stack::start(pacing.clone(), &[]).await?;
+    // README's defaults: only the per-address session limit is lifted (every session comes from
+    // this one address).
+    let stack = Stack::start_with(Settings::ReadmeDefaults, pacing.clone(), &[]).await?;
     let stub_ttfb = stub_first_token_p50(&stack.http, &stack.stub, 20).await?;
     println!("load: {sessions} sessions x {messages} messages (stub: 50 ms to first token, 50 tokens/s), then {kills} worker kills");
     let conversations = stack.conversations(sessions).await?;

@@ -2,8 +2,10 @@
 //!
 //! * `bench pipeline` (`scripts/bench.sh`): floors (Redis PING, WebSocket echo, a ping through the
 //!   gateway), first-token overhead against the stub's own time to first token measured side by
-//!   side, token delivery at 200 tokens/s, 1/10/100/1,000 simultaneous conversations, and history
-//!   reads; prints a table and writes `target/bench/bench.json`.
+//!   side (a model that answers at once, and one that takes 50 ms), token delivery at 200
+//!   tokens/s with every delta's arrival, posts per reply, 1/10/100/1,000 simultaneous
+//!   conversations, history reads and the AWS cost of 1,000 replies; prints a table and writes
+//!   `target/bench/bench.json`.
 //! * `bench load` (`scripts/load.sh`): 1,000 sessions each sending 5 messages, then 100 rounds of
 //!   killing a worker process mid-reply; prints what was sent, answered, lost and duplicated, and
 //!   writes `target/bench/load.json`.
@@ -22,11 +24,13 @@
 //! * `report`: the printed table and the JSON figures, a row and its figure added together.
 //! * `pipeline`: `bench pipeline`, part by part.
 //! * `load`: many conversations at once: the concurrency levels and `bench load`.
+//! * `cost`: what a reply costs on AWS, from what the services would count.
 //! * `crash`: worker processes killed mid-reply.
 //! * `workers`: `bench workers`.
 //! * `stream`: `bench stream`.
 //! * `steps`: all that calls the product's store (`chat_core::Store`) directly.
 
+mod cost;
 mod crash;
 mod load;
 mod measure;

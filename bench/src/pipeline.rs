@@ -29,7 +29,7 @@ pub async fn run() -> Result<(), Error> {
     );
 
     let parts =
-        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "floors,first-token,delivery,concurrency,history".into());
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "floors,first-token,delivery,cost,concurrency,history".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     if part("floors") {
         floors(&stack, &mut report).await?;
@@ -39,6 +39,9 @@ pub async fn run() -> Result<(), Error> {
     }
     if part("delivery") {
         delivery(&stack, &mut report).await?;
+    }
+    if part("cost") {
+        crate::cost::cost(&stack, &mut report).await?;
     }
     if part("concurrency") {
         concurrency(&stack, &mut report).await?;
@@ -67,56 +70,71 @@ async fn floors(stack: &Stack, report: &mut Report) -> Result<(), Error> {
     Ok(())
 }
 
-/// First-token overhead at one conversation, side by side with the stub's own first token.
+/// First-token overhead at one conversation, side by side with the stub's own first token, for a
+/// model that answers at once and for one that takes 50 ms (a fast first token is where a socket
+/// that waits for a delayed ACK shows: about 40 ms).
 async fn first_token(stack: &Stack, report: &mut Report) -> Result<(), Error> {
-    let pacing = Pacing {
-        first_token: Duration::from_millis(50),
-        between_tokens: Duration::from_millis(20),
-        fixed_tokens: Some(5),
-    };
-    stack.stub.set_pacing(pacing);
     let session = stack.session("first-token").await?;
     let mut ws = stack.connect(&session.token).await?;
-    let (mut direct, mut through, mut overhead, mut acked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..100 {
-        let reference = ms(stub_first_token(&stack.http, &stack.stub).await?);
-        let reply = ws.timed_ask(&format!("ft{i}"), "hello", Duration::from_secs(10)).await;
-        let first = ms(reply.first_delta.ok_or("no delta")? - reply.sent.unwrap());
-        direct.push(reference);
-        through.push(first);
-        overhead.push(first - reference);
-        acked.push(ms(reply.ack.ok_or("no ack")? - reply.sent.unwrap()));
+    for (label, key, first_token) in [("instant model", "instant", 0), ("model 50 ms to first token", "50ms", 50)] {
+        stack.stub.set_pacing(Pacing {
+            first_token: Duration::from_millis(first_token),
+            between_tokens: Duration::from_millis(20),
+            fixed_tokens: Some(5),
+        });
+        let (mut direct, mut through, mut overhead, mut acked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..100 {
+            let reference = ms(stub_first_token(&stack.http, &stack.stub).await?);
+            let reply = ws.timed_ask(&format!("ft{key}{i}"), "hello", Duration::from_secs(10)).await;
+            let first = ms(reply.first_delta.ok_or("no delta")? - reply.sent.unwrap());
+            direct.push(reference);
+            through.push(first);
+            overhead.push(first - reference);
+            acked.push(ms(reply.ack.ok_or("no ack")? - reply.sent.unwrap()));
+        }
+        report.latency(
+            &format!("ack on the WebSocket, {label}"),
+            &acked,
+            "message stored and queued",
+            &format!("ack_{key}_ms"),
+        );
+        report.latency(
+            &format!("stub first token, direct HTTP client, {label}"),
+            &direct,
+            "reference",
+            &format!("stub_first_token_{key}_ms"),
+        );
+        report.latency(
+            &format!("first delta on the WebSocket, {label}"),
+            &through,
+            "a client that sets nothing on its socket",
+            &format!("first_delta_{key}_ms"),
+        );
+        report.latency(
+            &format!("first-token overhead, {label}"),
+            &overhead,
+            "target p50 <= 1 ms, p99 <= 5 ms",
+            &format!("first_token_overhead_{key}_ms"),
+        );
     }
     let posts = management_post_floor(stack, &session.token).await?;
     for (name, samples) in store_steps(stack).await? {
         let key = format!("store_{}_ms", name.replace(' ', "_"));
         report.latency(&format!("  store: {name}"), &samples, "one step of the first-token path", &key);
     }
-    report.latency("ack on the WebSocket (message stored, queued)", &acked, "part of the overhead", "ack_ms");
     report.latency(
-        "Management API post (AWS SDK -> gateway)",
+        "Management API post (signed, reqwest -> gateway)",
         &posts,
         "part of the overhead, once per delta",
         "management_post_ms",
     );
-    report.latency("stub first token, direct HTTP client", &direct, "reference", "stub_first_token_ms");
-    let ratio = percentile(&through, 50.0) / percentile(&direct, 50.0);
-    report.latency(
-        "first delta on the WebSocket",
-        &through,
-        &format!("{ratio:.3}x the reference (p50)"),
-        "first_delta_ms",
-    );
-    report.latency(
-        "first-token overhead (1 conversation)",
-        &overhead,
-        "target p50 <= 1 ms, p99 <= 5 ms",
-        "first_token_overhead_ms",
-    );
+    let signing = signing_cost();
+    report.latency("  of which SigV4 signing", &signing, "CPU only, per post", "sigv4_sign_ms");
     Ok(())
 }
 
-/// Token delivery at 200 tokens/s.
+/// Token delivery at 200 tokens/s, with the time between consecutive deltas at the client; and
+/// the posts a 1,000-token reply at 100 tokens/s takes.
 async fn delivery(stack: &Stack, report: &mut Report) -> Result<(), Error> {
     let session = stack.session("delivery").await?;
     let mut ws = stack.connect(&session.token).await?;
@@ -125,7 +143,7 @@ async fn delivery(stack: &Stack, report: &mut Report) -> Result<(), Error> {
         between_tokens: Duration::from_millis(5),
         fixed_tokens: Some(400),
     });
-    let (mut emitted, mut delivered, mut posts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut emitted, mut delivered, mut posts, mut gaps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..5 {
         let (rate, _) = stub_rate(&stack.http, &stack.stub).await?;
         let reply = ws.timed_ask(&format!("rate{i}"), "go", Duration::from_secs(30)).await;
@@ -134,6 +152,7 @@ async fn delivery(stack: &Stack, report: &mut Report) -> Result<(), Error> {
         emitted.push(rate);
         delivered.push((tokens.saturating_sub(1)) as f64 / span);
         posts.push(reply.deltas as f64);
+        gaps.extend(reply.delta_times.windows(2).map(|pair| ms(pair[1] - pair[0])));
     }
     let (emitted_rate, delivered_rate) = (percentile(&emitted, 50.0), percentile(&delivered, 50.0));
     let posts_per_reply = percentile(&posts, 50.0);
@@ -148,10 +167,34 @@ async fn delivery(stack: &Stack, report: &mut Report) -> Result<(), Error> {
         ),
     );
     report.add(
+        "  gap between consecutive deltas at the client, 200 tokens/s",
+        format!("{} / max {:.1} ms", p50_p99(&gaps), percentile(&gaps, 100.0)),
+        format!("{} gaps of 5 replies; target p99 <= 120 ms", gaps.len()),
+        Figure::Field("delta_gap_ms", stats(&gaps)),
+    );
+
+    stack.stub.set_pacing(Pacing {
+        first_token: Duration::ZERO,
+        between_tokens: Duration::from_millis(10),
+        fixed_tokens: Some(1000),
+    });
+    let mut long_posts = Vec::new();
+    for i in 0..2 {
+        let reply = ws.timed_ask(&format!("long{i}"), "go", Duration::from_secs(60)).await;
+        if reply.status != Some(chat_wire::ReplyStatus::Done) {
+            return Err("a 1,000-token reply did not finish".into());
+        }
+        long_posts.push(reply.deltas as f64);
+    }
+    let long_posts = percentile(&long_posts, 50.0);
+    report.add(
         "Management API posts per reply",
-        format!("{posts_per_reply:.0} posts"),
-        format!("{:.1} tokens per post; first post at once, then <= DELTA_COALESCE_MS", 400.0 / posts_per_reply),
-        Figure::None,
+        format!("{posts_per_reply:.0} for 400 tokens at 200 tok/s; {long_posts:.0} for 1,000 at 100 tok/s"),
+        format!(
+            "{:.3} posts per token at 100 tok/s (target <= 0.1); first post at once, then one per DELTA_INTERVAL_MS",
+            long_posts / 1000.0
+        ),
+        Figure::Field("posts_per_1000_token_reply", json!(long_posts)),
     );
     Ok(())
 }
@@ -242,6 +285,29 @@ fn other_benches(report: &mut Report) {
         }
         None => report.add("web app", "not measured", "scripts/bench-frontend.sh", Figure::None),
     }
+}
+
+/// 10,000 SigV4 signatures of a delta-sized post, one after another.
+fn signing_cost() -> Vec<f64> {
+    let credentials =
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", Some("token".into()), None, "bench");
+    let url = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod/@connections/L0SM9cOFvHcCIhw%3D";
+    let body = br#"{"type":"delta","id":"m1.reply","reply_to":"m1","seq":3,"text":"a few words of a reply"}"#;
+    (0..10_000)
+        .map(|_| {
+            let started = Instant::now();
+            let signed = chat_core::management::signed_request(
+                &http::Method::POST,
+                url,
+                body,
+                &credentials,
+                "eu-west-1",
+                std::time::SystemTime::now(),
+            );
+            std::hint::black_box(signed.expect("signs"));
+            ms(started.elapsed())
+        })
+        .collect()
 }
 
 fn read_json(path: &str) -> Option<Value> {

@@ -22,6 +22,7 @@ pub struct Stack {
     /// The gateway's Management API, as the worker posts to it.
     pub management_endpoint: String,
     pub http: reqwest::Client,
+    settings: Settings,
     _dir: TempDir,
 }
 
@@ -30,23 +31,36 @@ fn local_binary() -> PathBuf {
     std::env::current_exe().expect("own path").with_file_name("local")
 }
 
-/// Environment of the `local` process (and of extra worker processes): no rate limits, room for
-/// a thousand conversations, errors only in the logs; `extra` overrides.
-fn stack_env(redis_url: &str, stub: &StubModel, extra: &[(&str, &str)]) -> Vars {
-    Vars::stack(redis_url, stub, "bench")
-        .with(&[
-            ("RUST_LOG", "error"),
-            ("SESSIONS_PER_IP_PER_WINDOW", "0"),
+/// The settings a stack runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// What a user of README's run command gets: every default, but for the one limit a load
+    /// test from one address must lift (sessions created per address).
+    ReadmeDefaults,
+    /// No rate limits and room for thousands of conversations: what the pipeline bench measures
+    /// is the pipeline, not the limits.
+    Lifted,
+}
+
+/// Environment of the `local` process (and of extra worker processes): errors only in the logs,
+/// the limits as `settings` says; `extra` overrides.
+fn stack_env(redis_url: &str, stub: &StubModel, settings: Settings, extra: &[(&str, &str)]) -> Vars {
+    let vars = Vars::stack(redis_url, stub, "bench").with(&[
+        ("RUST_LOG", "error"),
+        ("SESSIONS_PER_IP_PER_WINDOW", "0"),
+        ("LOCAL_SITE_DIR", "/nonexistent"),
+    ]);
+    let vars = match settings {
+        Settings::ReadmeDefaults => vars,
+        Settings::Lifted => vars.with(&[
             ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0"),
             ("FRAMES_PER_CONNECTION_PER_WINDOW", "0"),
             ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
             ("WORKER_CONCURRENCY", "2048"),
             ("WORKER_BLOCK_MS", "1000"),
-            ("LOCAL_SITE_DIR", "/nonexistent"),
-        ])
-        .inherit("PATH")
-        .inherit("HOME")
-        .with(extra)
+        ]),
+    };
+    vars.inherit("PATH").inherit("HOME").with(extra)
 }
 
 /// `local`, or `local` under BENCH_LOCAL_WRAPPER (a profiler, e.g. "valgrind --tool=callgrind").
@@ -65,12 +79,16 @@ fn local_command() -> Command {
 
 impl Stack {
     pub async fn start(pacing: Pacing, extra: &[(&str, &str)]) -> Result<Stack, Error> {
+        Stack::start_with(Settings::Lifted, pacing, extra).await
+    }
+
+    pub async fn start_with(settings: Settings, pacing: Pacing, extra: &[(&str, &str)]) -> Result<Stack, Error> {
         let dir = TempDir::new("chat-bench");
         let redis = RedisServer::start(&dir.path().join("redis"), true).await?;
         let stub = StubModel::start(pacing).await;
         let port = free_port();
         let secret = chat_local::new_management_secret();
-        let env = stack_env(&redis.url(), &stub, extra)
+        let env = stack_env(&redis.url(), &stub, settings, extra)
             .set("LOCAL_HTTP_PORT", port.to_string())
             .set("LOCAL_MANAGEMENT_SECRET", &secret);
         let local = process::spawn_quiet(&mut local_command(), &env)
@@ -89,6 +107,7 @@ impl Stack {
             base,
             management_endpoint,
             http,
+            settings,
             _dir: dir,
         })
     }
@@ -109,7 +128,11 @@ impl Stack {
     /// `local worker`, one more worker process named `consumer`; `extra` overrides the stack's
     /// environment.
     pub fn spawn_worker(&self, extra: &[(&str, &str)], consumer: &str) -> std::io::Result<Child> {
-        process::spawn_worker(&local_binary(), &stack_env(&self.redis.url(), &self.stub, extra), consumer)
+        process::spawn_worker(
+            &local_binary(),
+            &stack_env(&self.redis.url(), &self.stub, self.settings, extra),
+            consumer,
+        )
     }
 
     pub async fn session(&self, name: &str) -> Result<ChatSession, Error> {

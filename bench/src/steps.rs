@@ -137,7 +137,7 @@ pub async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64
     let store = store(stack, |_| {})?;
     let connections = store.session_connections(&Token::parse(token)?).await?;
     let connection = connections.first().ok_or("the session has no connection")?;
-    let api = chat_worker::ManagementApi::local();
+    let api = chat_worker::ManagementApi::local(&Vars::default().config()?);
     let endpoint = &stack.management_endpoint;
     let frame = serde_json::to_vec(&ServerFrame::Pong)?;
     let mut samples = Vec::with_capacity(1000);

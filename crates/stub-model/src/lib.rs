@@ -251,10 +251,14 @@ fn async_events(
     done_marker: bool,
     total: usize,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
-    // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE].
+    // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE]. Tokens are due on
+    // a steady clock from the first one (as a real model's), not a pause after each: a model at
+    // 100 tokens/s writes 1,000 tokens in 10 s, however late the stream was polled.
+    let first_content = std::sync::Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
     futures_util::stream::unfold(0usize, move |step| {
         let pieces = pieces.clone();
         let pacing = pacing.clone();
+        let first_content = first_content.clone();
         async move {
             if step == 0 {
                 tokio::time::sleep(pacing.first_token).await;
@@ -270,8 +274,9 @@ fn async_events(
                 return Some((Err(std::io::Error::other("scripted cut")), usize::MAX));
             }
             if index < total {
+                let first = *first_content.get_or_init(tokio::time::Instant::now);
                 if index > 0 {
-                    tokio::time::sleep(pacing.between_tokens).await;
+                    tokio::time::sleep_until(first + pacing.between_tokens * index as u32).await;
                 }
                 return Some((Ok(chunk(json!({"content": pieces[index]}), None)), step + 1));
             }

@@ -23,6 +23,8 @@ pub struct TimedReply {
     pub last_delta: Option<Instant>,
     pub done: Option<Instant>,
     pub deltas: usize,
+    /// When each delta arrived, in order.
+    pub delta_times: Vec<Instant>,
     pub dones: usize,
     pub status: Option<ReplyStatus>,
     pub text: String,
@@ -50,6 +52,8 @@ pub struct Reading {
     pub ack: Option<Instant>,
     pub first_delta: Option<Instant>,
     pub last_delta: Option<Instant>,
+    /// When each delta arrived, in order.
+    pub delta_times: Vec<Instant>,
 }
 
 impl Reading {
@@ -65,6 +69,7 @@ impl Reading {
                 self.text.delta(*seq, text);
                 self.first_delta.get_or_insert(at);
                 self.last_delta = Some(at);
+                self.delta_times.push(at);
                 self.deltas.push(frame);
                 Read::Delta
             }

@@ -153,6 +153,7 @@ impl WsClient {
         timed.first_delta = reading.first_delta;
         timed.last_delta = reading.last_delta;
         timed.deltas = reading.deltas.len();
+        timed.delta_times = std::mem::take(&mut reading.delta_times);
         timed.text = reading.text.text().to_string();
         timed
     }
