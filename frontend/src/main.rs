@@ -6,6 +6,7 @@ mod backoff;
 mod chat;
 mod components;
 mod markdown;
+mod reveal;
 
 fn main() {
     leptos::mount::mount_to_body(app::App);

@@ -259,6 +259,73 @@ async fn a_person_chats_in_a_real_browser() {
         .unwrap();
     assert_eq!(safe, json!([true, 0, true]), "no script ran, no image, no javascript: link");
 
+    // A long reply is revealed smoothly: the worker posts about ten pieces a second, and the page
+    // shows a little more at every animation frame, so the text grows in many more steps than
+    // pieces arrived (sampled at every frame in the page).
+    client
+        .execute(
+            &format!(
+                "window.__growth = []; window.__sampling = true; (function sample() {{ const b = {LAST_AI}; \
+                 window.__growth.push([performance.now(), b ? b.querySelector('.markdown')?.innerText.length ?? 0 : 0, \
+                 b?.dataset.id ?? '']); if (window.__sampling) requestAnimationFrame(sample); }})();"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    send(&client, &"stream ".repeat(100)).await;
+    wait_for(
+        &client,
+        "the long reply, whole",
+        &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.length > 700 && (() => {{ const g = window.__growth; return g.length > 2 && g[g.length-1][1] === g[g.length-2][1] && g[g.length-1][1] > 700; }})()"),
+        20,
+    )
+    .await;
+    let samples = client.execute("window.__sampling = false; return window.__growth;", vec![]).await.unwrap();
+    let token = client.execute("return JSON.parse(localStorage.getItem('chat.session')).token;", vec![]).await.unwrap();
+    let history: chat_wire::ChatSession = reqwest::Client::new()
+        .get(format!("http://{}/chat_history", stack.gateway_addr))
+        .query(&[("token", token.as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reply = history.messages.last().unwrap();
+    let posted = reply.next_seq.expect("a finished reply keeps its delta count") as usize;
+    // (time, shown length) at each frame, from the new reply's first text to its last.
+    let samples: Vec<(f64, u64)> = samples
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s[2].as_str() == Some(reply.id.as_str()))
+        .map(|s| (s[0].as_f64().unwrap(), s[1].as_u64().unwrap()))
+        .skip_while(|(_, len)| *len == 0)
+        .collect();
+    let growths: Vec<f64> = samples.windows(2).filter(|pair| pair[1].1 > pair[0].1).map(|pair| pair[1].0).collect();
+    let mut gaps: Vec<f64> = growths.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    println!(
+        "reveal: {} characters in {posted} posts, shown in {} growths; gap between growths p50 {:.0} / p99 {:.0} / max {:.0} ms",
+        reply.msg.len(),
+        growths.len(),
+        gaps.get(gaps.len() / 2).copied().unwrap_or(f64::NAN),
+        gaps.get(gaps.len() * 99 / 100).copied().unwrap_or(f64::NAN),
+        gaps.last().copied().unwrap_or(f64::NAN),
+    );
+    assert!(posted >= 2, "the reply came in pieces: {posted}");
+    assert!(
+        growths.len() > 2 * posted,
+        "{} growths for {posted} posts: the text is revealed between posts",
+        growths.len()
+    );
+    assert_eq!(
+        samples.last().unwrap().1 as usize,
+        reply.msg.trim().chars().count(),
+        "all of the stored reply is shown"
+    );
+
     // Markdown: a code block gets highlighting and a copy button.
     // Shift+Enter adds a line (\u{E008} is Shift, \u{E007} Enter, \u{E000} releases Shift).
     send(
@@ -281,7 +348,7 @@ async fn a_person_chats_in_a_real_browser() {
 
     // Reload: the conversation comes back from the server.
     client.refresh().await.unwrap();
-    wait_for(&client, "the restored history", "document.querySelectorAll('.bubble.user').length === 3 && document.querySelectorAll('.bubble.ai').length === 3", 20).await;
+    wait_for(&client, "the restored history", "document.querySelectorAll('.bubble.user').length === 4 && document.querySelectorAll('.bubble.ai').length === 4", 20).await;
     wait_for(
         &client,
         "the connection after reload",
@@ -322,7 +389,7 @@ async fn a_person_chats_in_a_real_browser() {
     )
     .await;
     let replies = client.execute("return document.querySelectorAll('.bubble.ai').length;", vec![]).await.unwrap();
-    assert_eq!(replies, json!(4), "the regenerated reply replaced the stopped one");
+    assert_eq!(replies, json!(5), "the regenerated reply replaced the stopped one");
 
     // The server goes away: the page says so, then reconnects by itself when it is back.
     stack.gateway.take_kill().await;

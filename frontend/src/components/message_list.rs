@@ -4,6 +4,7 @@ use wasm_bindgen::JsCast;
 
 use crate::chat::{Delivery, UiMessage};
 use crate::markdown;
+use crate::reveal::Reveal;
 
 /// The conversation. Follows new text while the reader is at the bottom, and stays put when they
 /// have scrolled up to read.
@@ -20,6 +21,33 @@ pub fn MessageList(
 ) -> impl IntoView {
     let list = NodeRef::<leptos::html::Div>::new();
     let pinned = StoredValue::new(true);
+    // The streaming reply is shown a little more at every animation frame (crate::reveal).
+    let reveal = RwSignal::new(Reveal::default());
+    let revealing = StoredValue::new(false);
+    Effect::new(move |_| {
+        let streaming = messages.with(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
+                .map(|m| (m.id.clone(), m.text.len()))
+        });
+        let now = js_sys::Date::now();
+        match streaming {
+            Some((id, len)) => reveal.update(|r| r.arrived(&id, len, now)),
+            // A finished reply's last text (a reload of it, say) is revealed too.
+            None => {
+                let tracked = reveal.with_untracked(|r| r.id().map(str::to_string));
+                if let Some(id) = tracked {
+                    let len = messages.with(|m| m.iter().find(|m| m.id == id).map(|m| m.text.len()));
+                    reveal.update(|r| r.arrived(&id, len.unwrap_or(0), now));
+                }
+            }
+        }
+        if !revealing.get_value() {
+            revealing.set_value(true);
+            reveal_frames(reveal, messages, revealing, now);
+        }
+    });
     let on_scroll = move |_| {
         if let Some(el) = list.get() {
             pinned.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 48);
@@ -27,6 +55,7 @@ pub fn MessageList(
     };
     Effect::new(move |_| {
         messages.track();
+        reveal.track();
         awaiting.track();
         if pinned.get_value() {
             request_animation_frame(move || {
@@ -61,7 +90,16 @@ pub fn MessageList(
                 <p class="empty">"Say hello to start the conversation."</p>
             </Show>
             <For
-                each=move || messages.get()
+                each=move || {
+                    let mut shown = messages.get();
+                    reveal.with(|r| {
+                        if let Some(message) = r.id().and_then(|id| shown.iter_mut().find(|m| m.id == id)) {
+                            let visible = r.visible(&message.id, &message.text).len();
+                            message.text.truncate(visible);
+                        }
+                    });
+                    shown
+                }
                 key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery)
                 let:message
             >
@@ -79,6 +117,24 @@ pub fn MessageList(
             </Show>
         </div>
     }
+}
+
+/// Shows more of the revealed reply at each animation frame until all of it is shown.
+fn reveal_frames(reveal: RwSignal<Reveal>, messages: Signal<Vec<UiMessage>>, revealing: StoredValue<bool>, last: f64) {
+    request_animation_frame(move || {
+        let now = js_sys::Date::now();
+        let id = reveal.with_untracked(|r| r.id().map(str::to_string));
+        let text = id.and_then(|id| messages.with_untracked(|m| m.iter().find(|m| m.id == id).map(|m| m.text.clone())));
+        let more = match text {
+            Some(text) => reveal.try_update(|r| r.advance(&text, now - last)).unwrap_or(false),
+            None => false,
+        };
+        if more {
+            reveal_frames(reveal, messages, revealing, now);
+        } else {
+            revealing.set_value(false);
+        }
+    });
 }
 
 fn clock(timestamp: &str) -> String {
