@@ -73,13 +73,15 @@ pub async fn cost(stack: &Stack, report: &mut Report) -> Result<(), Error> {
     let commands = (after.0 - before.0) as f64 / n;
     let bytes = (after.1 - before.1) as f64 / n;
 
-    // Per reply: the question in and its ack out are two messages, then every post is one.
-    let per_reply = |posts: f64| {
-        let messages = 2.0 + posts;
-        // Billed per ms: the message function's invocation, and (at low traffic, one reply per
-        // invocation: an upper bound, as one invocation writes up to WorkerConcurrency replies)
-        // the worker's for the whole reply.
+    // Per reply: the question in and its ack out are two messages, then every post is one; each
+    // post beyond the measured ones is also one more delta logged in Redis.
+    let per_reply = |with_posts: f64| {
+        let messages = 2.0 + with_posts;
+        let commands = commands + (with_posts - posts).max(0.0);
+        // Billed per ms: the message function's invocation, and the worker's for the whole reply
+        // (as when an invocation writes one reply at a time; busy, one writes many at once).
         let gb_seconds = MESSAGE_FUNCTION_GB * ack_ms.ceil() / 1000.0 + WORKER_FUNCTION_GB * reply_s;
+        // One ECPU per command plus one per KB moved: an upper bound of ElastiCache's count.
         let ecpus = commands + bytes / 1024.0;
         let dollars = 2.0 * price::LAMBDA_REQUEST
             + gb_seconds * price::LAMBDA_GB_SECOND

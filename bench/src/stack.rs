@@ -1,6 +1,6 @@
 //! What the bench measures: a redis-server (append-only, as production), the scripted stub model
 //! in this process, and the product as a separate `local` process, started as `scripts/bench.sh`
-//! built it (`target/release/local`, beside this binary); and the clients that talk to it.
+//! built it (`target/fast/local`, beside this binary); and the clients that talk to it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,7 +92,7 @@ impl Stack {
             .set("LOCAL_HTTP_PORT", port.to_string())
             .set("LOCAL_MANAGEMENT_SECRET", &secret);
         let local = process::spawn_quiet(&mut local_command(), &env)
-            .map_err(|e| format!("cannot start target/release/local (build it with scripts/bench.sh): {e}"))?;
+            .map_err(|e| format!("cannot start target/fast/local (build it with scripts/bench.sh): {e}"))?;
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         if !wait::wait_healthy(&http, &base, Duration::from_secs(120)).await {

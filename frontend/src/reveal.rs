@@ -41,14 +41,17 @@ impl Reveal {
             *self = Reveal { id: Some(id.to_string()), known: len, last_arrival: now, ..Reveal::default() };
             return;
         }
+        if len < self.known {
+            // A restarted or regenerated reply (same id) starts again, pace and all.
+            *self = Reveal { id: Some(id.to_string()), known: len, last_arrival: now, ..Reveal::default() };
+            return;
+        }
         if len > self.known {
             let gap = now - self.last_arrival;
             self.window_ms = (0.7 * self.window_ms + 0.3 * gap).clamp(MIN_WINDOW_MS, MAX_WINDOW_MS);
             self.last_arrival = now;
         }
-        // A restarted reply's text can also shrink.
         self.known = len;
-        self.shown = self.shown.min(len);
     }
 
     /// Shows more of `text` (the revealed reply's text) after `elapsed` ms: a share of what is not
@@ -78,7 +81,15 @@ impl Reveal {
     /// How much of message `id`'s `text` to show: all of it, unless it is the reply being revealed.
     pub fn visible<'t>(&self, id: &str, text: &'t str) -> &'t str {
         match self.id.as_deref() {
-            Some(revealed) if revealed == id => &text[..self.shown.min(text.len())],
+            Some(revealed) if revealed == id => {
+                // The text may have been replaced by another of the same length or longer (a
+                // reloaded reply): never cut inside a character.
+                let mut end = self.shown.min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                &text[..end]
+            }
             _ => text,
         }
     }
@@ -144,5 +155,10 @@ mod tests {
         }
         reveal.arrived("r1", 0, 10.0); // a restart snapshot voids the text
         assert_eq!(reveal.visible("r1", text), "");
+        // Text replaced in place by other text, of multi-byte characters where a cut was.
+        let mut reveal = Reveal::default();
+        reveal.arrived("r2", 4, 0.0);
+        reveal.advance("abcd", 100.0);
+        assert_eq!(reveal.visible("r2", "✓✓"), "✓", "cut back to a character's start");
     }
 }

@@ -167,14 +167,23 @@ impl ManagementApi {
             CredentialSource::Fixed(credentials) => return Ok(credentials.clone()),
             CredentialSource::Chain { provider, current } => (provider, current),
         };
-        let fresh_enough =
-            |c: &Credentials| c.expiry().is_none_or(|expiry| expiry > SystemTime::now() + CREDENTIALS_REFRESH_MARGIN);
-        if let Some(credentials) = current.lock().expect("credentials lock").as_ref().filter(|c| fresh_enough(c)) {
+        let valid_for =
+            |c: &Credentials, margin: Duration| c.expiry().is_none_or(|expiry| expiry > SystemTime::now() + margin);
+        let cached = current.lock().expect("credentials lock").clone();
+        if let Some(credentials) = cached.as_ref().filter(|c| valid_for(c, CREDENTIALS_REFRESH_MARGIN)) {
             return Ok(credentials.clone());
         }
-        let credentials = provider.provide_credentials().await.map_err(|e| CallError::Transient(e.to_string()))?;
-        *current.lock().expect("credentials lock") = Some(credentials.clone());
-        Ok(credentials)
+        match provider.provide_credentials().await {
+            Ok(credentials) => {
+                *current.lock().expect("credentials lock") = Some(credentials.clone());
+                Ok(credentials)
+            }
+            // Refreshed early: until they expire, the credentials in hand still sign.
+            Err(_) if cached.as_ref().is_some_and(|c| valid_for(c, Duration::ZERO)) => {
+                Ok(cached.expect("checked just above"))
+            }
+            Err(error) => Err(CallError::Transient(error.to_string())),
+        }
     }
 }
 

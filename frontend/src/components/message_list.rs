@@ -119,12 +119,16 @@ pub fn MessageList(
     }
 }
 
-/// Shows more of the revealed reply at each animation frame until all of it is shown.
+/// Shows more of the revealed reply at each animation frame until all of it is shown. Stops by
+/// itself when the conversation's screen is gone (its signals disposed): a frame may still be
+/// scheduled when a person starts a new chat.
 fn reveal_frames(reveal: RwSignal<Reveal>, messages: Signal<Vec<UiMessage>>, revealing: StoredValue<bool>, last: f64) {
     request_animation_frame(move || {
         let now = js_sys::Date::now();
-        let id = reveal.with_untracked(|r| r.id().map(str::to_string));
-        let text = id.and_then(|id| messages.with_untracked(|m| m.iter().find(|m| m.id == id).map(|m| m.text.clone())));
+        let Some(id) = reveal.try_with_untracked(|r| r.id().map(str::to_string)) else { return };
+        let text = id.and_then(|id| {
+            messages.try_with_untracked(|m| m.iter().find(|m| m.id == id).map(|m| m.text.clone())).flatten()
+        });
         let more = match text {
             Some(text) => reveal.try_update(|r| r.advance(&text, now - last)).unwrap_or(false),
             None => false,
@@ -132,7 +136,7 @@ fn reveal_frames(reveal: RwSignal<Reveal>, messages: Signal<Vec<UiMessage>>, rev
         if more {
             reveal_frames(reveal, messages, revealing, now);
         } else {
-            revealing.set_value(false);
+            revealing.try_set_value(false);
         }
     });
 }
@@ -152,7 +156,10 @@ fn MessageBubble(message: UiMessage) -> impl IntoView {
     let streaming = message.status == ReplyStatus::Streaming;
     let note = match message.status {
         ReplyStatus::Stopped => Some("stopped"),
-        ReplyStatus::Error if message.text.is_empty() => Some("the model failed to answer"),
+        // `text` may be the revealed part only; `reply` holds all that arrived.
+        ReplyStatus::Error if message.text.is_empty() && message.reply.text().is_empty() => {
+            Some("the model failed to answer")
+        }
         ReplyStatus::Error => Some("interrupted"),
         _ => None,
     };
