@@ -282,15 +282,8 @@ async fn a_person_chats_in_a_real_browser() {
     )
     .await;
     let token = client.execute("return JSON.parse(localStorage.getItem('chat.session')).token;", vec![]).await.unwrap();
-    let history: chat_wire::ChatSession = reqwest::Client::new()
-        .get(format!("http://{}/chat_history", stack.gateway_addr))
-        .query(&[("token", token.as_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base = format!("http://{}", stack.gateway_addr);
+    let history = chat_testkit::api::history(&reqwest::Client::new(), &base, token.as_str().unwrap()).await.unwrap();
     let expected = history.messages.last().unwrap().msg.trim().chars().count();
     // The reveal runs a little behind the wire: sample until the page shows all of it.
     wait_for(
