@@ -207,23 +207,37 @@ impl ModelClient {
 
     /// One non-streamed completion (for clients that want the whole text at once).
     pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
-        let response = self.send(messages, false).await?;
+        let deadline = tokio::time::Instant::now() + self.config.first_token_timeout;
+        let response = self.send(messages, false, deadline).await?;
         let body: Chunk = response.json().await.map_err(|e| ModelError::Unavailable(e.to_string()))?;
         Ok(body.choices.into_iter().next().and_then(|c| c.message.and_then(|m| m.content)).unwrap_or_default())
     }
 
     async fn try_stream(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
-        let response = self.send(messages, true).await?;
+        // `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` runs until the first piece of text, headers or not:
+        // servers answer the headers at once and then read the whole prompt before writing.
+        let first_text_by = tokio::time::Instant::now() + self.config.first_token_timeout;
+        let response = self.send(messages, true, first_text_by).await?;
         let events = response.bytes_stream().eventsource();
-        let state =
-            SseState { events: Box::pin(events), idle: self.config.idle_timeout, finished: false, saw_finish: false };
+        let state = SseState {
+            events: Box::pin(events),
+            first_text_by: Some(first_text_by),
+            idle: self.config.idle_timeout,
+            finished: false,
+            saw_finish: false,
+        };
         Ok(Box::pin(futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next_delta().await?;
             Some((item, state))
         })))
     }
 
-    async fn send(&self, messages: &[ContextMessage], stream: bool) -> Result<reqwest::Response, ModelError> {
+    async fn send(
+        &self,
+        messages: &[ContextMessage],
+        stream: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<reqwest::Response, ModelError> {
         let body = ChatRequest {
             model: &self.config.model,
             messages,
@@ -237,7 +251,7 @@ impl ModelClient {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
         }
-        let response = tokio::time::timeout(self.config.first_token_timeout, request.send())
+        let response = tokio::time::timeout_at(deadline, request.send())
             .await
             .map_err(|_| ModelError::Timeout)?
             .map_err(|e| if e.is_timeout() { ModelError::Timeout } else { ModelError::Unavailable(without_url(&e)) })?;
@@ -282,6 +296,8 @@ type EventResult = Result<Event, EventStreamError<reqwest::Error>>;
 
 struct SseState {
     events: Pin<Box<dyn Stream<Item = EventResult> + Send>>,
+    /// Until the first piece of text: the first-token deadline; after it, `idle` per event.
+    first_text_by: Option<tokio::time::Instant>,
     idle: Duration,
     finished: bool,
     saw_finish: bool,
@@ -290,7 +306,8 @@ struct SseState {
 impl SseState {
     async fn next_delta(&mut self) -> Option<Result<String, ModelError>> {
         while !self.finished {
-            let event = match tokio::time::timeout(self.idle, self.events.next()).await {
+            let deadline = self.first_text_by.unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
+            let event = match tokio::time::timeout_at(deadline, self.events.next()).await {
                 Err(_) => return self.fail(ModelError::Timeout),
                 Ok(None) if self.saw_finish => {
                     self.finished = true;
@@ -323,6 +340,7 @@ impl SseState {
                 self.saw_finish = true;
             }
             if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
+                self.first_text_by = None;
                 return Some(Ok(text));
             }
         }

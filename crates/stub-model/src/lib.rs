@@ -50,6 +50,12 @@ pub enum Scripted {
     CutAfter(usize),
     /// Stream the default reply with a `finish_reason` but end at EOF, without `data: [DONE]`.
     NoDoneMarker,
+    /// Send nothing, not even the response's headers, for this long; then stream the default reply.
+    SlowHeaders(Duration),
+    /// Stream this many pieces of the default reply, then fall silent for this long before the rest.
+    StallAfter(usize, Duration),
+    /// Answer `429` with this `Retry-After` (seconds) and an OpenAI-style error body.
+    RateLimitedFor(u64),
 }
 
 #[derive(Default)]
@@ -57,6 +63,7 @@ struct Shared {
     pacing: Mutex<Pacing>,
     script: Mutex<VecDeque<Scripted>>,
     requests: Mutex<Vec<Value>>,
+    arrivals: Mutex<Vec<std::time::Instant>>,
     authorizations: Mutex<Vec<Option<String>>>,
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
@@ -127,6 +134,7 @@ impl StubModel {
     /// Forgets the requests recorded so far (long benchmark runs).
     pub fn clear_requests(&self) {
         self.shared.requests.lock().unwrap().clear();
+        self.shared.arrivals.lock().unwrap().clear();
         self.shared.authorizations.lock().unwrap().clear();
     }
 
@@ -154,6 +162,11 @@ impl StubModel {
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
     }
+
+    /// When each request arrived, in order.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.shared.arrivals.lock().unwrap().clone()
+    }
 }
 
 async fn models() -> Json<Value> {
@@ -164,13 +177,22 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     state.shared.authorizations.lock().unwrap().push(authorization);
     state.shared.requests.lock().unwrap().push(request.clone());
+    state.shared.arrivals.lock().unwrap().push(std::time::Instant::now());
     let scripted = state.shared.script.lock().unwrap().pop_front();
     let mut pacing = state.shared.pacing.lock().unwrap().clone();
     let mut text = default_reply(&request, &pacing);
     let mut cut_after = None;
+    let mut stall = None;
     let mut done_marker = true;
     match scripted {
         Some(Scripted::Status(code)) => return error_response(code),
+        Some(Scripted::RateLimitedFor(seconds)) => {
+            let mut response = error_response(429);
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+            return response;
+        }
+        Some(Scripted::SlowHeaders(delay)) => tokio::time::sleep(delay).await,
+        Some(Scripted::StallAfter(pieces, silence)) => stall = Some((pieces, silence)),
         Some(Scripted::Reply(reply)) => text = reply,
         Some(Scripted::SlowFirstToken(delay)) => pacing.first_token = delay,
         Some(Scripted::CutAfter(pieces)) => cut_after = Some(pieces),
@@ -191,7 +213,18 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
         .into_response();
     }
     let in_flight = InFlight::new(state.shared.clone());
-    stream_response(pieces, pacing, cut_after, done_marker, in_flight)
+    stream_response(pieces, Ending { pacing, cut_after, stall, done_marker }, in_flight)
+}
+
+/// How a streamed reply is paced and how it ends.
+struct Ending {
+    pacing: Pacing,
+    /// Break the connection before this piece.
+    cut_after: Option<usize>,
+    /// Fall silent before this piece, for this long.
+    stall: Option<(usize, Duration)>,
+    /// End with `data: [DONE]`.
+    done_marker: bool,
 }
 
 fn default_reply(request: &Value, pacing: &Pacing) -> String {
@@ -225,15 +258,8 @@ fn chunk(delta: Value, finish: Option<&str>) -> String {
     format!("data: {chunk}\n\n")
 }
 
-fn stream_response(
-    pieces: Vec<String>,
-    pacing: Pacing,
-    cut_after: Option<usize>,
-    done_marker: bool,
-    in_flight: InFlight,
-) -> Response {
-    let total = pieces.len();
-    let events = async_events(pieces, pacing, cut_after, done_marker, total).map(move |event| {
+fn stream_response(pieces: Vec<String>, ending: Ending, in_flight: InFlight) -> Response {
+    let events = async_events(pieces, ending).map(move |event| {
         let _counted = &in_flight;
         event
     });
@@ -246,11 +272,10 @@ fn stream_response(
 
 fn async_events(
     pieces: Vec<String>,
-    pacing: Pacing,
-    cut_after: Option<usize>,
-    done_marker: bool,
-    total: usize,
+    ending: Ending,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    let total = pieces.len();
+    let Ending { pacing, cut_after, stall, done_marker } = ending;
     // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE]. Tokens are due on
     // a steady clock from the first one (as a real model's), not a pause after each: a model at
     // 100 tokens/s writes 1,000 tokens in 10 s, however late the stream was polled.
@@ -275,8 +300,12 @@ fn async_events(
             }
             if index < total {
                 let first = *first_content.get_or_init(tokio::time::Instant::now);
+                let mut due = first + pacing.between_tokens * index as u32;
+                if let Some((_, silence)) = stall.filter(|(at, _)| index >= *at) {
+                    due += silence;
+                }
                 if index > 0 {
-                    tokio::time::sleep_until(first + pacing.between_tokens * index as u32).await;
+                    tokio::time::sleep_until(due).await;
                 }
                 return Some((Ok(chunk(json!({"content": pieces[index]}), None)), step + 1));
             }

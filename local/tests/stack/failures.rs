@@ -54,9 +54,10 @@ async fn the_providers_own_words_stay_in_the_log_and_the_person_reads_a_clear_me
         match ws.read_reply().await.end {
             ServerFrame::Error { code: got, message, .. } => {
                 assert_eq!(got, code);
-                // The stub's error body says "scripted 4xx" (type "stub_error").
+                // The stub's error body says "scripted 4xx" (type "stub_error"): PROTOCOL.md
+                // promises a sentence for the person, not the provider's words.
                 assert!(!message.contains("scripted") && !message.contains("stub_error"), "{message}");
-                assert!(message.starts_with("the model"), "{message}");
+                assert!(!message.trim().is_empty());
             }
             other => panic!("{id}: expected an error, got {other:?}"),
         }
@@ -86,27 +87,145 @@ async fn a_stream_cut_mid_reply_keeps_what_was_sent() {
     assert_eq!(history.messages[1].status, ReplyStatus::Error);
 }
 
+/// A stack whose model may take `first_token` seconds to its first piece of text and then fall
+/// silent for at most `idle` seconds, without retries.
+async fn timed_app(first_token: &str, idle: &str) -> chat_testkit::TestApp {
+    let vars = [
+        ("MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", first_token),
+        ("MODEL_IDLE_TIMEOUT_SECONDS", idle),
+        ("MODEL_RETRIES", "0"),
+    ];
+    spawn_app_with(&vars, Options::default(), Pacing::default()).await
+}
+
 #[tokio::test]
-async fn a_slow_first_token_waits_and_a_silent_model_times_out() {
+async fn the_first_token_timeout_bounds_the_wait_for_the_first_text_headers_or_not() {
+    // The idle timeout (1 s) is shorter than each wait below: only the first-token one applies.
+    let app = timed_app("2", "1").await;
+    app.stub.push([
+        // Headers at once, first text after 1.5 s (a server reading a long prompt): waited for.
+        Scripted::SlowFirstToken(Duration::from_millis(1500)),
+        // No headers for 1.5 s (a queueing proxy): waited for.
+        Scripted::SlowHeaders(Duration::from_millis(1500)),
+        // Headers at once, first text after 4 s: past the first-token timeout.
+        Scripted::SlowFirstToken(Duration::from_secs(4)),
+        // No headers for 4 s: past it too.
+        Scripted::SlowHeaders(Duration::from_secs(4)),
+    ]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for (id, question) in [("m1", "take your time"), ("m2", "take yours too")] {
+        ws.ask(id, question).await;
+        let reply = ws.read_reply().await;
+        assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{id}: {:?}", reply.end);
+        assert_eq!(reply.text, format!("You said: {question}"));
+    }
+    for id in ["m3", "m4"] {
+        ws.ask(id, "too slow").await;
+        let reply = ws.read_reply().await;
+        assert_eq!(error_code(&reply.end), ErrorCode::ModelTimeout, "{id}");
+        assert_eq!(reply.text, "", "{id}: nothing was shown");
+        assert!(matches!(ws.next_frame().await, ServerFrame::Done { status: ReplyStatus::Error, .. }));
+    }
+    let history = app.session(&session.token).await;
+    let last: Vec<_> = history.messages[4..].iter().map(|m| (m.id.as_str(), m.status, m.msg.as_str())).collect();
+    assert_eq!(
+        last,
+        [
+            ("m3", ReplyStatus::Done, "too slow"),
+            ("m3.reply", ReplyStatus::Error, ""),
+            ("m4", ReplyStatus::Done, "too slow"),
+            ("m4.reply", ReplyStatus::Error, "")
+        ],
+        "the questions stay; the replies say they failed"
+    );
+    assert_eq!(app.stub.requests().len(), 4, "MODEL_RETRIES=0: one request each");
+}
+
+#[tokio::test]
+async fn a_model_that_falls_silent_mid_reply_times_out_and_keeps_the_text_sent() {
+    // The first-token timeout (10 s) is longer than the silence: only the idle one applies.
+    let app = timed_app("10", "1").await;
+    // Three pieces ("You said: one "), then three seconds of silence before the rest.
+    app.stub
+        .push([Scripted::StallAfter(3, Duration::from_secs(3)), Scripted::StallAfter(3, Duration::from_millis(500))]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "one two three four five").await;
+    let reply = ws.read_reply().await;
+    assert_eq!(error_code(&reply.end), ErrorCode::ModelTimeout);
+    assert_eq!(reply.text, "You said: one ");
+    assert!(matches!(ws.next_frame().await, ServerFrame::Done { status: ReplyStatus::Error, .. }));
+    let history = app.session(&session.token).await;
+    let stored = &history.messages[1];
+    assert_eq!(
+        (stored.status, stored.msg.as_str()),
+        (ReplyStatus::Error, "You said: one "),
+        "the partial text is kept"
+    );
+    // A pause shorter than the idle timeout is no failure.
+    ws.ask("m2", "one two three four five").await;
+    let reply = ws.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+    assert_eq!(reply.text, "You said: one two three four five");
+}
+
+#[tokio::test]
+async fn a_model_that_keeps_rate_limiting_gives_model_rate_limited_after_waiting_its_retry_after() {
     let app = spawn_app_with(
-        &[("MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", "5"), ("MODEL_IDLE_TIMEOUT_SECONDS", "1"), ("MODEL_RETRIES", "0")],
+        // A base backoff far shorter than the provider's Retry-After: the wait is the provider's.
+        &[("MODEL_RETRIES", "2"), ("MODEL_RETRY_BASE_MS", "10")],
         Options::default(),
         Pacing::default(),
     )
     .await;
-    app.stub
-        .push([Scripted::SlowFirstToken(Duration::from_millis(300)), Scripted::SlowFirstToken(Duration::from_secs(3))]);
+    app.stub.push([Scripted::RateLimitedFor(1), Scripted::RateLimitedFor(1), Scripted::RateLimitedFor(1)]);
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
-    ws.ask("m1", "take your time").await;
-    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
-    ws.ask("m2", "too slow").await;
-    assert_eq!(error_code(&ws.read_reply().await.end), ErrorCode::ModelTimeout);
+    ws.ask("m1", "hello").await;
+    let reply = ws.read_reply().await;
+    match &reply.end {
+        ServerFrame::Error { code, reply_to, message, .. } => {
+            assert_eq!((*code, reply_to.as_deref()), (ErrorCode::ModelRateLimited, Some("m1")));
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected model_rate_limited, got {other:?}"),
+    }
+    assert!(matches!(ws.next_frame().await, ServerFrame::Done { status: ReplyStatus::Error, .. }));
+    let arrivals = app.stub.arrivals();
+    assert_eq!(arrivals.len(), 3, "the first request and MODEL_RETRIES=2 retries");
+    for pair in arrivals.windows(2) {
+        let waited = pair[1] - pair[0];
+        assert!(waited >= Duration::from_secs(1), "a retry came {waited:?} after a Retry-After of 1 s");
+    }
+    // The session goes on.
+    ws.ask("m2", "and now?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: and now?");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_gives_model_unavailable_and_the_session_goes_on() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(
+        &[("OPENAI_BASE_URL", &base_url), ("MODEL_RETRIES", "1"), ("MODEL_RETRY_BASE_MS", "10")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "anyone home?").await;
+    let reply = ws.read_reply().await;
+    assert_eq!(error_code(&reply.end), ErrorCode::ModelUnavailable);
+    assert!(matches!(ws.next_frame().await, ServerFrame::Done { status: ReplyStatus::Error, .. }));
     let history = app.session(&session.token).await;
-    let last: Vec<_> = history.messages[2..].iter().map(|m| (m.id.as_str(), m.status, m.msg.as_str())).collect();
-    assert_eq!(
-        last,
-        [("m2", ReplyStatus::Done, "too slow"), ("m2.reply", ReplyStatus::Error, "")],
-        "the question stays; the reply says it failed"
-    );
+    let kept: Vec<_> = history.messages.iter().map(|m| (m.id.as_str(), m.status)).collect();
+    assert_eq!(kept, [("m1", ReplyStatus::Done), ("m1.reply", ReplyStatus::Error)]);
+    assert!(app.stub.requests().is_empty(), "nothing reached the stub");
+    // Not locked: the next question is taken (and fails the same way).
+    ws.ask("m2", "still nobody?").await;
+    assert_eq!(error_code(&ws.read_reply().await.end), ErrorCode::ModelUnavailable);
 }
