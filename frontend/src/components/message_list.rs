@@ -93,9 +93,16 @@ pub fn MessageList(
                 each=move || {
                     let mut shown = messages.get();
                     reveal.with(|r| {
-                        if let Some(message) = r.id().and_then(|id| shown.iter_mut().find(|m| m.id == id)) {
-                            let visible = r.visible(&message.id, &message.text).len();
-                            message.text.truncate(visible);
+                        for message in shown.iter_mut() {
+                            if r.id() == Some(message.id.as_str()) {
+                                let visible = r.visible(&message.id, &message.text).len();
+                                message.text.truncate(visible);
+                            } else if message.source == Source::Assistant && message.status == ReplyStatus::Streaming {
+                                // A reply whose reveal has not started yet (the effect that starts
+                                // it runs after this render): shown from nothing, not in full for
+                                // one frame and then from nothing.
+                                message.text.clear();
+                            }
                         }
                     });
                     shown
