@@ -1,14 +1,18 @@
 //! A worker process killed mid-reply (SIGKILL, no clean-up) loses nothing: another worker process
 //! takes its entry over, clients drop the dead worker's text, and every question ends with exactly
-//! one stored reply.
+//! one stored reply. A worker paused past its claim (SIGSTOP) and woken after the takeover
+//! (SIGCONT) is a zombie: nothing it writes after that reaches a client or the history.
+//!
+//! Each attempt at a reply gets its own text from the model, so a restart is told from a
+//! continuation: the client must end with the second attempt's text alone.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use chat_local::Options;
-use chat_stub_model::Pacing;
-use chat_testkit::{on_each_store, spawn_app_on_with, StoreKind, TestApp};
+use chat_stub_model::{Pacing, Scripted};
+use chat_testkit::{on_each_store, spawn_app_on_with, StoreKind, TestApp, WsClient};
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio::process::Child;
 
@@ -19,11 +23,68 @@ fn spawn_worker(app: &TestApp, name: &str) -> Child {
     app.spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), CLAIM_IDLE_MS, name)
 }
 
-async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing(kind: StoreKind) {
+/// Sends `signal` (`STOP`, `CONT`) to a worker process.
+fn signal(worker: &Child, signal: &str) {
+    let pid = worker.id().expect("the worker runs").to_string();
+    let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// What the model writes at attempt `attempt` of round `round`: about 600 ms of text at 15 ms a
+/// word, different from the first word on.
+fn attempt_text(round: usize, attempt: &str) -> String {
+    let words: Vec<String> = (0..40).map(|i| format!("r{round}{attempt}{i}")).collect();
+    format!("{attempt} attempt: {}", words.join(" "))
+}
+
+/// Reads a reply's first two deltas (the worker is mid-reply).
+async fn two_deltas(ws: &mut WsClient, round: usize) -> ReplyText {
+    let mut text = ReplyText::default();
+    for _ in 0..2 {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            other => panic!("round {round}: expected a delta, got {other:?}"),
+        }
+    }
+    text
+}
+
+/// Reads the rest of a reply, waking `paused` (SIGCONT) as soon as the restart snapshot shows the
+/// takeover happened. Answers the text and the number of snapshots.
+async fn rest_of_reply(
+    ws: &mut WsClient,
+    mut text: ReplyText,
+    paused: Option<&Child>,
+    round: usize,
+) -> (String, usize) {
+    let mut snapshots = 0;
+    loop {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            ServerFrame::Snapshot { next_seq, text: shown, status, .. } => {
+                assert_eq!(status, ReplyStatus::Streaming, "round {round}");
+                text.snapshot(next_seq, &shown);
+                snapshots += 1;
+                if let Some(zombie) = paused.filter(|_| snapshots == 1) {
+                    signal(zombie, "CONT");
+                }
+            }
+            ServerFrame::Done { status, next_seq, .. } => {
+                assert_eq!(status, ReplyStatus::Done, "round {round}");
+                assert!(!text.has_gap(), "round {round}: a delta never arrived");
+                assert_eq!(text.next_seq(), next_seq, "round {round}");
+                return (text.text().to_string(), snapshots);
+            }
+            other => panic!("round {round}: unexpected {other:?}"),
+        }
+    }
+}
+
+async fn workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
     let app = spawn_app_on_with(
         kind,
-        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)],
+        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS), ("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
         Options { in_process_worker: false, ..Default::default() },
         pacing,
     )
@@ -31,32 +92,42 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing(kin
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     let mut worker = spawn_worker(&app, "worker-0");
-    let rounds = 20;
-    let mut restarts_seen = 0;
+    // Rounds 0-19 kill the worker; rounds 20-24 pause it past its claim and wake it afterwards.
+    let (killed, paused) = (20, 5);
+    let rounds = killed + paused;
+    let mut answers = Vec::new();
     for round in 0..rounds {
+        let (first, second) = (attempt_text(round, "first"), attempt_text(round, "second"));
+        app.stub.push([Scripted::Reply(first.clone()), Scripted::Reply(second.clone())]);
         let id = format!("q{round}");
-        let question = format!("round {round} of the crash test with enough words to stream for a while");
-        ws.ask(&id, &question).await;
-        // Mid-reply: some deltas are on screen.
-        let mut text = ReplyText::default();
-        for _ in 0..2 {
-            match ws.next_frame().await {
-                ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
-                other => panic!("round {round}: expected a delta, got {other:?}"),
-            }
+        ws.ask(&id, &format!("round {round}")).await;
+        let shown = two_deltas(&mut ws, round).await;
+        assert!(first.starts_with(shown.text()), "round {round}: the first attempt is on screen");
+        let next = format!("worker-{}", round + 1);
+        let zombie = if round < killed {
+            worker.start_kill().unwrap();
+            worker.wait().await.unwrap();
+            worker = spawn_worker(&app, &next);
+            None
+        } else {
+            signal(&worker, "STOP");
+            Some(std::mem::replace(&mut worker, spawn_worker(&app, &next)))
+        };
+        let (text, snapshots) = rest_of_reply(&mut ws, shown, zombie.as_ref(), round).await;
+        assert_eq!(text, second, "round {round}: the client shows the second attempt alone");
+        assert_eq!(snapshots, 1, "round {round}: one restart snapshot voids the first attempt's text");
+        assert_eq!(app.stub.requests().len(), 2 * (round + 1), "round {round}: exactly two model requests");
+        if let Some(mut zombie) = zombie {
+            // The woken worker had its model stream in its socket: give it time to try to use it.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            ws.send_text(r#"{"action":"ping"}"#).await;
+            assert_eq!(ws.next_frame().await, ServerFrame::Pong, "round {round}: the zombie sent nothing more");
+            let stored = app.session(&session.token).await.messages.pop().unwrap();
+            assert_eq!((stored.msg.as_str(), stored.status), (second.as_str(), ReplyStatus::Done), "round {round}");
+            zombie.start_kill().unwrap();
+            zombie.wait().await.unwrap();
         }
-        worker.start_kill().unwrap();
-        worker.wait().await.unwrap();
-        worker = spawn_worker(&app, &format!("worker-{}", round + 1));
-
-        let reply = ws.read_reply_from(text).await;
-        assert!(
-            matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }),
-            "round {round}: {:?}",
-            reply.end
-        );
-        assert_eq!(reply.text, format!("You said: {question}"), "round {round}: the client shows the whole reply once");
-        restarts_seen += reply.snapshots.len();
+        answers.push(second);
     }
     let history = app.session(&session.token).await;
     assert_eq!(history.messages.len(), 2 * rounds, "every question and one reply each");
@@ -65,9 +136,9 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing(kin
     for (round, pair) in history.messages.chunks(2).enumerate() {
         assert_eq!((pair[0].source, pair[0].id.clone()), (Source::User, format!("q{round}")));
         assert_eq!((pair[1].source, pair[1].status), (Source::Assistant, ReplyStatus::Done));
-        assert_eq!(pair[1].msg, format!("You said: {}", pair[0].msg));
+        assert_eq!(pair[1].msg, answers[round], "round {round}: the second attempt is stored");
     }
-    assert!(restarts_seen >= rounds, "each taken-over reply told the client to start again ({restarts_seen})");
+    assert_eq!(app.stub.requests().len(), 2 * rounds);
     // `done` goes out just before the entry's XACK.
     let mut redis = app.redis().await;
     let mut pending = usize::MAX;
@@ -87,4 +158,4 @@ async fn a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing(kin
     assert_eq!(pending, 0, "every entry acknowledged");
 }
 
-on_each_store!(a_worker_killed_mid_reply_twenty_times_loses_and_duplicates_nothing);
+on_each_store!(workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing);
