@@ -1,7 +1,8 @@
 //! Bad input, generated. Arbitrary frames through the real `$default` handler and arbitrary
 //! requests through the real HTTP handler (as the gateway builds their events) never panic, always
-//! answer with a clear error, and never change a session's history. 10,000 malformed frames over a
-//! real WebSocket leave the session working.
+//! answer with a clear error, and never change a session's history. Valid frames mixed in are
+//! acknowledged, and an acknowledged question adds exactly itself to the history. 10,000 malformed
+//! frames over a real WebSocket leave the session working.
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use chat_functions::{AppState, WorkerTrigger};
 use chat_local::gateway::{http_event, websocket_event};
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_wire::{ChatSession, ErrorBody, ErrorCode, ServerFrame};
+use chat_wire::{ChatSession, ClientFrame, ErrorBody, ErrorCode, MessageId, ServerFrame, Source};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::Value;
@@ -42,15 +43,71 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// Text a client could send as a frame: anything, with extra weight on what is nearly right.
 fn frame_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        any::<String>(),
-        prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-        json_value().prop_map(|v| v.to_string()),
-        (1usize..5000)
+        1 => any::<String>(),
+        1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        1 => json_value().prop_map(|v| v.to_string()),
+        1 => (1usize..5000)
             .prop_map(|depth| format!(r#"{{"action":"sendMessage","id":"d","content":{}"#, "[".repeat(depth))),
-        "[0-9]{20,400}".prop_map(|n| format!(r#"{{"action":"stop","reply_to":{n}}}"#)),
-        Just(r#"{"action":"sendMessage","id":"x","content":"hi","seq":1e999}"#.to_string()),
-        "[\\PC ]{0,12}".prop_map(|id| format!(r#"{{"action":"sendMessage","id":"{id}","content":""}}"#)),
+        1 => "[0-9]{20,400}".prop_map(|n| format!(r#"{{"action":"stop","reply_to":{n}}}"#)),
+        1 => Just(r#"{"action":"sendMessage","id":"x","content":"hi","seq":1e999}"#.to_string()),
+        1 => "[\\PC ]{0,12}".prop_map(|id| format!(r#"{{"action":"sendMessage","id":"{id}","content":""}}"#)),
+        7 => valid_frame(),
     ]
+}
+
+/// Frames a client could rightly send: questions (fresh ids and resent ones, with contents that
+/// may still be refused), and stop, resume and regenerate naming those questions. `$LAST` stands
+/// for the session's last question when the frame is sent (what regenerate accepts).
+fn valid_frame() -> impl Strategy<Value = String> {
+    let known = prop_oneof![(0..16u8).prop_map(|n| format!("v{n}")), Just("$LAST".to_string())];
+    let fresh = "n[0-9]{8}";
+    let contents = prop_oneof![
+        4 => "[a-zA-Z0-9 ?!.,]{1,60}",
+        1 => ".{0,30}",
+        1 => Just("x".repeat(9000)),
+    ];
+    let question = |ids: BoxedStrategy<String>| {
+        (ids, contents.clone()).prop_map(|(id, content)| {
+            serde_json::json!({"action": "sendMessage", "id": id, "content": content}).to_string()
+        })
+    };
+    let about = |action: &'static str| {
+        known.clone().prop_map(move |id| serde_json::json!({"action": action, "reply_to": id}).to_string())
+    };
+    prop_oneof![
+        4 => question(fresh.boxed()),
+        3 => question(known.clone().boxed()),
+        1 => about("stop"),
+        2 => about("resume"),
+        2 => about("regenerate"),
+        1 => Just(r#"{"action":"ping"}"#.to_string()),
+    ]
+}
+
+/// The codes a frame from a client can earn on a healthy stack without rate limits: the input's
+/// own faults, and the session's state (PROTOCOL.md's table).
+const CLIENT_CODES: [ErrorCode; 10] = [
+    ErrorCode::InvalidJson,
+    ErrorCode::InvalidFrame,
+    ErrorCode::UnknownAction,
+    ErrorCode::EmptyMessage,
+    ErrorCode::MessageTooLarge,
+    ErrorCode::InvalidContent,
+    ErrorCode::InvalidId,
+    ErrorCode::ReplyInProgress,
+    ErrorCode::UnknownMessage,
+    ErrorCode::NotLastQuestion,
+];
+
+/// What the handler's answers were, for the run's own checks.
+#[derive(Debug, Default)]
+struct Answers {
+    questions_acknowledged: usize,
+    resends_acknowledged: usize,
+    regenerations_acknowledged: usize,
+    stops: usize,
+    snapshots: usize,
+    errors: usize,
 }
 
 fn same_history(a: &ChatSession, b: &ChatSession) -> bool {
@@ -85,39 +142,98 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
         Pacing::default(),
     ));
     let (state, before, token) = runtime.block_on(state_and_session(&app));
+    let session_token = chat_wire::Token::parse(&token).unwrap();
     let before = std::cell::RefCell::new(before);
+    let answers = std::cell::RefCell::new(Answers::default());
     let mut runner =
         TestRunner::new(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() });
     runner
         .run(&(frame_text(), any::<bool>()), |(text, binary)| {
+            let last_question =
+                before.borrow().messages.iter().rev().find(|m| m.source == Source::User).map(|m| m.id.clone());
+            let text = text.replace("$LAST", last_question.as_deref().unwrap_or("v0"));
             let mut event = websocket_event("$default", "fuzz-connection=", 0, "127.0.0.1", None);
             event.body = Some(text.clone());
             event.is_base64_encoded = binary;
             let response = runtime.block_on(chat_functions::ws::message(&state, event));
             prop_assert_eq!(response.status_code, 200);
+            let sent = chat_functions::ws::decode_frame(Some(&text), binary).ok();
+            let after = runtime.block_on(app.session(&token));
+            let before_messages = before.borrow().messages.clone();
+            let unchanged = same_history(&before.borrow(), &after);
+            let mut answers = answers.borrow_mut();
             let body = match response.body {
                 Some(aws_lambda_events::encodings::Body::Text(body)) => body,
+                // A stop is answered by the worker's `done`, not by the handler.
+                None if matches!(sent, Some(ClientFrame::Stop { .. })) => {
+                    prop_assert!(unchanged, "{text:?} changed the history");
+                    answers.stops += 1;
+                    return Ok(());
+                }
                 other => return Err(TestCaseError::fail(format!("no frame for {text:?}: {other:?}"))),
             };
             let frame: ServerFrame =
                 serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{body}: {e}")))?;
-            let after = runtime.block_on(app.session(&token));
-            match frame {
-                ServerFrame::Error { code, message, .. } => {
+            match (frame, sent) {
+                (ServerFrame::Error { code, message, .. }, _) => {
                     prop_assert!(!message.is_empty());
-                    prop_assert_ne!(code, ErrorCode::Internal);
-                    prop_assert!(same_history(&before.borrow(), &after), "{text:?} changed the history");
+                    prop_assert!(CLIENT_CODES.contains(&code), "{text:?} got {code:?}: {message}");
+                    prop_assert!(unchanged, "{text:?} changed the history");
+                    answers.errors += 1;
                 }
-                ServerFrame::Ack { id, .. } => prop_assert!(after.messages.iter().any(|m| m.id == id)),
-                ServerFrame::Pong | ServerFrame::Snapshot { .. } => {
-                    prop_assert!(same_history(&before.borrow(), &after))
+                (ServerFrame::Ack { id, reply_id }, Some(ClientFrame::SendMessage { id: sent_id, content })) => {
+                    prop_assert_eq!(&id, &sent_id);
+                    prop_assert_eq!(reply_id, format!("{id}.reply"));
+                    if before_messages.iter().any(|m| m.id == id) {
+                        // A resend: acknowledged again, stored once.
+                        prop_assert!(unchanged, "a resent {id} changed the history");
+                        answers.resends_acknowledged += 1;
+                    } else {
+                        // The history before, plus exactly this question.
+                        prop_assert_eq!(after.messages.len(), before_messages.len() + 1);
+                        prop_assert_eq!(&after.messages[..before_messages.len()], &before_messages[..]);
+                        let added = after.messages.last().unwrap();
+                        prop_assert_eq!((&added.id, &added.msg, added.source), (&id, &content, Source::User));
+                        answers.questions_acknowledged += 1;
+                    }
+                    // As a finished reply would: the session takes its next question.
+                    let id = MessageId::parse(&id).unwrap();
+                    runtime.block_on(state.store.release_reply_lock(&session_token, &id)).unwrap();
                 }
-                other => return Err(TestCaseError::fail(format!("{text:?} got {other:?}"))),
+                (ServerFrame::Ack { id, .. }, Some(ClientFrame::Regenerate { reply_to })) => {
+                    prop_assert_eq!(&id, &reply_to);
+                    // No worker wrote a reply to replace: nothing else changes.
+                    prop_assert!(unchanged, "regenerating {id} changed the history");
+                    answers.regenerations_acknowledged += 1;
+                    let id = MessageId::parse(&id).unwrap();
+                    runtime.block_on(state.store.release_reply_lock(&session_token, &id)).unwrap();
+                }
+                (ServerFrame::Pong, Some(ClientFrame::Ping)) => prop_assert!(unchanged),
+                (
+                    ServerFrame::Snapshot { reply_to, text: shown, .. },
+                    Some(ClientFrame::Resume { reply_to: asked }),
+                ) => {
+                    prop_assert_eq!(&reply_to, &asked);
+                    prop_assert!(
+                        before_messages.iter().any(|m| m.id == reply_to),
+                        "a snapshot of an unknown {reply_to}"
+                    );
+                    prop_assert_eq!(shown, "", "no worker wrote anything");
+                    prop_assert!(unchanged);
+                    answers.snapshots += 1;
+                }
+                (other, sent) => return Err(TestCaseError::fail(format!("{text:?} ({sent:?}) got {other:?}"))),
             }
             *before.borrow_mut() = after;
             Ok(())
         })
         .unwrap();
+    let answers = answers.into_inner();
+    println!("{answers:?}");
+    // The valid frames reached every path: this run proved something about each.
+    assert!(answers.questions_acknowledged >= 20, "{answers:?}");
+    assert!(answers.resends_acknowledged > 0 && answers.regenerations_acknowledged > 0, "{answers:?}");
+    assert!(answers.stops > 0 && answers.snapshots > 0 && answers.errors > 100, "{answers:?}");
 }
 
 #[test]
