@@ -3,6 +3,7 @@
 
 mod abuse;
 mod chat;
+mod config;
 mod crash;
 mod embedded;
 mod failover;
@@ -16,6 +17,7 @@ mod lambda_worker;
 mod limits;
 mod openapi_contract;
 mod outage;
+mod promises;
 mod replies;
 mod tls;
 mod worker;

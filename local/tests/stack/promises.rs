@@ -1,0 +1,259 @@
+//! What README and PROTOCOL.md promise about replies in flight and sessions over time, each told
+//! as a story: a live worker's long reply is never taken over, Redis lost in the middle of a reply
+//! loses nothing, a resend or a resume mid-reply starts nothing new, a stop after the end changes
+//! nothing, and a session lives as long as it is used and then goes all at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chat_local::Options;
+use chat_stub_model::{Pacing, Scripted};
+use chat_testkit::{spawn_app_with, TestApp, WsClient};
+use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+/// A reply read to its `done`, with the snapshots and acks met on the way.
+struct Seen {
+    text: String,
+    snapshots: usize,
+    acks: usize,
+    status: ReplyStatus,
+}
+
+/// Reads frames to the reply's `done`, from `text` on; an `error` frame fails the test.
+async fn read_to_done(ws: &mut WsClient, mut text: ReplyText) -> Seen {
+    let (mut snapshots, mut acks) = (0, 0);
+    loop {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            ServerFrame::Snapshot { next_seq, text: shown, .. } => {
+                text.snapshot(next_seq, &shown);
+                snapshots += 1;
+            }
+            ServerFrame::Ack { .. } => acks += 1,
+            ServerFrame::Done { status, next_seq, .. } => {
+                assert!(!text.has_gap(), "a delta never arrived");
+                assert_eq!(text.next_seq(), next_seq);
+                return Seen { text: text.text().to_string(), snapshots, acks, status };
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Sends a ping and expects the pong as the very next frame: nothing else was on its way.
+async fn nothing_more(ws: &mut WsClient) {
+    ws.send_text(r#"{"action":"ping"}"#).await;
+    assert_eq!(ws.next_frame().await, ServerFrame::Pong, "no frame before the pong");
+}
+
+/// The words `tok0 tok1 ...` the stub writes for `Pacing::fixed_tokens`.
+fn tokens(n: usize) -> String {
+    (0..n).map(|i| format!("tok{i} ")).collect()
+}
+
+#[tokio::test]
+async fn a_live_worker_writing_a_reply_longer_than_its_claim_and_lock_is_never_taken_over() {
+    // A four-second reply against a 0.6 s claim idle and a 2 s reply lock, while a second worker
+    // process polls for entries to reclaim every 200 ms.
+    let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(40), ..Default::default() };
+    let app = spawn_app_with(
+        &[("WORKER_CLAIM_IDLE_MS", "600"), ("RECLAIM_INTERVAL_SECONDS", "1"), ("REPLY_LOCK_SECONDS", "2")],
+        Options::default(),
+        pacing,
+    )
+    .await;
+    let mut poller = app.spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), "600", "poller");
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "talk for four seconds").await;
+    // Past the first lock's two seconds, the session is still busy: its worker renewed the lock.
+    let mut text = ReplyText::default();
+    let asked_again = tokio::time::Instant::now() + Duration::from_millis(2600);
+    while tokio::time::Instant::now() < asked_again {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+    ws.send_message("m2", "me too").await;
+    loop {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+            ServerFrame::Error { code, reply_to, .. } => {
+                assert_eq!((code, reply_to.as_deref()), (ErrorCode::ReplyInProgress, Some("m2")));
+                break;
+            }
+            other => panic!("expected reply_in_progress, got {other:?}"),
+        }
+    }
+    let seen = read_to_done(&mut ws, text).await;
+    assert_eq!(seen.status, ReplyStatus::Done);
+    assert_eq!(seen.snapshots, 0, "no restart: nobody took the reply over");
+    assert_eq!(seen.text, tokens(40));
+    assert_eq!(app.stub.requests().len(), 1, "one model call");
+    let stored: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| (m.id, m.status)).collect();
+    assert_eq!(stored, [("m1".to_string(), ReplyStatus::Done), ("m1.reply".to_string(), ReplyStatus::Done)]);
+    nothing_more(&mut ws).await;
+    poller.start_kill().unwrap();
+    poller.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_lost_in_the_middle_of_a_reply_leaves_it_to_a_retry_that_stores_it_once() {
+    let pacing = Pacing { between_tokens: Duration::from_millis(50), ..Default::default() };
+    let mut app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "600")], Options::default(), pacing).await;
+    let first: String = (0..80).map(|i| format!("first{i} ")).collect();
+    let second: String = (0..10).map(|i| format!("second{i} ")).collect();
+    app.stub.push([Scripted::Reply(first.clone()), Scripted::Reply(second.clone())]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "a long answer, please").await;
+    let mut text = ReplyText::default();
+    match ws.next_frame().await {
+        ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+        other => panic!("expected a delta, got {other:?}"),
+    }
+    // Past the append-only file's one-second fsync: the question and its request are on disk.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.redis.server().stop().await; // SIGKILL, mid-reply (four seconds of text)
+    let refused = tokio_tungstenite::connect_async(format!("{}?token={}", app.ws_url, session.token)).await;
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 503),
+        Err(other) => panic!("expected a 503 handshake, got {other}"),
+        Ok(_) => panic!("a handshake succeeded without Redis"),
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.redis.server().restart().await.unwrap();
+
+    let seen = read_to_done(&mut ws, text).await;
+    assert_eq!(seen.status, ReplyStatus::Done);
+    assert_eq!(seen.text, second, "the client ends with the retry's text alone");
+    assert_eq!(seen.snapshots, 1, "one restart snapshot voided what the first attempt showed");
+    let history = app.session(&session.token).await;
+    let kept: Vec<_> = history.messages.iter().map(|m| (m.id.as_str(), m.source, m.status)).collect();
+    assert_eq!(kept, [("m1", Source::User, ReplyStatus::Done), ("m1.reply", Source::Assistant, ReplyStatus::Done)]);
+    assert_eq!(history.messages[1].msg, second, "one stored reply: the retry's");
+    assert_eq!(app.stub.requests().len(), 2, "the first attempt and its retry");
+    nothing_more(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_question_resent_while_its_reply_streams_is_only_acknowledged() {
+    let pacing = Pacing { between_tokens: Duration::from_millis(30), fixed_tokens: Some(30), ..Default::default() };
+    let app = spawn_app_with(&[], Options::default(), pacing).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "hello").await;
+    let mut text = ReplyText::default();
+    match ws.next_frame().await {
+        ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+        other => panic!("expected a delta, got {other:?}"),
+    }
+    // As the web app resends after a dropped connection.
+    ws.send_message("m1", "hello").await;
+    let seen = read_to_done(&mut ws, text).await;
+    assert_eq!(seen.acks, 1, "the resend was acknowledged");
+    assert_eq!((seen.status, seen.text.as_str()), (ReplyStatus::Done, tokens(30).as_str()));
+    assert_eq!(seen.snapshots, 0);
+    nothing_more(&mut ws).await;
+    assert_eq!(app.stub.requests().len(), 1, "no second model request");
+    assert_eq!(app.session(&session.token).await.messages.len(), 2, "stored once");
+}
+
+#[tokio::test]
+async fn resume_before_the_first_delta_answers_an_empty_snapshot() {
+    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
+    app.stub.push([Scripted::SlowFirstToken(Duration::from_millis(1000))]);
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "think first").await;
+    ws.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
+    match ws.next_frame().await {
+        ServerFrame::Snapshot { id, reply_to, next_seq, text, status } => {
+            assert_eq!((id.as_str(), reply_to.as_str()), ("m1.reply", "m1"));
+            assert_eq!((next_seq, text.as_str(), status), (0, "", ReplyStatus::Streaming));
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+    let seen = read_to_done(&mut ws, ReplyText::default()).await;
+    assert_eq!((seen.status, seen.text.as_str()), (ReplyStatus::Done, "You said: think first"));
+}
+
+#[tokio::test]
+async fn stop_on_a_finished_reply_changes_nothing() {
+    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    ws.ask("m1", "quick one").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+    let before = app.session(&session.token).await;
+    ws.send_text(r#"{"action":"stop","reply_to":"m1"}"#).await;
+    nothing_more(&mut ws).await;
+    assert_eq!(app.session(&session.token).await.messages, before.messages, "the reply is as it was");
+    // Nor does the stop linger for the next reply.
+    ws.ask("m2", "and another").await;
+    let reply = ws.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{:?}", reply.end);
+    assert_eq!(reply.text, "You said: and another");
+}
+
+/// Every key this stack's Redis holds but the request stream (the workers' own).
+async fn session_keys_left(app: &TestApp) -> Vec<String> {
+    let mut redis = app.redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis).await.unwrap();
+    keys.into_iter().filter(|k| k != &app.config.request_stream).collect()
+}
+
+#[tokio::test]
+async fn a_session_lives_while_it_is_used_and_then_expires_whole() {
+    const TTL: u64 = 4;
+    let app = spawn_app_with(
+        // Rate windows shorter than the session: their counters are gone before it is.
+        &[("SESSION_TTL_SECONDS", "4"), ("RATE_LIMIT_WINDOW_SECONDS", "1")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    // Four questions 1.5 s apart: six seconds, past the four-second TTL of the first.
+    for i in 0..4 {
+        ws.ask(&format!("m{i}"), &format!("question {i}")).await;
+        assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+        // Every key of the session, its connection's mapping included, now lives TTL from now.
+        let mut redis = app.redis().await;
+        let keys = session_keys_left(&app).await;
+        assert!(keys.iter().any(|k| k.starts_with("chat:conn:")), "the connection's mapping: {keys:?}");
+        for key in &keys {
+            if key.ends_with(":rate")
+                || key.ends_with(":reads")
+                || key.ends_with(":frames")
+                || key.starts_with("chat:ip:")
+            {
+                continue; // rate windows' counters
+            }
+            let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut redis).await.unwrap();
+            assert!((TTL as i64 - 1..=TTL as i64).contains(&ttl), "question {i}: {key} has TTL {ttl}");
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    assert_eq!(app.session(&session.token).await.messages.len(), 8, "alive after six seconds of use");
+
+    // Then nothing for longer than the TTL: everything goes, together.
+    tokio::time::sleep(Duration::from_secs(TTL) + Duration::from_millis(500)).await;
+    assert_eq!(session_keys_left(&app).await, Vec::<String>::new(), "no key of the session is left");
+    assert_eq!(app.history(&session.token).await.0, 400);
+    let refused = tokio_tungstenite::connect_async(format!("{}?token={}", app.ws_url, session.token)).await;
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        Err(other) => panic!("expected a 403 handshake, got {other}"),
+        Ok(_) => panic!("an expired session's handshake succeeded"),
+    }
+    // The open connection's frames are told to reconnect (which the handshake then refuses).
+    ws.send_message("m4", "still there?").await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::Reconnect),
+        other => panic!("expected reconnect, got {other:?}"),
+    }
+}
