@@ -100,16 +100,28 @@ impl std::fmt::Debug for Config {
             .field("redis_wait", &self.redis_wait)
             .field("redis_iam", &self.redis_iam)
             .field("session_ttl", &self.session_ttl)
+            .field("max_name_chars", &self.max_name_chars)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("context_messages", &self.context_messages)
+            .field("max_history_messages", &self.max_history_messages)
+            .field("max_history_bytes", &self.max_history_bytes)
+            .field("history_page_bytes", &self.history_page_bytes)
+            .field("max_connections_per_session", &self.max_connections_per_session)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
             .field("request_stream", &self.request_stream)
+            .field("request_stream_maxlen", &self.request_stream_maxlen)
+            .field("worker_group", &self.worker_group)
             .field("reply_lock", &self.reply_lock)
             .field("ws_management_endpoint", &self.ws_management_endpoint)
+            .field("aws_region", &self.aws_region)
+            .field("management_timeout", &self.management_timeout)
+            .field("management_retries", &self.management_retries)
             .field("worker_function_name", &self.worker_function_name)
             .field("model", &self.model)
             .field("worker", &self.worker)
             .field("secrets", &self.secrets)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -183,9 +195,11 @@ pub struct ModelConfig {
     pub seed: Option<u64>,
     /// `MODEL_CONNECT_TIMEOUT_SECONDS` (10).
     pub connect_timeout: Duration,
-    /// `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` (60): longest wait for the response headers.
+    /// `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` (60): longest wait for the reply's first text, from
+    /// the request.
     pub first_token_timeout: Duration,
-    /// `MODEL_IDLE_TIMEOUT_SECONDS` (30): longest silence between two chunks of a stream.
+    /// `MODEL_IDLE_TIMEOUT_SECONDS` (30): longest silence between two chunks of a stream, after
+    /// its first text.
     pub idle_timeout: Duration,
     /// `MODEL_RETRIES` (2): retries of a 429/5xx/connection failure before the first token.
     pub retries: u32,
@@ -200,9 +214,17 @@ impl std::fmt::Debug for ModelConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
+            .field("system_prompt", &self.system_prompt)
             .field("max_reply_tokens", &self.max_reply_tokens)
+            .field("context_tokens", &self.context_tokens)
             .field("temperature", &self.temperature)
-            .finish_non_exhaustive()
+            .field("seed", &self.seed)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_token_timeout", &self.first_token_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("retries", &self.retries)
+            .field("retry_base", &self.retry_base)
+            .finish()
     }
 }
 

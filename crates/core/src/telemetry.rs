@@ -7,12 +7,7 @@ use tracing_subscriber::EnvFilter;
 /// precedence: `AWS_LAMBDA_LOG_LEVEL` (the function's logging configuration) over `RUST_LOG`, then
 /// `info`. Calling it twice is harmless.
 pub fn init_tracing() {
-    let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .map(|l| l.to_lowercase())
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+    let filter = EnvFilter::new(log_filter(&|name| std::env::var(name).ok()));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // An error only means a subscriber is installed already (a second call in one process).
@@ -24,4 +19,14 @@ pub fn init_tracing() {
     } else {
         builder.try_init()
     };
+}
+
+/// The log filter `var` (a variable's value by name) asks for: `AWS_LAMBDA_LOG_LEVEL`, else a valid
+/// `RUST_LOG`, else `info`.
+pub fn log_filter(var: &dyn Fn(&str) -> Option<String>) -> String {
+    var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|level| level.to_lowercase())
+        .or_else(|| var("RUST_LOG"))
+        .filter(|filter| EnvFilter::try_new(filter).is_ok())
+        .unwrap_or_else(|| "info".into())
 }
