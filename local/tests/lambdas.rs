@@ -1,6 +1,7 @@
 //! The real Lambda binaries, served by `cargo lambda watch` (the Lambda runtime API emulator) and
 //! invoked with real API Gateway event payloads (`functions/tests/fixtures/`), against a real
-//! redis-server: each function's response and its effects in Redis.
+//! redis-server: each function's response and its effects in Redis, and the message function
+//! waking the worker function through the Lambda Invoke API (`WORKER_FUNCTION_NAME`).
 //!
 //! The functions read their Redis URL and model key the production way, from Secrets Manager,
 //! here LocalStack's (`AWS_ENDPOINT_URL`); the environment holds only the secrets' ARNs.
@@ -87,6 +88,10 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
         .env("REDIS_URL_SECRET_ARN", &arns["REDIS_URL_SECRET_ARN"])
         .env("OPENAI_API_KEY_SECRET_ARN", &arns["OPENAI_API_KEY_SECRET_ARN"])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        // The message function wakes the worker as on AWS: an asynchronous Invoke of the worker
+        // function, here on cargo lambda's own Invoke API.
+        .env("WORKER_FUNCTION_NAME", "worker")
+        .env("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{port}"))
         .env("APP_ENV", "production")
         .env("ALLOWED_ORIGINS", "https://d111111abcdef8.cloudfront.net")
         .env("OPENAI_BASE_URL", stub.base_url())
@@ -141,12 +146,20 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     let queued: usize = conn.xlen("chat:requests").await.unwrap();
     assert_eq!(queued, 1);
 
-    // The worker (as the schedule invokes it) drains the stream: the reply is stored, and the
-    // connection the Management API calls gone is forgotten.
-    let response = invoke(&http, port, "worker", &fixture("worker-schedule.json", "")).await;
-    assert_eq!(response, serde_json::json!({"processed": 1}));
-    let order: Vec<String> = conn.lrange(chat_testkit::session_keys(&token).order, 0, -1).await.unwrap();
+    // The message function invoked the worker (WORKER_FUNCTION_NAME), which drained the stream:
+    // the reply is stored, and the connection the Management API calls gone is forgotten.
+    let order_key = chat_testkit::session_keys(&token).order;
+    let answered = chat_testkit::wait::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
+        let (mut conn, key) = (conn.clone(), order_key.clone());
+        async move { conn.lrange::<_, Vec<String>>(key, 0, -1).await.unwrap().len() == 2 }
+    })
+    .await;
+    assert!(answered, "the worker the message function invoked answered the question");
+    let order: Vec<String> = conn.lrange(&order_key, 0, -1).await.unwrap();
     assert_eq!(order, ["m1", "m1.reply"]);
+    // The schedule's invocation (the minute's reclaim) finds nothing left.
+    let response = invoke(&http, port, "worker", &fixture("worker-schedule.json", "")).await;
+    assert_eq!(response, serde_json::json!({"processed": 0}));
     let reply: String = conn.hget(chat_testkit::session_keys(&token).messages, "m1.reply").await.unwrap();
     assert!(reply.contains("You said: What is Rust?"), "{reply}");
     let conns: Vec<String> = conn.smembers(chat_testkit::session_keys(&token).conns).await.unwrap();

@@ -69,7 +69,13 @@ async fn every_connection_of_the_session_receives_the_reply(kind: StoreKind) {
     phone.ask("m1", "hello there").await;
     let on_phone = phone.read_reply().await;
     let on_laptop = laptop.read_reply().await;
-    assert_eq!(on_phone.text, on_laptop.text);
+    let stored = app.session(&session.token).await.messages.pop().unwrap();
+    assert_eq!((stored.id.as_str(), stored.status), ("m1.reply", ReplyStatus::Done));
+    assert_eq!(stored.msg, "You said: hello there");
+    for (device, reply) in [("phone", on_phone), ("laptop", on_laptop)] {
+        assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }), "{device}: {:?}", reply.end);
+        assert_eq!(reply.text, stored.msg, "{device} shows the stored reply");
+    }
 }
 
 #[tokio::test]
@@ -166,11 +172,20 @@ async fn a_second_message_while_a_reply_streams_is_refused() {
         }
         other => panic!("expected reply_in_progress, got {other:?}"),
     }
-    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    // Refused means neither stored nor queued.
+    assert_eq!(app.stream_len().await, 1, "only m1's request is queued");
+    let reply = ws.read_reply().await;
+    assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
+    assert_eq!(reply.text, "You said: slow one");
+    let stored: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| (m.id, m.msg)).collect();
+    assert_eq!(stored, [("m1".to_string(), "slow one".to_string()), ("m1.reply".into(), "You said: slow one".into())]);
     ws.ask("m2", "now it is my turn").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
-    let ids: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| m.id).collect();
-    assert_eq!(ids, ["m1", "m1.reply", "m2", "m2.reply"]);
+    let stored: Vec<_> = app.session(&session.token).await.messages.into_iter().map(|m| (m.id, m.msg)).collect();
+    let expected = [("m1", "slow one"), ("m1.reply", "You said: slow one"), ("m2", "now it is my turn")];
+    assert_eq!(stored[..3], expected.map(|(id, msg)| (id.to_string(), msg.to_string())));
+    assert_eq!(stored[3], ("m2.reply".to_string(), "You said: now it is my turn".to_string()));
+    assert_eq!(app.stream_len().await, 2, "the refused question was queued once, when it was taken");
 }
 
 async fn a_closed_connection_is_forgotten(kind: StoreKind) {
@@ -193,7 +208,8 @@ async fn a_closed_connection_is_forgotten(kind: StoreKind) {
 
 async fn many_conversations_are_answered_at_once(kind: StoreKind) {
     let app = spawn_app_on(kind).await;
-    let delay = std::time::Duration::from_millis(300);
+    // Long enough that the five requests overlap however the worker's reads fall.
+    let delay = std::time::Duration::from_millis(1500);
     app.stub.push((0..5).map(|_| chat_stub_model::Scripted::SlowFirstToken(delay)));
     let mut sessions = Vec::new();
     for i in 0..5 {
@@ -221,7 +237,7 @@ async fn many_conversations_are_answered_at_once(kind: StoreKind) {
     for (i, ws) in clients.iter_mut().enumerate() {
         assert_eq!(ws.read_reply().await.text, format!("You said: question {i}"));
     }
-    assert!(app.stub.max_in_flight() >= 2, "replies were generated concurrently: {}", app.stub.max_in_flight());
+    assert_eq!(app.stub.max_in_flight(), 5, "the five replies were generated at the same time");
 }
 
 #[tokio::test]
