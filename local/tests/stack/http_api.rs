@@ -48,19 +48,20 @@ async fn a_name_gets_a_token_by_form_multipart_or_json() {
 async fn bad_names_get_a_400_with_a_detail() {
     let app = spawn_app().await;
     let long = "x".repeat(65);
-    for (name, detail) in
-        [("   ", "the name must not be blank"), (long.as_str(), "the name must be at most 64 characters")]
-    {
+    // PROTOCOL.md: 400 with a `detail` a person can read and the code `invalid_name` (the exact
+    // sentence is the product's to improve; only the expired session's is the seed's contract).
+    for name in ["   ", long.as_str(), "a\u{7}b"] {
         let response = app.http.post(format!("{}/token", app.base)).form(&[("name", name)]).send().await.unwrap();
-        assert_eq!(response.status(), 400);
+        assert_eq!(response.status(), 400, "{name:?}");
         let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(body["detail"], detail);
+        assert!(body["detail"].as_str().is_some_and(|d| !d.trim().is_empty()), "{body}");
         assert_eq!(body["code"], "invalid_name");
     }
     let response = app.http.post(format!("{}/token", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["detail"], "the form field `name` is required");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.trim().is_empty()), "{body}");
+    assert_eq!(body["code"], "invalid_name");
     let response = app
         .http
         .post(format!("{}/token", app.base))
