@@ -24,17 +24,24 @@ fn spawn_worker(app: &TestApp, name: &str) -> Child {
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to a worker process.
-fn signal(worker: &Child, signal: &str) {
+async fn signal(worker: &Child, signal: &str) {
     let pid = worker.id().expect("the worker runs").to_string();
-    let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+    let sent = tokio::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().await.unwrap();
     assert!(sent.success(), "kill -{signal} {pid}");
 }
 
-/// What the model writes at attempt `attempt` of round `round`: about 600 ms of text at 15 ms a
-/// word, different from the first word on.
-fn attempt_text(round: usize, attempt: &str) -> String {
-    let words: Vec<String> = (0..40).map(|i| format!("r{round}{attempt}{i}")).collect();
+/// What the model writes at attempt `attempt` of round `round`, `words` long (15 ms a word),
+/// different from the first word on.
+fn attempt_text(round: usize, attempt: &str, words: usize) -> String {
+    let words: Vec<String> = (0..words).map(|i| format!("r{round}{attempt}{i}")).collect();
     format!("{attempt} attempt: {}", words.join(" "))
+}
+
+/// Whether the process `pid` is stopped (SIGSTOP), as /proc shows its state.
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "pid (name) S ...": the state follows the name's closing parenthesis.
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
 }
 
 /// Reads a reply's first two deltas (the worker is mid-reply).
@@ -66,7 +73,7 @@ async fn rest_of_reply(
                 text.snapshot(next_seq, &shown);
                 snapshots += 1;
                 if let Some(zombie) = paused.filter(|_| snapshots == 1) {
-                    signal(zombie, "CONT");
+                    signal(zombie, "CONT").await;
                 }
             }
             ServerFrame::Done { status, next_seq, .. } => {
@@ -97,7 +104,9 @@ async fn workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing(kind: Sto
     let rounds = killed + paused;
     let mut answers = Vec::new();
     for round in 0..rounds {
-        let (first, second) = (attempt_text(round, "first"), attempt_text(round, "second"));
+        // The first attempt runs for three seconds: it is cut (killed or paused) long before its
+        // end, however slow this machine is.
+        let (first, second) = (attempt_text(round, "first", 200), attempt_text(round, "second", 40));
         app.stub.push([Scripted::Reply(first.clone()), Scripted::Reply(second.clone())]);
         let id = format!("q{round}");
         ws.ask(&id, &format!("round {round}")).await;
@@ -110,7 +119,7 @@ async fn workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing(kind: Sto
             worker = spawn_worker(&app, &next);
             None
         } else {
-            signal(&worker, "STOP");
+            signal(&worker, "STOP").await;
             Some(std::mem::replace(&mut worker, spawn_worker(&app, &next)))
         };
         let (text, snapshots) = rest_of_reply(&mut ws, shown, zombie.as_ref(), round).await;
@@ -118,7 +127,10 @@ async fn workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing(kind: Sto
         assert_eq!(snapshots, 1, "round {round}: one restart snapshot voids the first attempt's text");
         assert_eq!(app.stub.requests().len(), 2 * (round + 1), "round {round}: exactly two model requests");
         if let Some(mut zombie) = zombie {
-            // The woken worker had its model stream in its socket: give it time to try to use it.
+            // The woken worker runs again, with its model stream in its socket to use: give it
+            // time to try.
+            let pid = zombie.id().expect("the zombie runs");
+            assert!(!stopped(pid), "round {round}: the zombie was woken");
             tokio::time::sleep(Duration::from_millis(800)).await;
             ws.send_text(r#"{"action":"ping"}"#).await;
             assert_eq!(ws.next_frame().await, ServerFrame::Pong, "round {round}: the zombie sent nothing more");

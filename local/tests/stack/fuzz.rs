@@ -107,7 +107,24 @@ struct Answers {
     regenerations_acknowledged: usize,
     stops: usize,
     snapshots: usize,
+    pongs: usize,
     errors: usize,
+}
+
+/// A frame no healthy stack may refuse: a ping, or a new question with a fresh id and plain text
+/// (the session takes its next question after each ack in this run).
+fn certainly_accepted(frame: &ClientFrame, history: &ChatSession) -> bool {
+    match frame {
+        ClientFrame::Ping => true,
+        ClientFrame::SendMessage { id, content } => {
+            id.starts_with('n')
+                && !content.trim().is_empty()
+                && content.len() <= 8192
+                && content.chars().all(|c| c.is_ascii_alphanumeric() || " ?!.,".contains(c))
+                && !history.messages.iter().any(|m| &m.id == id)
+        }
+        _ => false,
+    }
 }
 
 fn same_history(a: &ChatSession, b: &ChatSession) -> bool {
@@ -174,6 +191,12 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
             };
             let frame: ServerFrame =
                 serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{body}: {e}")))?;
+            if sent.as_ref().is_some_and(|sent| certainly_accepted(sent, &before.borrow())) {
+                prop_assert!(
+                    matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Pong),
+                    "{text:?} was refused: {frame:?}"
+                );
+            }
             match (frame, sent) {
                 (ServerFrame::Error { code, message, .. }, _) => {
                     prop_assert!(!message.is_empty());
@@ -208,7 +231,10 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                     let id = MessageId::parse(&id).unwrap();
                     runtime.block_on(state.store.release_reply_lock(&session_token, &id)).unwrap();
                 }
-                (ServerFrame::Pong, Some(ClientFrame::Ping)) => prop_assert!(unchanged),
+                (ServerFrame::Pong, Some(ClientFrame::Ping)) => {
+                    prop_assert!(unchanged);
+                    answers.pongs += 1;
+                }
                 (
                     ServerFrame::Snapshot { reply_to, text: shown, .. },
                     Some(ClientFrame::Resume { reply_to: asked }),
@@ -233,7 +259,7 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
     // The valid frames reached every path: this run proved something about each.
     assert!(answers.questions_acknowledged >= 20, "{answers:?}");
     assert!(answers.resends_acknowledged > 0 && answers.regenerations_acknowledged > 0, "{answers:?}");
-    assert!(answers.stops > 0 && answers.snapshots > 0 && answers.errors > 100, "{answers:?}");
+    assert!(answers.stops > 0 && answers.snapshots > 0 && answers.pongs > 0 && answers.errors > 100, "{answers:?}");
 }
 
 #[test]
