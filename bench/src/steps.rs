@@ -30,6 +30,7 @@ fn question(id: &str, text: &str) -> ChatMessage {
         reply_to: None,
         model: None,
         next_seq: None,
+        usage: None,
     }
 }
 

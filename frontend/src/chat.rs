@@ -1,7 +1,7 @@
 //! The conversation as the page shows it, and how each server frame changes it. Pure logic: no
 //! browser, so it is unit-tested on the host.
 
-use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source, Usage};
 
 /// Where a message the person sent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +35,8 @@ pub struct UiMessage {
     pub model: Option<String>,
     /// For replies: a `resume` was sent for a hole in the deltas and not yet answered.
     pub resuming: bool,
+    /// For finished replies: the tokens they took (and their price), when the provider counted.
+    pub usage: Option<Usage>,
 }
 
 impl UiMessage {
@@ -51,6 +53,7 @@ impl UiMessage {
             reply_to: message.reply_to,
             model: message.model,
             resuming: false,
+            usage: message.usage,
         }
     }
 }
@@ -103,6 +106,7 @@ impl Conversation {
             reply_to: None,
             model: None,
             resuming: false,
+            usage: None,
         });
     }
 
@@ -199,12 +203,13 @@ impl Conversation {
                 }
                 None
             }
-            ServerFrame::Done { id, reply_to, status, model, next_seq } => {
+            ServerFrame::Done { id, reply_to, status, model, next_seq, usage } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 let missed = reply.reply.has_gap() || reply.reply.next_seq() < next_seq;
                 let incomplete = reply.status == ReplyStatus::Streaming && missed;
                 reply.status = status;
                 reply.model = model;
+                reply.usage = usage;
                 self.stale |= incomplete;
                 None
             }
@@ -283,6 +288,7 @@ impl Conversation {
                 reply_to: Some(reply_to.to_string()),
                 model: None,
                 resuming: false,
+                usage: None,
             },
         );
         &mut self.messages[after]
@@ -316,6 +322,7 @@ mod tests {
                 status: ReplyStatus::Done,
                 model: None,
                 next_seq: 2,
+                usage: None,
             },
             "t",
         );
@@ -339,6 +346,7 @@ mod tests {
                 status: ReplyStatus::Done,
                 model: None,
                 next_seq: 4,
+                usage: None,
             },
             "t",
         );
@@ -392,6 +400,7 @@ mod tests {
                 status: ReplyStatus::Error,
                 model: None,
                 next_seq: 1,
+                usage: None,
             },
             "t",
         );
@@ -477,6 +486,7 @@ mod tests {
             reply_to: None,
             model: None,
             next_seq: None,
+            usage: None,
         };
         chat.load(vec![question]);
         assert_eq!(chat.unanswered(), Some(("m1".to_string(), "stored, never queued".to_string())));
@@ -497,6 +507,7 @@ mod tests {
                 status: ReplyStatus::Done,
                 model: None,
                 next_seq: 2,
+                usage: None,
             },
             "t",
         );
@@ -535,6 +546,7 @@ mod tests {
             reply_to: None,
             model: None,
             next_seq: None,
+            usage: None,
         };
         chat.load(vec![stored]);
         let ids: Vec<_> = chat.messages.iter().map(|m| m.id.as_str()).collect();

@@ -22,6 +22,7 @@ use crate::http;
     components(schemas(
         chat_wire::ChatSession,
         chat_wire::ChatMessage,
+        chat_wire::Usage,
         chat_wire::Source,
         chat_wire::ReplyStatus,
         chat_wire::ErrorBody,

@@ -210,6 +210,7 @@ async fn send_message(
         reply_to: None,
         model: None,
         next_seq: None,
+        usage: None,
     };
     match state.store.accept_user_message(&token, &message).await? {
         Ok(()) => request_reply(state, context, token, &id).await?,

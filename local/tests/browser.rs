@@ -199,8 +199,12 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_person_chats_in_a_real_browser() {
-    let mut stack =
-        Stack::start("story", Pacing { between_tokens: Duration::from_millis(25), ..Default::default() }, &[]).await;
+    let mut stack = Stack::start(
+        "story",
+        Pacing { between_tokens: Duration::from_millis(25), ..Default::default() },
+        &[("MODEL_PRICES", "stub=100/200")],
+    )
+    .await;
     let client = stack.client.clone();
     client.goto(&stack.site_url).await.unwrap();
 
@@ -232,11 +236,27 @@ async fn a_person_chats_in_a_real_browser() {
         )
         .await
         .unwrap();
-    send(&client, "Hello there, assistant").await;
-    wait_for(&client, "the full reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Hello there, assistant')"), 10).await;
+    send(&client, "Hello there, assistant: tell me about the weather, the sea and the mountains today").await;
+    wait_for(&client, "the full reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Hello there, assistant: tell me about the weather, the sea and the mountains today')"), 10).await;
+    // What the reply took, in its footer and as the conversation's total (MODEL_PRICES prices
+    // the stub).
+    wait_for(
+        &client,
+        "the reply's usage",
+        &format!("{LAST_AI}.querySelector('.usage')?.innerText.includes('tokens · $')"),
+        5,
+    )
+    .await;
+    wait_for(
+        &client,
+        "the conversation's total",
+        "document.querySelector('[data-testid=total-usage]')?.innerText.includes('tokens · $')",
+        5,
+    )
+    .await;
     let partial = client.execute("return window.__partial;", vec![]).await.unwrap();
     let partial: Vec<(String, String)> = serde_json::from_value(partial).unwrap();
-    let full = "You said: Hello there, assistant";
+    let full = "You said: Hello there, assistant: tell me about the weather, the sea and the mountains today";
     let shown: Vec<&str> = partial.iter().map(|(_, text)| text.trim()).collect();
     assert!(partial.iter().all(|(id, _)| id == &partial[0].0), "one reply: {partial:?}");
     assert!(
@@ -570,6 +590,7 @@ async fn bench_frontend() {
             reply_to: None,
             model: None,
             next_seq: None,
+            usage: None,
         };
         assert_eq!(store.accept_user_message(&token, &question).await.unwrap(), Ok(()));
         let reply = chat_wire::ChatMessage {

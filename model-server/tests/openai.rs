@@ -8,7 +8,7 @@ use chat_core::Config;
 use chat_model::engine::{Engine, EngineSettings};
 use chat_model::server::{self, Defaults};
 use chat_model::ModelServerConfig;
-use chat_worker::{ContextMessage, ModelClient, ModelError};
+use chat_worker::{ContextMessage, ModelClient, ModelError, Piece};
 use futures_util::StreamExt;
 
 fn engine() -> Engine {
@@ -50,11 +50,19 @@ async fn streams_a_reply_in_several_pieces() {
     let (client, _) = client(&[("MAX_REPLY_TOKENS", "40")]).await;
     let mut stream = client.stream_chat(&ask("What is the capital of France?")).await.unwrap();
     let mut pieces = Vec::new();
+    let mut usage = None;
     while let Some(piece) = stream.next().await {
-        pieces.push(piece.unwrap());
+        match piece.unwrap() {
+            Piece::Text(text) => pieces.push(text),
+            Piece::Usage(counted) => usage = Some(counted),
+        }
     }
     assert!(pieces.len() > 1, "streamed in {} pieces", pieces.len());
     assert!(!pieces.concat().trim().is_empty());
+    // The embedded server counts the tokens it read and wrote; the worker reads its count.
+    let usage = usage.expect("a usage count after the text");
+    assert!(usage.prompt_tokens > 5, "{usage:?}");
+    assert!((1..=40).contains(&usage.completion_tokens), "{usage:?}");
 }
 
 #[tokio::test]

@@ -69,6 +69,7 @@ mod tests {
             reply_to: None,
             model: None,
             next_seq: None,
+            usage: None,
         }
     }
 

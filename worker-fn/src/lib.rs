@@ -21,6 +21,6 @@ pub mod worker;
 
 pub use chat_core::management as notify;
 pub use chat_core::ManagementApi;
-pub use provider::{ContextMessage, ModelClient, ModelError};
+pub use provider::{ContextMessage, ModelClient, ModelError, Piece};
 pub use serve::INVOCATION_READ_BLOCK;
 pub use worker::{Outcome, Worker};

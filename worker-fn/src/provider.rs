@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use chat_core::ModelConfig;
-use chat_wire::ErrorCode;
+use chat_wire::{ErrorCode, Usage};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -90,8 +90,18 @@ impl ModelError {
     }
 }
 
-/// The reply's text as it arrives, piece by piece.
-pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<String, ModelError>> + Send>>;
+/// What the model's stream carries: the reply's text piece by piece, and (from providers that
+/// count, after the text) the tokens it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A piece of the reply's text.
+    Text(String),
+    /// The provider's count of the request's tokens (no price yet).
+    Usage(Usage),
+}
+
+/// The reply as it arrives.
+pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<Piece, ModelError>> + Send>>;
 
 /// A Chat Completions client. Holds one pooled HTTP client: build it once per process.
 #[derive(Clone)]
@@ -125,6 +135,16 @@ struct Chunk {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     error: Option<ApiErrorDetail>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -209,7 +229,11 @@ impl ModelClient {
     pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
         let deadline = tokio::time::Instant::now() + self.config.first_token_timeout;
         let response = self.send(messages, false, deadline).await?;
-        let body: Chunk = response.json().await.map_err(|e| ModelError::Unavailable(e.to_string()))?;
+        // The whole text is the first text: the same deadline bounds reading it.
+        let body: Chunk = tokio::time::timeout_at(deadline, response.json())
+            .await
+            .map_err(|_| ModelError::Timeout)?
+            .map_err(|e| ModelError::Unavailable(e.to_string()))?;
         Ok(body.choices.into_iter().next().and_then(|c| c.message.and_then(|m| m.content)).unwrap_or_default())
     }
 
@@ -225,6 +249,7 @@ impl ModelClient {
             idle: self.config.idle_timeout,
             finished: false,
             saw_finish: false,
+            usage: None,
         };
         Ok(Box::pin(futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next_delta().await?;
@@ -301,17 +326,19 @@ struct SseState {
     idle: Duration,
     finished: bool,
     saw_finish: bool,
+    /// The provider's token count, sent after the text.
+    usage: Option<Usage>,
 }
 
 impl SseState {
-    async fn next_delta(&mut self) -> Option<Result<String, ModelError>> {
+    async fn next_delta(&mut self) -> Option<Result<Piece, ModelError>> {
         while !self.finished {
             let deadline = self.first_text_by.unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
             let event = match tokio::time::timeout_at(deadline, self.events.next()).await {
                 Err(_) => return self.fail(ModelError::Timeout),
                 Ok(None) if self.saw_finish => {
                     self.finished = true;
-                    return None;
+                    break;
                 }
                 Ok(None) => {
                     return self
@@ -323,7 +350,7 @@ impl SseState {
             let data = event.data.trim();
             if data == "[DONE]" {
                 self.finished = true;
-                return None;
+                break;
             }
             if data.is_empty() {
                 continue;
@@ -335,20 +362,30 @@ impl SseState {
             if let Some(error) = chunk.error {
                 return self.fail(ModelError::Unavailable(error.message));
             }
+            if let Some(usage) = chunk.usage {
+                // The last count wins (some servers count in every chunk); it goes out at the end.
+                self.usage = Some(Usage {
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    cost_micro_usd: None,
+                });
+            }
             let Some(choice) = chunk.choices.into_iter().next() else { continue };
             if choice.finish_reason.is_some() {
                 self.saw_finish = true;
             }
             if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
                 self.first_text_by = None;
-                return Some(Ok(text));
+                return Some(Ok(Piece::Text(text)));
             }
         }
-        None
+        // A finished stream's last item: the provider's count, if it gave one.
+        self.usage.take().map(|usage| Ok(Piece::Usage(usage)))
     }
 
-    fn fail(&mut self, error: ModelError) -> Option<Result<String, ModelError>> {
+    fn fail(&mut self, error: ModelError) -> Option<Result<Piece, ModelError>> {
         self.finished = true;
+        self.usage = None;
         Some(Err(error))
     }
 }

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use chat_core::store::now_rfc3339;
 use chat_core::{Config, Refusal, ReplyRequest, Store, StoreError, StreamEntry};
-use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source};
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source, Usage};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::context::build_context;
 use crate::notify::ManagementApi;
-use crate::provider::{DeltaStream, ModelClient, ModelError};
+use crate::provider::{DeltaStream, ModelClient, ModelError, Piece};
 use crate::relay::{Relay, Relayed};
 
 /// How one entry ended.
@@ -164,7 +164,8 @@ impl Worker {
             relay.send(&restart_snapshot(request, next_seq)).await;
         }
 
-        let (text, ending) = self.generate(model_call, started_early, &mut relay).await;
+        let mut usage = None;
+        let (text, ending) = self.generate(model_call, started_early, &mut relay, &mut usage).await;
         let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
         reply.status = match ending {
             Ending::Abandoned(outcome) => return Ok(outcome),
@@ -185,6 +186,7 @@ impl Worker {
         };
         reply.msg = text;
         reply.timestamp = now_rfc3339();
+        reply.usage = usage.map(|usage| self.priced(usage));
         // Kept with the stored reply: a `done` sent again after a crash carries it too.
         reply.next_seq = Some(relay.seq);
         match self.store.store_reply(token, &reply, &request.message_id, relay.seq).await? {
@@ -199,9 +201,19 @@ impl Worker {
                 status,
                 model,
                 next_seq: relay.seq,
+                usage: reply.usage,
             })
             .await;
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
+    }
+
+    /// `usage` with its cost, when `MODEL_PRICES` prices this worker's model.
+    fn priced(&self, usage: Usage) -> Usage {
+        let cost = self.config.model.price_of(self.model.model_name());
+        Usage {
+            cost_micro_usd: cost.map(|price| price.cost_micro_usd(usage.prompt_tokens, usage.completion_tokens)),
+            ..usage
+        }
     }
 
     /// The reply to `request` as it starts: empty, `streaming`, by this worker's model.
@@ -215,6 +227,7 @@ impl Worker {
             reply_to: Some(request.message_id.to_string()),
             model: Some(self.model.model_name().to_string()),
             next_seq: None,
+            usage: None,
         }
     }
 
@@ -256,6 +269,7 @@ impl Worker {
             status: ReplyStatus::Error,
             model: reply.model,
             next_seq: relay.seq,
+            usage: None,
         };
         relay.send(&done).await;
         Ok(Outcome::GaveUp)
@@ -287,6 +301,7 @@ impl Worker {
             status: stored.status,
             model: stored.model,
             next_seq: stored.next_seq.unwrap_or(0),
+            usage: stored.usage,
         };
         let begun = chat_core::Begun { next_seq: 0, restarted: false, connections: connections? };
         Relay::start(self, entry_id, request, begun).send(&done).await;
@@ -296,12 +311,14 @@ impl Worker {
     /// Streams the model's reply through the relay: the first piece at once, later pieces at most
     /// one post per [`Worker::delta_interval`], each post carrying what arrived since the last. Returns the whole text and how it ended. A stop
     /// request drops the model's stream, which cancels the upstream request. `model_call` is the
-    /// call in flight, or its outcome when it already came (`started_early`).
+    /// call in flight, or its outcome when it already came (`started_early`). The provider's token
+    /// count, when it gives one, is put in `usage`.
     async fn generate(
         &self,
         mut model_call: std::pin::Pin<&mut impl Future<Output = Result<DeltaStream, ModelError>>>,
         started_early: Option<Result<DeltaStream, ModelError>>,
         relay: &mut Relay<'_>,
+        usage: &mut Option<Usage>,
     ) -> (String, Ending) {
         let started_at = Instant::now();
         let mut text = String::new();
@@ -345,7 +362,11 @@ impl Worker {
                     };
                 }
                 item = stream.next() => match item {
-                    Some(Ok(piece)) => {
+                    Some(Ok(Piece::Usage(counted))) => {
+                        *usage = Some(counted);
+                        continue;
+                    }
+                    Some(Ok(Piece::Text(piece))) => {
                         text.push_str(&piece);
                         pending.push_str(&piece);
                         if let Some(posted) = last_post {

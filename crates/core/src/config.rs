@@ -205,6 +205,53 @@ pub struct ModelConfig {
     pub retries: u32,
     /// `MODEL_RETRY_BASE_MS` (500): first backoff; doubles each retry (a `Retry-After` wins).
     pub retry_base: Duration,
+    /// `MODEL_PRICES` (none): US dollars per million prompt and completion tokens, per model
+    /// (`gpt-4o-mini=0.15/0.60,other=1/2`): each reply's usage then carries its cost.
+    pub prices: Vec<(String, ModelPrice)>,
+}
+
+/// A model's price: US dollars per million prompt tokens and per million completion tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrice {
+    /// Per million prompt tokens.
+    pub prompt: f64,
+    /// Per million completion tokens.
+    pub completion: f64,
+}
+
+impl ModelPrice {
+    /// What `usage` costs, in millionths of a dollar (rounded to the nearest).
+    pub fn cost_micro_usd(self, prompt_tokens: u64, completion_tokens: u64) -> u64 {
+        (prompt_tokens as f64 * self.prompt + completion_tokens as f64 * self.completion).round() as u64
+    }
+}
+
+/// Reads `MODEL_PRICES`: `model=prompt/completion` pairs, comma-separated.
+fn parse_prices(value: Option<String>) -> Result<Vec<(String, ModelPrice)>, ConfigError> {
+    let Some(value) = value else { return Ok(Vec::new()) };
+    let invalid = |reason: &str| ConfigError {
+        name: "MODEL_PRICES",
+        value: value.clone(),
+        reason: format!("{reason}; expected model=prompt/completion (dollars per million tokens), comma-separated"),
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (model, prices) = pair.rsplit_once('=').ok_or_else(|| invalid(&format!("{pair:?} has no '='")))?;
+            let (prompt, completion) =
+                prices.split_once('/').ok_or_else(|| invalid(&format!("{prices:?} has no '/'")))?;
+            let price = |text: &str| {
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| invalid(&format!("{text:?} is not a price")))
+            };
+            Ok((model.trim().to_string(), ModelPrice { prompt: price(prompt)?, completion: price(completion)? }))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for ModelConfig {
@@ -224,6 +271,7 @@ impl std::fmt::Debug for ModelConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("retries", &self.retries)
             .field("retry_base", &self.retry_base)
+            .field("prices", &self.prices)
             .finish()
     }
 }
@@ -239,6 +287,11 @@ impl WorkerConfig {
 }
 
 impl ModelConfig {
+    /// The price of `model`, when `MODEL_PRICES` names it.
+    pub fn price_of(&self, model: &str) -> Option<ModelPrice> {
+        self.prices.iter().find(|(name, _)| name == model).map(|(_, price)| *price)
+    }
+
     /// Tokens the context sent to the model may take: the window less the reply's share (at
     /// least a quarter of the window, whatever `MAX_REPLY_TOKENS` says).
     pub fn prompt_budget(&self) -> usize {
@@ -393,6 +446,7 @@ impl Config {
                 idle_timeout: env.seconds("MODEL_IDLE_TIMEOUT_SECONDS", 30)?,
                 retries: env.number("MODEL_RETRIES", 2)?,
                 retry_base: Duration::from_millis(env.number("MODEL_RETRY_BASE_MS", 500)?),
+                prices: parse_prices(env.string("MODEL_PRICES"))?,
             },
             worker: WorkerConfig {
                 concurrency: env.number("WORKER_CONCURRENCY", 1024)?.max(1),
@@ -648,6 +702,20 @@ mod tests {
         assert_eq!(err.name, "REPLY_LOCK_SECONDS");
         let ok = Config::from_vars(&vars(&[("REPLY_LOCK_SECONDS", "120"), ("WORKER_CLAIM_IDLE_MS", "60000")]));
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn model_prices_are_read_per_model_and_price_a_reply() {
+        let c = Config::from_vars(&vars(&[("MODEL_PRICES", "gpt-4o-mini=0.15/0.60, local=0/0")])).unwrap();
+        let price = c.model.price_of("gpt-4o-mini").unwrap();
+        // 1,000 prompt tokens at $0.15/M and 500 completion tokens at $0.60/M: $0.00045.
+        assert_eq!(price.cost_micro_usd(1000, 500), 450);
+        assert_eq!(c.model.price_of("local").unwrap().cost_micro_usd(1000, 500), 0);
+        assert!(c.model.price_of("gpt-4o").is_none());
+        for bad in ["gpt-4o-mini", "m=1", "m=x/1", "m=1/-2", "m=1/NaN"] {
+            let error = Config::from_vars(&vars(&[("MODEL_PRICES", bad)])).unwrap_err();
+            assert_eq!(error.name, "MODEL_PRICES", "{bad}");
+        }
     }
 
     #[test]

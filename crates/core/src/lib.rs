@@ -18,7 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 
-pub use config::{Config, ConfigError, ModelConfig, RateLimits, ReplicaWait, WorkerConfig};
+pub use config::{Config, ConfigError, ModelConfig, ModelPrice, RateLimits, ReplicaWait, WorkerConfig};
 pub use management::ManagementApi;
 
 /// Makes aws-lc (the AWS SDK's TLS back end) rustls's back end for this process, for `rediss://`

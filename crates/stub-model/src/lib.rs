@@ -199,6 +199,7 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
         Some(Scripted::NoDoneMarker) => done_marker = false,
         None => {}
     }
+    let prompt_tokens = prompt_tokens(&request);
     let mut pieces = split_words(&text);
     if let Some(max) = request["max_tokens"].as_u64() {
         pieces.truncate(max as usize);
@@ -208,12 +209,23 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
         return Json(json!({
             "id": "chatcmpl-stub", "object": "chat.completion", "model": "stub",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": pieces.concat()}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": pieces.len(), "total_tokens": pieces.len() + 1}
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": pieces.len(), "total_tokens": pieces.len() + prompt_tokens}
         }))
         .into_response();
     }
     let in_flight = InFlight::new(state.shared.clone());
-    stream_response(pieces, Ending { pacing, cut_after, stall, done_marker }, in_flight)
+    stream_response(pieces, Ending { pacing, cut_after, stall, done_marker, prompt_tokens }, in_flight)
+}
+
+/// The prompt tokens this server counts for `request`: the words of every message's content
+/// (what its usage reports, one word a token, as it writes replies).
+pub fn prompt_tokens(request: &Value) -> usize {
+    request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages.iter().filter_map(|m| m["content"].as_str()).map(|c| c.split_whitespace().count()).sum()
+        })
+        .unwrap_or(0)
 }
 
 /// How a streamed reply is paced and how it ends.
@@ -225,6 +237,8 @@ struct Ending {
     stall: Option<(usize, Duration)>,
     /// End with `data: [DONE]`.
     done_marker: bool,
+    /// What the usage chunk reports for the prompt.
+    prompt_tokens: usize,
 }
 
 fn default_reply(request: &Value, pacing: &Pacing) -> String {
@@ -275,7 +289,7 @@ fn async_events(
     ending: Ending,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
     let total = pieces.len();
-    let Ending { pacing, cut_after, stall, done_marker } = ending;
+    let Ending { pacing, cut_after, stall, done_marker, prompt_tokens } = ending;
     // States: 0 = role chunk, 1..=total = content, then finish, usage, [DONE]. Tokens are due on
     // a steady clock from the first one (as a real model's), not a pause after each: a model at
     // 100 tokens/s writes 1,000 tokens in 10 s, however late the stream was polled.
@@ -313,7 +327,7 @@ fn async_events(
                 0 => Some((Ok(chunk(json!({}), Some("stop"))), step + 1)),
                 1 => {
                     let usage = json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "choices": [],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": total, "total_tokens": total + 1}});
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": total, "total_tokens": total + prompt_tokens}});
                     Some((Ok(format!("data: {usage}\n\n")), step + 1))
                 }
                 2 if done_marker => Some((Ok("data: [DONE]\n\n".to_string()), step + 1)),

@@ -116,6 +116,40 @@ pub struct ChatMessage {
     /// `seq`, so a client continues from here (see [`ReplyText`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_seq: Option<u64>,
+    /// For a finished reply: the tokens it took, as the model's provider counted them (absent
+    /// when the provider said nothing, as for a reply stopped or cut before its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// What a reply cost: its prompt and completion tokens, and their price when prices are
+/// configured for its model (`MODEL_PRICES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    /// Tokens of the context sent (system prompt, history, question).
+    pub prompt_tokens: u64,
+    /// Tokens of the reply.
+    pub completion_tokens: u64,
+    /// The price of both, in millionths of a US dollar (integers add up exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micro_usd: Option<u64>,
+}
+
+/// Both together, as a conversation's total.
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens + other.prompt_tokens,
+            completion_tokens: self.completion_tokens + other.completion_tokens,
+            cost_micro_usd: match (self.cost_micro_usd, other.cost_micro_usd) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            },
+        }
+    }
 }
 
 /// The body of every HTTP error, shaped like FastAPI's so the seed's clients keep working.
@@ -221,6 +255,9 @@ pub enum ServerFrame {
         /// The seq after the reply's last delta: a client whose text stops short of it missed
         /// deltas (or the reply was sent again after a crash) and asks for a snapshot.
         next_seq: u64,
+        /// The tokens the reply took (and their price), as stored with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
     },
     /// A reply as it stands: `text` is every delta before `next_seq`. Sent in answer to
     /// [`ClientFrame::Resume`], and by a worker that restarts a reply another worker left
@@ -407,6 +444,14 @@ impl ReplyText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usages_add_up_and_a_cost_counts_once_known() {
+        let priced = Usage { prompt_tokens: 10, completion_tokens: 5, cost_micro_usd: Some(7) };
+        let unpriced = Usage { prompt_tokens: 1, completion_tokens: 2, cost_micro_usd: None };
+        assert_eq!(priced + unpriced, Usage { prompt_tokens: 11, completion_tokens: 7, cost_micro_usd: Some(7) });
+        assert_eq!((unpriced + unpriced).cost_micro_usd, None);
+    }
     use serde_json::json;
 
     #[test]

@@ -2,7 +2,7 @@
 //! (not through the types' own round trip), and every error code PROTOCOL.md lists spelled as
 //! the implementation spells it. A renamed field or code fails here.
 
-use chat_wire::{ClientFrame, ErrorCode, ReplyStatus, ServerFrame};
+use chat_wire::{ClientFrame, ErrorCode, ReplyStatus, ServerFrame, Usage};
 use serde_json::{json, Value};
 
 fn server(frame: &ServerFrame) -> Value {
@@ -27,8 +27,21 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 status: ReplyStatus::Done,
                 model: Some("gpt-4o-mini".into()),
                 next_seq: 12,
+                usage: None,
             },
             json!({"type": "done", "id": "m1.reply", "reply_to": "m1", "status": "done", "model": "gpt-4o-mini", "next_seq": 12}),
+        ),
+        (
+            ServerFrame::Done {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                status: ReplyStatus::Done,
+                model: Some("gpt-4o-mini".into()),
+                next_seq: 12,
+                usage: Some(Usage { prompt_tokens: 31, completion_tokens: 12, cost_micro_usd: Some(12) }),
+            },
+            json!({"type": "done", "id": "m1.reply", "reply_to": "m1", "status": "done", "model": "gpt-4o-mini", "next_seq": 12,
+                   "usage": {"prompt_tokens": 31, "completion_tokens": 12, "cost_micro_usd": 12}}),
         ),
         (
             ServerFrame::Snapshot {

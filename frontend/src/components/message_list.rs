@@ -1,4 +1,4 @@
-use chat_wire::{ReplyStatus, Source};
+use chat_wire::{ReplyStatus, Source, Usage};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -92,15 +92,21 @@ pub fn MessageList(
             <For
                 each=move || {
                     let mut shown = messages.get();
+                    // The reply the reveal effect follows: the newest one streaming.
+                    let newest = shown
+                        .iter()
+                        .rev()
+                        .find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
+                        .map(|m| m.id.clone());
                     reveal.with(|r| {
                         for message in shown.iter_mut() {
                             if r.id() == Some(message.id.as_str()) {
                                 let visible = r.visible(&message.id, &message.text).len();
                                 message.text.truncate(visible);
-                            } else if message.source == Source::Assistant && message.status == ReplyStatus::Streaming {
-                                // A reply whose reveal has not started yet (the effect that starts
-                                // it runs after this render): shown from nothing, not in full for
-                                // one frame and then from nothing.
+                            } else if newest.as_deref() == Some(message.id.as_str()) {
+                                // Its reveal has not started yet (the effect that starts it runs
+                                // after this render): shown from nothing, not in full for one
+                                // frame and then from nothing.
                                 message.text.clear();
                             }
                         }
@@ -112,6 +118,16 @@ pub fn MessageList(
             >
                 <MessageBubble message=message />
             </For>
+            {move || {
+                let total = messages.with(|m| m.iter().filter_map(|m| m.usage).reduce(|a, b| a + b));
+                total.map(|total| {
+                    view! {
+                        <p class="total-usage" data-testid="total-usage" title="What this conversation's replies took, as the model's provider counted">
+                            "This conversation: " {usage_text(&total)}
+                        </p>
+                    }
+                })
+            }}
             <Show when=move || regenerable.with(Option::is_some) && !awaiting.get()>
                 <div class="regenerate">
                     <button type="button" class="ghost" on:click=move |_| on_regenerate.run(())>"↻ Regenerate"</button>
@@ -146,6 +162,16 @@ fn reveal_frames(reveal: RwSignal<Reveal>, messages: Signal<Vec<UiMessage>>, rev
             revealing.try_set_value(false);
         }
     });
+}
+
+/// `12 + 34 tokens · $0.0001`: a reply's (or a conversation's) prompt and completion tokens, and
+/// their price when one is configured.
+fn usage_text(usage: &Usage) -> String {
+    let tokens = format!("{} + {} tokens", usage.prompt_tokens, usage.completion_tokens);
+    match usage.cost_micro_usd {
+        Some(micro) => format!("{tokens} · ${:.4}", micro as f64 / 1_000_000.0),
+        None => tokens,
+    }
 }
 
 fn clock(timestamp: &str) -> String {
@@ -188,6 +214,7 @@ fn MessageBubble(message: UiMessage) -> impl IntoView {
             {body}
             <footer>
                 {message.model.clone().map(|m| view! { <span class="model" title="The model that wrote this reply">{m}</span> })}
+                {message.usage.map(|u| view! { <span class="usage" title="Prompt + completion tokens, and their price">{usage_text(&u)}</span> })}
                 <time>{time}</time>
                 {note.map(|n| view! { <span class="note">{n}</span> })}
             </footer>

@@ -20,4 +20,5 @@ mod outage;
 mod promises;
 mod replies;
 mod tls;
+mod usage;
 mod worker;

@@ -99,6 +99,7 @@ async fn a_restarted_reply_log_expires_with_its_session() {
         reply_to: Some("m1".into()),
         model: None,
         next_seq: None,
+        usage: None,
     };
     assert!(!store.begin_reply(&token, &placeholder, false).await.unwrap().unwrap().restarted);
     // A second worker takes the reply over before the first logged anything: the log holds only
