@@ -191,26 +191,34 @@ impl Conversation {
             }
             ServerFrame::Snapshot { id, reply_to, next_seq, text, status } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
+                let mut ended_unseen = false;
                 if reply.status == ReplyStatus::Streaming {
                     reply.resuming = false;
                     if status.is_final() {
                         reply.reply = ReplyText::from_snapshot(next_seq, text);
                         reply.status = status;
+                        ended_unseen = true;
                     } else {
                         reply.reply.snapshot(next_seq, &text);
                     }
                     reply.text = reply.reply.text().to_string();
                 }
+                // Its `done` went by while this page was away: the stored reply (with its model
+                // and usage) comes with the history.
+                self.stale |= ended_unseen;
                 None
             }
             ServerFrame::Done { id, reply_to, status, model, next_seq, usage } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 let missed = reply.reply.has_gap() || reply.reply.next_seq() < next_seq;
                 let incomplete = reply.status == ReplyStatus::Streaming && missed;
+                // Another tab regenerated a reply this page shows as finished: its text is not
+                // this one's; the history has both.
+                let replaced = reply.status.is_final() && reply.reply.next_seq() != next_seq;
                 reply.status = status;
                 reply.model = model;
                 reply.usage = usage;
-                self.stale |= incomplete;
+                self.stale |= incomplete || replaced;
                 None
             }
             ServerFrame::Error { reply_to, code, message, .. } => {
@@ -301,6 +309,50 @@ mod tests {
 
     fn delta(seq: u64, text: &str) -> ServerFrame {
         ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq, text: text.into() }
+    }
+
+    fn done(next_seq: u64, usage: Option<Usage>) -> ServerFrame {
+        ServerFrame::Done {
+            id: "m1.reply".into(),
+            reply_to: "m1".into(),
+            status: ReplyStatus::Done,
+            model: None,
+            next_seq,
+            usage,
+        }
+    }
+
+    #[test]
+    fn a_done_brings_the_usage_and_a_finished_reply_seen_otherwise_reloads_the_history() {
+        let usage = Usage { prompt_tokens: 3, completion_tokens: 2, cost_micro_usd: Some(5) };
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(delta(0, "Hel"), "t");
+        chat.apply(delta(1, "lo"), "t");
+        chat.apply(done(2, Some(usage)), "t");
+        assert_eq!(chat.messages[1].usage, Some(usage));
+        assert!(!chat.stale);
+        // The same done again (a worker that crashed after storing it) changes nothing.
+        chat.apply(done(2, Some(usage)), "t");
+        assert!(!chat.stale);
+        // Another tab regenerated it: a done with another length means another text.
+        chat.apply(done(5, None), "t");
+        assert!(chat.stale, "the history is read again");
+
+        // A reply that ended while the page was away, learnt from a resume's snapshot.
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "hi".into(), "t".into());
+        chat.apply(delta(0, "Hel"), "t");
+        let snapshot = ServerFrame::Snapshot {
+            id: "m1.reply".into(),
+            reply_to: "m1".into(),
+            next_seq: 2,
+            text: "Hello".into(),
+            status: ReplyStatus::Done,
+        };
+        chat.apply(snapshot, "t");
+        assert_eq!((chat.messages[1].text.as_str(), chat.messages[1].status), ("Hello", ReplyStatus::Done));
+        assert!(chat.stale, "its usage and model come with the history");
     }
 
     #[test]

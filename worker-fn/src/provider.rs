@@ -135,16 +135,9 @@ struct Chunk {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     error: Option<ApiErrorDetail>,
+    /// Read leniently: a count the provider shapes oddly is dropped, never the reply.
     #[serde(default)]
-    usage: Option<ChunkUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChunkUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
+    usage: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -192,7 +185,8 @@ impl ModelClient {
         &self.config.model
     }
 
-    /// Starts a streamed reply. Returns once the first piece of text has arrived, so that a 429, a
+    /// Starts a streamed reply. Returns once the first piece of text (or, for an empty reply, the
+    /// provider's count) has arrived, so that a 429, a
     /// 5xx, a timeout or a stream that breaks before any text is retried with backoff
     /// (`MODEL_RETRIES`, `MODEL_RETRY_BASE_MS`, or the provider's `Retry-After`) and the person
     /// never sees a half-started reply twice.
@@ -362,13 +356,12 @@ impl SseState {
             if let Some(error) = chunk.error {
                 return self.fail(ModelError::Unavailable(error.message));
             }
-            if let Some(usage) = chunk.usage {
+            let count = |usage: &serde_json::Value, name: &str| usage.get(name).and_then(serde_json::Value::as_u64);
+            if let Some((prompt, completion)) =
+                chunk.usage.and_then(|u| Some((count(&u, "prompt_tokens")?, count(&u, "completion_tokens")?)))
+            {
                 // The last count wins (some servers count in every chunk); it goes out at the end.
-                self.usage = Some(Usage {
-                    prompt_tokens: usage.prompt_tokens,
-                    completion_tokens: usage.completion_tokens,
-                    cost_micro_usd: None,
-                });
+                self.usage = Some(Usage { prompt_tokens: prompt, completion_tokens: completion, cost_micro_usd: None });
             }
             let Some(choice) = chunk.choices.into_iter().next() else { continue };
             if choice.finish_reason.is_some() {

@@ -234,12 +234,15 @@ fn parse_prices(value: Option<String>) -> Result<Vec<(String, ModelPrice)>, Conf
         value: value.clone(),
         reason: format!("{reason}; expected model=prompt/completion (dollars per million tokens), comma-separated"),
     };
-    value
+    let prices: Vec<(String, ModelPrice)> = value
         .split(',')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (model, prices) = pair.rsplit_once('=').ok_or_else(|| invalid(&format!("{pair:?} has no '='")))?;
+            if model.trim().is_empty() {
+                return Err(invalid(&format!("{pair:?} names no model")));
+            }
             let (prompt, completion) =
                 prices.split_once('/').ok_or_else(|| invalid(&format!("{prices:?} has no '/'")))?;
             let price = |text: &str| {
@@ -251,7 +254,12 @@ fn parse_prices(value: Option<String>) -> Result<Vec<(String, ModelPrice)>, Conf
             };
             Ok((model.trim().to_string(), ModelPrice { prompt: price(prompt)?, completion: price(completion)? }))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    if let Some((model, _)) = prices.iter().enumerate().find_map(|(i, (m, _))| prices[..i].iter().find(|(o, _)| o == m))
+    {
+        return Err(invalid(&format!("{model:?} is priced twice")));
+    }
+    Ok(prices)
 }
 
 impl std::fmt::Debug for ModelConfig {
@@ -712,7 +720,7 @@ mod tests {
         assert_eq!(price.cost_micro_usd(1000, 500), 450);
         assert_eq!(c.model.price_of("local").unwrap().cost_micro_usd(1000, 500), 0);
         assert!(c.model.price_of("gpt-4o").is_none());
-        for bad in ["gpt-4o-mini", "m=1", "m=x/1", "m=1/-2", "m=1/NaN"] {
+        for bad in ["gpt-4o-mini", "m=1", "m=x/1", "m=1/-2", "m=1/NaN", "=1/2", "m=1/2,m=3/4"] {
             let error = Config::from_vars(&vars(&[("MODEL_PRICES", bad)])).unwrap_err();
             assert_eq!(error.name, "MODEL_PRICES", "{bad}");
         }

@@ -124,7 +124,7 @@ pub struct ChatMessage {
 
 /// What a reply cost: its prompt and completion tokens, and their price when prices are
 /// configured for its model (`MODEL_PRICES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Tokens of the context sent (system prompt, history, question).
@@ -142,11 +142,11 @@ impl std::ops::Add for Usage {
 
     fn add(self, other: Usage) -> Usage {
         Usage {
-            prompt_tokens: self.prompt_tokens + other.prompt_tokens,
-            completion_tokens: self.completion_tokens + other.completion_tokens,
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self.completion_tokens.saturating_add(other.completion_tokens),
             cost_micro_usd: match (self.cost_micro_usd, other.cost_micro_usd) {
                 (None, None) => None,
-                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
             },
         }
     }

@@ -113,7 +113,7 @@ pub fn MessageList(
                     });
                     shown
                 }
-                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery)
+                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery, m.usage)
                 let:message
             >
                 <MessageBubble message=message />
@@ -169,6 +169,8 @@ fn reveal_frames(reveal: RwSignal<Reveal>, messages: Signal<Vec<UiMessage>>, rev
 fn usage_text(usage: &Usage) -> String {
     let tokens = format!("{} + {} tokens", usage.prompt_tokens, usage.completion_tokens);
     match usage.cost_micro_usd {
+        // Small replies cost fractions of a cent: shown to the micro-dollar.
+        Some(micro) if micro < 10_000 => format!("{tokens} · ${:.6}", micro as f64 / 1_000_000.0),
         Some(micro) => format!("{tokens} · ${:.4}", micro as f64 / 1_000_000.0),
         None => tokens,
     }
