@@ -123,6 +123,34 @@ pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `GET /chat_export?token=...&format=...` (`markdown` or `json`): the conversation as a file's
+/// text.
+pub async fn export(config: &AppConfig, token: &str, format: &str) -> Result<String, ApiError> {
+    let url = format!("{}/chat_export?token={}&format={format}", config.api_url, js_sys::encode_uri_component(token));
+    let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    match fetch(request).await? {
+        (200, body) => Ok(body),
+        (status, body) => Err(ApiError::Refused { status, body: serde_json::from_str(&body).ok() }),
+    }
+}
+
+/// Offers `text` to the person as a file named `name` (the browser's download), from memory: the
+/// token never appears in an address the browser keeps.
+pub fn download(name: &str, text: &str, mime: &str) -> Result<(), String> {
+    let failed = |e: wasm_bindgen::JsValue| format!("{e:?}");
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(failed)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(failed)?;
+    let document = window().document().ok_or("no document")?;
+    let link: web_sys::HtmlAnchorElement = document.create_element("a").map_err(failed)?.unchecked_into();
+    link.set_href(&url);
+    link.set_download(name);
+    link.click();
+    web_sys::Url::revoke_object_url(&url).map_err(failed)
+}
+
 /// `GET /chat_history?token=...`.
 pub async fn history(config: &AppConfig, token: &str) -> Result<ChatSession, ApiError> {
     let url = format!("{}/chat_history?token={}", config.api_url, js_sys::encode_uri_component(token));

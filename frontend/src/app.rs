@@ -201,6 +201,26 @@ impl AppState {
         self.toast("Your session expired. Enter your name to start a new one.", true);
     }
 
+    /// Downloads the conversation as a file (`markdown` or `json`), as the server writes it.
+    pub fn export(self, format: &'static str) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        spawn_local(async move {
+            let (extension, mime) =
+                if format == "json" { ("json", "application/json") } else { ("md", "text/markdown") };
+            // Named for the day it is saved.
+            let day: String = String::from(js_sys::Date::new_0().to_iso_string()).chars().take(10).collect();
+            let name = format!("chat-{day}.{extension}");
+            match api::export(&config, &session.token, format).await {
+                Ok(text) => {
+                    if let Err(why) = api::download(&name, &text, mime) {
+                        self.toast(format!("The download could not start: {why}"), true);
+                    }
+                }
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
     /// Leaves the conversation on purpose ("New chat"): the server ends the session too, so its
     /// token opens nothing any more, whoever holds a copy.
     pub fn sign_out(self) {
@@ -532,6 +552,10 @@ pub fn App() -> impl IntoView {
                             <p class="who">{move || state.session.get().map(|s| format!("Signed in as {}", s.name)).unwrap_or_default()}</p>
                         </div>
                         <ConnectionStatus link=state.link />
+                        <div class="export" role="group" aria-label="Download this conversation">
+                            <button type="button" class="ghost" data-testid="export-markdown" on:click=move |_| state.export("markdown") title="Download this conversation as Markdown">"⇩ .md"</button>
+                            <button type="button" class="ghost" data-testid="export-json" on:click=move |_| state.export("json") title="Download this conversation as JSON">"⇩ .json"</button>
+                        </div>
                         <button type="button" class="ghost" on:click=move |_| state.sign_out() aria-label="Start a new session">"New chat"</button>
                     </header>
                     <MessageList

@@ -1,5 +1,5 @@
-//! The HTTP API: `POST /token`, `DELETE /token`, `GET /chat_history`, `GET /health` (`/test`),
-//! `GET /openapi.json` and, in development, `GET /docs`.
+//! The HTTP API: `POST /token`, `DELETE /token`, `GET /chat_history`, `GET /chat_export`,
+//! `GET /health` (`/test`), `GET /openapi.json` and, in development, `GET /docs`.
 //!
 //! Each route is a plain async fn over a `lambda_http::Request` (what API Gateway's HTTP API sends,
 //! converted by `lambda_http`). [`handle`] routes on whole paths, applies CORS (tower-http's layer)
@@ -16,6 +16,7 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
+use crate::export::{self, ExportFormat};
 use crate::openapi;
 use crate::state::AppState;
 
@@ -63,11 +64,12 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/token", Method::POST) => create_token(state, &request).await,
         ("/token", Method::DELETE) => revoke_token(state, &request).await,
         ("/chat_history", Method::GET) => chat_history(state, &request).await,
+        ("/chat_export", Method::GET) => chat_export(state, &request).await,
         ("/health" | "/test", Method::GET) => Ok(health(state).await),
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),
         ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST, DELETE" }),
-        ("/chat_history" | "/health" | "/test" | "/openapi.json", _) => {
+        ("/chat_history" | "/chat_export" | "/health" | "/test" | "/openapi.json", _) => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
         _ => Err(ApiError::NotFound),
@@ -214,6 +216,56 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
     let page = state.store.history_page(&token, before.as_deref(), limit, page_bytes).await?;
     let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
     Ok(no_store(json(StatusCode::OK, &session)))
+}
+
+/// Returns a session's whole conversation as a file to keep: a Markdown transcript, or the
+/// history's JSON (every message with all its fields, without the token).
+#[utoipa::path(
+    get,
+    path = "/chat_export",
+    tag = "session",
+    params(
+        ("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)"),
+        ("format" = Option<String>, Query, description = "`markdown` (the default) or `json`")
+    ),
+    responses(
+        (status = 200, description = "The conversation, as an attachment (`Content-Disposition`) named after the session's start",
+            content((String = "text/markdown"), (export::ExportedConversation = "application/json")),
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"chat-<date>.md\" (or .json)"))),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a format other than `markdown` or `json` (`invalid_parameter`)", body = ErrorBody),
+        (status = 429, description = "Too many reads of this session (`rate_limited`, counted with `GET /chat_history`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
+        (status = 500, description = "A bug (`internal`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
+pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let params = request.query_string_parameters();
+    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
+    let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
+    let format = ExportFormat::parse(params.first("format"))
+        .ok_or_else(|| ApiError::InvalidParameter("`format` is `markdown` or `json`".into()))?;
+    // A read like any other of the history: counted, and only for a live session.
+    let reads = state.config.rate_limits.history_reads_per_session;
+    match state.store.count_history_read(&token, reads).await? {
+        Ok(None) => {}
+        Ok(Some(wait)) => return Err(ApiError::rate_limited("history reads of this session", wait)),
+        Err(_) => return Err(ApiError::SessionExpired),
+    }
+    let session = state.store.history(&token).await?.ok_or(ApiError::SessionExpired)?;
+    let file_name = format.file_name(&session);
+    let body = match format {
+        ExportFormat::Markdown => export::markdown(&session),
+        ExportFormat::Json => serde_json::to_string_pretty(&export::ExportedConversation::from(session))
+            .expect("API types always serialize"),
+    };
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("an ASCII file name"));
+    Ok(no_store(response))
 }
 
 /// Reports whether the service and its storage answer.

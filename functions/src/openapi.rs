@@ -18,11 +18,12 @@ use crate::http;
         description = "Sessions and history of the chatbot. Chatting itself happens over the \
                        WebSocket API described in PROTOCOL.md."
     ),
-    paths(http::create_token, http::revoke_token, http::chat_history, http::health),
+    paths(http::create_token, http::revoke_token, http::chat_history, http::chat_export, http::health),
     components(schemas(
         chat_wire::ChatSession,
         chat_wire::ChatMessage,
         chat_wire::Usage,
+        crate::export::ExportedConversation,
         chat_wire::Source,
         chat_wire::ReplyStatus,
         chat_wire::ErrorBody,
@@ -45,6 +46,11 @@ pub fn document(config: &Config) -> serde_json::Value {
             "operationId": "chat_history",
             "parameters": {"token": "$response.body#/token"},
             "description": "The history of the session just created"
+        },
+        "ChatExport": {
+            "operationId": "chat_export",
+            "parameters": {"token": "$response.body#/token"},
+            "description": "The conversation of the session just created, as a file"
         }
     });
     doc
@@ -57,8 +63,10 @@ fn typed_document(config: &Config) -> Document {
             constrain(name, &name_pattern(config.max_name_chars), None);
         }
     }
-    let token = doc.paths.paths.get_mut("/chat_history").and_then(|item| item.get.as_mut());
-    for parameter in token.and_then(|op| op.parameters.as_mut()).into_iter().flatten() {
+    // The two reads of a session take the same token.
+    let reads = doc.paths.paths.iter_mut().filter(|(path, _)| *path == "/chat_history" || *path == "/chat_export");
+    let operations = reads.filter_map(|(_, item)| item.get.as_mut());
+    for parameter in operations.flat_map(|op| op.parameters.iter_mut().flatten()) {
         if parameter.name == "token" {
             let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
             constrain(
@@ -74,6 +82,10 @@ fn typed_document(config: &Config) -> Document {
                 .minimum(Some(1))
                 .maximum(Some(config.max_history_messages as f64))
                 .build();
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+        if parameter.name == "format" {
+            let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["markdown", "json"])).build();
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
         if parameter.name == "before" {

@@ -93,7 +93,9 @@ async fn browser(port: u16, profile: &std::path::Path) -> Client {
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.display()), "--window-size=1440,900"]
+                     format!("--user-data-dir={}", profile.display()), "--window-size=1440,900"],
+            // Downloads land in the test's own directory, without asking.
+            "prefs": {"download.default_directory": downloads(profile), "download.prompt_for_download": false}
         }),
     );
     ClientBuilder::rustls()
@@ -102,6 +104,30 @@ async fn browser(port: u16, profile: &std::path::Path) -> Client {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session")
+}
+
+/// Where the browser started with `profile` saves downloads.
+fn downloads(profile: &std::path::Path) -> PathBuf {
+    profile.with_file_name("downloads")
+}
+
+/// Waits for a finished download whose name ends with `extension` and answers its text.
+async fn downloaded(profile: &std::path::Path, extension: &str) -> String {
+    let dir = downloads(profile);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|e| e == extension));
+        if let Some(path) = found {
+            return std::fs::read_to_string(path).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no .{extension} file was downloaded to {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls a JavaScript expression until it is truthy (fails the test after `seconds`).
@@ -141,6 +167,8 @@ struct Stack {
     site_url: String,
     gateway_addr: SocketAddr,
     gateway: Gateway,
+    /// The browser's profile (its downloads go next to it).
+    profile: PathBuf,
     _driver: tokio::process::Child,
     _browser: BrowserGuard,
     _work: TempDir,
@@ -180,6 +208,7 @@ impl Stack {
             site_url,
             gateway_addr,
             gateway,
+            profile,
             _driver: driver,
             _browser: browser_guard,
             _work: work,
@@ -435,6 +464,22 @@ async fn a_person_chats_in_a_real_browser() {
     assert_eq!(shown.as_str().unwrap().trim(), regenerated.msg.trim(), "the page shows the stored reply");
     let replies = client.execute("return document.querySelectorAll('.bubble.ai').length;", vec![]).await.unwrap();
     assert_eq!(replies, json!(5), "the regenerated reply replaced the stopped one");
+
+    // Export: the conversation downloads as Markdown and as JSON, as the server stores it, and
+    // neither file holds the token.
+    client.find(Locator::Css("[data-testid=export-markdown]")).await.unwrap().click().await.unwrap();
+    let markdown = downloaded(&stack.profile, "md").await;
+    client.find(Locator::Css("[data-testid=export-json]")).await.unwrap().click().await.unwrap();
+    let exported = downloaded(&stack.profile, "json").await;
+    let stored = chat_testkit::api::history(&http, &base, &token).await.unwrap();
+    assert!(markdown.starts_with("# Conversation of Ada"), "{markdown}");
+    for message in &stored.messages {
+        assert!(markdown.contains(message.msg.trim()), "{:?} is in the Markdown file", message.msg);
+    }
+    let exported: serde_json::Value = serde_json::from_str(&exported).unwrap();
+    let messages: Vec<chat_wire::ChatMessage> = serde_json::from_value(exported["messages"].clone()).unwrap();
+    assert_eq!(messages, stored.messages, "the JSON file holds every stored message");
+    assert!(!markdown.contains(&token) && exported.get("token").is_none(), "no token in the files");
 
     // The server dies (SIGKILL: no close frame): the page says so, then reconnects by itself when
     // it is back.

@@ -170,3 +170,52 @@ async fn the_openapi_document_and_docs_page_are_served() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
 }
+
+#[tokio::test]
+async fn a_conversation_exports_as_markdown_or_json() {
+    let app = spawn_app().await;
+    let session = app.create_session("Ada").await;
+    let mut ws = app.connect(&session.token).await;
+    for (id, question) in [("m1", "What is Rust?"), ("m2", "And **Go**?")] {
+        ws.ask(id, question).await;
+        ws.read_reply().await;
+    }
+    let history = app.session(&session.token).await;
+    let export = |format: &'static str| {
+        let request = app.http.get(format!("{}/chat_export", app.base)).query(&[("token", &session.token)]);
+        async move { request.query(&[("format", format)]).send().await.unwrap() }
+    };
+
+    let markdown = export("markdown").await;
+    assert_eq!(markdown.status(), 200);
+    assert_eq!(markdown.headers()["content-type"], "text/markdown; charset=utf-8");
+    let day = &history.session_start[..10];
+    assert_eq!(markdown.headers()["content-disposition"], format!("attachment; filename=\"chat-{day}.md\""));
+    let text = markdown.text().await.unwrap();
+    assert!(text.starts_with("# Conversation of Ada"), "{text}");
+    let positions: Vec<usize> = history
+        .messages
+        .iter()
+        .map(|m| text.find(m.msg.trim()).unwrap_or_else(|| panic!("{:?} is in the transcript:\n{text}", m.msg)))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in the history's order:\n{text}");
+    assert!(!text.contains(&session.token), "no token in the file");
+
+    let json = export("json").await;
+    assert_eq!((json.status().as_u16(), json.headers()["content-type"].to_str().unwrap()), (200, "application/json"));
+    assert!(json.headers()["content-disposition"].to_str().unwrap().ends_with(".json\""));
+    let body: serde_json::Value = json.json().await.unwrap();
+    assert!(body.get("token").is_none(), "no token in the file: {body}");
+    assert_eq!(body["name"], "Ada");
+    let messages: Vec<chat_wire::ChatMessage> = serde_json::from_value(body["messages"].clone()).unwrap();
+    assert_eq!(messages, history.messages, "every message with all its fields");
+
+    let refused = export("pdf").await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["code"], "invalid_parameter");
+    let expired = app.http.get(format!("{}/chat_export", app.base)).query(&[("token", "A".repeat(43))]).send().await;
+    let expired: serde_json::Value = expired.unwrap().json().await.unwrap();
+    assert_eq!(expired, serde_json::json!({"detail": "Session expired or does not exist", "code": "session_expired"}));
+    let posted = app.http.post(format!("{}/chat_export", app.base)).send().await.unwrap();
+    assert_eq!((posted.status().as_u16(), posted.headers()["allow"].to_str().unwrap()), (405, "GET"));
+}

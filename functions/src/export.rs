@@ -1,0 +1,141 @@
+//! A conversation as a file to keep: Markdown to read, or the history's JSON to process.
+
+use chat_wire::{ChatMessage, ChatSession, ReplyStatus, Source};
+use serde::Serialize;
+
+/// The JSON form: the session as `GET /chat_history` returns it, without its token (a file is
+/// kept and shared; the token would open the session) and with every message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportedConversation {
+    /// The person's display name.
+    pub name: String,
+    /// When the session began (RFC 3339, UTC).
+    pub session_start: String,
+    /// Every message, oldest first.
+    pub messages: Vec<ChatMessage>,
+}
+
+impl From<ChatSession> for ExportedConversation {
+    fn from(session: ChatSession) -> Self {
+        ExportedConversation { name: session.name, session_start: session.session_start, messages: session.messages }
+    }
+}
+
+/// The forms `GET /chat_export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `markdown` (the default): a readable transcript.
+    Markdown,
+    /// `json`: the session as `GET /chat_history` returns it, every message with all its fields.
+    Json,
+}
+
+impl ExportFormat {
+    /// Reads the `format` parameter; `None` for a form this API does not write.
+    pub fn parse(raw: Option<&str>) -> Option<ExportFormat> {
+        match raw {
+            None | Some("markdown") => Some(ExportFormat::Markdown),
+            Some("json") => Some(ExportFormat::Json),
+            Some(_) => None,
+        }
+    }
+
+    /// The response's content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Markdown => "text/markdown; charset=utf-8",
+            ExportFormat::Json => "application/json",
+        }
+    }
+
+    /// The file name a browser saves it under: `chat-2026-11-26.md`, from the session's start.
+    pub fn file_name(self, session: &ChatSession) -> String {
+        let day: String = session.session_start.chars().take(10).filter(|c| c.is_ascii_digit() || *c == '-').collect();
+        let extension = match self {
+            ExportFormat::Markdown => "md",
+            ExportFormat::Json => "json",
+        };
+        format!("chat-{day}.{extension}")
+    }
+}
+
+/// The transcript: a title, then each message under its author and time, the replies' text as
+/// the model wrote it (Markdown already), a note for a reply that did not end normally.
+pub fn markdown(session: &ChatSession) -> String {
+    let mut out = format!("# Conversation of {}\n\nStarted {}.\n", session.name, session.session_start);
+    for message in &session.messages {
+        let author = match message.source {
+            Source::User => session.name.clone(),
+            Source::Assistant => match &message.model {
+                Some(model) => format!("Assistant ({model})"),
+                None => "Assistant".to_string(),
+            },
+        };
+        out.push_str(&format!("\n## {author}, {}\n\n", message.timestamp));
+        out.push_str(message.msg.trim_end());
+        out.push('\n');
+        let note = match message.status {
+            ReplyStatus::Stopped => Some("stopped by the person"),
+            ReplyStatus::Error => Some("interrupted: the model failed"),
+            ReplyStatus::Streaming => Some("still being written when exported"),
+            ReplyStatus::Done => None,
+        };
+        if let Some(note) = note {
+            out.push_str(&format!("\n*({note})*\n"));
+        }
+        if let Some(usage) = message.usage {
+            out.push_str(&format!("\n*{} + {} tokens*\n", usage.prompt_tokens, usage.completion_tokens));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_wire::{ChatMessage, Usage};
+
+    fn message(id: &str, source: Source, msg: &str, status: ReplyStatus) -> ChatMessage {
+        ChatMessage {
+            id: id.into(),
+            msg: msg.into(),
+            timestamp: "2026-11-26T10:00:00Z".into(),
+            source,
+            status,
+            reply_to: None,
+            model: (source == Source::Assistant).then(|| "gpt-4o-mini".to_string()),
+            next_seq: None,
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn a_transcript_names_each_author_and_keeps_each_text() {
+        let mut reply = message("m1.reply", Source::Assistant, "Rust is **fast**.\n", ReplyStatus::Done);
+        reply.usage = Some(Usage { prompt_tokens: 12, completion_tokens: 5, cost_micro_usd: None });
+        let session = ChatSession {
+            token: String::new(),
+            name: "Ada".into(),
+            session_start: "2026-11-26T09:59:00Z".into(),
+            messages: vec![
+                message("m1", Source::User, "What is Rust?", ReplyStatus::Done),
+                reply,
+                message("m2", Source::User, "And Go?", ReplyStatus::Done),
+                message("m2.reply", Source::Assistant, "Go is", ReplyStatus::Stopped),
+            ],
+            has_more: false,
+        };
+        let text = markdown(&session);
+        assert!(text.starts_with("# Conversation of Ada\n"), "{text}");
+        let order: Vec<usize> = ["What is Rust?", "Rust is **fast**.", "And Go?", "Go is"]
+            .iter()
+            .map(|part| text.find(part).unwrap_or_else(|| panic!("{part} in {text}")))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order: {text}");
+        assert!(text.contains("## Ada, 2026-11-26T10:00:00Z") && text.contains("## Assistant (gpt-4o-mini)"));
+        assert!(text.contains("*12 + 5 tokens*") && text.contains("*(stopped by the person)*"));
+        assert_eq!(ExportFormat::Markdown.file_name(&session), "chat-2026-11-26.md");
+        assert_eq!(ExportFormat::parse(Some("json")), Some(ExportFormat::Json));
+        assert_eq!(ExportFormat::parse(Some("pdf")), None);
+    }
+}
