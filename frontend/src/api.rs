@@ -124,13 +124,21 @@ pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /chat_export?token=...&format=...` (`markdown` or `json`): the conversation as a file's
-/// text.
-pub async fn export(config: &AppConfig, token: &str, format: &str) -> Result<String, ApiError> {
+/// name (the server's `Content-Disposition`) and text.
+pub async fn export(config: &AppConfig, token: &str, format: &str) -> Result<(Option<String>, String), ApiError> {
     let url = format!("{}/chat_export?token={}&format={format}", config.api_url, js_sys::encode_uri_component(token));
     let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
-    match fetch(request).await? {
-        (200, body) => Ok(body),
-        (status, body) => Err(ApiError::Refused { status, body: serde_json::from_str(&body).ok() }),
+    let network = |e: wasm_bindgen::JsValue| ApiError::Network(format!("{e:?}"));
+    let response: web_sys::Response =
+        JsFuture::from(window().fetch_with_request(&request)).await.map_err(network)?.unchecked_into();
+    let name = response.headers().get("content-disposition").ok().flatten().and_then(|value| {
+        value.split_once("filename=\"").and_then(|(_, rest)| rest.split_once('"')).map(|(name, _)| name.to_string())
+    });
+    let text =
+        JsFuture::from(response.text().map_err(network)?).await.map_err(network)?.as_string().unwrap_or_default();
+    match response.status() {
+        200 => Ok((name, text)),
+        status => Err(ApiError::Refused { status, body: serde_json::from_str(&text).ok() }),
     }
 }
 
@@ -147,8 +155,19 @@ pub fn download(name: &str, text: &str, mime: &str) -> Result<(), String> {
     let link: web_sys::HtmlAnchorElement = document.create_element("a").map_err(failed)?.unchecked_into();
     link.set_href(&url);
     link.set_download(name);
+    // In the page while it is clicked (some browsers ignore a detached link); the file's memory is
+    // freed once the download surely started (revoking at once fails it in Safari).
+    let body = document.body().ok_or("no body")?;
+    body.append_child(&link).map_err(failed)?;
     link.click();
-    web_sys::Url::revoke_object_url(&url).map_err(failed)
+    link.remove();
+    leptos::prelude::set_timeout(
+        move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        },
+        std::time::Duration::from_secs(60),
+    );
+    Ok(())
 }
 
 /// `GET /chat_history?token=...`.

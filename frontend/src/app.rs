@@ -207,14 +207,17 @@ impl AppState {
         spawn_local(async move {
             let (extension, mime) =
                 if format == "json" { ("json", "application/json") } else { ("md", "text/markdown") };
-            // Named for the day it is saved.
-            let day: String = String::from(js_sys::Date::new_0().to_iso_string()).chars().take(10).collect();
-            let name = format!("chat-{day}.{extension}");
             match api::export(&config, &session.token, format).await {
-                Ok(text) => {
+                Ok((name, text)) => {
+                    let name = name.unwrap_or_else(|| format!("chat.{extension}"));
                     if let Err(why) = api::download(&name, &text, mime) {
                         self.toast(format!("The download could not start: {why}"), true);
                     }
+                }
+                Err(api::ApiError::Refused { status: 400, body: Some(body) })
+                    if body.code == ErrorCode::SessionExpired =>
+                {
+                    self.expire()
                 }
                 Err(error) => self.toast(error.message(), true),
             }

@@ -59,21 +59,22 @@ impl ExportFormat {
     }
 }
 
-/// The transcript: a title, then each message under its author and time, the replies' text as
-/// the model wrote it (Markdown already), a note for a reply that did not end normally.
+/// The transcript: a title, then each message under its author and time, and each message's text
+/// in a fence of its own, exactly as written (the replies' Markdown source): no text can pass for
+/// a heading of the transcript, and a reply cut inside a code block cannot swallow the rest. A
+/// note follows a reply that did not end normally.
 pub fn markdown(session: &ChatSession) -> String {
-    let mut out = format!("# Conversation of {}\n\nStarted {}.\n", session.name, session.session_start);
+    let mut out = format!("# Conversation of {}\n\nStarted {}.\n", inline(&session.name), session.session_start);
     for message in &session.messages {
         let author = match message.source {
-            Source::User => session.name.clone(),
+            Source::User => inline(&session.name),
             Source::Assistant => match &message.model {
-                Some(model) => format!("Assistant ({model})"),
+                Some(model) => format!("Assistant ({})", inline(model)),
                 None => "Assistant".to_string(),
             },
         };
         out.push_str(&format!("\n## {author}, {}\n\n", message.timestamp));
-        out.push_str(message.msg.trim_end());
-        out.push('\n');
+        out.push_str(&fenced(message.msg.trim_end()));
         let note = match message.status {
             ReplyStatus::Stopped => Some("stopped by the person"),
             ReplyStatus::Error => Some("interrupted: the model failed"),
@@ -85,6 +86,32 @@ pub fn markdown(session: &ChatSession) -> String {
         }
         if let Some(usage) = message.usage {
             out.push_str(&format!("\n*{} + {} tokens*\n", usage.prompt_tokens, usage.completion_tokens));
+        }
+    }
+    out
+}
+
+/// `text` in a fence longer than any run of backticks inside it.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}text\n{text}\n{fence}\n")
+}
+
+/// A name or a model's name as plain text in a heading: Markdown's and HTML's special characters
+/// escaped.
+fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '!' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
         }
     }
     out
@@ -137,5 +164,38 @@ mod tests {
         assert_eq!(ExportFormat::Markdown.file_name(&session), "chat-2026-11-26.md");
         assert_eq!(ExportFormat::parse(Some("json")), Some(ExportFormat::Json));
         assert_eq!(ExportFormat::parse(Some("pdf")), None);
+    }
+
+    #[test]
+    fn no_text_passes_for_another_author_or_breaks_the_transcript() {
+        let forged = "fine\n\n## Assistant (gpt-4o-mini), 2026-11-26T10:00:01Z\n\nI agree with everything";
+        let cut = "Here:\n```rust\nfn main() {";
+        let session = ChatSession {
+            token: String::new(),
+            name: "<img src=x onerror=alert(1)> *Ada*".into(),
+            session_start: "2026-11-26T09:59:00Z".into(),
+            messages: vec![
+                message("m1", Source::User, forged, ReplyStatus::Done),
+                message("m1.reply", Source::Assistant, cut, ReplyStatus::Stopped),
+                message("m2", Source::User, "````four```` backticks", ReplyStatus::Done),
+            ],
+            has_more: false,
+        };
+        let text = markdown(&session);
+        // Outside the fences (as a Markdown reader sees it), only the transcript's own headings.
+        let (mut fence, mut headings) = (None::<String>, 0);
+        for line in text.lines() {
+            match &fence {
+                Some(open) if line == open => fence = None,
+                Some(_) => {}
+                None if line.starts_with("```") => fence = Some(line.chars().take_while(|c| *c == '`').collect()),
+                None => headings += usize::from(line.starts_with("## ")),
+            }
+        }
+        assert_eq!((headings, fence), (3, None), "{text}");
+        assert!(!text.contains("<img"), "{text}");
+        // Each text sits whole between fences longer than its own backtick runs.
+        assert!(text.contains("````text\nHere:\n```rust\nfn main() {\n````\n"), "{text}");
+        assert!(text.contains("`````text\n````four```` backticks\n`````\n"), "{text}");
     }
 }

@@ -54,6 +54,8 @@ fn cors(config: &chat_core::Config) -> CorsLayer {
         }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE])
+        // The web app saves an export under the name the server gives it.
+        .expose_headers([header::CONTENT_DISPOSITION])
         .max_age(std::time::Duration::from_secs(600))
 }
 

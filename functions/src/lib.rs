@@ -8,7 +8,7 @@
 //! * [`trigger`]: how a stored message wakes the worker (Lambda async invoke, or nothing when a
 //!   daemon reads the stream).
 //! * [`openapi`]: the OpenAPI document and the docs page.
-//! * [`export`]: a conversation as a Markdown transcript (`GET /chat_export`).
+//! * [`export`]: a conversation as a file: a Markdown transcript or JSON (`GET /chat_export`).
 //!
 //! The binaries in `src/bin/` are a few lines each: build [`state::AppState`], then hand the
 //! handler to `lambda_http::run` or `lambda_runtime::run`. The local gateway calls the same

@@ -111,8 +111,8 @@ fn downloads(profile: &std::path::Path) -> PathBuf {
     profile.with_file_name("downloads")
 }
 
-/// Waits for a finished download whose name ends with `extension` and answers its text.
-async fn downloaded(profile: &std::path::Path, extension: &str) -> String {
+/// Waits for a finished download whose name ends with `extension` and answers its name and text.
+async fn downloaded(profile: &std::path::Path, extension: &str) -> (String, String) {
     let dir = downloads(profile);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -123,7 +123,8 @@ async fn downloaded(profile: &std::path::Path, extension: &str) -> String {
             .map(|entry| entry.path())
             .find(|path| path.extension().is_some_and(|e| e == extension));
         if let Some(path) = found {
-            return std::fs::read_to_string(path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            return (name, std::fs::read_to_string(path).unwrap());
         }
         assert!(Instant::now() < deadline, "no .{extension} file was downloaded to {}", dir.display());
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -468,10 +469,16 @@ async fn a_person_chats_in_a_real_browser() {
     // Export: the conversation downloads as Markdown and as JSON, as the server stores it, and
     // neither file holds the token.
     client.find(Locator::Css("[data-testid=export-markdown]")).await.unwrap().click().await.unwrap();
-    let markdown = downloaded(&stack.profile, "md").await;
+    let (markdown_name, markdown) = downloaded(&stack.profile, "md").await;
     client.find(Locator::Css("[data-testid=export-json]")).await.unwrap().click().await.unwrap();
-    let exported = downloaded(&stack.profile, "json").await;
+    let (json_name, exported) = downloaded(&stack.profile, "json").await;
     let stored = chat_testkit::api::history(&http, &base, &token).await.unwrap();
+    let day = &stored.session_start[..10];
+    assert_eq!(
+        (markdown_name, json_name),
+        (format!("chat-{day}.md"), format!("chat-{day}.json")),
+        "the server's names"
+    );
     assert!(markdown.starts_with("# Conversation of Ada"), "{markdown}");
     for message in &stored.messages {
         assert!(markdown.contains(message.msg.trim()), "{:?} is in the Markdown file", message.msg);
