@@ -186,10 +186,9 @@ impl ModelClient {
     }
 
     /// Starts a streamed reply. Returns once the first piece of text (or, for an empty reply, the
-    /// provider's count) has arrived, so that a 429, a
-    /// 5xx, a timeout or a stream that breaks before any text is retried with backoff
-    /// (`MODEL_RETRIES`, `MODEL_RETRY_BASE_MS`, or the provider's `Retry-After`) and the person
-    /// never sees a half-started reply twice.
+    /// provider's count) has arrived, so that a 429, a 5xx, a timeout or a stream that breaks
+    /// before any text is retried with backoff (`MODEL_RETRIES`, `MODEL_RETRY_BASE_MS`, or the
+    /// provider's `Retry-After`) and the person never sees a half-started reply twice.
     pub async fn stream_chat(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
         let mut attempt = 0;
         loop {
