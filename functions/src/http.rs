@@ -206,14 +206,7 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
             Some(if question.len() < raw.len() { id.reply_id().to_string() } else { id.to_string() })
         }
     };
-    // Counted before reading, and only for a live session: an over-limit client costs one
-    // small script, and unknown tokens leave no counter behind.
-    let reads = state.config.rate_limits.history_reads_per_session;
-    match state.store.count_history_read(&token, reads).await? {
-        Ok(None) => {}
-        Ok(Some(wait)) => return Err(ApiError::rate_limited("history reads of this session", wait)),
-        Err(_) => return Err(ApiError::SessionExpired),
-    }
+    count_read(state, &token).await?;
     let page_bytes = state.config.history_page_bytes;
     let page = state.store.history_page(&token, before.as_deref(), limit, page_bytes).await?;
     let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
@@ -248,13 +241,7 @@ pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response
     let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
     let format = ExportFormat::parse(params.first("format"))
         .ok_or_else(|| ApiError::InvalidParameter("`format` is `markdown` or `json`".into()))?;
-    // A read like any other of the history: counted, and only for a live session.
-    let reads = state.config.rate_limits.history_reads_per_session;
-    match state.store.count_history_read(&token, reads).await? {
-        Ok(None) => {}
-        Ok(Some(wait)) => return Err(ApiError::rate_limited("history reads of this session", wait)),
-        Err(_) => return Err(ApiError::SessionExpired),
-    }
+    count_read(state, &token).await?;
     let session = state.store.history(&token).await?.ok_or(ApiError::SessionExpired)?;
     let file_name = format.file_name(&session);
     let body = match format {
@@ -268,6 +255,18 @@ pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response
     let disposition = format!("attachment; filename=\"{file_name}\"");
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("an ASCII file name"));
     Ok(no_store(response))
+}
+
+/// Counts a read of the session's history (a page or an export) against
+/// `HISTORY_READS_PER_SESSION_PER_WINDOW`, before reading, and only for a live session: an
+/// over-limit client costs one small script, and unknown tokens leave no counter behind.
+async fn count_read(state: &AppState, token: &Token) -> Result<(), ApiError> {
+    let reads = state.config.rate_limits.history_reads_per_session;
+    match state.store.count_history_read(token, reads).await? {
+        Ok(None) => Ok(()),
+        Ok(Some(wait)) => Err(ApiError::rate_limited("history reads of this session", wait)),
+        Err(_) => Err(ApiError::SessionExpired),
+    }
 }
 
 /// Reports whether the service and its storage answer.

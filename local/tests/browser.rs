@@ -153,6 +153,19 @@ async fn wait_for(client: &Client, what: &str, script: &str, seconds: u64) -> se
     }
 }
 
+/// Enters `name` on the welcome screen and waits until the chat is connected.
+async fn sign_in(client: &Client, name: &str) {
+    client.find(Locator::Css("#name")).await.unwrap().send_keys(name).await.unwrap();
+    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(
+        client,
+        "the connection",
+        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
+        20,
+    )
+    .await;
+}
+
 async fn send(client: &Client, text: &str) {
     let input = client.find(Locator::Css("textarea")).await.unwrap();
     input.send_keys(text).await.unwrap();
@@ -243,15 +256,7 @@ async fn a_person_chats_in_a_real_browser() {
     client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for(&client, "the name problem", "document.querySelector('#name-problem').innerText", 5).await;
     screenshot(&client, "welcome-1440x900.png").await;
-    client.find(Locator::Css("#name")).await.unwrap().send_keys("Ada").await.unwrap();
-    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_for(
-        &client,
-        "the connection",
-        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
-        20,
-    )
-    .await;
+    sign_in(&client, "Ada").await;
 
     // Send, and watch the reply stream in: an observer in the page records every text the reply's
     // bubble shows, so a reply rendered at once would show no partial text.
@@ -581,15 +586,7 @@ async fn an_idle_session_expires_and_the_page_says_so() {
     let client = stack.client.clone();
     client.goto(&stack.site_url).await.unwrap();
     wait_for(&client, "the welcome modal", "document.querySelector('#name')", 20).await;
-    client.find(Locator::Css("#name")).await.unwrap().send_keys("Ada").await.unwrap();
-    client.find(Locator::Css("form.welcome button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_for(
-        &client,
-        "the connection",
-        "document.querySelector('[data-testid=connection-status]')?.innerText === 'Connected'",
-        20,
-    )
-    .await;
+    sign_in(&client, "Ada").await;
     send(&client, "Remember me?").await;
     wait_for(&client, "the reply", &format!("{LAST_AI} && !{LAST_AI}.classList.contains('streaming') && {LAST_AI}.innerText.includes('You said: Remember me?')"), 10).await;
     let token = client.execute("return JSON.parse(localStorage.getItem('chat.session')).token;", vec![]).await.unwrap();

@@ -41,6 +41,16 @@ async fn read_to_done(ws: &mut WsClient, mut text: ReplyText) -> Seen {
     }
 }
 
+/// Reads the reply's first delta (the reply is under way) and answers the text so far.
+async fn first_delta(ws: &mut WsClient) -> ReplyText {
+    let mut text = ReplyText::default();
+    match ws.next_frame().await {
+        ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
+        other => panic!("expected a delta, got {other:?}"),
+    }
+    text
+}
+
 /// Sends a ping and expects the pong as the very next frame: nothing else was on its way.
 async fn nothing_more(ws: &mut WsClient) {
     ws.send_text(r#"{"action":"ping"}"#).await;
@@ -118,11 +128,7 @@ async fn redis_lost_in_the_middle_of_a_reply_leaves_it_to_a_retry_that_stores_it
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "a long answer, please").await;
-    let mut text = ReplyText::default();
-    match ws.next_frame().await {
-        ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
-        other => panic!("expected a delta, got {other:?}"),
-    }
+    let text = first_delta(&mut ws).await;
     // Past the append-only file's `everysec` window (a busy disk can hold a write back up to two
     // seconds): the question and its request are in the file.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -155,11 +161,7 @@ async fn a_question_resent_while_its_reply_streams_is_only_acknowledged() {
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "hello").await;
-    let mut text = ReplyText::default();
-    match ws.next_frame().await {
-        ServerFrame::Delta { seq, text: piece, .. } => text.delta(seq, &piece),
-        other => panic!("expected a delta, got {other:?}"),
-    }
+    let text = first_delta(&mut ws).await;
     // As the web app resends after a dropped connection.
     ws.send_message("m1", "hello").await;
     let seen = read_to_done(&mut ws, text).await;
