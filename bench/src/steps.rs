@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chat_core::{Config, Store};
 use chat_testkit::{Error, Vars};
-use chat_wire::{ChatMessage, ConnectionId, MessageId, ReplyStatus, ServerFrame, Token};
+use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, ReplyStatus, ServerFrame, Token};
 
 use crate::measure::ms;
 use crate::stack::Stack;
@@ -61,12 +61,17 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
     let names =
         ["count frame", "accept message", "enqueue", "read context", "begin reply", "append delta", "store reply"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let main = ConversationId::main();
     for i in 0..300 {
         let id = MessageId::parse(&format!("s{i}"))?;
         let question = question(id.as_str(), "hello");
         let mut reply = reply_to(&question, "hello", ReplyStatus::Streaming);
-        let request =
-            chat_core::ReplyRequest { token: token.clone(), message_id: id.clone(), endpoint: "http://unused".into() };
+        let request = chat_core::ReplyRequest {
+            token: token.clone(),
+            conversation: main.clone(),
+            message_id: id.clone(),
+            endpoint: "http://unused".into(),
+        };
         let mut step = 0;
         let mut timed = |samples: &mut Vec<Vec<f64>>, started: Instant| {
             samples[step].push(ms(started.elapsed()));
@@ -76,7 +81,7 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
         store.connection_frame(&connection).await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        let accepted = store.accept_user_message(token, &question).await?;
+        let accepted = store.accept_user_message(token, &main, &question).await?;
         timed(&mut samples, t);
         if accepted.is_err() {
             return Err(format!("step timing: the question was not stored ({accepted:?})").into());
@@ -85,17 +90,20 @@ pub async fn store_steps(stack: &Stack) -> Result<Vec<(&'static str, Vec<f64>)>,
         store.enqueue(&request).await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.recent(token, 10).await?;
+        store.recent(token, &main, 10).await?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.begin_reply(token, &reply, false).await?.map_err(|refusal| format!("not begun: {refusal:?}"))?;
+        store.begin_reply(token, &main, &reply, false).await?.map_err(|refusal| format!("not begun: {refusal:?}"))?;
         timed(&mut samples, t);
         let t = Instant::now();
-        store.append_delta(token, &id, 0, "hello ").await?.map_err(|refusal| format!("not logged: {refusal:?}"))?;
+        store
+            .append_delta(token, &main, &id, 0, "hello ")
+            .await?
+            .map_err(|refusal| format!("not logged: {refusal:?}"))?;
         timed(&mut samples, t);
         reply.status = ReplyStatus::Done;
         let t = Instant::now();
-        store.store_reply(token, &reply, &id, 1).await?.map_err(|refusal| format!("not stored: {refusal:?}"))?;
+        store.store_reply(token, &main, &reply, &id, 1).await?.map_err(|refusal| format!("not stored: {refusal:?}"))?;
         timed(&mut samples, t);
     }
     Ok(names.into_iter().zip(samples).collect())
@@ -110,15 +118,19 @@ pub async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize
     })?;
     let session = stack.session(&format!("history-{n}")).await?;
     let token = Token::parse(&session.token)?;
+    let main = ConversationId::main();
     for i in 0..n / 2 {
         let id = MessageId::parse(&format!("q{i}"))?;
         let question = question(id.as_str(), &format!("Question number {i}: how does this part work, and why?"));
-        if store.accept_user_message(&token, &question).await?.is_err() {
+        if store.accept_user_message(&token, &main, &question).await?.is_err() {
             return Err("could not store a history message".into());
         }
         let answer = format!("Answer **{i}**: it works like this.\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```");
         let reply = reply_to(&question, &answer, ReplyStatus::Done);
-        store.store_reply(&token, &reply, &id, 0).await?.map_err(|refusal| format!("not stored: {refusal:?}"))?;
+        store
+            .store_reply(&token, &main, &reply, &id, 0)
+            .await?
+            .map_err(|refusal| format!("not stored: {refusal:?}"))?;
     }
     let mut samples = Vec::with_capacity(200);
     let mut bytes = 0;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chat_core::{ReplyRequest, Store};
 use chat_testkit::{Error, StoreKind, TempDir, TestRedis, Vars};
-use chat_wire::{MessageId, Token};
+use chat_wire::{ConversationId, MessageId, Token};
 use serde_json::json;
 
 use crate::measure::Watch;
@@ -76,6 +76,7 @@ async fn saturate(redis_url: &str, messages: usize) -> Result<f64, Error> {
             while produced.fetch_add(1, Ordering::Relaxed) < messages {
                 let request = ReplyRequest {
                     token: token.clone(),
+                    conversation: ConversationId::main(),
                     message_id: MessageId::parse("m1").expect("an id"),
                     endpoint: "http://127.0.0.1:1/".into(),
                 };

@@ -322,7 +322,7 @@ impl AppState {
             self.refresh_history();
         }
         for question in self.chat.try_update(|c| c.needs_resume()).unwrap_or_default() {
-            self.send_frame(&ClientFrame::Resume { reply_to: question });
+            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: None });
         }
         if let Some(notice) = notice {
             match notice.code {
@@ -432,7 +432,7 @@ impl AppState {
     /// Sends a question.
     pub fn send(self, text: String) {
         let id = new_message_id();
-        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone() };
+        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone(), conversation: None };
         if !self.send_frame(&frame) {
             self.toast("Not connected: your message was not sent.", true);
             return;
@@ -467,14 +467,14 @@ impl AppState {
     /// connection, whichever worker writes them.
     fn resume_replies(self) {
         for question in self.chat.with_untracked(|c| c.replies_to_resume()) {
-            self.send_frame(&ClientFrame::Resume { reply_to: question });
+            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: None });
         }
     }
 
     /// Asks for a new reply to the last question, replacing the old one.
     pub fn regenerate(self) {
         let Some(question) = self.chat.with_untracked(|c| c.regenerable()) else { return };
-        if !self.send_frame(&ClientFrame::Regenerate { reply_to: question.clone() }) {
+        if !self.send_frame(&ClientFrame::Regenerate { reply_to: question.clone(), conversation: None }) {
             self.toast("Not connected: could not regenerate the reply.", true);
             return;
         }
@@ -487,7 +487,7 @@ impl AppState {
             c.messages.iter().rev().find(|m| m.source == chat_wire::Source::User).map(|m| m.id.clone())
         });
         if let Some(id) = question {
-            if !self.send_frame(&ClientFrame::Stop { reply_to: id }) {
+            if !self.send_frame(&ClientFrame::Stop { reply_to: id, conversation: None }) {
                 self.toast("Not connected: could not stop the reply.", true);
             }
         }

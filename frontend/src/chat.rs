@@ -181,7 +181,7 @@ impl Conversation {
                 }
                 None
             }
-            ServerFrame::Delta { id, reply_to, seq, text } => {
+            ServerFrame::Delta { id, reply_to, seq, text, .. } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 if reply.status == ReplyStatus::Streaming {
                     reply.reply.delta(seq, &text);
@@ -189,7 +189,7 @@ impl Conversation {
                 }
                 None
             }
-            ServerFrame::Snapshot { id, reply_to, next_seq, text, status } => {
+            ServerFrame::Snapshot { id, reply_to, next_seq, text, status, .. } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 let mut ended_unseen = false;
                 if reply.status == ReplyStatus::Streaming {
@@ -208,7 +208,7 @@ impl Conversation {
                 self.stale |= ended_unseen;
                 None
             }
-            ServerFrame::Done { id, reply_to, status, model, next_seq, usage } => {
+            ServerFrame::Done { id, reply_to, status, model, next_seq, usage, .. } => {
                 let reply = self.reply_entry(&id, &reply_to, now);
                 let missed = reply.reply.has_gap() || reply.reply.next_seq() < next_seq;
                 let incomplete = reply.status == ReplyStatus::Streaming && missed;
@@ -261,7 +261,8 @@ impl Conversation {
                 }
                 Some(Notice { text: message, code })
             }
-            ServerFrame::Pong => None,
+            // The list's notices are the sidebar's; the app routes them there.
+            ServerFrame::Pong | ServerFrame::Conversation { .. } | ServerFrame::ConversationDeleted { .. } => None,
         }
     }
 
@@ -308,7 +309,7 @@ mod tests {
     use super::*;
 
     fn delta(seq: u64, text: &str) -> ServerFrame {
-        ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq, text: text.into() }
+        ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq, text: text.into(), conversation: None }
     }
 
     fn done(next_seq: u64, usage: Option<Usage>) -> ServerFrame {
@@ -319,6 +320,7 @@ mod tests {
             model: None,
             next_seq,
             usage,
+            conversation: None,
         }
     }
 
@@ -349,6 +351,7 @@ mod tests {
             next_seq: 2,
             text: "Hello".into(),
             status: ReplyStatus::Done,
+            conversation: None,
         };
         chat.apply(snapshot, "t");
         assert_eq!((chat.messages[1].text.as_str(), chat.messages[1].status), ("Hello", ReplyStatus::Done));
@@ -362,7 +365,7 @@ mod tests {
         assert!(chat.awaiting_reply());
         // The first delta can arrive before the ack.
         chat.apply(delta(0, "Hel"), "t");
-        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: None }, "t");
         chat.apply(delta(1, "lo"), "t");
         chat.apply(delta(1, "lo"), "t"); // a duplicate is ignored
         assert_eq!(chat.messages[0].delivery, Delivery::Stored);
@@ -375,6 +378,7 @@ mod tests {
                 model: None,
                 next_seq: 2,
                 usage: None,
+                conversation: None,
             },
             "t",
         );
@@ -399,6 +403,7 @@ mod tests {
                 model: None,
                 next_seq: 4,
                 usage: None,
+                conversation: None,
             },
             "t",
         );
@@ -419,6 +424,7 @@ mod tests {
                 next_seq: 2,
                 text: "ab".into(),
                 status: ReplyStatus::Streaming,
+                conversation: None,
             },
             "t",
         );
@@ -431,6 +437,7 @@ mod tests {
                 next_seq: 4,
                 text: String::new(),
                 status: ReplyStatus::Streaming,
+                conversation: None,
             },
             "t",
         );
@@ -442,7 +449,7 @@ mod tests {
     fn a_finished_reply_can_be_regenerated() {
         let mut chat = Conversation::default();
         chat.add_question("m1".into(), "hi".into(), "t".into());
-        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: None }, "t");
         chat.apply(delta(0, "meh"), "t");
         assert_eq!(chat.regenerable(), None, "not while it streams");
         chat.apply(
@@ -453,6 +460,7 @@ mod tests {
                 model: None,
                 next_seq: 1,
                 usage: None,
+                conversation: None,
             },
             "t",
         );
@@ -467,6 +475,7 @@ mod tests {
                 code: ErrorCode::RateLimited,
                 message: "slow down".into(),
                 retry_after: Some(3),
+                conversation: None,
             },
             "t",
         );
@@ -484,6 +493,7 @@ mod tests {
                 code: ErrorCode::ReplyInProgress,
                 message: "wait".into(),
                 retry_after: None,
+                conversation: None,
             },
             "t",
         );
@@ -500,11 +510,12 @@ mod tests {
             code: ErrorCode::Unavailable,
             message: "try again".into(),
             retry_after: Some(2),
+            conversation: None,
         };
         assert_eq!(chat.apply(unavailable, "t").unwrap().code, ErrorCode::Unavailable);
         assert_eq!(chat.unsent(), [("m3".to_string(), "maybe stored".to_string())]);
         assert!(chat.awaiting_reply());
-        chat.apply(ServerFrame::Ack { id: "m3".into(), reply_id: "m3.reply".into() }, "t");
+        chat.apply(ServerFrame::Ack { id: "m3".into(), reply_id: "m3.reply".into(), conversation: None }, "t");
         assert!(chat.unsent().is_empty());
     }
 
@@ -512,7 +523,7 @@ mod tests {
     fn a_reconnect_answer_changes_nothing_on_screen() {
         let mut chat = Conversation::default();
         chat.add_question("m1".into(), "hi".into(), "t".into());
-        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: None }, "t");
         chat.apply(delta(0, "Hel"), "t");
         let before = chat.clone();
         let reconnect = |reply_to: &str| ServerFrame::Error {
@@ -520,6 +531,7 @@ mod tests {
             code: ErrorCode::Reconnect,
             message: "reconnect".into(),
             retry_after: None,
+            conversation: None,
         };
         assert_eq!(chat.apply(reconnect("m1"), "t").unwrap().code, ErrorCode::Reconnect);
         assert_eq!(chat, before, "the reply still streams, the question still waits");
@@ -560,6 +572,7 @@ mod tests {
                 model: None,
                 next_seq: 2,
                 usage: None,
+                conversation: None,
             },
             "t",
         );
@@ -570,13 +583,14 @@ mod tests {
     fn a_model_error_keeps_the_question_and_ends_the_wait() {
         let mut chat = Conversation::default();
         chat.add_question("m1".into(), "hi".into(), "t".into());
-        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() }, "t");
+        chat.apply(ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: None }, "t");
         let notice = chat.apply(
             ServerFrame::Error {
                 reply_to: Some("m1".into()),
                 code: ErrorCode::ModelUnavailable,
                 message: "down".into(),
                 retry_after: None,
+                conversation: None,
             },
             "t",
         );

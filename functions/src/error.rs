@@ -73,6 +73,18 @@ pub enum ApiError {
     /// `regenerate` named a question other than the last.
     #[error("only the last question can be answered again")]
     NotLastQuestion,
+    /// The session holds no conversation with that id (never created, or deleted).
+    #[error("this session holds no conversation with that id")]
+    UnknownConversation,
+    /// The session holds `MAX_CONVERSATIONS_PER_SESSION` conversations already.
+    #[error("this session already holds {limit} conversations; delete one first")]
+    TooManyConversations {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A conversation title is blank, too long or holds control characters.
+    #[error("{0}")]
+    InvalidTitle(String),
     /// No such route.
     #[error("not found")]
     NotFound,
@@ -127,6 +139,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::UnknownMessage => ErrorCode::UnknownMessage,
             ApiError::NotLastQuestion => ErrorCode::NotLastQuestion,
+            ApiError::UnknownConversation => ErrorCode::UnknownConversation,
+            ApiError::TooManyConversations { .. } => ErrorCode::TooManyConversations,
+            ApiError::InvalidTitle(_) => ErrorCode::InvalidTitle,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::NotFound,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
@@ -137,7 +152,8 @@ impl ApiError {
     /// The HTTP status. Client mistakes are 400 as in the seed product; an outage is 503.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownConversation => StatusCode::NOT_FOUND,
+            ApiError::TooManyConversations { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,9 +177,15 @@ impl ApiError {
         ErrorBody { detail: self.to_string(), code: self.code(), retry_after: self.retry_after() }
     }
 
-    /// The WebSocket error frame.
-    pub fn frame(&self, reply_to: Option<String>) -> ServerFrame {
-        ServerFrame::Error { reply_to, code: self.code(), message: self.to_string(), retry_after: self.retry_after() }
+    /// The WebSocket error frame, naming the message and conversation concerned when known.
+    pub fn frame(&self, reply_to: Option<String>, conversation: Option<String>) -> ServerFrame {
+        ServerFrame::Error {
+            reply_to,
+            code: self.code(),
+            message: self.to_string(),
+            retry_after: self.retry_after(),
+            conversation,
+        }
     }
 
     /// Logs what the operator should see: outages as errors, client mistakes at debug level.

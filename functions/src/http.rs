@@ -1,5 +1,6 @@
-//! The HTTP API: `POST /token`, `DELETE /token`, `GET /chat_history`, `GET /chat_export`,
-//! `GET /health` (`/test`), `GET /openapi.json` and, in development, `GET /docs`.
+//! The HTTP API: `POST /token`, `DELETE /token`, `GET /chat_history`, `GET /chat_export`, the
+//! conversation routes ([`crate::conversations`]), `GET /health` (`/test`), `GET /openapi.json`
+//! and, in development, `GET /docs`.
 //!
 //! Each route is a plain async fn over a `lambda_http::Request` (what API Gateway's HTTP API sends,
 //! converted by `lambda_http`). [`handle`] routes on whole paths, applies CORS (tower-http's layer)
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::conversations::{self, named_or_current};
 use crate::error::ApiError;
 use crate::export::{self, ExportFormat};
 use crate::openapi;
@@ -52,7 +54,7 @@ fn cors(config: &chat_core::Config) -> CorsLayer {
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
             origin.to_str().is_ok_and(|origin| config.origin_allowed(origin))
         }))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE])
         // The web app saves an export under the name the server gives it.
         .expose_headers([header::CONTENT_DISPOSITION])
@@ -67,10 +69,21 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/token", Method::DELETE) => revoke_token(state, &request).await,
         ("/chat_history", Method::GET) => chat_history(state, &request).await,
         ("/chat_export", Method::GET) => chat_export(state, &request).await,
+        ("/conversations", Method::GET) => conversations::list(state, &request).await,
+        ("/conversations", Method::POST) => conversations::create(state, &request).await,
         ("/health" | "/test", Method::GET) => Ok(health(state).await),
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),
+        (one, method) if one.starts_with("/conversations/") => {
+            let id = conversation_in_path(&request, one);
+            match method {
+                Method::PATCH => conversations::rename(state, &request, &id).await,
+                Method::DELETE => conversations::delete(state, &request, &id).await,
+                _ => Err(ApiError::MethodNotAllowed { allow: "PATCH, DELETE" }),
+            }
+        }
         ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST, DELETE" }),
+        ("/conversations", _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         ("/chat_history" | "/chat_export" | "/health" | "/test" | "/openapi.json", _) => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
@@ -101,6 +114,23 @@ fn route_path(request: &Request) -> String {
         "" => "/".to_string(),
         trimmed => trimmed.to_string(),
     }
+}
+
+/// The `{id}` of `/conversations/{id}`: API Gateway's path parameter when its route matched it,
+/// else the path's last segment (the local gateway's `$default` route).
+fn conversation_in_path(request: &Request, path: &str) -> String {
+    let segment = path.trim_start_matches("/conversations/");
+    if segment == "{id}" {
+        return request.path_parameters().first("id").unwrap_or_default().to_string();
+    }
+    segment.to_string()
+}
+
+/// The session token of a request (`?token=`), checked.
+pub(crate) fn session_token(request: &Request) -> Result<Token, ApiError> {
+    let params = request.query_string_parameters();
+    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
+    Token::parse(token).map_err(|_| ApiError::SessionExpired)
 }
 
 /// Creates a session and returns its token.
@@ -165,19 +195,22 @@ pub async fn revoke_token(state: &AppState, request: &Request) -> Result<Respons
     Ok(no_store(response))
 }
 
-/// Returns a session's conversation, oldest message first.
+/// Returns a conversation of the session (the current one unless `conversation` names another),
+/// oldest message first.
 #[utoipa::path(
     get,
     path = "/chat_history",
     tag = "session",
     params(
         ("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)"),
+        ("conversation" = Option<String>, Query, description = "The conversation; absent: the session's current one (the most recently active)"),
         ("limit" = Option<u32>, Query, description = "At most this many messages (1 to `MAX_HISTORY_MESSAGES`)"),
         ("before" = Option<String>, Query, description = "Only messages older than this message id (the oldest id of the previous page)")
     ),
     responses(
         (status = 200, description = "The session and the newest of its messages that fit `HISTORY_PAGE_BYTES` (and `limit`), oldest first; `has_more` when older ones were left out", body = ChatSession),
         (status = 400, description = "Missing, unknown or expired token (`session_expired`), a bad `limit` (`invalid_parameter`) or an unknown `before` (`unknown_message`)", body = ErrorBody),
+        (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
         (status = 429, description = "Too many reads of this session (`rate_limited`)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 500, description = "A bug (`internal`)", body = ErrorBody),
@@ -187,8 +220,7 @@ pub async fn revoke_token(state: &AppState, request: &Request) -> Result<Respons
 )]
 pub async fn chat_history(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
     let params = request.query_string_parameters();
-    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
-    let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
+    let token = session_token(request)?;
     let max = state.config.max_history_messages;
     let limit = match params.first("limit") {
         None => None,
@@ -207,13 +239,28 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
         }
     };
     count_read(state, &token).await?;
+    let conversation = existing_conversation(state, request, &token).await?;
     let page_bytes = state.config.history_page_bytes;
-    let page = state.store.history_page(&token, before.as_deref(), limit, page_bytes).await?;
+    let page = state.store.history_page(&token, &conversation, before.as_deref(), limit, page_bytes).await?;
     let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
     Ok(no_store(json(StatusCode::OK, &session)))
 }
 
-/// Returns a session's whole conversation as a file to keep: a Markdown transcript, or the
+/// The conversation a read names, checked to be the session's (a deleted one is not).
+async fn existing_conversation(
+    state: &AppState,
+    request: &Request,
+    token: &Token,
+) -> Result<chat_wire::ConversationId, ApiError> {
+    let conversation = named_or_current(state, request, token).await?;
+    if conversation.is_main() || state.store.conversation(token, &conversation).await?.is_some() {
+        Ok(conversation)
+    } else {
+        Err(ApiError::UnknownConversation)
+    }
+}
+
+/// Returns a whole conversation (the current one unless `conversation` names another) as a file to keep: a Markdown transcript, or the
 /// history's JSON (every message with all its fields, without the token).
 #[utoipa::path(
     get,
@@ -221,6 +268,7 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
     tag = "session",
     params(
         ("token" = String, Query, description = "The session token from `POST /token` (43 characters of base64url)"),
+        ("conversation" = Option<String>, Query, description = "The conversation; absent: the session's current one"),
         ("format" = Option<String>, Query, description = "`markdown` (the default) or `json`")
     ),
     responses(
@@ -228,6 +276,7 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
             content((String = "text/markdown"), (export::ExportedConversation = "application/json")),
             headers(("Content-Disposition" = String, description = "attachment; filename=\"chat-<date>.md\" (or .json)"))),
         (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a format other than `markdown` or `json` (`invalid_parameter`)", body = ErrorBody),
+        (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
         (status = 429, description = "Too many reads of this session (`rate_limited`, counted with `GET /chat_history`)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 500, description = "A bug (`internal`)", body = ErrorBody),
@@ -237,12 +286,12 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
 )]
 pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
     let params = request.query_string_parameters();
-    let token = params.first("token").ok_or(ApiError::SessionExpired)?;
-    let token = Token::parse(token).map_err(|_| ApiError::SessionExpired)?;
+    let token = session_token(request)?;
     let format = ExportFormat::parse(params.first("format"))
         .ok_or_else(|| ApiError::InvalidParameter("`format` is `markdown` or `json`".into()))?;
     count_read(state, &token).await?;
-    let session = state.store.history(&token).await?.ok_or(ApiError::SessionExpired)?;
+    let conversation = existing_conversation(state, request, &token).await?;
+    let session = state.store.history(&token, &conversation).await?.ok_or(ApiError::SessionExpired)?;
     let file_name = format.file_name(&session);
     let body = match format {
         ExportFormat::Markdown => export::markdown(&session),
@@ -260,7 +309,7 @@ pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response
 /// Counts a read of the session's history (a page or an export) against
 /// `HISTORY_READS_PER_SESSION_PER_WINDOW`, before reading, and only for a live session: an
 /// over-limit client costs one small script, and unknown tokens leave no counter behind.
-async fn count_read(state: &AppState, token: &Token) -> Result<(), ApiError> {
+pub(crate) async fn count_read(state: &AppState, token: &Token) -> Result<(), ApiError> {
     let reads = state.config.rate_limits.history_reads_per_session;
     match state.store.count_history_read(token, reads).await? {
         Ok(None) => Ok(()),
@@ -361,7 +410,7 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     response
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).expect("API types always serialize");
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -380,7 +429,7 @@ fn html(page: String) -> Response<Body> {
     response
 }
 
-fn no_store(mut response: Response<Body>) -> Response<Body> {
+pub(crate) fn no_store(mut response: Response<Body>) -> Response<Body> {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -8,12 +8,14 @@
 //! * [`trigger`]: how a stored message wakes the worker (Lambda async invoke, or nothing when a
 //!   daemon reads the stream).
 //! * [`openapi`]: the OpenAPI document and the docs page.
+//! * [`conversations`]: the conversation routes (`/conversations`, `/conversations/{id}`).
 //! * [`export`]: a conversation as a file: a Markdown transcript or JSON (`GET /chat_export`).
 //!
 //! The binaries in `src/bin/` are a few lines each: build [`state::AppState`], then hand the
 //! handler to `lambda_http::run` or `lambda_runtime::run`. The local gateway calls the same
 //! handlers with the same event types.
 
+pub mod conversations;
 pub mod error;
 pub mod export;
 pub mod http;

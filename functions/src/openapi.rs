@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::OpenApi;
 
-use crate::http;
+use crate::{conversations, http};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,17 @@ use crate::http;
         description = "Sessions and history of the chatbot. Chatting itself happens over the \
                        WebSocket API described in PROTOCOL.md."
     ),
-    paths(http::create_token, http::revoke_token, http::chat_history, http::chat_export, http::health),
+    paths(
+        http::create_token,
+        http::revoke_token,
+        http::chat_history,
+        http::chat_export,
+        conversations::list,
+        conversations::create,
+        conversations::rename,
+        conversations::delete,
+        http::health
+    ),
     components(schemas(
         chat_wire::ChatSession,
         chat_wire::ChatMessage,
@@ -29,6 +39,11 @@ use crate::http;
         chat_wire::ErrorBody,
         chat_wire::ErrorCode,
         chat_wire::Health,
+        chat_wire::Conversation,
+        chat_wire::ConversationList,
+        chat_wire::TitleSource,
+        conversations::NewConversation,
+        conversations::Rename,
         http::TokenForm
     ))
 )]
@@ -51,6 +66,11 @@ pub fn document(config: &Config) -> serde_json::Value {
             "operationId": "chat_export",
             "parameters": {"token": "$response.body#/token"},
             "description": "The conversation of the session just created, as a file"
+        },
+        "Conversations": {
+            "operationId": "list",
+            "parameters": {"token": "$response.body#/token"},
+            "description": "The conversations of the session just created"
         }
     });
     doc
@@ -63,10 +83,16 @@ fn typed_document(config: &Config) -> Document {
             constrain(name, &name_pattern(config.max_name_chars), None);
         }
     }
-    // The two reads of a session take the same token.
-    let reads = doc.paths.paths.iter_mut().filter(|(path, _)| *path == "/chat_history" || *path == "/chat_export");
-    let operations = reads.filter_map(|(_, item)| item.get.as_mut());
-    for parameter in operations.flat_map(|op| op.parameters.iter_mut().flatten()) {
+    // Every route of a session takes the same token (and a conversation id of one shape).
+    let items = doc.paths.paths.values_mut();
+    let operations = items.flat_map(|item| [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]);
+    for parameter in operations.flatten().flat_map(|op| op.parameters.iter_mut().flatten()) {
+        if parameter.name == "conversation" || parameter.name == "id" {
+            let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+            constrain(&mut schema, "^[A-Za-z0-9_-]{1,32}$", None);
+            schema.max_length = Some(32);
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
         if parameter.name == "token" {
             let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
             constrain(

@@ -12,7 +12,9 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::encodings::Body;
 use chat_core::store::now_rfc3339;
 use chat_core::{Bound, Config, Refusal, ReplyRequest};
-use chat_wire::{ChatMessage, ClientFrame, ConnectionId, MessageId, ReplyStatus, ServerFrame, Source, Token};
+use chat_wire::{
+    ChatMessage, ClientFrame, ConnectionId, ConversationId, MessageId, ReplyStatus, ServerFrame, Source, Token,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::ApiError;
@@ -75,6 +77,12 @@ pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
         .and_then(frame_message_id)
         .filter(|id| chat_wire::is_valid_message_id(id))
         .map(str::to_string);
+    let in_conversation = decoded
+        .as_ref()
+        .ok()
+        .and_then(frame_conversation)
+        .filter(|id| ConversationId::parse(id).is_ok())
+        .map(str::to_string);
     let answer = match admit(state, context).await {
         Ok(Admitted::Closed) => return response(StatusCode::OK, None),
         Ok(Admitted::Frame(token)) => match decoded {
@@ -88,7 +96,7 @@ pub async fn message(state: &AppState, event: ApiGatewayWebsocketProxyRequest) -
         Ok(None) => return response(StatusCode::OK, None),
         Err(error) => {
             error.log();
-            error.frame(concerns)
+            error.frame(concerns, in_conversation)
         }
     };
     let body = serde_json::to_string(&frame).expect("frames always serialize");
@@ -126,10 +134,29 @@ async fn admit(state: &AppState, context: &ApiGatewayWebsocketProxyRequestContex
 fn frame_message_id(frame: &ClientFrame) -> Option<&str> {
     match frame {
         ClientFrame::SendMessage { id, .. } => Some(id),
-        ClientFrame::Stop { reply_to } | ClientFrame::Resume { reply_to } | ClientFrame::Regenerate { reply_to } => {
-            Some(reply_to)
-        }
+        ClientFrame::Stop { reply_to, .. }
+        | ClientFrame::Resume { reply_to, .. }
+        | ClientFrame::Regenerate { reply_to, .. } => Some(reply_to),
         ClientFrame::Ping => None,
+    }
+}
+
+/// The conversation a frame names, as the client wrote it (`None`: the current one).
+fn frame_conversation(frame: &ClientFrame) -> Option<&str> {
+    match frame {
+        ClientFrame::SendMessage { conversation, .. }
+        | ClientFrame::Stop { conversation, .. }
+        | ClientFrame::Resume { conversation, .. }
+        | ClientFrame::Regenerate { conversation, .. } => conversation.as_deref(),
+        ClientFrame::Ping => None,
+    }
+}
+
+/// The conversation a frame acts on: the one it names, or the session's current one.
+async fn conversation_of(state: &AppState, token: &Token, named: Option<&str>) -> Result<ConversationId, ApiError> {
+    match named {
+        Some(id) => ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation),
+        None => Ok(state.store.current_conversation(token).await?),
     }
 }
 
@@ -142,18 +169,29 @@ async fn answer(
     frame: ClientFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
     let parse_id = |id: &str| MessageId::parse(id).map_err(|_| ApiError::InvalidId);
+    if let ClientFrame::Ping = frame {
+        return Ok(Some(ServerFrame::Pong));
+    }
+    let conversation = conversation_of(state, &token, frame_conversation(&frame)).await?;
+    let at = At { token, conversation };
     Ok(match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong),
-        ClientFrame::Stop { reply_to } => {
-            state.store.request_stop(&token, &parse_id(&reply_to)?).await?;
+        ClientFrame::Stop { reply_to, .. } => {
+            state.store.request_stop(&at.token, &at.conversation, &parse_id(&reply_to)?).await?;
             None
         }
-        ClientFrame::Resume { reply_to } => Some(resume(state, &token, &parse_id(&reply_to)?).await?),
-        ClientFrame::Regenerate { reply_to } => Some(regenerate(state, context, token, &parse_id(&reply_to)?).await?),
-        ClientFrame::SendMessage { id, content } => {
-            Some(send_message(state, context, token, parse_id(&id)?, content).await?)
+        ClientFrame::Resume { reply_to, .. } => Some(resume(state, &at, &parse_id(&reply_to)?).await?),
+        ClientFrame::Regenerate { reply_to, .. } => Some(regenerate(state, context, at, &parse_id(&reply_to)?).await?),
+        ClientFrame::SendMessage { id, content, .. } => {
+            Some(send_message(state, context, at, parse_id(&id)?, content).await?)
         }
     })
+}
+
+/// A session and the conversation a frame acts on.
+struct At {
+    token: Token,
+    conversation: ConversationId,
 }
 
 /// The event's connection id, which API Gateway always sets.
@@ -187,7 +225,7 @@ pub fn decode_frame(body: Option<&str>, is_base64_encoded: bool) -> Result<Clien
 async fn send_message(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    token: Token,
+    at: At,
     id: MessageId,
     content: String,
 ) -> Result<ServerFrame, ApiError> {
@@ -212,8 +250,14 @@ async fn send_message(
         next_seq: None,
         usage: None,
     };
-    match state.store.accept_user_message(&token, &message).await? {
-        Ok(()) => request_reply(state, context, token, &id).await?,
+    match state.store.accept_user_message(&at.token, &at.conversation, &message).await? {
+        Ok(()) => {
+            // A question in one conversation keeps the session's others alive as long.
+            if let Err(error) = state.store.extend_conversations(&at.token).await {
+                tracing::warn!(error = %error, "could not extend the session's conversations");
+            }
+            request_reply(state, context, &at, &id).await?
+        }
         // A resend of a stored message whose reply is queued, written or stored: acknowledged
         // again, answered once. (One stored but never queued came back as `Ok` above.)
         Err(Refusal::Duplicate) => {}
@@ -221,12 +265,16 @@ async fn send_message(
     }
     // With REDIS_WAIT_REPLICAS the store answered only once the replicas had the question and its
     // request (else `unavailable`: a client resends the same id, harmless either way).
-    Ok(ack(&id))
+    Ok(ack(&at, &id))
 }
 
 /// The `ack` of a user message whose reply is on its way.
-fn ack(id: &MessageId) -> ServerFrame {
-    ServerFrame::Ack { id: id.to_string(), reply_id: id.reply_id().to_string() }
+fn ack(at: &At, id: &MessageId) -> ServerFrame {
+    ServerFrame::Ack {
+        id: id.to_string(),
+        reply_id: id.reply_id().to_string(),
+        conversation: Some(at.conversation.to_string()),
+    }
 }
 
 /// The client's error for a refused lifecycle step.
@@ -237,10 +285,13 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::RateLimited(wait) => ApiError::rate_limited("messages in this session", wait),
         Refusal::UnknownMessage => ApiError::UnknownMessage,
         Refusal::NotLastQuestion => ApiError::NotLastQuestion,
-        // Only the worker's steps answer these.
-        Refusal::Duplicate | Refusal::BeingAnswered | Refusal::AlreadyStored | Refusal::TakenOver => {
-            ApiError::Internal(format!("a client step was refused with {refusal:?}"))
-        }
+        Refusal::ConversationDeleted => ApiError::UnknownConversation,
+        // Only the worker's steps and conversation creation answer these.
+        Refusal::Duplicate
+        | Refusal::BeingAnswered
+        | Refusal::AlreadyStored
+        | Refusal::TakenOver
+        | Refusal::TooManyConversations => ApiError::Internal(format!("a client step was refused with {refusal:?}")),
     }
 }
 
@@ -248,15 +299,19 @@ fn refused(refusal: Refusal) -> ApiError {
 async fn request_reply(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    token: Token,
+    at: &At,
     message_id: &MessageId,
 ) -> Result<(), ApiError> {
-    let request =
-        ReplyRequest { token, message_id: message_id.clone(), endpoint: management_endpoint(&state.config, context) };
+    let request = ReplyRequest {
+        token: at.token.clone(),
+        conversation: at.conversation.clone(),
+        message_id: message_id.clone(),
+        endpoint: management_endpoint(&state.config, context),
+    };
     if let Err(error) = state.store.enqueue(&request).await {
         // The message is stored; unlock the session so the person can ask again once Redis is back.
         // Redis is failing, so this may fail too: the lock then expires after REPLY_LOCK_SECONDS.
-        if let Err(unlock) = state.store.release_reply_lock(&request.token, message_id).await {
+        if let Err(unlock) = state.store.release_reply_lock(&at.token, &at.conversation, message_id).await {
             tracing::warn!(error = %unlock, "could not unlock a session whose request was not queued");
         }
         return Err(error.into());
@@ -264,7 +319,7 @@ async fn request_reply(
     // The mark lets a resend of this question be only acknowledged; without it (Redis failing
     // now) a resend queues the question again, which the worker answers once.
     let mark = async {
-        if let Err(error) = state.store.mark_queued(&request.token, message_id).await {
+        if let Err(error) = state.store.mark_queued(&at.token, &at.conversation, message_id).await {
             tracing::warn!(error = %error, "could not mark a question as queued");
         }
     };
@@ -273,23 +328,26 @@ async fn request_reply(
 }
 
 /// The reply to `reply_to` as it stands, from the session's store, whichever worker writes it.
-async fn resume(state: &AppState, token: &Token, reply_to: &MessageId) -> Result<ServerFrame, ApiError> {
+async fn resume(state: &AppState, at: &At, reply_to: &MessageId) -> Result<ServerFrame, ApiError> {
     let reply_id = reply_to.reply_id();
-    let snapshot = match state.store.reply_snapshot(token, &reply_id).await? {
+    let conversation = Some(at.conversation.to_string());
+    let snapshot = match state.store.reply_snapshot(&at.token, &at.conversation, &reply_id).await? {
         Some(reply) => ServerFrame::Snapshot {
             id: reply.id,
             reply_to: reply_to.to_string(),
             next_seq: reply.next_seq.unwrap_or(0),
             text: reply.msg,
             status: reply.status,
+            conversation,
         },
         // Asked, not begun yet: nothing written so far.
-        None if state.store.has_message(token, reply_to).await? => ServerFrame::Snapshot {
+        None if state.store.has_message(&at.token, &at.conversation, reply_to).await? => ServerFrame::Snapshot {
             id: reply_id.to_string(),
             reply_to: reply_to.to_string(),
             next_seq: 0,
             text: String::new(),
             status: ReplyStatus::Streaming,
+            conversation,
         },
         None => return Err(ApiError::UnknownMessage),
     };
@@ -300,15 +358,15 @@ async fn resume(state: &AppState, token: &Token, reply_to: &MessageId) -> Result
 async fn regenerate(
     state: &AppState,
     context: &ApiGatewayWebsocketProxyRequestContext,
-    token: Token,
+    at: At,
     reply_to: &MessageId,
 ) -> Result<ServerFrame, ApiError> {
-    if let Some(wait) = state.store.count_message(&token).await? {
+    if let Some(wait) = state.store.count_message(&at.token).await? {
         return Err(ApiError::rate_limited("messages in this session", wait));
     }
-    state.store.regenerate(&token, reply_to).await?.map_err(refused)?;
-    request_reply(state, context, token, reply_to).await?;
-    Ok(ack(reply_to))
+    state.store.regenerate(&at.token, &at.conversation, reply_to).await?.map_err(refused)?;
+    request_reply(state, context, &at, reply_to).await?;
+    Ok(ack(&at, reply_to))
 }
 
 /// The API Gateway Management API endpoint for this event's connections: `WS_MANAGEMENT_ENDPOINT`
@@ -363,7 +421,7 @@ mod tests {
     fn frames_decode_or_say_why_not() {
         assert_eq!(
             decode_frame(Some(r#"{"action":"sendMessage","id":"a","content":"hi"}"#), false).unwrap(),
-            ClientFrame::SendMessage { id: "a".into(), content: "hi".into() }
+            ClientFrame::SendMessage { id: "a".into(), content: "hi".into(), conversation: None }
         );
         assert_eq!(code("not json"), ErrorCode::InvalidJson);
         assert_eq!(code(""), ErrorCode::InvalidJson);

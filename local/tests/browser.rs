@@ -629,6 +629,7 @@ async fn bench_frontend() {
     let store = chat_core::Store::connect(&config).unwrap();
     let session = store.create_session("Bench").await.unwrap();
     let token = chat_wire::Token::parse(&session.token).unwrap();
+    let main = chat_wire::ConversationId::main();
     for i in 0..500 {
         let question = chat_wire::ChatMessage {
             id: format!("q{i}"),
@@ -641,7 +642,7 @@ async fn bench_frontend() {
             next_seq: None,
             usage: None,
         };
-        assert_eq!(store.accept_user_message(&token, &question).await.unwrap(), Ok(()));
+        assert_eq!(store.accept_user_message(&token, &main, &question).await.unwrap(), Ok(()));
         let reply = chat_wire::ChatMessage {
             id: chat_wire::reply_id_for(&question.id),
             msg: format!("Answer **{i}**:\n\n- first point\n- second point with `code`\n\n```rust\nfn answer() -> u32 {{ {i} }}\n```"),
@@ -650,7 +651,7 @@ async fn bench_frontend() {
             ..question.clone()
         };
         let question_id = chat_wire::MessageId::parse(&question.id).unwrap();
-        store.store_reply(&token, &reply, &question_id, 0).await.unwrap().expect("stored");
+        store.store_reply(&token, &main, &reply, &question_id, 0).await.unwrap().expect("stored");
     }
 
     let measure = |script: &'static str| {

@@ -148,7 +148,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
 
     // The message function invoked the worker (WORKER_FUNCTION_NAME), which drained the stream:
     // the reply is stored, and the connection the Management API calls gone is forgotten.
-    let order_key = chat_testkit::session_keys(&token).order;
+    let order_key = chat_testkit::main_keys(&token).order;
     let answered = chat_testkit::wait::wait_until(Duration::from_secs(60), Duration::from_millis(100), || {
         let (mut conn, key) = (conn.clone(), order_key.clone());
         async move { conn.lrange::<_, Vec<String>>(key, 0, -1).await.unwrap().len() == 2 }
@@ -160,7 +160,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     // The schedule's invocation (the minute's reclaim) finds nothing left.
     let response = invoke(&http, port, "worker", &fixture("worker-schedule.json", "")).await;
     assert_eq!(response, serde_json::json!({"processed": 0}));
-    let reply: String = conn.hget(chat_testkit::session_keys(&token).messages, "m1.reply").await.unwrap();
+    let reply: String = conn.hget(chat_testkit::main_keys(&token).messages, "m1.reply").await.unwrap();
     assert!(reply.contains("You said: What is Rust?"), "{reply}");
     let conns: Vec<String> = conn.smembers(chat_testkit::session_keys(&token).conns).await.unwrap();
     assert!(conns.is_empty(), "gone connection dropped: {conns:?}");

@@ -57,7 +57,12 @@ impl<'a> Relay<'a> {
     pub(crate) async fn check(&mut self) -> bool {
         self.next_check = Instant::now() + STOP_POLL;
         self.keep_claimed().await;
-        match self.worker.store.stop_requested(&self.request.token, &self.request.message_id).await {
+        match self
+            .worker
+            .store
+            .stop_requested(&self.request.token, &self.request.conversation, &self.request.message_id)
+            .await
+        {
             Ok(requested) => self.stop_requested |= requested,
             // The next check, or the next delta's append, asks again.
             Err(error) => tracing::warn!(error = %error, "could not check for a stop request"),
@@ -75,7 +80,7 @@ impl<'a> Relay<'a> {
         let (claimed, locked) = tokio::join!(
             store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id),
             // The session stays busy as long as its reply is written, however long it takes.
-            store.renew_reply_lock(&self.request.token, &self.request.message_id)
+            store.renew_reply_lock(&self.request.token, &self.request.conversation, &self.request.message_id)
         );
         if let Err(error) = claimed.and(locked) {
             tracing::warn!(error = %error, "could not renew the claim on an entry");
@@ -108,12 +113,19 @@ impl<'a> Relay<'a> {
             reply_to: self.request.message_id.to_string(),
             seq: self.seq,
             text: text.clone(),
+            conversation: Some(self.request.conversation.to_string()),
         };
         let bytes = serde_json::to_vec(&frame).expect("frames always serialize");
         let known = std::mem::take(&mut self.connections);
         let store = &self.worker.store;
         let (appended, gone) = tokio::join!(
-            store.append_delta(&self.request.token, &self.request.message_id, self.seq, &text),
+            store.append_delta(
+                &self.request.token,
+                &self.request.conversation,
+                &self.request.message_id,
+                self.seq,
+                &text
+            ),
             self.post_all(&known, &bytes)
         );
         let logged = match appended {

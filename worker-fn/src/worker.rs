@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_core::store::now_rfc3339;
+use chat_core::store::title_from;
 use chat_core::{Config, Refusal, ReplyRequest, Store, StoreError, StreamEntry};
-use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source, Usage};
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source, TitleSource, Usage};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::context::build_context;
 use crate::notify::ManagementApi;
-use crate::provider::{DeltaStream, ModelClient, ModelError, Piece};
+use crate::provider::{ContextMessage, DeltaStream, ModelClient, ModelError, Piece};
 use crate::relay::{Relay, Relayed};
 
 /// How one entry ended.
@@ -44,6 +45,8 @@ pub enum Outcome {
     LeftForRetry,
     /// The session expired before the reply could be written.
     SessionExpired,
+    /// The conversation was deleted (with its question) before or while the reply was written.
+    ConversationDeleted,
     /// The entry was not a reply request, or named a Management API endpoint that is not this
     /// deployment's; dropped.
     Malformed,
@@ -124,8 +127,9 @@ impl Worker {
     async fn answer(&self, entry: &StreamEntry, request: &ReplyRequest) -> Result<Outcome, StoreError> {
         let entry_id = entry.entry_id.as_str();
         let token = &request.token;
+        let conversation = &request.conversation;
         let reply_id = request.message_id.reply_id();
-        let Some(session) = self.store.recent(token, self.config.context_messages).await? else {
+        let Some(session) = self.store.recent(token, conversation, self.config.context_messages).await? else {
             return Ok(Outcome::SessionExpired);
         };
         let context = build_context(
@@ -143,9 +147,9 @@ impl Worker {
         let mut model_call = std::pin::pin!(self.model.stream_chat(&context));
         let mut started_early = None;
         let began = if entry.deliveries > 1 {
-            self.store.begin_reply(token, &reply, true).await?
+            self.store.begin_reply(token, conversation, &reply, true).await?
         } else {
-            let mut begin = std::pin::pin!(self.store.begin_reply(token, &reply, false));
+            let mut begin = std::pin::pin!(self.store.begin_reply(token, conversation, &reply, false));
             loop {
                 tokio::select! {
                     began = &mut begin => break began?,
@@ -162,12 +166,22 @@ impl Worker {
         if restarted {
             tracing::info!("restarting a reply a dead worker had begun");
             relay.send(&restart_snapshot(request, next_seq)).await;
+        } else {
+            // Every open tab's list moves this conversation up (and shows the question's title),
+            // while the model reads the prompt.
+            self.announce(request, &mut relay).await;
         }
 
         let mut usage = None;
         let (text, ending) = self.generate(model_call, started_early, &mut relay, &mut usage).await;
         let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
         reply.status = match ending {
+            Ending::Abandoned(Outcome::ConversationDeleted) => {
+                // The person deleted it mid-reply: every tab drops it.
+                let deleted = ServerFrame::ConversationDeleted { id: conversation.to_string() };
+                relay.send(&deleted).await;
+                return Ok(Outcome::ConversationDeleted);
+            }
             Ending::Abandoned(outcome) => return Ok(outcome),
             Ending::Finished => ReplyStatus::Done,
             Ending::Stopped => ReplyStatus::Stopped,
@@ -179,6 +193,7 @@ impl Worker {
                         code: error.code(),
                         message: error.public_message(),
                         retry_after: None,
+                        conversation: Some(conversation.to_string()),
                     })
                     .await;
                 ReplyStatus::Error
@@ -189,7 +204,7 @@ impl Worker {
         reply.usage = usage.map(|usage| self.priced(usage));
         // Kept with the stored reply: a `done` sent again after a crash carries it too.
         reply.next_seq = Some(relay.seq);
-        match self.store.store_reply(token, &reply, &request.message_id, relay.seq).await? {
+        match self.store.store_reply(token, conversation, &reply, &request.message_id, relay.seq).await? {
             Ok(connections) => relay.connections = connections,
             Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         }
@@ -202,9 +217,64 @@ impl Worker {
                 model,
                 next_seq: relay.seq,
                 usage: reply.usage,
+                conversation: Some(conversation.to_string()),
             })
             .await;
+        self.title(request, &session.messages, &reply, &mut relay).await;
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
+    }
+
+    /// Sends the conversation as it stands to the session's connections.
+    async fn announce(&self, request: &ReplyRequest, relay: &mut Relay<'_>) {
+        match self.store.conversation(&request.token, &request.conversation).await {
+            Ok(Some(conversation)) => relay.send(&ServerFrame::Conversation { conversation }).await,
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, "could not read the conversation to announce it"),
+        }
+    }
+
+    /// Names a conversation after its first exchange (`history` is the context read before the
+    /// reply: the question alone), unless `CONVERSATION_TITLES` is off: one small non-streamed
+    /// call, bounded by `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS`. A failure keeps the question's start.
+    async fn title(&self, request: &ReplyRequest, history: &[ChatMessage], reply: &ChatMessage, relay: &mut Relay<'_>) {
+        let [question] = history else { return };
+        if !self.config.worker.titles || reply.status != ReplyStatus::Done || reply.msg.is_empty() {
+            return;
+        }
+        let max_chars = self.config.max_title_chars;
+        let answer: String = reply.msg.chars().take(600).collect();
+        let prompt = [
+            ContextMessage {
+                role: "system".into(),
+                content: "You name conversations. Answer with a title of at most six words for the conversation \
+                          below: no quotes, no final period, nothing else."
+                    .into(),
+            },
+            ContextMessage {
+                role: "user".into(),
+                content: format!(
+                    "Question: {}\n\nAnswer: {answer}",
+                    question.msg.chars().take(600).collect::<String>()
+                ),
+            },
+        ];
+        let title = match self.model.complete(&prompt).await {
+            Ok(text) => clean_title(&text, max_chars),
+            Err(error) => {
+                tracing::warn!(error = %error, "the model gave no title; the question's start stays");
+                return;
+            }
+        };
+        if title.is_empty() {
+            return;
+        }
+        let titled =
+            self.store.title_conversation(&request.token, &request.conversation, &title, TitleSource::Model).await;
+        match titled {
+            Ok(Ok(conversation)) => relay.send(&ServerFrame::Conversation { conversation }).await,
+            Ok(Err(_)) => {}
+            Err(error) => tracing::warn!(error = %error, "could not store a conversation's title"),
+        }
     }
 
     /// `usage` with its cost, when `MODEL_PRICES` prices this worker's model.
@@ -238,7 +308,7 @@ impl Worker {
         tracing::error!(deliveries = entry.deliveries, "giving up on an entry its workers keep dying on");
         let entry_id = entry.entry_id.as_str();
         let mut reply = self.placeholder(request);
-        let begun = match self.store.begin_reply(&request.token, &reply, true).await? {
+        let begun = match self.store.begin_reply(&request.token, &request.conversation, &reply, true).await? {
             Ok(begun) => begun,
             Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         };
@@ -250,7 +320,11 @@ impl Worker {
         reply.status = ReplyStatus::Error;
         reply.timestamp = now_rfc3339();
         reply.next_seq = Some(relay.seq);
-        match self.store.store_reply(&request.token, &reply, &request.message_id, relay.seq).await? {
+        match self
+            .store
+            .store_reply(&request.token, &request.conversation, &reply, &request.message_id, relay.seq)
+            .await?
+        {
             Ok(connections) => relay.connections = connections,
             Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
         }
@@ -261,6 +335,7 @@ impl Worker {
                 code: ErrorCode::Internal,
                 message: "this question could not be answered: the service failed on it repeatedly".into(),
                 retry_after: None,
+                conversation: Some(request.conversation.to_string()),
             })
             .await;
         let done = ServerFrame::Done {
@@ -270,6 +345,7 @@ impl Worker {
             model: reply.model,
             next_seq: relay.seq,
             usage: None,
+            conversation: Some(request.conversation.to_string()),
         };
         relay.send(&done).await;
         Ok(Outcome::GaveUp)
@@ -290,7 +366,7 @@ impl Worker {
         }
         let reply_id = request.message_id.reply_id();
         let (stored, connections) = tokio::join!(
-            self.store.reply_snapshot(&request.token, &reply_id),
+            self.store.reply_snapshot(&request.token, &request.conversation, &reply_id),
             self.store.session_connections(&request.token)
         );
         // A regenerate may have replaced it meanwhile: only a finished reply is `done`.
@@ -302,6 +378,7 @@ impl Worker {
             model: stored.model,
             next_seq: stored.next_seq.unwrap_or(0),
             usage: stored.usage,
+            conversation: Some(request.conversation.to_string()),
         };
         let begun = chat_core::Begun { next_seq: 0, restarted: false, connections: connections? };
         Relay::start(self, entry_id, request, begun).send(&done).await;
@@ -425,6 +502,21 @@ impl Worker {
     }
 }
 
+/// A model's title made fit to show: its first non-empty line, without the quotes, markup and
+/// label models like to add, cut to `max_chars`.
+pub(crate) fn clean_title(text: &str, max_chars: usize) -> String {
+    let line = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default();
+    let strip = |text: &'_ str| -> String {
+        text.trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '*' | '#' | '`' | '.')).to_string()
+    };
+    let line = strip(line);
+    let line = match line.strip_prefix("Title:").or_else(|| line.strip_prefix("title:")) {
+        Some(rest) => strip(rest),
+        None => line,
+    };
+    title_from(&line, max_chars)
+}
+
 /// What clients get when a reply starts again: an empty snapshot voids a dead worker's text.
 pub(crate) fn restart_snapshot(request: &ReplyRequest, next_seq: u64) -> ServerFrame {
     ServerFrame::Snapshot {
@@ -433,6 +525,7 @@ pub(crate) fn restart_snapshot(request: &ReplyRequest, next_seq: u64) -> ServerF
         next_seq,
         text: String::new(),
         status: ReplyStatus::Streaming,
+        conversation: Some(request.conversation.to_string()),
     }
 }
 
@@ -443,10 +536,25 @@ pub(crate) fn refused(refusal: Refusal) -> Outcome {
         Refusal::BeingAnswered => Outcome::BeingAnswered,
         Refusal::TakenOver => Outcome::TakenOver,
         Refusal::SessionExpired => Outcome::SessionExpired,
+        Refusal::ConversationDeleted => Outcome::ConversationDeleted,
         // The worker's steps answer no other refusal; were one to come, leave the entry to a retry.
         other => {
             tracing::error!(refusal = ?other, "unexpected refusal of a worker step");
             Outcome::LeftForRetry
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_title;
+
+    #[test]
+    fn model_titles_lose_their_decoration() {
+        assert_eq!(clean_title("\n  \"Rust lifetimes explained.\"\nMore text", 80), "Rust lifetimes explained");
+        assert_eq!(clean_title("**Title:** Trip to Oslo", 80), "Trip to Oslo");
+        assert_eq!(clean_title("Title: Trip to Oslo", 80), "Trip to Oslo");
+        assert_eq!(clean_title("   ", 80), "");
+        assert!(clean_title(&"word ".repeat(40), 20).chars().count() <= 20);
     }
 }

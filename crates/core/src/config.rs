@@ -56,6 +56,12 @@ pub struct Config {
     /// `MAX_CONNECTIONS_PER_SESSION` (10): WebSocket connections one session may hold at once;
     /// the handshake of one more is refused with 429 (0: no limit).
     pub max_connections_per_session: usize,
+    /// `MAX_CONVERSATIONS_PER_SESSION` (200): conversations one session may hold; creating one
+    /// more is refused with `too_many_conversations` until one is deleted.
+    pub max_conversations_per_session: usize,
+    /// `MAX_TITLE_CHARS` (80): longest conversation title (a rename past it is refused; the
+    /// question's start and the model's title are cut to it).
+    pub max_title_chars: usize,
     /// Per-session message and per-address session creation limits.
     pub rate_limits: RateLimits,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
@@ -107,6 +113,8 @@ impl std::fmt::Debug for Config {
             .field("max_history_bytes", &self.max_history_bytes)
             .field("history_page_bytes", &self.history_page_bytes)
             .field("max_connections_per_session", &self.max_connections_per_session)
+            .field("max_conversations_per_session", &self.max_conversations_per_session)
+            .field("max_title_chars", &self.max_title_chars)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
             .field("request_stream", &self.request_stream)
@@ -343,6 +351,9 @@ pub struct WorkerConfig {
     /// `WORKER_LEASE_SECONDS` (10): a running Lambda worker's lease on its free slots; while one
     /// has a free slot, a new question wakes no other invocation.
     pub lease: Duration,
+    /// `CONVERSATION_TITLES` (true): after a conversation's first reply, ask the model for a
+    /// short title (one small non-streamed call); off, a conversation keeps its question's start.
+    pub titles: bool,
 }
 
 impl WorkerConfig {
@@ -412,6 +423,8 @@ impl Config {
             max_history_bytes: env.number("MAX_HISTORY_BYTES", 2 * 1024 * 1024)?,
             history_page_bytes: env.number("HISTORY_PAGE_BYTES", 1024 * 1024)?.max(1),
             max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
+            max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
+            max_title_chars: env.number("MAX_TITLE_CHARS", 80)?.max(1),
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
                 messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,
@@ -468,6 +481,7 @@ impl Config {
                 max_deliveries: env.number("WORKER_MAX_DELIVERIES", 5)?.max(1),
                 reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
                 lease: env.seconds("WORKER_LEASE_SECONDS", 10)?.max(Duration::from_secs(1)),
+                titles: env.flag("CONVERSATION_TITLES", true)?,
             },
             secrets: SecretArns {
                 redis_url: env.string("REDIS_URL_SECRET_ARN"),

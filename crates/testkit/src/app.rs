@@ -204,6 +204,11 @@ pub fn session_keys(token: &str) -> chat_core::store::SessionKeys {
     chat_core::store::SessionKeys::new(&chat_wire::Token::parse(token).expect("a session token"))
 }
 
+/// The keys of a session's first conversation (`main`), where a client that names none chats.
+pub fn main_keys(token: &str) -> chat_core::store::ConversationKeys {
+    session_keys(token).conversation(&chat_wire::ConversationId::main())
+}
+
 impl TestApp {
     pub async fn create_session(&self, name: &str) -> ChatSession {
         api::create_session(&self.http, &self.base, name).await.unwrap_or_else(|e| panic!("{e}"))
@@ -216,6 +221,49 @@ impl TestApp {
 
     pub async fn session(&self, token: &str) -> ChatSession {
         let (status, body) = self.history(token).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// `method` on `path` with `?token=` and `query`, and a JSON body if given: the status and
+    /// the JSON answered (`Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).query(&[("token", token)]).query(query);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    /// `GET /conversations`.
+    pub async fn conversations(&self, token: &str) -> chat_wire::ConversationList {
+        let (status, body) = self.call(reqwest::Method::GET, "/conversations", token, &[], None).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// `POST /conversations`: a new conversation, now the current one.
+    pub async fn new_conversation(&self, token: &str) -> chat_wire::Conversation {
+        let (status, body) = self.call(reqwest::Method::POST, "/conversations", token, &[], None).await;
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// `GET /chat_history?conversation=`: one conversation's history.
+    pub async fn history_of(&self, token: &str, conversation: &str) -> ChatSession {
+        let query = [("conversation", conversation)];
+        let (status, body) = self.call(reqwest::Method::GET, "/chat_history", token, &query, None).await;
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body).unwrap()
     }

@@ -19,6 +19,9 @@ impl Vars {
             .set("OPENAI_BASE_URL", stub.base_url())
             .set("OPENAI_API_KEY", api_key)
             .set("OPENAI_MODEL", "stub")
+            // A title request after each first reply would take a scripted answer meant for a
+            // question: the stories about titles turn it on.
+            .set("CONVERSATION_TITLES", "false")
     }
 
     /// Sets `name`, replacing an earlier value.

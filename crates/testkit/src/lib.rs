@@ -26,8 +26,8 @@ pub mod wait;
 pub mod ws;
 
 pub use app::{
-    session_keys, spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model, StoreKind, TestApp,
-    TestRedis,
+    main_keys, session_keys, spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model,
+    StoreKind, TestApp, TestRedis,
 };
 pub use chat_local::Options;
 pub use chat_stub_model::{Pacing, StubModel};

@@ -16,13 +16,21 @@ pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Frames read while waiting for another (an ack may follow the first delta).
     buffered: VecDeque<ServerFrame>,
+    /// The session's list notices (`conversation`, `conversation_deleted`), set aside from the
+    /// reply frames a story reads; [`WsClient::next_notice`] reads them.
+    notices: VecDeque<ServerFrame>,
+}
+
+/// Whether a frame tells about the session's list of conversations rather than a reply.
+fn is_notice(frame: &ServerFrame) -> bool {
+    matches!(frame, ServerFrame::Conversation { .. } | ServerFrame::ConversationDeleted { .. })
 }
 
 impl WsClient {
     /// Connects to `{ws_url}?token={token}`, as the web app does.
     pub async fn connect(ws_url: &str, token: &str) -> Result<WsClient, WsError> {
         let (stream, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={token}")).await?;
-        Ok(WsClient { stream, buffered: VecDeque::new() })
+        Ok(WsClient { stream, buffered: VecDeque::new(), notices: VecDeque::new() })
     }
 
     pub async fn try_send_text(&mut self, text: &str) -> Result<(), WsError> {
@@ -42,6 +50,28 @@ impl WsClient {
         self.try_send_message(id, content).await.unwrap();
     }
 
+    /// Asks something in conversation `conversation`.
+    pub async fn send_message_in(&mut self, conversation: &str, id: &str, content: &str) {
+        let frame =
+            serde_json::json!({"action": "sendMessage", "id": id, "content": content, "conversation": conversation});
+        self.send_text(&frame.to_string()).await;
+    }
+
+    /// The next list notice (`conversation` or `conversation_deleted`), passing reply frames on
+    /// to [`WsClient::next_frame`] (fails the test after 10 s).
+    pub async fn next_notice(&mut self) -> ServerFrame {
+        loop {
+            if let Some(notice) = self.notices.pop_front() {
+                return notice;
+            }
+            let frame = self.read_any().await;
+            if is_notice(&frame) {
+                return frame;
+            }
+            self.buffered.push_back(frame);
+        }
+    }
+
     /// Closes the connection (a failure to close is no failure of the caller's).
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
@@ -55,7 +85,18 @@ impl WsClient {
         self.read_frame().await
     }
 
+    /// The next reply frame read, notices set aside.
     async fn read_frame(&mut self) -> ServerFrame {
+        loop {
+            let frame = self.read_any().await;
+            if !is_notice(&frame) {
+                return frame;
+            }
+            self.notices.push_back(frame);
+        }
+    }
+
+    async fn read_any(&mut self) -> ServerFrame {
         loop {
             let message = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
                 .await
@@ -118,7 +159,11 @@ impl WsClient {
             let Message::Text(body) = message else {
                 continue;
             };
-            if let Ok(frame) = serde_json::from_str(&body) {
+            if let Ok(frame) = serde_json::from_str::<ServerFrame>(&body) {
+                if is_notice(&frame) {
+                    self.notices.push_back(frame);
+                    continue;
+                }
                 return Some(frame);
             }
         }

@@ -111,7 +111,38 @@ impl ConnectionId {
     }
 }
 
-/// What the three plain ids share: the id as sent and stored, and that text as their `Display`.
+/// A conversation of a session: `main` (every session's first, and its current one until it
+/// has others) or an id the server chose, 1 to 32 characters of `A-Z a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    /// The id of every session's first conversation.
+    pub const MAIN: &'static str = "main";
+
+    /// Checks an id from a client or from storage.
+    pub fn parse(candidate: &str) -> Result<ConversationId, InvalidId> {
+        let well_formed = (1..=32).contains(&candidate.len())
+            && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        if well_formed {
+            Ok(ConversationId(candidate.to_string()))
+        } else {
+            Err(InvalidId { kind: "conversation id" })
+        }
+    }
+
+    /// Every session's first conversation.
+    pub fn main() -> ConversationId {
+        ConversationId(Self::MAIN.to_string())
+    }
+
+    /// Whether this is the session's first conversation, which always exists (deleting it empties it).
+    pub fn is_main(&self) -> bool {
+        self.0 == Self::MAIN
+    }
+}
+
+/// What the plain ids share: the id as sent and stored, and that text as their `Display`.
 macro_rules! plain_id {
     ($($name:ident),*) => {$(
         impl $name {
@@ -129,7 +160,7 @@ macro_rules! plain_id {
     )*};
 }
 
-plain_id!(MessageId, ReplyId, ConnectionId);
+plain_id!(MessageId, ReplyId, ConnectionId, ConversationId);
 
 /// The id a reply carries, derived from the user message it answers so that a retried request
 /// can never store a second reply.
@@ -173,6 +204,15 @@ mod tests {
         assert!(!token.log_id().contains("abcd"));
         assert!(Token::parse("short").is_err());
         assert!(Token::parse("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123-_/").is_err());
+    }
+
+    #[test]
+    fn conversation_ids_are_restricted() {
+        assert!(ConversationId::parse("main").unwrap().is_main());
+        assert!(!ConversationId::parse("c7Hq2x_-").unwrap().is_main());
+        assert!(ConversationId::parse("").is_err());
+        assert!(ConversationId::parse("a.b").is_err());
+        assert!(ConversationId::parse(&"a".repeat(33)).is_err());
     }
 
     #[test]

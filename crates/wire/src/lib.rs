@@ -6,7 +6,8 @@
 //! repository root describes the same contract in prose for third-party clients.
 //!
 //! Layout:
-//! * HTTP bodies: [`ChatSession`] (`POST /token`, `GET /chat_history`), [`ErrorBody`], [`Health`].
+//! * HTTP bodies: [`ChatSession`] (`POST /token`, `GET /chat_history`), [`ConversationList`] and
+//!   [`Conversation`] (`/conversations`), [`ErrorBody`], [`Health`].
 //! * Stored and returned messages: [`ChatMessage`], [`Source`], [`ReplyStatus`].
 //! * WebSocket frames: [`ClientFrame`] (browser to server) and [`ServerFrame`] (server to browser),
 //!   with machine-readable [`ErrorCode`]s.
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod ids;
-pub use ids::{is_valid_message_id, reply_id_for, ConnectionId, InvalidId, MessageId, ReplyId, Token};
+pub use ids::{is_valid_message_id, reply_id_for, ConnectionId, ConversationId, InvalidId, MessageId, ReplyId, Token};
 
 /// The `action` value of a [`ClientFrame::SendMessage`] frame (API Gateway's route selection reads it).
 pub const ACTION_SEND_MESSAGE: &str = "sendMessage";
@@ -152,6 +153,51 @@ impl std::ops::Add for Usage {
     }
 }
 
+/// One conversation of a session, as the list (`GET /conversations`) and the
+/// [`ServerFrame::Conversation`] frame give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Conversation {
+    /// The conversation's id ([`ConversationId`]): `main` for a session's first.
+    pub id: String,
+    /// Its title: the start of its first question until the model names it, or the person's.
+    /// Empty for a conversation with no question yet.
+    pub title: String,
+    /// Who wrote the title.
+    pub titled_by: TitleSource,
+    /// When it was created (RFC 3339, UTC).
+    pub created: String,
+    /// When a question was last asked in it, or it was created or renamed (RFC 3339, UTC).
+    pub last_activity: String,
+}
+
+/// Who wrote a conversation's title.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TitleSource {
+    /// No title yet (no question).
+    #[default]
+    None,
+    /// The start of the first question, until the model's title comes.
+    Question,
+    /// The model, asked after the first reply.
+    Model,
+    /// The person (a rename): never replaced by the model's.
+    Person,
+}
+
+/// The body of `GET /conversations`: a session's conversations, most recently active first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConversationList {
+    /// The conversation a client that names none acts on (`sendMessage` without `conversation`,
+    /// `GET /chat_history` without `conversation`): the most recently active.
+    pub current: String,
+    /// Newest activity first.
+    pub conversations: Vec<Conversation>,
+}
+
 /// The body of every HTTP error, shaped like FastAPI's so the seed's clients keep working.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -192,12 +238,18 @@ pub enum ClientFrame {
         id: String,
         /// The question.
         content: String,
+        /// The conversation ([`ConversationId`]); absent: the session's current one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// Stops the reply to `reply_to` being written; what was sent so far is kept, marked `stopped`.
     #[serde(rename = "stop")]
     Stop {
         /// The user message whose reply should stop.
         reply_to: String,
+        /// The conversation ([`ConversationId`]); absent: the session's current one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// Keeps an idle connection open (API Gateway closes connections idle for 10 minutes).
     #[serde(rename = "ping")]
@@ -208,6 +260,9 @@ pub enum ClientFrame {
     Resume {
         /// The user message whose reply the client wants.
         reply_to: String,
+        /// The conversation ([`ConversationId`]); absent: the session's current one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// Writes the reply to `reply_to` again (after a model failure, a stop, or an answer the person
     /// did not like). Only the last question of the session can be regenerated; its old reply is
@@ -216,6 +271,9 @@ pub enum ClientFrame {
     Regenerate {
         /// The user message to answer again.
         reply_to: String,
+        /// The conversation ([`ConversationId`]); absent: the session's current one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
 }
 
@@ -229,6 +287,9 @@ pub enum ServerFrame {
         id: String,
         /// The id the reply will carry.
         reply_id: String,
+        /// The conversation it belongs to (absent only from servers that predate conversations).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// A piece of a reply. Concatenating a reply's deltas in `seq` order gives the stored reply.
     Delta {
@@ -240,6 +301,9 @@ pub enum ServerFrame {
         seq: u64,
         /// The text of this piece.
         text: String,
+        /// The conversation it belongs to (absent only from servers that predate conversations).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// The reply is complete (or ended early: see `status`).
     Done {
@@ -258,6 +322,9 @@ pub enum ServerFrame {
         /// The tokens the reply took (and their price), as stored with it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// The conversation it belongs to (absent only from servers that predate conversations).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// A reply as it stands: `text` is every delta before `next_seq`. Sent in answer to
     /// [`ClientFrame::Resume`], and by a worker that restarts a reply another worker left
@@ -273,6 +340,9 @@ pub enum ServerFrame {
         text: String,
         /// `streaming`, or how the reply ended.
         status: ReplyStatus,
+        /// The conversation it belongs to (absent only from servers that predate conversations).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// Something went wrong; nothing the person sent is lost.
     Error {
@@ -285,9 +355,23 @@ pub enum ServerFrame {
         /// Seconds to wait before trying again (rate limits, outages).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after: Option<u64>,
+        /// The conversation concerned, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
     },
     /// The answer to a [`ClientFrame::Ping`].
     Pong,
+    /// A conversation of the session was created, renamed, titled or asked something: every
+    /// connection of the session gets it, so every open tab's list stays current.
+    Conversation {
+        /// The conversation as it now stands.
+        conversation: Conversation,
+    },
+    /// A conversation of the session was deleted.
+    ConversationDeleted {
+        /// Its id.
+        id: String,
+    },
 }
 
 /// Stable machine-readable error codes, shared by HTTP error bodies and WebSocket error frames.
@@ -329,6 +413,12 @@ pub enum ErrorCode {
     UnknownMessage,
     /// Only the session's last question can be answered again.
     NotLastQuestion,
+    /// The session holds no conversation with this id (never created, or deleted).
+    UnknownConversation,
+    /// The session already holds `MAX_CONVERSATIONS_PER_SESSION` conversations.
+    TooManyConversations,
+    /// A title is blank, too long (`MAX_TITLE_CHARS`) or holds control characters.
+    InvalidTitle,
     /// The model provider refused our credentials.
     ModelUnauthorized,
     /// The model provider is rate limiting us.
@@ -369,6 +459,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::UnknownMessage => "unknown_message",
             ErrorCode::NotLastQuestion => "not_last_question",
+            ErrorCode::UnknownConversation => "unknown_conversation",
+            ErrorCode::TooManyConversations => "too_many_conversations",
+            ErrorCode::InvalidTitle => "invalid_title",
             ErrorCode::ModelUnauthorized => "model_unauthorized",
             ErrorCode::ModelRateLimited => "model_rate_limited",
             ErrorCode::ModelUnavailable => "model_unavailable",
@@ -458,22 +551,34 @@ mod tests {
     fn client_frames_use_the_action_field() {
         let frame: ClientFrame =
             serde_json::from_value(json!({"action": "sendMessage", "id": "m1", "content": "hi"})).unwrap();
-        assert_eq!(frame, ClientFrame::SendMessage { id: "m1".into(), content: "hi".into() });
+        assert_eq!(frame, ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None });
+        let frame: ClientFrame =
+            serde_json::from_value(json!({"action": "stop", "reply_to": "m1", "conversation": "c1"})).unwrap();
+        assert_eq!(frame, ClientFrame::Stop { reply_to: "m1".into(), conversation: Some("c1".into()) });
         assert_eq!(serde_json::to_value(ClientFrame::Ping).unwrap(), json!({"action": "ping"}));
     }
 
     #[test]
     fn server_frames_match_the_protocol_document() {
-        let delta = ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq: 0, text: "Hel".into() };
+        let delta = ServerFrame::Delta {
+            id: "m1.reply".into(),
+            reply_to: "m1".into(),
+            seq: 0,
+            text: "Hel".into(),
+            conversation: Some("main".into()),
+        };
         assert_eq!(
             serde_json::to_value(&delta).unwrap(),
-            json!({"type": "delta", "id": "m1.reply", "reply_to": "m1", "seq": 0, "text": "Hel"})
+            json!({"type": "delta", "id": "m1.reply", "reply_to": "m1", "seq": 0, "text": "Hel", "conversation": "main"})
         );
+        let deleted = ServerFrame::ConversationDeleted { id: "c1".into() };
+        assert_eq!(serde_json::to_value(&deleted).unwrap(), json!({"type": "conversation_deleted", "id": "c1"}));
         let error = ServerFrame::Error {
             reply_to: None,
             code: ErrorCode::UnknownAction,
             message: "no".into(),
             retry_after: None,
+            conversation: None,
         };
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
@@ -486,6 +591,8 @@ mod tests {
         for code in [
             ErrorCode::InvalidJson,
             ErrorCode::ReplyInProgress,
+            ErrorCode::UnknownConversation,
+            ErrorCode::TooManyConversations,
             ErrorCode::ModelStreamInterrupted,
             ErrorCode::Unavailable,
         ] {

@@ -2,7 +2,7 @@
 //! (not through the types' own round trip), and every error code PROTOCOL.md lists spelled as
 //! the implementation spells it. A renamed field or code fails here.
 
-use chat_wire::{ClientFrame, ErrorCode, ReplyStatus, ServerFrame, Usage};
+use chat_wire::{ClientFrame, Conversation, ErrorCode, ReplyStatus, ServerFrame, TitleSource, Usage};
 use serde_json::{json, Value};
 
 fn server(frame: &ServerFrame) -> Value {
@@ -13,11 +13,17 @@ fn server(frame: &ServerFrame) -> Value {
 fn server_frames_are_the_json_protocol_md_shows() {
     let cases = [
         (
-            ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() },
+            ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: None },
             json!({"type": "ack", "id": "m1", "reply_id": "m1.reply"}),
         ),
         (
-            ServerFrame::Delta { id: "m1.reply".into(), reply_to: "m1".into(), seq: 0, text: "Hel".into() },
+            ServerFrame::Delta {
+                id: "m1.reply".into(),
+                reply_to: "m1".into(),
+                seq: 0,
+                text: "Hel".into(),
+                conversation: None,
+            },
             json!({"type": "delta", "id": "m1.reply", "reply_to": "m1", "seq": 0, "text": "Hel"}),
         ),
         (
@@ -28,6 +34,7 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 model: Some("gpt-4o-mini".into()),
                 next_seq: 12,
                 usage: None,
+                conversation: None,
             },
             json!({"type": "done", "id": "m1.reply", "reply_to": "m1", "status": "done", "model": "gpt-4o-mini", "next_seq": 12}),
         ),
@@ -39,6 +46,7 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 model: Some("gpt-4o-mini".into()),
                 next_seq: 12,
                 usage: Some(Usage { prompt_tokens: 31, completion_tokens: 12, cost_micro_usd: Some(12) }),
+                conversation: None,
             },
             json!({"type": "done", "id": "m1.reply", "reply_to": "m1", "status": "done", "model": "gpt-4o-mini", "next_seq": 12,
                    "usage": {"prompt_tokens": 31, "completion_tokens": 12, "cost_micro_usd": 12}}),
@@ -50,6 +58,7 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 next_seq: 7,
                 text: "so far".into(),
                 status: ReplyStatus::Streaming,
+                conversation: None,
             },
             json!({"type": "snapshot", "id": "m1.reply", "reply_to": "m1", "next_seq": 7, "text": "so far", "status": "streaming"}),
         ),
@@ -59,6 +68,7 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 code: ErrorCode::RateLimited,
                 message: "slow down".into(),
                 retry_after: Some(2),
+                conversation: None,
             },
             json!({"type": "error", "reply_to": "m1", "code": "rate_limited", "message": "slow down", "retry_after": 2}),
         ),
@@ -68,6 +78,7 @@ fn server_frames_are_the_json_protocol_md_shows() {
                 code: ErrorCode::InvalidJson,
                 message: "no".into(),
                 retry_after: None,
+                conversation: None,
             },
             json!({"type": "error", "reply_to": null, "code": "invalid_json", "message": "no"}),
         ),
@@ -93,16 +104,54 @@ fn client_frames_read_from_the_json_protocol_md_shows() {
     let cases = [
         (
             json!({"action": "sendMessage", "id": "m1", "content": "hi"}),
-            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into() },
+            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None },
         ),
-        (json!({"action": "stop", "reply_to": "m1"}), ClientFrame::Stop { reply_to: "m1".into() }),
+        (json!({"action": "stop", "reply_to": "m1"}), ClientFrame::Stop { reply_to: "m1".into(), conversation: None }),
         (json!({"action": "ping"}), ClientFrame::Ping),
-        (json!({"action": "resume", "reply_to": "m1"}), ClientFrame::Resume { reply_to: "m1".into() }),
-        (json!({"action": "regenerate", "reply_to": "m1"}), ClientFrame::Regenerate { reply_to: "m1".into() }),
+        (
+            json!({"action": "resume", "reply_to": "m1"}),
+            ClientFrame::Resume { reply_to: "m1".into(), conversation: None },
+        ),
+        (
+            json!({"action": "regenerate", "reply_to": "m1"}),
+            ClientFrame::Regenerate { reply_to: "m1".into(), conversation: None },
+        ),
     ];
     for (golden, frame) in cases {
         assert_eq!(serde_json::from_value::<ClientFrame>(golden.clone()).unwrap(), frame);
         assert_eq!(serde_json::to_value(&frame).unwrap(), golden);
+    }
+}
+
+#[test]
+fn frames_name_their_conversation_when_there_is_one() {
+    let sent = json!({"action": "sendMessage", "id": "m1", "content": "hi", "conversation": "Xy3_k9-q2Lw"});
+    let frame =
+        ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: Some("Xy3_k9-q2Lw".into()) };
+    assert_eq!(serde_json::from_value::<ClientFrame>(sent).unwrap(), frame);
+    let ack = ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: Some("main".into()) };
+    assert_eq!(server(&ack), json!({"type": "ack", "id": "m1", "reply_id": "m1.reply", "conversation": "main"}));
+    let listed = Conversation {
+        id: "Xy3_k9-q2Lw".into(),
+        title: "Trip to Oslo".into(),
+        titled_by: TitleSource::Model,
+        created: "2026-11-26T08:00:00.000Z".into(),
+        last_activity: "2026-11-26T08:01:00.000Z".into(),
+    };
+    let cases = [
+        (
+            ServerFrame::Conversation { conversation: listed },
+            json!({"type": "conversation", "conversation": {"id": "Xy3_k9-q2Lw", "title": "Trip to Oslo",
+                "titled_by": "model", "created": "2026-11-26T08:00:00.000Z", "last_activity": "2026-11-26T08:01:00.000Z"}}),
+        ),
+        (
+            ServerFrame::ConversationDeleted { id: "Xy3_k9-q2Lw".into() },
+            json!({"type": "conversation_deleted", "id": "Xy3_k9-q2Lw"}),
+        ),
+    ];
+    for (frame, golden) in cases {
+        assert_eq!(server(&frame), golden);
+        assert_eq!(serde_json::from_value::<ServerFrame>(golden).unwrap(), frame);
     }
 }
 
@@ -148,6 +197,9 @@ fn all_codes() -> Vec<ErrorCode> {
         RateLimited,
         UnknownMessage,
         NotLastQuestion,
+        UnknownConversation,
+        TooManyConversations,
+        InvalidTitle,
         ModelUnauthorized,
         ModelRateLimited,
         ModelUnavailable,
@@ -176,6 +228,9 @@ fn all_codes() -> Vec<ErrorCode> {
             | RateLimited
             | UnknownMessage
             | NotLastQuestion
+            | UnknownConversation
+            | TooManyConversations
+            | InvalidTitle
             | ModelUnauthorized
             | ModelRateLimited
             | ModelUnavailable

@@ -171,8 +171,11 @@ async fn new_chat_revokes_the_old_token_everywhere(kind: StoreKind) {
     let (status, body) = app.history(&session.token).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("session_expired")));
     let keys = chat_testkit::session_keys(&session.token);
+    let main = chat_testkit::main_keys(&session.token);
     let mut redis = app.redis().await;
-    for key in [keys.session, keys.order, keys.messages, keys.conns, keys.lock, keys.rate, keys.queued] {
+    for key in
+        [keys.session, keys.convs, keys.conns, keys.rate, main.meta, main.order, main.messages, main.lock, main.queued]
+    {
         let exists: bool = redis::AsyncCommands::exists(&mut redis, &key).await.unwrap();
         assert!(!exists, "{key} outlived the revocation");
     }

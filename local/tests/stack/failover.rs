@@ -228,7 +228,7 @@ async fn with_wait_a_primary_without_a_replica_acknowledges_nothing_and_with_one
     ws.ask("m1", "replicated?").await;
     assert_eq!(ws.read_reply().await.text, "You said: replicated?");
     // What was acknowledged is on the replica too.
-    let key = chat_testkit::session_keys(&session.token).messages;
+    let key = chat_testkit::main_keys(&session.token).messages;
     let on_replica: Vec<String> = redis::AsyncCommands::hkeys(&mut to_replica, &key).await.unwrap();
     assert!(on_replica.contains(&"m1".to_string()), "{on_replica:?}");
     let _: String = redis::cmd("PING").query_async(&mut primary).await.unwrap();

@@ -11,7 +11,7 @@ use chat_functions::{AppState, WorkerTrigger};
 use chat_local::gateway::{http_event, websocket_event};
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_wire::{ChatSession, ClientFrame, ErrorBody, ErrorCode, MessageId, ServerFrame, Source};
+use chat_wire::{ChatSession, ClientFrame, ConversationId, ErrorBody, ErrorCode, MessageId, ServerFrame, Source};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::Value;
@@ -116,7 +116,7 @@ struct Answers {
 fn certainly_accepted(frame: &ClientFrame, history: &ChatSession) -> bool {
     match frame {
         ClientFrame::Ping => true,
-        ClientFrame::SendMessage { id, content } => {
+        ClientFrame::SendMessage { id, content, .. } => {
             id.starts_with('n')
                 && !content.trim().is_empty()
                 && content.len() <= 8192
@@ -204,7 +204,10 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                     prop_assert!(unchanged, "{text:?} changed the history");
                     answers.errors += 1;
                 }
-                (ServerFrame::Ack { id, reply_id }, Some(ClientFrame::SendMessage { id: sent_id, content })) => {
+                (
+                    ServerFrame::Ack { id, reply_id, .. },
+                    Some(ClientFrame::SendMessage { id: sent_id, content, .. }),
+                ) => {
                     prop_assert_eq!(&id, &sent_id);
                     prop_assert_eq!(reply_id, format!("{id}.reply"));
                     if before_messages.iter().any(|m| m.id == id) {
@@ -221,15 +224,19 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                     }
                     // As a finished reply would: the session takes its next question.
                     let id = MessageId::parse(&id).unwrap();
-                    runtime.block_on(state.store.release_reply_lock(&session_token, &id)).unwrap();
+                    runtime
+                        .block_on(state.store.release_reply_lock(&session_token, &ConversationId::main(), &id))
+                        .unwrap();
                 }
-                (ServerFrame::Ack { id, .. }, Some(ClientFrame::Regenerate { reply_to })) => {
+                (ServerFrame::Ack { id, .. }, Some(ClientFrame::Regenerate { reply_to, .. })) => {
                     prop_assert_eq!(&id, &reply_to);
                     // No worker wrote a reply to replace: nothing else changes.
                     prop_assert!(unchanged, "regenerating {id} changed the history");
                     answers.regenerations_acknowledged += 1;
                     let id = MessageId::parse(&id).unwrap();
-                    runtime.block_on(state.store.release_reply_lock(&session_token, &id)).unwrap();
+                    runtime
+                        .block_on(state.store.release_reply_lock(&session_token, &ConversationId::main(), &id))
+                        .unwrap();
                 }
                 (ServerFrame::Pong, Some(ClientFrame::Ping)) => {
                     prop_assert!(unchanged);
@@ -237,7 +244,7 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                 }
                 (
                     ServerFrame::Snapshot { reply_to, text: shown, .. },
-                    Some(ClientFrame::Resume { reply_to: asked }),
+                    Some(ClientFrame::Resume { reply_to: asked, .. }),
                 ) => {
                     prop_assert_eq!(&reply_to, &asked);
                     prop_assert!(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat_core::{ReplyRequest, Store};
-use chat_wire::{ChatMessage, ErrorCode, MessageId, ReplyStatus, ServerFrame, Source, Token};
+use chat_wire::{ChatMessage, ConversationId, ErrorCode, MessageId, ReplyStatus, ServerFrame, Source, Token};
 
 use chat_testkit::{on_each_store, spawn_app_on, spawn_app_on_with, Options, Pacing, StoreKind, TestApp};
 
@@ -25,6 +25,7 @@ async fn on_every_node(app: &TestApp, args: &[&str]) {
 fn request(app: &TestApp, token: &str, message_id: &str) -> ReplyRequest {
     ReplyRequest {
         token: Token::parse(token).unwrap(),
+        conversation: ConversationId::main(),
         message_id: MessageId::parse(message_id).unwrap(),
         endpoint: app.config.ws_management_endpoint.clone().unwrap(),
     }
@@ -53,7 +54,7 @@ async fn a_question_stored_by_a_function_that_died_is_answered_when_resent(kind:
         next_seq: None,
         usage: None,
     };
-    assert_eq!(store.accept_user_message(&token, &question).await.unwrap(), Ok(()));
+    assert_eq!(store.accept_user_message(&token, &ConversationId::main(), &question).await.unwrap(), Ok(()));
     assert_eq!(app.stream_len().await, 0, "nothing was queued");
 
     // The client heard nothing and resends the same id, as PROTOCOL.md says.

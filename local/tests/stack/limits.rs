@@ -27,7 +27,7 @@ async fn a_session_over_its_message_rate_waits_for_the_window(kind: StoreKind) {
     }
     ws.send_message("m3", "one too many").await;
     let retry_after = match ws.next_frame().await {
-        ServerFrame::Error { code: ErrorCode::RateLimited, reply_to, retry_after, message } => {
+        ServerFrame::Error { code: ErrorCode::RateLimited, reply_to, retry_after, message, .. } => {
             assert_eq!(reply_to.as_deref(), Some("m3"));
             assert!(!message.is_empty());
             retry_after.expect("a rate limit says when to retry")
@@ -95,7 +95,7 @@ async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded(kin
     assert_eq!(ids, ["m2", "m2.reply", "m3", "m3.reply"], "the oldest are trimmed");
     // Trimmed from storage, not only from the order the history reads: the messages hash holds
     // the four kept.
-    let keys = chat_testkit::session_keys(&session.token);
+    let keys = chat_testkit::main_keys(&session.token);
     let mut redis = app.redis().await;
     let mut stored: Vec<String> = redis::AsyncCommands::hkeys(&mut redis, &keys.messages).await.unwrap();
     stored.sort();
@@ -210,15 +210,20 @@ async fn history_is_capped_in_bytes_and_read_in_pages(kind: StoreKind) {
     }
     // Twenty messages of ~1.6 KB of JSON each: the oldest went, the stored bytes stay under the cap
     // and the session's count of them is exact.
-    let keys = chat_testkit::session_keys(&session.token);
+    let keys = chat_testkit::main_keys(&session.token);
     let mut redis = app.redis().await;
     let stored: Vec<String> = redis::AsyncCommands::hvals(&mut redis, &keys.messages).await.unwrap();
     let total: usize = stored.iter().map(String::len).sum();
-    let counted: usize = redis::AsyncCommands::hget(&mut redis, &keys.session, "bytes").await.unwrap();
+    let counted: usize = redis::AsyncCommands::hget(&mut redis, &keys.meta, "bytes").await.unwrap();
     assert!(total <= 20000 && total > 15000, "{total} bytes stored");
     assert_eq!(counted, total);
     let token = chat_wire::Token::parse(&session.token).unwrap();
-    let whole = chat_core::Store::connect(&app.config).unwrap().history(&token).await.unwrap().unwrap();
+    let whole = chat_core::Store::connect(&app.config)
+        .unwrap()
+        .history(&token, &chat_wire::ConversationId::main())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(whole.messages.last().unwrap().id, "q9.reply");
     assert!(whole.messages.len() < 20 && whole.messages.len() >= 10, "{} kept", whole.messages.len());
 

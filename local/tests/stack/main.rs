@@ -4,6 +4,7 @@
 mod abuse;
 mod chat;
 mod config;
+mod conversations;
 mod crash;
 mod embedded;
 mod failover;

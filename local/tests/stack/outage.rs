@@ -28,7 +28,7 @@ async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     assert_eq!((body["code"].as_str(), body["retry_after"].as_u64()), (Some("unavailable"), Some(header)));
     ws.send_message("m2", "are you there?").await;
     match ws.next_frame().await {
-        ServerFrame::Error { code, reply_to, retry_after, message } => {
+        ServerFrame::Error { code, reply_to, retry_after, message, .. } => {
             assert_eq!((code, reply_to.as_deref()), (ErrorCode::Unavailable, Some("m2")));
             assert!(retry_after.is_some_and(|seconds| seconds >= 1), "{retry_after:?}");
             assert!(!message.is_empty());

@@ -182,7 +182,7 @@ async fn resume_before_the_first_delta_answers_an_empty_snapshot() {
     ws.ask("m1", "think first").await;
     ws.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
     match ws.next_frame().await {
-        ServerFrame::Snapshot { id, reply_to, next_seq, text, status } => {
+        ServerFrame::Snapshot { id, reply_to, next_seq, text, status, .. } => {
             assert_eq!((id.as_str(), reply_to.as_str()), ("m1.reply", "m1"));
             assert_eq!((next_seq, text.as_str(), status), (0, "", ReplyStatus::Streaming));
         }

@@ -100,7 +100,10 @@ async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it(kind: Store
     assert_eq!((history.messages[1].status, history.messages[1].msg.as_str()), (ReplyStatus::Error, ""));
 
     ws.send_text(r#"{"action":"regenerate","reply_to":"m1"}"#).await;
-    assert_eq!(ws.next_frame().await, ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into() });
+    assert_eq!(
+        ws.next_frame().await,
+        ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: Some("main".into()) }
+    );
     let retried = ws.read_reply().await;
     assert!(matches!(retried.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
     assert_eq!(retried.text, "You said: are you there?");

@@ -103,7 +103,7 @@ async fn the_store_speaks_tls_to_redis() {
     store.ping().await.expect("a TLS round trip");
     let session = store.create_session("Over TLS").await.unwrap();
     let token = chat_wire::Token::parse(&session.token).unwrap();
-    assert_eq!(store.history(&token).await.unwrap().unwrap().name, "Over TLS");
+    assert_eq!(store.history(&token, &chat_wire::ConversationId::main()).await.unwrap().unwrap().name, "Over TLS");
 
     // Without the CA the certificate is refused: TLS is really verified.
     vars.remove("REDIS_CA_CERT_FILE");
@@ -130,7 +130,10 @@ async fn the_store_speaks_tls_to_a_cluster_found_through_one_node() {
     for i in 0..12 {
         let session = store.create_session(&format!("TLS {i}")).await.unwrap();
         let token = chat_wire::Token::parse(&session.token).unwrap();
-        assert_eq!(store.history(&token).await.unwrap().unwrap().name, format!("TLS {i}"));
+        assert_eq!(
+            store.history(&token, &chat_wire::ConversationId::main()).await.unwrap().unwrap().name,
+            format!("TLS {i}")
+        );
         primaries.insert(cluster.primary_of(&chat_testkit::session_keys(&session.token).session).await.unwrap());
     }
     assert!(primaries.len() >= 2, "sessions on more than one shard: {primaries:?}");

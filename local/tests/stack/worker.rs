@@ -6,7 +6,7 @@ use std::time::Duration;
 use chat_core::Store;
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_wire::ReplyStatus;
+use chat_wire::{ConversationId, ReplyStatus};
 use chat_worker::{ManagementApi, Outcome, Worker};
 
 use chat_testkit::spawn_app_with;
@@ -101,12 +101,22 @@ async fn a_restarted_reply_log_expires_with_its_session() {
         next_seq: None,
         usage: None,
     };
-    assert!(!store.begin_reply(&token, &placeholder, false).await.unwrap().unwrap().restarted);
+    // The question first: a reply is begun only for a question its conversation holds.
+    let question = chat_wire::ChatMessage {
+        id: "m1".into(),
+        msg: "hi".into(),
+        source: chat_wire::Source::User,
+        status: ReplyStatus::Done,
+        reply_to: None,
+        ..placeholder.clone()
+    };
+    assert_eq!(store.accept_user_message(&token, &ConversationId::main(), &question).await.unwrap(), Ok(()));
+    assert!(!store.begin_reply(&token, &ConversationId::main(), &placeholder, false).await.unwrap().unwrap().restarted);
     // A second worker takes the reply over before the first logged anything: the log holds only
     // the restart entry, and must not outlive the session.
-    assert!(store.begin_reply(&token, &placeholder, true).await.unwrap().unwrap().restarted);
+    assert!(store.begin_reply(&token, &ConversationId::main(), &placeholder, true).await.unwrap().unwrap().restarted);
     let ttl: i64 = redis::cmd("TTL")
-        .arg(chat_testkit::session_keys(&session.token).log_of("m1.reply"))
+        .arg(chat_testkit::main_keys(&session.token).log_of("m1.reply"))
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
@@ -127,6 +137,7 @@ async fn the_request_stream_sheds_only_what_the_workers_are_done_with() {
     for i in 0..250 {
         let request = chat_core::ReplyRequest {
             token: chat_wire::Token::parse(&session.token).unwrap(),
+            conversation: ConversationId::main(),
             message_id: chat_wire::MessageId::parse(&format!("q{i}")).unwrap(),
             endpoint: app.config.ws_management_endpoint.clone().unwrap(),
         };

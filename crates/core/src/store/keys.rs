@@ -6,49 +6,67 @@
 //! connection id as theirs. An address's counter is a key of its own, used alone. Every script is given all the keys it touches
 //! in KEYS, and [`super::connection`] refuses a script call whose keys span two slots.
 //!
+//! `{P}` is a conversation's prefix: `chat:{S}:` for the session's first conversation (`main`,
+//! the names a session's single thread had before conversations), `chat:{S}:conv:{C}:` for the
+//! others.
+//!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `chat:{S}:session` | hash | `name`, `session_start` |
-//! | `chat:{S}:order` | list | message ids, oldest first |
-//! | `chat:{S}:messages` | hash | message id -> `ChatMessage` JSON |
 //! | `chat:{S}:conns` | set | live WebSocket connection ids |
-//! | `chat:{S}:lock` | string | id of the user message whose reply is being written |
-//! | `chat:{S}:stop` | string | id of the user message whose reply the person stopped |
-//! | `chat:{S}:log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
 //! | `chat:{S}:rate` | string | messages counted in the current rate window |
 //! | `chat:{S}:reads` | string | `GET /chat_history` calls counted in the current rate window |
-//! | `chat:{S}:queued` | string | id of the last user message whose reply request is in the stream |
+//! | `chat:{S}:convs` | sorted set | conversation ids, scored by last activity (ms) |
+//! | `chat:{S}:conv:{C}` | hash | conversation `C`: `title`, `titled_by`, `created`, `bytes` (its stored JSON) |
+//! | `{P}order` | list | conversation's message ids, oldest first |
+//! | `{P}messages` | hash | message id -> `ChatMessage` JSON |
+//! | `{P}lock` | string | id of the user message whose reply is being written |
+//! | `{P}stop` | string | id of the user message whose reply the person stopped |
+//! | `{P}log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
+//! | `{P}queued` | string | id of the last user message whose reply request is in the stream |
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
 //! | `chat:conn:{C}:frames` | string | frames connection `C` sent in the current rate window |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
-//! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint` |
+//! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint`, `conversation` |
 //! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
 //! | `{REQUEST_STREAM}:free` | hash | running Lambda workers' free slots (worker id -> slots) |
 
-use chat_wire::{ConnectionId, ReplyId, Token};
+use chat_wire::{ConnectionId, ConversationId, ReplyId, Token};
 
-/// Every key of one session, named once.
+/// The keys of one session that are not any one conversation's.
 #[derive(Debug, Clone)]
 pub struct SessionKeys {
-    /// `chat:{T}:session`: name and start.
+    /// `chat:{S}:session`: name and start.
     pub session: String,
-    /// `chat:{T}:order`: message ids, oldest first.
-    pub order: String,
-    /// `chat:{T}:messages`: message id -> JSON.
-    pub messages: String,
-    /// `chat:{T}:conns`: live connection ids.
+    /// `chat:{S}:conns`: live connection ids.
     pub conns: String,
-    /// `chat:{T}:lock`: the user message whose reply is being written.
-    pub lock: String,
-    /// `chat:{T}:stop`: the user message whose reply the person stopped.
-    pub stop: String,
-    /// `chat:{T}:rate`: messages in the current rate window.
+    /// `chat:{S}:rate`: messages in the current rate window.
     pub rate: String,
-    /// `chat:{T}:queued`: the last user message whose reply request is in the stream.
-    pub queued: String,
-    /// `chat:{T}:reads`: history reads in the current rate window.
+    /// `chat:{S}:reads`: history reads in the current rate window.
     pub reads: String,
-    /// `chat:{T}:log:`, to which a reply id is appended.
+    /// `chat:{S}:convs`: the conversations, scored by last activity (ms).
+    pub convs: String,
+    /// `chat:{S}:`, the prefix every key of the session starts with.
+    tag: String,
+}
+
+/// The keys of one conversation of a session. The first conversation (`main`) keeps the names a
+/// session's single thread had before there were conversations, so a session survives an upgrade.
+#[derive(Debug, Clone)]
+pub struct ConversationKeys {
+    /// `chat:{S}:conv:{C}`: title, who wrote it, creation, stored bytes.
+    pub meta: String,
+    /// Message ids, oldest first.
+    pub order: String,
+    /// Message id -> JSON.
+    pub messages: String,
+    /// The user message whose reply is being written.
+    pub lock: String,
+    /// The user message whose reply the person stopped.
+    pub stop: String,
+    /// The last user message whose reply request is in the stream.
+    pub queued: String,
+    /// The prefix to which a reply id is appended for its log.
     log_prefix: String,
 }
 
@@ -58,26 +76,46 @@ impl SessionKeys {
         let tag = format!("chat:{{{}}}:", session_tag(token));
         SessionKeys {
             session: format!("{tag}session"),
-            order: format!("{tag}order"),
-            messages: format!("{tag}messages"),
             conns: format!("{tag}conns"),
-            lock: format!("{tag}lock"),
-            stop: format!("{tag}stop"),
             rate: format!("{tag}rate"),
-            queued: format!("{tag}queued"),
             reads: format!("{tag}reads"),
-            log_prefix: format!("{tag}log:"),
+            convs: format!("{tag}convs"),
+            tag,
         }
     }
 
+    /// The keys of the session's conversation `id`.
+    pub fn conversation(&self, id: &ConversationId) -> ConversationKeys {
+        let tag = &self.tag;
+        let meta = format!("{tag}conv:{id}");
+        // `main` keeps the pre-conversation names; the others live under their meta key's name.
+        let scope = if id.is_main() { tag.clone() } else { format!("{meta}:") };
+        ConversationKeys {
+            order: format!("{scope}order"),
+            messages: format!("{scope}messages"),
+            lock: format!("{scope}lock"),
+            stop: format!("{scope}stop"),
+            queued: format!("{scope}queued"),
+            log_prefix: format!("{scope}log:"),
+            meta,
+        }
+    }
+}
+
+impl ConversationKeys {
     /// The log of reply `reply_id` while it is written.
     pub fn log(&self, reply_id: &ReplyId) -> String {
         self.log_of(reply_id.as_str())
     }
 
-    /// The log of a reply whose id was read back from the session's history.
+    /// The log of a reply whose id was read back from the conversation's history.
     pub fn log_of(&self, stored_reply_id: &str) -> String {
         format!("{}{stored_reply_id}", self.log_prefix)
+    }
+
+    /// The keys that live as long as the conversation (its reply logs and lock come and go).
+    pub fn lasting(&self) -> [&String; 3] {
+        [&self.meta, &self.order, &self.messages]
     }
 }
 
@@ -123,20 +161,23 @@ mod tests {
         assert_eq!(tag.len(), 34);
         assert!(!keys.session.contains(token.expose()));
         let reply = chat_wire::MessageId::parse("m1").unwrap().reply_id();
-        let log = keys.log(&reply);
-        assert_eq!(log, format!("chat:{tag}:log:m1.reply"));
+        let main = keys.conversation(&ConversationId::main());
+        let other = keys.conversation(&ConversationId::parse("c2").unwrap());
+        // The first conversation keeps the names of a session's single thread.
+        assert_eq!(main.log(&reply), format!("chat:{tag}:log:m1.reply"));
+        assert_eq!(main.order, format!("chat:{tag}:order"));
+        assert_eq!(other.log(&reply), format!("chat:{tag}:conv:c2:log:m1.reply"));
+        assert_eq!(other.meta, format!("chat:{tag}:conv:c2"));
         let slot = Slot::for_key(&keys.session);
-        for key in [
-            &keys.order,
-            &keys.messages,
-            &keys.conns,
-            &keys.lock,
-            &keys.stop,
-            &keys.rate,
-            &keys.queued,
-            &keys.reads,
-            &log,
-        ] {
+        let mut all = vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone()];
+        for conversation in [&main, &other] {
+            all.extend([&conversation.meta, &conversation.order, &conversation.messages].map(String::clone));
+            all.extend([&conversation.lock, &conversation.stop, &conversation.queued].map(String::clone));
+            all.push(conversation.log(&reply));
+        }
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "no two keys share a name");
+        for key in &all {
             assert!(key.contains(&tag), "{key}");
             assert_eq!(Slot::for_key(key), slot, "{key}");
         }

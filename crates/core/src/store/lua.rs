@@ -39,6 +39,12 @@ pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| with_helpers(includ
 pub(super) static CREATE_SESSION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/create_session.lua")));
 pub(super) static FRAME: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/frame.lua")));
+pub(super) static CREATE_CONVERSATION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/create_conversation.lua")));
+pub(super) static TITLE_CONVERSATION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/title_conversation.lua")));
+pub(super) static DELETE_CONVERSATION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/delete_conversation.lua")));
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/revoke.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));

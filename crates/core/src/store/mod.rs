@@ -6,17 +6,20 @@
 //! * [`iam`]: IAM authentication tokens for ElastiCache and MemoryDB.
 //! * [`keys`]: every key name, from one typed helper ([`SessionKeys`]); the key table is there.
 //! * [`lua`]: the Lua scripts, one `.lua` file each under `lua/`.
-//! * [`session`]: creating a session and reading its history and replies.
+//! * [`session`]: creating and ending a session, reading a conversation's history and replies.
+//! * [`conversations`]: a session's conversations: list, create, title, delete.
 //! * [`reply`]: the reply lifecycle (accept, begin, append, store, regenerate, stop, the session's
 //!   lock), with its state diagram and its one outcome type, [`Refusal`].
 //! * [`connections`]: which WebSocket connections belong to which session.
 //! * [`limits`]: fixed-window rate counters.
 //! * [`queue`]: the request stream, read as a consumer group.
 //!
-//! All session keys carry the session's TTL and every message refreshes it, so they expire together.
+//! All session keys carry the session's TTL and every message refreshes it (every conversation's
+//! with it: [`Store::extend_conversations`]), so they expire together.
 
 pub mod connection;
 pub mod connections;
+pub mod conversations;
 pub mod iam;
 pub mod keys;
 pub mod limits;
@@ -36,7 +39,8 @@ pub use connection::RedisConnection;
 use connection::RedisSettings;
 pub use connections::{Bound, Frame};
 
-pub use keys::SessionKeys;
+pub use conversations::title_from;
+pub use keys::{ConversationKeys, SessionKeys};
 pub use queue::{ReplyRequest, StreamEntry};
 pub use reply::{Begun, Logged, Refusal, Step, STOP_POLL};
 
@@ -88,6 +92,8 @@ pub struct Store {
     messages_per_window: u32,
     frames_per_window: u32,
     max_connections: usize,
+    max_conversations: usize,
+    max_title_chars: usize,
     rate_window: Duration,
 }
 
@@ -139,6 +145,8 @@ impl Store {
             messages_per_window: config.rate_limits.messages_per_session,
             frames_per_window: config.rate_limits.frames_per_connection,
             max_connections: config.max_connections_per_session,
+            max_conversations: config.max_conversations_per_session,
+            max_title_chars: config.max_title_chars,
             rate_window: config.rate_limits.window,
         })
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chat_wire::{MessageId, Token};
+use chat_wire::{ConversationId, MessageId, Token};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingReply, StreamReadOptions, StreamReadReply,
 };
@@ -18,6 +18,8 @@ use super::{keys, Store, StoreError, Write};
 pub struct ReplyRequest {
     /// The session.
     pub token: Token,
+    /// The conversation the question is in (`main` for an entry written before conversations).
+    pub conversation: ConversationId,
     /// The user message to answer.
     pub message_id: MessageId,
     /// The Management API endpoint that reaches the session's WebSocket connections.
@@ -48,6 +50,7 @@ impl Store {
                 ("token", request.token.expose()),
                 ("message_id", request.message_id.as_str()),
                 ("endpoint", request.endpoint.as_str()),
+                ("conversation", request.conversation.as_str()),
             ],
         );
         self.write_replicated(&mut conn, Write::Command(append)).await
@@ -203,10 +206,14 @@ fn deliveries_of(pending: &redis::Value) -> Option<usize> {
 
 fn parse_entry(entry: StreamId, deliveries: usize) -> StreamEntry {
     let field = |name: &str| entry.get::<String>(name);
-    let request = match (field("token"), field("message_id"), field("endpoint")) {
-        (Some(token), Some(message_id), Some(endpoint)) => {
+    let conversation = match field("conversation") {
+        Some(id) => ConversationId::parse(&id).ok(),
+        None => Some(ConversationId::main()),
+    };
+    let request = match (field("token"), field("message_id"), field("endpoint"), conversation) {
+        (Some(token), Some(message_id), Some(endpoint), Some(conversation)) => {
             match (Token::parse(&token), MessageId::parse(&message_id)) {
-                (Ok(token), Ok(message_id)) => Some(ReplyRequest { token, message_id, endpoint }),
+                (Ok(token), Ok(message_id)) => Some(ReplyRequest { token, conversation, message_id, endpoint }),
                 _ => None,
             }
         }

@@ -22,11 +22,12 @@
 
 use std::time::Duration;
 
-use chat_wire::{ChatMessage, ConnectionId, MessageId, Token};
+use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, Token};
 use redis::AsyncCommands;
 
+use super::conversations::{now_millis, title_from};
 use super::lua::{ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY};
-use super::{connection_ids, encode, SessionKeys, Store, StoreError, Write};
+use super::{connection_ids, encode, now_rfc3339, SessionKeys, Store, StoreError, Write};
 
 /// How often a worker writing a reply checks whether it was asked to stop.
 pub const STOP_POLL: Duration = Duration::from_millis(100);
@@ -53,11 +54,15 @@ pub enum Refusal {
     UnknownMessage,
     /// Only the last question can be answered again.
     NotLastQuestion,
+    /// The conversation is not the session's (never created, or deleted, with its questions).
+    ConversationDeleted,
+    /// The session holds `MAX_CONVERSATIONS_PER_SESSION` conversations already.
+    TooManyConversations,
 }
 
 impl Refusal {
     /// Reads a script's status word (every lifecycle script answers with one).
-    fn from_status(script: &str, status: &str, wait_ms: u64) -> Result<Refusal, StoreError> {
+    pub(super) fn from_status(script: &str, status: &str, wait_ms: u64) -> Result<Refusal, StoreError> {
         Ok(match status {
             "expired" => Refusal::SessionExpired,
             "busy" => Refusal::ReplyInProgress,
@@ -68,6 +73,8 @@ impl Refusal {
             "taken_over" => Refusal::TakenOver,
             "unknown" => Refusal::UnknownMessage,
             "not_last" => Refusal::NotLastQuestion,
+            "gone" => Refusal::ConversationDeleted,
+            "full" => Refusal::TooManyConversations,
             other => return Err(StoreError::Corrupt(format!("the {script} script answered {other:?}"))),
         })
     }
@@ -106,17 +113,25 @@ impl Store {
     /// failed), which is the session's last question, unanswered, and not marked by
     /// [`Store::mark_queued`]. Other resends answer [`Refusal::Duplicate`].
     #[tracing::instrument(skip_all, fields(message_id = %message.id))]
-    pub async fn accept_user_message(&self, token: &Token, message: &ChatMessage) -> Result<Step<()>, StoreError> {
+    pub async fn accept_user_message(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message: &ChatMessage,
+    ) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
         let mut call = ACCEPT.prepare_invoke();
         call.key(&keys.session)
-            .key(&keys.order)
-            .key(&keys.messages)
-            .key(&keys.lock)
+            .key(&thread.order)
+            .key(&thread.messages)
+            .key(&thread.lock)
             .key(&keys.conns)
             .key(&keys.rate)
-            .key(&keys.queued)
+            .key(&thread.queued)
+            .key(&keys.convs)
+            .key(&thread.meta)
             .arg(&message.id)
             .arg(encode(message)?)
             .arg(self.session_ttl.as_secs())
@@ -125,7 +140,11 @@ impl Store {
             .arg(self.messages_per_window)
             .arg(self.rate_window.as_millis() as u64)
             .arg(message_id_of(message)?.reply_id().as_str())
-            .arg(self.max_history_bytes);
+            .arg(self.max_history_bytes)
+            .arg(conversation.as_str())
+            .arg(now_millis())
+            .arg(now_rfc3339())
+            .arg(title_from(&message.msg, self.max_title_chars));
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "stored" | "unqueued" => Ok(Ok(())),
@@ -141,24 +160,28 @@ impl Store {
     pub async fn begin_reply(
         &self,
         token: &Token,
+        conversation: &ConversationId,
         placeholder: &ChatMessage,
         redelivered: bool,
     ) -> Result<Step<Begun>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
         let reply_id = reply_id_of(placeholder)?;
         let mut conn = self.connection().await?;
         let (status, next_seq, connections): (String, u64, Vec<String>) = BEGIN_REPLY
             .key(&keys.session)
-            .key(&keys.order)
-            .key(&keys.messages)
+            .key(&thread.order)
+            .key(&thread.messages)
             .key(&keys.conns)
-            .key(keys.log(&reply_id))
+            .key(thread.log(&reply_id))
+            .key(&thread.meta)
             .arg(&placeholder.id)
             .arg(encode(placeholder)?)
             .arg(self.session_ttl.as_secs())
             .arg(self.max_history)
             .arg(if redelivered { "1" } else { "0" })
             .arg(self.max_history_bytes)
+            .arg(placeholder.reply_to.as_deref().unwrap_or_default())
             .invoke_async(&mut conn)
             .await?;
         match status.as_str() {
@@ -174,20 +197,25 @@ impl Store {
     pub async fn append_delta(
         &self,
         token: &Token,
+        conversation: &ConversationId,
         reply_to: &MessageId,
         seq: u64,
         text: &str,
     ) -> Result<Step<Logged>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
+        let reply_id = reply_to.reply_id();
         let mut conn = self.connection().await?;
         let (status, stop, connections): (String, u8, Vec<String>) = APPEND_DELTA
-            .key(keys.log(&reply_to.reply_id()))
+            .key(thread.log(&reply_id))
             .key(&keys.conns)
-            .key(&keys.stop)
+            .key(&thread.stop)
+            .key(&thread.messages)
             .arg(seq)
             .arg(text)
             .arg(self.session_ttl.as_secs())
             .arg(reply_to.as_str())
+            .arg(reply_id.as_str())
             .invoke_async(&mut conn)
             .await?;
         match status.as_str() {
@@ -204,20 +232,23 @@ impl Store {
     pub async fn store_reply(
         &self,
         token: &Token,
+        conversation: &ConversationId,
         reply: &ChatMessage,
         user_message_id: &MessageId,
         next_seq: u64,
     ) -> Result<Step<Vec<ConnectionId>>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
         let reply_id = reply_id_of(reply)?;
         let mut conn = self.connection().await?;
         let mut call = STORE_REPLY.prepare_invoke();
         call.key(&keys.session)
-            .key(&keys.order)
-            .key(&keys.messages)
-            .key(&keys.lock)
+            .key(&thread.order)
+            .key(&thread.messages)
+            .key(&thread.lock)
             .key(&keys.conns)
-            .key(keys.log(&reply_id))
+            .key(thread.log(&reply_id))
+            .key(&thread.meta)
             .arg(&reply.id)
             .arg(encode(reply)?)
             .arg(self.session_ttl.as_secs())
@@ -236,18 +267,25 @@ impl Store {
 
     /// Removes the last question's reply and locks the session so the question is answered again.
     #[tracing::instrument(skip_all, fields(message_id = %message_id))]
-    pub async fn regenerate(&self, token: &Token, message_id: &MessageId) -> Result<Step<()>, StoreError> {
+    pub async fn regenerate(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
         let reply_id = message_id.reply_id();
         let mut conn = self.connection().await?;
         let mut call = REGENERATE.prepare_invoke();
         call.key(&keys.session)
-            .key(&keys.order)
-            .key(&keys.messages)
-            .key(&keys.lock)
-            .key(keys.log(&reply_id))
-            .key(&keys.stop)
-            .key(&keys.queued)
+            .key(&thread.order)
+            .key(&thread.messages)
+            .key(&thread.lock)
+            .key(thread.log(&reply_id))
+            .key(&thread.stop)
+            .key(&thread.queued)
+            .key(&thread.meta)
             .arg(message_id.as_str())
             .arg(reply_id.as_str())
             .arg(self.session_ttl.as_secs())
@@ -263,17 +301,33 @@ impl Store {
     /// of the question is then only acknowledged, not queued again. Written after the stream
     /// entry, so a crash between the two can only queue a question twice, which the worker
     /// answers once ([`Refusal::BeingAnswered`], [`Refusal::AlreadyStored`]).
-    pub async fn mark_queued(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+    pub async fn mark_queued(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
-        let () = conn.set_ex(SessionKeys::new(token).queued, message_id.as_str(), self.session_ttl.as_secs()).await?;
+        let () = conn
+            .set_ex(
+                SessionKeys::new(token).conversation(conversation).queued,
+                message_id.as_str(),
+                self.session_ttl.as_secs(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Extends the session's lock for the reply to `message_id` while that reply is written.
-    pub async fn renew_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+    pub async fn renew_reply_lock(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
         let _renewed: i32 = RENEW_LOCK
-            .key(SessionKeys::new(token).lock)
+            .key(SessionKeys::new(token).conversation(conversation).lock)
             .arg(message_id.as_str())
             .arg(self.reply_lock_secs())
             .invoke_async(&mut conn)
@@ -282,25 +336,49 @@ impl Store {
     }
 
     /// Unlocks a session whose reply request could not be queued, so the person can retry.
-    pub async fn release_reply_lock(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+    pub async fn release_reply_lock(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
-        let _released: i32 =
-            RELEASE_LOCK.key(SessionKeys::new(token).lock).arg(message_id.as_str()).invoke_async(&mut conn).await?;
+        let _released: i32 = RELEASE_LOCK
+            .key(SessionKeys::new(token).conversation(conversation).lock)
+            .arg(message_id.as_str())
+            .invoke_async(&mut conn)
+            .await?;
         Ok(())
     }
 
     /// Asks whichever worker writes the reply to `message_id` to stop (it checks every
     /// [`STOP_POLL`] or so).
-    pub async fn request_stop(&self, token: &Token, message_id: &MessageId) -> Result<(), StoreError> {
+    pub async fn request_stop(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
         let mut conn = self.connection().await?;
-        let _: () = conn.set_ex(SessionKeys::new(token).stop, message_id.as_str(), self.reply_lock_secs()).await?;
+        let _: () = conn
+            .set_ex(
+                SessionKeys::new(token).conversation(conversation).stop,
+                message_id.as_str(),
+                self.reply_lock_secs(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Whether the person asked to stop the reply to `message_id`.
-    pub async fn stop_requested(&self, token: &Token, message_id: &MessageId) -> Result<bool, StoreError> {
+    pub async fn stop_requested(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.connection().await?;
-        let requested: Option<String> = conn.get(SessionKeys::new(token).stop).await?;
+        let requested: Option<String> = conn.get(SessionKeys::new(token).conversation(conversation).stop).await?;
         Ok(requested.as_deref() == Some(message_id.as_str()))
     }
 }

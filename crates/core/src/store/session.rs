@@ -1,11 +1,13 @@
-//! Sessions: creating one, and reading its history and its replies as they stand.
+//! Sessions: creating and ending one, and reading a conversation's history and its replies as
+//! they stand.
 //!
 //! A reply in progress is a `streaming` message in the history plus its log; the reads here fill
 //! in its text so far from the log, whichever process writes it.
 
-use chat_wire::{ChatMessage, ChatSession, MessageId, ReplyId, Token};
+use chat_wire::{ChatMessage, ChatSession, ConversationId, MessageId, ReplyId, Token};
 use redis::AsyncCommands;
 
+use super::conversations::now_millis;
 use super::lua::{CREATE_SESSION, READ, REVOKE, SNAPSHOT};
 use super::{connection_ids, decode, keys, now_rfc3339, SessionKeys, Store, StoreError, Write};
 
@@ -43,7 +45,13 @@ impl Store {
         let keys = SessionKeys::new(&token);
         let mut conn = self.connection().await?;
         let mut call = CREATE_SESSION.prepare_invoke();
-        call.key(&keys.session).arg(name).arg(&session_start).arg(self.session_ttl.as_secs());
+        call.key(&keys.session)
+            .key(&keys.convs)
+            .key(keys.conversation(&ConversationId::main()).meta)
+            .arg(name)
+            .arg(&session_start)
+            .arg(self.session_ttl.as_secs())
+            .arg(now_millis());
         // With REDIS_WAIT_REPLICAS, a token is handed out only once the replicas have its session.
         let _created: i32 = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         Ok(ChatSession {
@@ -55,23 +63,28 @@ impl Store {
         })
     }
 
-    /// Ends a session for good (its owner's "New chat"): its history, its replies in progress and
-    /// its connections' mappings are deleted; its token opens nothing any more. A reply that
-    /// begins while this runs leaves a log that expires with the session's TTL, and is refused
-    /// when it would be stored. Nothing to do for an unknown token.
+    /// Ends a session for good (the "New chat" of a client that knows no conversations): every
+    /// conversation, reply in progress and connection mapping is deleted; its token opens nothing
+    /// any more. A reply that begins while this runs leaves a log that expires with the session's
+    /// TTL, and is refused when it would be stored. Nothing to do for an unknown token.
     #[tracing::instrument(skip_all, fields(session = %token.log_id()))]
     pub async fn revoke_session(&self, token: &Token) -> Result<(), StoreError> {
-        let Some(session) = self.history(token).await? else { return Ok(()) };
         let keys = SessionKeys::new(token);
-        let mut conn = self.connection().await?;
         let mut call = REVOKE.prepare_invoke();
-        for key in [&keys.session, &keys.order, &keys.messages, &keys.conns, &keys.lock, &keys.stop, &keys.rate] {
+        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs] {
             call.key(key);
         }
-        call.key(&keys.queued).key(&keys.reads);
-        for reply in session.messages.iter().filter(|m| !m.status.is_final()) {
-            call.key(keys.log_of(&reply.id));
+        for id in self.conversation_ids(token).await? {
+            let conversation = keys.conversation(&id);
+            for key in conversation.lasting() {
+                call.key(key);
+            }
+            call.key(&conversation.lock).key(&conversation.stop).key(&conversation.queued);
+            for log in self.reply_logs(token, &id).await? {
+                call.key(log);
+            }
         }
+        let mut conn = self.connection().await?;
         // With REDIS_WAIT_REPLICAS, a failover cannot bring the session back.
         let connections: Vec<String> = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         for connection in connection_ids(connections)? {
@@ -80,12 +93,23 @@ impl Store {
         Ok(())
     }
 
-    /// The session with its whole stored history, or `None` if unknown or expired.
-    pub async fn history(&self, token: &Token) -> Result<Option<ChatSession>, StoreError> {
-        Ok(self.read(token, Window::all()).await?.map(|(session, _)| session))
+    /// The logs of a conversation's replies in progress.
+    pub(super) async fn reply_logs(&self, token: &Token, id: &ConversationId) -> Result<Vec<String>, StoreError> {
+        let conversation = SessionKeys::new(token).conversation(id);
+        let Some(history) = self.history(token, id).await? else { return Ok(Vec::new()) };
+        Ok(history.messages.iter().filter(|m| !m.status.is_final()).map(|m| conversation.log_of(&m.id)).collect())
     }
 
-    /// One page of a session's history: the newest messages before `before` (the newest of all
+    /// The session with a conversation's whole stored history, or `None` if unknown or expired.
+    pub async fn history(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+    ) -> Result<Option<ChatSession>, StoreError> {
+        Ok(self.read(token, conversation, Window::all()).await?.map(|(session, _)| session))
+    }
+
+    /// One page of a conversation's history: the newest messages before `before` (the newest of all
     /// without it), at most `limit` of them (`None`: no count limit) and at most `bytes` of stored
     /// JSON (the newest message is returned whatever its size). `has_more` says whether older ones
     /// were left out. `None` if the session is unknown or expired; `Some(Err(()))` if `before`
@@ -93,23 +117,36 @@ impl Store {
     pub async fn history_page(
         &self,
         token: &Token,
+        conversation: &ConversationId,
         before: Option<&str>,
         limit: Option<usize>,
         bytes: usize,
     ) -> Result<Option<Result<ChatSession, UnknownCursor>>, StoreError> {
         let window = Window { first: 0, before, limit: limit.unwrap_or(0), bytes };
-        Ok(self.read(token, window).await?.map(|(session, found)| if found { Ok(session) } else { Err(UnknownCursor) }))
+        let read = self.read(token, conversation, window).await?;
+        Ok(read.map(|(session, found)| if found { Ok(session) } else { Err(UnknownCursor) }))
     }
 
-    /// The session with only its last `n` messages (the model's context).
-    pub async fn recent(&self, token: &Token, n: usize) -> Result<Option<ChatSession>, StoreError> {
+    /// The session with only the last `n` messages of a conversation (the model's context).
+    pub async fn recent(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        n: usize,
+    ) -> Result<Option<ChatSession>, StoreError> {
         let first = if n == 0 { i64::MAX } else { -(n as i64) };
-        Ok(self.read(token, Window { first, ..Window::all() }).await?.map(|(session, _)| session))
+        Ok(self.read(token, conversation, Window { first, ..Window::all() }).await?.map(|(session, _)| session))
     }
 
     /// The session and the messages `window` selects; with whether `window.before` was found.
-    async fn read(&self, token: &Token, window: Window<'_>) -> Result<Option<(ChatSession, bool)>, StoreError> {
+    async fn read(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        window: Window<'_>,
+    ) -> Result<Option<(ChatSession, bool)>, StoreError> {
         let keys = SessionKeys::new(token);
+        let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
         type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>, Vec<String>, u8, u8);
         // The logs of replies in progress are keys too, declared once known: usually there is
@@ -118,14 +155,14 @@ impl Store {
         for _ in 0..READ_ATTEMPTS {
             let mut call = READ.prepare_invoke();
             call.key(&keys.session)
-                .key(&keys.order)
-                .key(&keys.messages)
+                .key(&thread.order)
+                .key(&thread.messages)
                 .arg(window.first)
                 .arg(window.before.unwrap_or_default())
                 .arg(window.limit)
                 .arg(window.bytes);
             for reply in &streaming {
-                call.key(keys.log_of(reply)).arg(reply);
+                call.key(thread.log_of(reply)).arg(reply);
             }
             let reply: Option<Read> = call.invoke_async(&mut conn).await?;
             let Some((name, session_start, raw, live, undeclared, more, found)) = reply else { return Ok(None) };
@@ -150,11 +187,20 @@ impl Store {
 
     /// A reply as it stands: the stored message, or for one still `streaming` its text so far
     /// with `next_seq` set. `None` if the session holds no such reply.
-    pub async fn reply_snapshot(&self, token: &Token, reply_id: &ReplyId) -> Result<Option<ChatMessage>, StoreError> {
-        let keys = SessionKeys::new(token);
+    pub async fn reply_snapshot(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        reply_id: &ReplyId,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let thread = SessionKeys::new(token).conversation(conversation);
         let mut conn = self.connection().await?;
-        let found: Option<(String, String, u64)> =
-            SNAPSHOT.key(&keys.messages).key(keys.log(reply_id)).arg(reply_id.as_str()).invoke_async(&mut conn).await?;
+        let found: Option<(String, String, u64)> = SNAPSHOT
+            .key(&thread.messages)
+            .key(thread.log(reply_id))
+            .arg(reply_id.as_str())
+            .invoke_async(&mut conn)
+            .await?;
         let Some((json, text, next_seq)) = found else { return Ok(None) };
         let mut reply = decode(&json)?;
         if !reply.status.is_final() {
@@ -164,9 +210,14 @@ impl Store {
         Ok(Some(reply))
     }
 
-    /// Whether the session already holds a message with this id.
-    pub async fn has_message(&self, token: &Token, message_id: &MessageId) -> Result<bool, StoreError> {
+    /// Whether the conversation already holds a message with this id.
+    pub async fn has_message(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.connection().await?;
-        Ok(conn.hexists(SessionKeys::new(token).messages, message_id.as_str()).await?)
+        Ok(conn.hexists(SessionKeys::new(token).conversation(conversation).messages, message_id.as_str()).await?)
     }
 }

@@ -1,14 +1,18 @@
--- Stores a user message and locks the session for its reply, counting it against the rate.
--- KEYS: session, order, messages, lock, conns, rate, queued
+-- Stores a user message and locks its conversation for its reply, counting it against the
+-- session's rate; records the conversation's activity, and titles it with the question's start
+-- if it has no title yet.
+-- KEYS: session, order, messages, lock, conns, rate, queued, convs, meta
 -- ARGV: message id, message json, session ttl s, lock ttl s, max history,
---       messages per window (0: no limit), window ms, reply id, max stored bytes (0: no limit)
--- Answers {'stored', 0} | {'unqueued', 0} | {'duplicate', 0} | {'expired', 0} | {'busy', 0}
---       | {'rate_limited', wait ms}
+--       messages per window (0: no limit), window ms, reply id, max stored bytes (0: no limit),
+--       conversation id, now ms, now (RFC 3339), title from the question
+-- Answers {'stored', 0} | {'unqueued', 0} | {'duplicate', 0} | {'expired', 0} | {'gone', 0}
+--       | {'busy', 0} | {'rate_limited', wait ms}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
+if not conversation_exists(KEYS[8], ARGV[10]) then return {'gone', 0} end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
   -- A resend is activity, and this write lets the caller's WAIT cover the first one too: a
   -- primary replicates in order, so replicas that have this have the stored message.
-  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  for _, i in ipairs({1, 2, 3, 8, 9}) do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
   -- Answered, being answered, or queued (mark_queued records it): the ack is all it needs.
   if redis.call('HEXISTS', KEYS[3], ARGV[8]) == 1 then return {'duplicate', 0} end
   if redis.call('GET', KEYS[7]) == ARGV[1] then return {'duplicate', 0} end
@@ -25,7 +29,12 @@ if tonumber(ARGV[6]) > 0 then
   if wait > 0 then return {'rate_limited', wait} end
 end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return {'busy', 0} end
-put_message(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[5], ARGV[9])
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-redis.call('EXPIRE', KEYS[5], ARGV[3])
+put_message(KEYS[9], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[5], ARGV[9])
+redis.call('ZADD', KEYS[8], ARGV[11], ARGV[10])
+redis.call('HSETNX', KEYS[9], 'created', ARGV[12])
+local titled_by = redis.call('HGET', KEYS[9], 'titled_by')
+if not titled_by or titled_by == 'none' then
+  redis.call('HSET', KEYS[9], 'title', ARGV[13], 'titled_by', 'question')
+end
+for _, i in ipairs({1, 2, 3, 5, 8, 9}) do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return {'stored', 0}

@@ -1,10 +1,12 @@
 -- Records a reply as `streaming`, or restarts one a dead worker had begun.
--- KEYS: session, order, messages, conns, log
+-- KEYS: session, order, messages, conns, log, meta
 -- ARGV: reply id, placeholder json, session ttl s, max history, '1' if the entry was delivered
---       before (its worker may have died) else '0', max stored bytes
+--       before (its worker may have died) else '0', max stored bytes, user message id
 -- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}}
---       | {'in_progress', 0, {}} | {'expired', 0, {}}
+--       | {'in_progress', 0, {}} | {'expired', 0, {}} | {'gone', 0, {}}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
+-- The question went with its conversation (deleted): nothing to answer.
+if redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then return {'gone', 0, {}} end
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local outcome, next_seq = 'new', 0
 if existing then
@@ -20,7 +22,7 @@ if existing then
   redis.call('EXPIRE', KEYS[5], ARGV[3])
   outcome, next_seq = 'restart', logged + 1
 else
-  put_message(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[4], ARGV[6])
+  put_message(KEYS[6], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[4], ARGV[6])
 end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+for _, i in ipairs({1, 2, 3, 4, 6}) do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return {outcome, next_seq, redis.call('SMEMBERS', KEYS[4])}

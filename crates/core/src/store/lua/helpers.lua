@@ -31,13 +31,13 @@ local function count_in_window(counter, limit, window_ms)
   return 0
 end
 -- Stores message `json` under `id` (appending the id to the history when it is new), keeps the
--- session's stored bytes (its hash's `bytes` field) in step, and drops the oldest messages beyond
--- `max_count` messages or `max_bytes` bytes (0: no byte limit; never the last two, a question
--- and its reply).
-local function put_message(session, order, messages, id, json, max_count, max_bytes)
+-- conversation's stored bytes (its meta hash's `bytes` field) in step, and drops the oldest
+-- messages beyond `max_count` messages or `max_bytes` bytes (0: no byte limit; never the last
+-- two, a question and its reply).
+local function put_message(meta, order, messages, id, json, max_count, max_bytes)
   local old = redis.call('HSTRLEN', messages, id)
   local added = redis.call('HSET', messages, id, json) == 1
-  local bytes = redis.call('HINCRBY', session, 'bytes', string.len(json) - old)
+  local bytes = redis.call('HINCRBY', meta, 'bytes', string.len(json) - old)
   local len
   if added then len = redis.call('RPUSH', order, id) else len = redis.call('LLEN', order) end
   max_count, max_bytes = tonumber(max_count), tonumber(max_bytes)
@@ -45,12 +45,17 @@ local function put_message(session, order, messages, id, json, max_count, max_by
     local oldest = redis.call('LPOP', order)
     local size = redis.call('HSTRLEN', messages, oldest)
     redis.call('HDEL', messages, oldest)
-    bytes = redis.call('HINCRBY', session, 'bytes', -size)
+    bytes = redis.call('HINCRBY', meta, 'bytes', -size)
     len = len - 1
   end
 end
--- Removes message `id` from the messages hash, keeping the session's stored bytes in step.
-local function drop_message(session, messages, id)
+-- Removes message `id` from the messages hash, keeping the conversation's stored bytes in step.
+local function drop_message(meta, messages, id)
   local size = redis.call('HSTRLEN', messages, id)
-  if redis.call('HDEL', messages, id) == 1 then redis.call('HINCRBY', session, 'bytes', -size) end
+  if redis.call('HDEL', messages, id) == 1 then redis.call('HINCRBY', meta, 'bytes', -size) end
+end
+-- Whether conversation `id` is one of the session's: listed in its set, or `main`, the first,
+-- which always is (deleting it empties it).
+local function conversation_exists(convs, id)
+  return id == 'main' or redis.call('ZSCORE', convs, id) ~= false
 end

@@ -1,0 +1,263 @@
+//! A session's conversations: the list (most recently active first), creating, titling and
+//! deleting one, and keeping them all alive as long as the session.
+//!
+//! Every session has `main`, its first conversation, which a client that knows nothing of
+//! conversations uses without naming it; the others are created on request. The session's
+//! "current" conversation, for such clients, is the most recently active one.
+
+use chat_wire::{Conversation, ConversationId, ConversationList, TitleSource, Token};
+use redis::AsyncCommands;
+
+use super::lua::{CREATE_CONVERSATION, DELETE_CONVERSATION, TITLE_CONVERSATION};
+use super::{now_rfc3339, Refusal, SessionKeys, Step, Store, StoreError, Write};
+
+/// A conversation's meta hash as read: title, who wrote it, creation.
+type Meta = (Option<String>, Option<String>, Option<String>);
+const META_FIELDS: [&str; 3] = ["title", "titled_by", "created"];
+
+impl Store {
+    /// The session's conversations, most recently active first; `None` for an unknown or expired
+    /// session.
+    pub async fn conversations(&self, token: &Token) -> Result<Option<ConversationList>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let session_start: Option<String> = conn.hget(&keys.session, "session_start").await?;
+        let Some(session_start) = session_start else { return Ok(None) };
+        let listed: Vec<(String, f64)> = conn.zrevrange_withscores(&keys.convs, 0, -1).await?;
+        let mut listed: Vec<(ConversationId, i64)> = listed
+            .into_iter()
+            .filter_map(|(id, score)| ConversationId::parse(&id).ok().map(|id| (id, score as i64)))
+            .collect();
+        if listed.is_empty() {
+            // A session from before conversations, or one whose every conversation was deleted:
+            // `main` stands, as it always does.
+            listed.push((ConversationId::main(), rfc3339_millis(&session_start)));
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in &listed {
+            pipe.cmd("HMGET").arg(keys.conversation(id).meta).arg(&META_FIELDS[..]);
+        }
+        let metas: Vec<Meta> = pipe.query_async(&mut conn).await?;
+        let conversations: Vec<Conversation> = listed
+            .iter()
+            .zip(metas)
+            .map(|((id, activity), meta)| summary(id, *activity, meta, &session_start))
+            .collect();
+        let current = conversations[0].id.clone();
+        Ok(Some(ConversationList { current, conversations }))
+    }
+
+    /// One conversation of the session, or `None` if the session or the conversation is gone.
+    pub async fn conversation(&self, token: &Token, id: &ConversationId) -> Result<Option<Conversation>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let (session_start, activity): (Option<String>, Option<f64>) = redis::pipe()
+            .hget(&keys.session, "session_start")
+            .zscore(&keys.convs, id.as_str())
+            .query_async(&mut conn)
+            .await?;
+        let Some(session_start) = session_start else { return Ok(None) };
+        let activity = match activity {
+            Some(score) => score as i64,
+            None if id.is_main() => rfc3339_millis(&session_start),
+            None => return Ok(None),
+        };
+        let meta: Meta =
+            redis::cmd("HMGET").arg(keys.conversation(id).meta).arg(&META_FIELDS[..]).query_async(&mut conn).await?;
+        Ok(Some(summary(id, activity, meta, &session_start)))
+    }
+
+    /// The conversation a client that names none acts on: the most recently active.
+    pub async fn current_conversation(&self, token: &Token) -> Result<ConversationId, StoreError> {
+        let mut conn = self.connection().await?;
+        let top: Vec<String> = conn.zrevrange(SessionKeys::new(token).convs, 0, 0).await?;
+        Ok(top.first().and_then(|id| ConversationId::parse(id).ok()).unwrap_or_else(ConversationId::main))
+    }
+
+    /// Adds conversation `id` to the session, as its most recently active. Creating an id that
+    /// exists answers it as it stands (a client's retry). Refused with
+    /// [`Refusal::TooManyConversations`] at `MAX_CONVERSATIONS_PER_SESSION`.
+    #[tracing::instrument(skip_all, fields(conversation = %id))]
+    pub async fn create_conversation(
+        &self,
+        token: &Token,
+        id: &ConversationId,
+    ) -> Result<Step<Conversation>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let mut call = CREATE_CONVERSATION.prepare_invoke();
+        call.key(&keys.session)
+            .key(&keys.convs)
+            .key(keys.conversation(id).meta)
+            .arg(id.as_str())
+            .arg(now_millis())
+            .arg(now_rfc3339())
+            .arg(self.session_ttl.as_secs())
+            .arg(self.max_conversations);
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        match status.as_str() {
+            "created" | "exists" => {}
+            "full" => return Ok(Err(Refusal::TooManyConversations)),
+            other => return Ok(Err(Refusal::from_status("create_conversation", other, 0)?)),
+        }
+        match self.conversation(token, id).await? {
+            Some(conversation) => Ok(Ok(conversation)),
+            // Deleted (or the session ended) the moment after.
+            None => Ok(Err(Refusal::ConversationDeleted)),
+        }
+    }
+
+    /// Titles a conversation: the person's title always, the model's only over the question's
+    /// start. Answers the conversation as it now stands ([`Refusal::ConversationDeleted`] if it is
+    /// gone).
+    pub async fn title_conversation(
+        &self,
+        token: &Token,
+        id: &ConversationId,
+        title: &str,
+        by: TitleSource,
+    ) -> Result<Step<Conversation>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let by = match by {
+            TitleSource::Person => "person",
+            TitleSource::Model => "model",
+            other => return Err(StoreError::Corrupt(format!("a title cannot be set as {other:?}"))),
+        };
+        let mut conn = self.connection().await?;
+        let mut call = TITLE_CONVERSATION.prepare_invoke();
+        call.key(&keys.session)
+            .key(&keys.convs)
+            .key(keys.conversation(id).meta)
+            .arg(id.as_str())
+            .arg(title)
+            .arg(by)
+            .arg(now_millis());
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        match status.as_str() {
+            "titled" | "kept" => {}
+            other => return Ok(Err(Refusal::from_status("title_conversation", other, 0)?)),
+        }
+        Ok(self.conversation(token, id).await?.ok_or(Refusal::ConversationDeleted))
+    }
+
+    /// Deletes a conversation: it leaves the list, its messages and replies in progress go at
+    /// once (a worker writing one stops at its next delta). Deleting `main` empties it.
+    #[tracing::instrument(skip_all, fields(conversation = %id))]
+    pub async fn delete_conversation(&self, token: &Token, id: &ConversationId) -> Result<Step<()>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let conversation = keys.conversation(id);
+        let mut call = DELETE_CONVERSATION.prepare_invoke();
+        call.key(&keys.session).key(&keys.convs);
+        for key in conversation.lasting() {
+            call.key(key);
+        }
+        call.key(&conversation.lock).key(&conversation.stop).key(&conversation.queued);
+        for log in self.reply_logs(token, id).await? {
+            call.key(log);
+        }
+        call.arg(id.as_str());
+        let mut conn = self.connection().await?;
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        match status.as_str() {
+            "deleted" => Ok(Ok(())),
+            other => Ok(Err(Refusal::from_status("delete_conversation", other, 0)?)),
+        }
+    }
+
+    /// Extends every conversation of the session to the session's lifetime: a question in one
+    /// keeps the others alive. One round trip for the list, one pipeline for the expiries.
+    pub async fn extend_conversations(&self, token: &Token) -> Result<(), StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let ids: Vec<String> = conn.zrange(&keys.convs, 0, -1).await?;
+        let ttl = self.session_ttl.as_secs() as i64;
+        let mut pipe = redis::pipe();
+        for id in ids.iter().filter_map(|id| ConversationId::parse(id).ok()) {
+            for key in keys.conversation(&id).lasting() {
+                pipe.expire(key, ttl).ignore();
+            }
+        }
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The session's conversation ids, `main` included even when unlisted.
+    pub(super) async fn conversation_ids(&self, token: &Token) -> Result<Vec<ConversationId>, StoreError> {
+        let mut conn = self.connection().await?;
+        let listed: Vec<String> = conn.zrange(SessionKeys::new(token).convs, 0, -1).await?;
+        let mut ids: Vec<ConversationId> = listed.iter().filter_map(|id| ConversationId::parse(id).ok()).collect();
+        if !ids.iter().any(ConversationId::is_main) {
+            ids.push(ConversationId::main());
+        }
+        Ok(ids)
+    }
+}
+
+/// A conversation's summary from its listing and meta hash.
+fn summary(id: &ConversationId, activity_ms: i64, meta: Meta, session_start: &str) -> Conversation {
+    let (title, titled_by, created) = meta;
+    let titled_by = match titled_by.as_deref() {
+        Some("question") => TitleSource::Question,
+        Some("model") => TitleSource::Model,
+        Some("person") => TitleSource::Person,
+        _ => TitleSource::None,
+    };
+    Conversation {
+        id: id.to_string(),
+        title: title.unwrap_or_default(),
+        titled_by,
+        created: created.unwrap_or_else(|| session_start.to_string()),
+        last_activity: millis_rfc3339(activity_ms),
+    }
+}
+
+/// A title from a text: its words on one line, cut to `max_chars` characters at a word's end
+/// where one is near (with `…` when cut).
+pub fn title_from(text: &str, max_chars: usize) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() <= max_chars {
+        return line;
+    }
+    let keep = max_chars.saturating_sub(1);
+    let cut: String = line.chars().take(keep).collect();
+    let ends_a_word = line.chars().nth(keep).is_some_and(|next| next == ' ');
+    let at_word = match cut.rfind(' ') {
+        Some(space) if !ends_a_word && space >= cut.len() / 2 => &cut[..space],
+        _ => &cut,
+    };
+    format!("{}…", at_word.trim_end())
+}
+
+/// Now, in milliseconds since the epoch (a conversation's activity score).
+pub(super) fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn rfc3339_millis(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time).map(|t| t.timestamp_millis()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_one_line_cut_at_a_word() {
+        assert_eq!(title_from("  What is\n Rust?  ", 80), "What is Rust?");
+        assert_eq!(title_from("How do lifetimes work in async Rust code", 20), "How do lifetimes…");
+        assert_eq!(title_from("Plan a trip to Oslo in winter", 20), "Plan a trip to Oslo…");
+        assert_eq!(title_from("Supercalifragilisticexpialidocious", 10), "Supercali…");
+        assert!(title_from(&"é".repeat(100), 80).chars().count() <= 80);
+        assert_eq!(title_from("", 80), "");
+    }
+
+    #[test]
+    fn times_round_trip_through_milliseconds() {
+        assert_eq!(millis_rfc3339(rfc3339_millis("2026-11-24T20:15:03.123Z")), "2026-11-24T20:15:03.123Z");
+    }
+}

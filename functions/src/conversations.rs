@@ -1,0 +1,190 @@
+//! The conversation routes: `GET /conversations` (the list), `POST /conversations` (a new one),
+//! `PATCH /conversations/{id}` (rename) and `DELETE /conversations/{id}`.
+//!
+//! Like the other routes, each takes the session token as `?token=`.
+
+use chat_core::token::new_conversation_id;
+use chat_core::Refusal;
+use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, Token};
+use http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::http::{count_read, json, no_store, session_token};
+use crate::state::AppState;
+
+/// The body of `POST /conversations` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct NewConversation {
+    /// The id to give it (1 to 32 of `A-Z a-z 0-9 - _`), so a retried request creates it once;
+    /// the server picks one without it.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// The body of `PATCH /conversations/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Rename {
+    /// The new title: 1 to `MAX_TITLE_CHARS` (80) characters, no control characters.
+    pub title: String,
+}
+
+/// Lists the session's conversations, most recently active first, with the current one's id.
+#[utoipa::path(
+    get,
+    path = "/conversations",
+    tag = "conversations",
+    params(("token" = String, Query, description = "The session token from `POST /token`")),
+    responses(
+        (status = 200, description = "The conversations, newest activity first", body = ConversationList),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`)", body = ErrorBody),
+        (status = 429, description = "Too many reads of this session (`rate_limited`, counted with `GET /chat_history`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn list(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    count_read(state, &token).await?;
+    let list = state.store.conversations(&token).await?.ok_or(ApiError::SessionExpired)?;
+    Ok(no_store(json(StatusCode::OK, &list)))
+}
+
+/// Starts a conversation in the session; it becomes the current one.
+#[utoipa::path(
+    post,
+    path = "/conversations",
+    tag = "conversations",
+    params(("token" = String, Query, description = "The session token from `POST /token`")),
+    request_body(content = Option<NewConversation>, description = "Optional: the id to give it", content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new conversation (or the one with that id, for a retry)", body = Conversation),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a malformed id (`invalid_parameter`)", body = ErrorBody),
+        (status = 409, description = "The session holds `MAX_CONVERSATIONS_PER_SESSION` already (`too_many_conversations`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn create(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    let body: Option<NewConversation> = if request.body().is_empty() {
+        None
+    } else {
+        request.payload().map_err(|e| ApiError::InvalidParameter(format!("could not read the body: {e}")))?
+    };
+    let id = match body.and_then(|b| b.id) {
+        Some(id) => ConversationId::parse(&id).map_err(|_| {
+            ApiError::InvalidParameter("a conversation id is 1 to 32 characters of A-Z a-z 0-9 - _".into())
+        })?,
+        None => new_conversation_id(),
+    };
+    let conversation =
+        state.store.create_conversation(&token, &id).await?.map_err(|refusal| refused(state, refusal))?;
+    Ok(no_store(json(StatusCode::CREATED, &conversation)))
+}
+
+/// Renames a conversation; the model never replaces a person's title.
+#[utoipa::path(
+    patch,
+    path = "/conversations/{id}",
+    tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation's id"),
+        ("token" = String, Query, description = "The session token from `POST /token`")
+    ),
+    request_body(content = Rename, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The conversation, renamed", body = Conversation),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a blank, long or unreadable title (`invalid_title`)", body = ErrorBody),
+        (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn rename(state: &AppState, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    let id = ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation)?;
+    let rename: Option<Rename> =
+        request.payload().map_err(|e| ApiError::InvalidTitle(format!("could not read the body: {e}")))?;
+    let rename = rename.ok_or_else(|| ApiError::InvalidTitle("the JSON field `title` is required".into()))?;
+    let title = validate_title(&rename.title, state.config.max_title_chars)?;
+    let conversation = state
+        .store
+        .title_conversation(&token, &id, &title, chat_wire::TitleSource::Person)
+        .await?
+        .map_err(|refusal| refused(state, refusal))?;
+    Ok(no_store(json(StatusCode::OK, &conversation)))
+}
+
+/// Deletes a conversation with its messages; a reply being written in it stops. Deleting `main`,
+/// the session's first, empties it.
+#[utoipa::path(
+    delete,
+    path = "/conversations/{id}",
+    tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation's id"),
+        ("token" = String, Query, description = "The session token from `POST /token`")
+    ),
+    responses(
+        (status = 204, description = "The conversation is gone"),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`)", body = ErrorBody),
+        (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn delete(state: &AppState, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    let id = ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation)?;
+    state.store.delete_conversation(&token, &id).await?.map_err(|refusal| refused(state, refusal))?;
+    tracing::info!(session = %token.log_id(), "conversation deleted");
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(no_store(response))
+}
+
+/// The conversation a read names (`?conversation=`), or the session's current one.
+pub async fn named_or_current(state: &AppState, request: &Request, token: &Token) -> Result<ConversationId, ApiError> {
+    match request.query_string_parameters().first("conversation") {
+        Some(id) => ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation),
+        None => Ok(state.store.current_conversation(token).await?),
+    }
+}
+
+/// Trims a title and checks it: not blank, at most `max_chars` characters, no control characters.
+pub fn validate_title(title: &str, max_chars: usize) -> Result<String, ApiError> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(ApiError::InvalidTitle("the title must not be blank".into()));
+    }
+    if title.chars().count() > max_chars {
+        return Err(ApiError::InvalidTitle(format!("the title must be at most {max_chars} characters")));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::InvalidTitle("the title must not contain control characters".into()));
+    }
+    Ok(title.to_string())
+}
+
+fn refused(state: &AppState, refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::SessionExpired => ApiError::SessionExpired,
+        Refusal::ConversationDeleted => ApiError::UnknownConversation,
+        Refusal::TooManyConversations => {
+            ApiError::TooManyConversations { limit: state.config.max_conversations_per_session }
+        }
+        other => ApiError::Internal(format!("a conversation step was refused with {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(validate_title("  Trip to Oslo ", 80).unwrap(), "Trip to Oslo");
+        assert!(matches!(validate_title(" ", 80), Err(ApiError::InvalidTitle(_))));
+        assert!(validate_title(&"é".repeat(81), 80).is_err());
+        assert!(validate_title("a\nb", 80).is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! Many conversations in one session: a person starts new ones without losing the old, finds
+//! them listed newest first, renames and deletes them; replies stream in two at once; a client
+//! that knows nothing of conversations keeps working on the current one.
+
+use std::time::Duration;
+
+use chat_local::Options;
+use chat_stub_model::Pacing;
+use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind, TestApp};
+use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, TitleSource};
+use reqwest::Method;
+use serde_json::json;
+
+/// A stack whose replies take about a second (20 words, 40 ms apart), so two overlap.
+async fn slow_app(kind: StoreKind, vars: &[(&str, &str)]) -> TestApp {
+    let pacing = Pacing { between_tokens: Duration::from_millis(40), ..Default::default() };
+    spawn_app_on_with(kind, vars, Options::default(), pacing).await
+}
+
+/// Reads frames until both replies are done, each rebuilt from its own deltas by its
+/// `conversation` field; answers the two texts and whether their deltas interleaved.
+async fn two_replies(ws: &mut chat_testkit::WsClient, first: &str, second: &str) -> (String, String, bool) {
+    let (mut a, mut b) = (ReplyText::default(), ReplyText::default());
+    let (mut a_done, mut b_done) = (false, false);
+    let mut order = Vec::new();
+    while !(a_done && b_done) {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text, conversation, .. } => {
+                let conversation = conversation.expect("a delta names its conversation");
+                order.push(conversation.clone());
+                if conversation == first {
+                    a.delta(seq, &text);
+                } else {
+                    assert_eq!(conversation, second);
+                    b.delta(seq, &text);
+                }
+            }
+            ServerFrame::Done { status, conversation, .. } => {
+                assert_eq!(status, ReplyStatus::Done);
+                match conversation.as_deref() {
+                    Some(c) if c == first => a_done = true,
+                    Some(c) if c == second => b_done = true,
+                    other => panic!("a done for {other:?}"),
+                }
+            }
+            ServerFrame::Ack { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Interleaved: after the first switch from one conversation to the other, a switch back.
+    let switches = order.windows(2).filter(|pair| pair[0] != pair[1]).count();
+    (a.text().to_string(), b.text().to_string(), switches >= 2)
+}
+
+async fn new_chat_keeps_the_old_one_and_both_stream_at_once(kind: StoreKind) {
+    let app = slow_app(kind, &[]).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    // A new session has one conversation, `main`, current and untitled.
+    let list = app.conversations(token).await;
+    assert_eq!(list.current, "main");
+    assert_eq!(list.conversations.len(), 1);
+    assert_eq!((list.conversations[0].title.as_str(), list.conversations[0].titled_by), ("", TitleSource::None));
+
+    let mut ws = app.connect(token).await;
+    ws.ask("m1", "first conversation, tell me about tides and the moon please").await;
+    // "New chat": a second conversation in the same session, current from now on.
+    let second = app.new_conversation(token).await;
+    assert_ne!(second.id, "main");
+    ws.send_message_in(&second.id, "m1", "second conversation, same message id, other question").await;
+    let (first_text, second_text, interleaved) = two_replies(&mut ws, "main", &second.id).await;
+    assert_eq!(first_text, "You said: first conversation, tell me about tides and the moon please");
+    assert_eq!(second_text, "You said: second conversation, same message id, other question");
+    assert!(interleaved, "the two replies streamed at once");
+
+    // Each conversation holds its own question and reply; ids are per conversation.
+    let main = app.history_of(token, "main").await;
+    let other = app.history_of(token, &second.id).await;
+    assert_eq!(main.messages.iter().map(|m| m.msg.as_str()).collect::<Vec<_>>()[1], first_text);
+    assert_eq!(other.messages.iter().map(|m| m.msg.as_str()).collect::<Vec<_>>()[1], second_text);
+    // The seed's contract: without `conversation`, the history is the current conversation's.
+    assert_eq!(app.session(token).await.messages, other.messages);
+
+    // Listed newest activity first, titled from their questions.
+    let list = app.conversations(token).await;
+    let ids: Vec<&str> = list.conversations.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [second.id.as_str(), "main"]);
+    assert_eq!(list.current, second.id);
+    let titled = &list.conversations[0];
+    assert_eq!(
+        (titled.title.as_str(), titled.titled_by),
+        ("second conversation, same message id, other question", TitleSource::Question)
+    );
+    assert!(titled.last_activity >= titled.created);
+
+    // A question without `conversation` goes to the current one.
+    ws.ask("m2", "where does this go?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: where does this go?");
+    assert_eq!(app.history_of(token, &second.id).await.messages.len(), 4);
+    assert_eq!(app.history_of(token, "main").await.messages.len(), 2);
+}
+
+async fn one_reply_at_a_time_per_conversation_not_per_session(kind: StoreKind) {
+    let app = slow_app(kind, &[]).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let second = app.new_conversation(token).await;
+    let mut ws = app.connect(token).await;
+    ws.send_message_in("main", "a1", "a slow reply in the first conversation").await;
+    assert!(matches!(ws.next_frame().await, ServerFrame::Ack { .. } | ServerFrame::Delta { .. }));
+    // The same conversation is busy...
+    ws.send_message_in("main", "a2", "too soon").await;
+    let refused = loop {
+        match ws.next_frame().await {
+            ServerFrame::Error { code, conversation, .. } => break (code, conversation),
+            ServerFrame::Delta { .. } | ServerFrame::Ack { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(refused, (ErrorCode::ReplyInProgress, Some("main".to_string())));
+    // ...the other is not.
+    ws.send_message_in(&second.id, "b1", "meanwhile here").await;
+    let (a, b, _) = two_replies(&mut ws, "main", &second.id).await;
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        ("You said: a slow reply in the first conversation", "You said: meanwhile here")
+    );
+    assert_eq!(app.history_of(token, "main").await.messages.len(), 2, "the refused question was not stored");
+}
+
+async fn renamed_and_deleted_conversations(kind: StoreKind) {
+    let app = spawn_app_on_with(
+        kind,
+        &[("MAX_CONVERSATIONS_PER_SESSION", "3"), ("MAX_TITLE_CHARS", "20")],
+        Options::default(),
+        Pacing::default(),
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let trip = app.new_conversation(token).await;
+    let mut ws = app.connect(token).await;
+    ws.send_message_in(&trip.id, "q1", "Plan a trip to Oslo in winter for two people").await;
+    assert_eq!(ws.read_reply().await.text, "You said: Plan a trip to Oslo in winter for two people");
+    // Titled from the question, cut to MAX_TITLE_CHARS at a word.
+    let listed = app.conversations(token).await.conversations[0].clone();
+    assert_eq!((listed.id.as_str(), listed.title.as_str()), (trip.id.as_str(), "Plan a trip to Oslo…"));
+
+    // Renamed by the person.
+    let path = format!("/conversations/{}", trip.id);
+    let (status, body) = app.call(Method::PATCH, &path, token, &[], Some(json!({"title": "  Oslo  "}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["title"].as_str(), body["titled_by"].as_str()), (Some("Oslo"), Some("person")));
+    for (title, why) in [("", "blank"), ("a title far too long for twenty", "too long"), ("two\nlines", "control")] {
+        let (status, body) = app.call(Method::PATCH, &path, token, &[], Some(json!({ "title": title }))).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_title")), "{why}: {body}");
+    }
+    let (status, body) = app.call(Method::PATCH, "/conversations/nope", token, &[], Some(json!({"title": "x"}))).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_conversation")));
+
+    // A retried create with the same id makes one conversation; the limit is answered clearly.
+    assert_eq!(create(&app, token, "third").await.0, 201);
+    assert_eq!(create(&app, token, "third").await.0, 201, "a retry answers the same conversation");
+    let (status, body) = create(&app, token, "fourth").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("too_many_conversations")), "{body}");
+    assert_eq!(app.conversations(token).await.conversations.len(), 3);
+
+    // Deleted: gone from the list and its history; its messages go with it.
+    let (status, _) = app.call(Method::DELETE, &path, token, &[], None).await;
+    assert_eq!(status, 204);
+    let ids: Vec<String> = app.conversations(token).await.conversations.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["third", "main"]);
+    let (status, body) = app.call(Method::GET, "/chat_history", token, &[("conversation", &trip.id)], None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_conversation")));
+    let (status, _) = app.call(Method::DELETE, &path, token, &[], None).await;
+    assert_eq!(status, 404, "deleting twice");
+    let keys = chat_testkit::session_keys(token).conversation(&chat_wire::ConversationId::parse(&trip.id).unwrap());
+    let mut redis = app.redis().await;
+    for key in [keys.meta, keys.order, keys.messages] {
+        let exists: bool = redis::AsyncCommands::exists(&mut redis, &key).await.unwrap();
+        assert!(!exists, "{key} outlived the conversation");
+    }
+    // A question for it is refused, and stored nowhere.
+    ws.send_message_in(&trip.id, "q2", "still there?").await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, reply_to, conversation, .. } => {
+            assert_eq!(
+                (code, reply_to.as_deref(), conversation.as_deref()),
+                (ErrorCode::UnknownConversation, Some("q2"), Some(trip.id.as_str()))
+            );
+        }
+        other => panic!("expected unknown_conversation, got {other:?}"),
+    }
+    // And a room was freed.
+    assert_eq!(create(&app, token, "fourth").await.0, 201);
+}
+
+/// `POST /conversations` with a client-chosen id.
+async fn create(app: &TestApp, token: &str, id: &str) -> (u16, serde_json::Value) {
+    app.call(Method::POST, "/conversations", token, &[], Some(json!({ "id": id }))).await
+}
+
+async fn a_deleted_conversation_stops_its_reply(kind: StoreKind) {
+    let app = slow_app(kind, &[]).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let doomed = app.new_conversation(token).await;
+    let mut ws = app.connect(token).await;
+    ws.send_message_in(&doomed.id, "q1", &"word ".repeat(40)).await;
+    loop {
+        if let ServerFrame::Delta { .. } = ws.next_frame().await {
+            break;
+        }
+    }
+    let (status, _) = app.call(Method::DELETE, &format!("/conversations/{}", doomed.id), token, &[], None).await;
+    assert_eq!(status, 204);
+    // The worker stops at its next delta and stores nothing: no `done`, no keys left behind.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(frame) = ws.frame_before(deadline).await {
+        assert!(matches!(frame, ServerFrame::Delta { .. } | ServerFrame::Ack { .. }), "after the delete: {frame:?}");
+    }
+    // Every tab hears it: after the reply's announcement, the deletion.
+    let deleted = ServerFrame::ConversationDeleted { id: doomed.id.clone() };
+    loop {
+        match ws.next_notice().await {
+            ServerFrame::Conversation { conversation } => assert_eq!(conversation.id, doomed.id),
+            notice => break assert_eq!(notice, deleted),
+        }
+    }
+    let keys = chat_testkit::session_keys(token).conversation(&chat_wire::ConversationId::parse(&doomed.id).unwrap());
+    let mut redis = app.redis().await;
+    let log = keys.log_of("q1.reply");
+    for key in [keys.meta, keys.order, keys.messages, keys.lock, log] {
+        let exists: bool = redis::AsyncCommands::exists(&mut redis, &key).await.unwrap();
+        assert!(!exists, "{key} outlived the conversation");
+    }
+    let cancelled = chat_testkit::wait::wait_until(Duration::from_secs(2), Duration::from_millis(20), || async {
+        app.stub.in_flight() == 0
+    })
+    .await;
+    assert!(cancelled, "the model's request was cancelled");
+}
+
+async fn a_reply_in_a_conversation_left_behind_is_resumed_from_another_tab(kind: StoreKind) {
+    let app = slow_app(kind, &[]).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let older = app.new_conversation(token).await;
+    let mut laptop = app.connect(token).await;
+    laptop.send_message_in(&older.id, "q1", &"word ".repeat(30)).await;
+    loop {
+        if let ServerFrame::Delta { .. } = laptop.next_frame().await {
+            break;
+        }
+    }
+    // The person starts another conversation: the first is no longer current, and is still written.
+    let newer = app.new_conversation(token).await;
+    assert_eq!(app.conversations(token).await.current, newer.id);
+    let history = app.history_of(token, &older.id).await;
+    let streaming = history.messages.last().unwrap();
+    assert_eq!(streaming.status, ReplyStatus::Streaming);
+    // A phone opens the older conversation and resumes its reply there.
+    let mut phone = app.connect(token).await;
+    let resume = json!({"action": "resume", "reply_to": "q1", "conversation": older.id});
+    phone.send_text(&resume.to_string()).await;
+    let mut text = ReplyText::from_snapshot(streaming.next_seq.unwrap(), streaming.msg.clone());
+    loop {
+        match phone.next_frame().await {
+            ServerFrame::Snapshot { next_seq, text: shown, conversation, .. } => {
+                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
+                text.snapshot(next_seq, &shown);
+            }
+            ServerFrame::Delta { seq, text: piece, conversation, .. } => {
+                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
+                text.delta(seq, &piece);
+            }
+            ServerFrame::Done { status, conversation, .. } => {
+                assert_eq!((status, conversation.as_deref()), (ReplyStatus::Done, Some(older.id.as_str())));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let stored = app.history_of(token, &older.id).await.messages.pop().unwrap();
+    assert_eq!(text.text(), stored.msg);
+    assert_eq!(stored.msg.trim_end(), format!("You said: {}", "word ".repeat(30).trim_end()));
+}
+
+on_each_store!(
+    new_chat_keeps_the_old_one_and_both_stream_at_once,
+    one_reply_at_a_time_per_conversation_not_per_session,
+    renamed_and_deleted_conversations,
+    a_deleted_conversation_stops_its_reply,
+    a_reply_in_a_conversation_left_behind_is_resumed_from_another_tab,
+);
+
+#[tokio::test]
+async fn the_model_titles_a_conversation_and_every_tab_hears_it() {
+    let app = spawn_app_with(&[("CONVERSATION_TITLES", "true")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let mut laptop = app.connect(token).await;
+    let mut phone = app.connect(token).await;
+    laptop.ask("q1", "What makes the northern lights green?").await;
+    assert!(matches!(laptop.read_reply().await.end, ServerFrame::Done { .. }));
+    // The other tab hears the question's title first, then the model's.
+    let ServerFrame::Conversation { conversation } = phone.next_notice().await else { panic!("a conversation notice") };
+    assert_eq!(
+        (conversation.title.as_str(), conversation.titled_by),
+        ("What makes the northern lights green?", TitleSource::Question)
+    );
+    let ServerFrame::Conversation { conversation } = phone.next_notice().await else { panic!("a conversation notice") };
+    assert_eq!(conversation.titled_by, TitleSource::Model);
+    // The stub echoes the title request's last message: what the worker asked for is on screen.
+    assert!(conversation.title.starts_with("You said: Question: What makes"), "{}", conversation.title);
+    assert!(conversation.title.chars().count() <= 80);
+    let asked = app.stub.requests().into_iter().find(|r| r["stream"].as_bool() != Some(true)).expect("a title request");
+    assert!(asked["messages"][0]["content"].as_str().unwrap().contains("title"), "{asked}");
+    assert_eq!(app.conversations(token).await.conversations[0], conversation);
+
+    // A person's title is never replaced by the model's.
+    let (status, _) =
+        app.call(Method::PATCH, "/conversations/main", token, &[], Some(json!({"title": "Auroras"}))).await;
+    assert_eq!(status, 200);
+    let other = app.new_conversation(token).await;
+    laptop.send_message_in(&other.id, "q1", "Another question").await;
+    assert!(matches!(laptop.read_reply().await.end, ServerFrame::Done { .. }));
+    let list = app.conversations(token).await;
+    let main = list.conversations.iter().find(|c| c.id == "main").unwrap();
+    assert_eq!((main.title.as_str(), main.titled_by), ("Auroras", TitleSource::Person));
+}
+
+#[tokio::test]
+async fn a_question_in_one_conversation_keeps_the_others_alive() {
+    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "3")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let mut ws = app.connect(token).await;
+    ws.ask("q1", "kept?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let other = app.new_conversation(token).await;
+    // Six seconds of questions in the other conversation only: twice the session's TTL.
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        ws.send_message_in(&other.id, &format!("r{i}"), "still here").await;
+        assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    }
+    let main = app.history_of(token, "main").await;
+    assert_eq!(main.messages.len(), 2, "the first conversation lived as long as the session");
+}
