@@ -83,14 +83,31 @@ fn typed_document(config: &Config) -> Document {
             constrain(name, &name_pattern(config.max_name_chars), None);
         }
     }
-    // Every route of a session takes the same token (and a conversation id of one shape).
-    let items = doc.paths.paths.values_mut();
+    // A title follows the rules of a name, with its own limit.
+    if let Some(RefOr::T(Schema::Object(rename))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("Rename")) {
+        if let Some(RefOr::T(Schema::Object(title))) = rename.properties.get_mut("title") {
+            constrain(title, &name_pattern(config.max_title_chars), None);
+        }
+    }
+    let conversation_id = |schema: &mut Object| {
+        constrain(schema, "^[A-Za-z0-9_-]{1,32}$", None);
+        schema.max_length = Some(32);
+    };
+    if let Some(RefOr::T(Schema::Object(new))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("NewConversation"))
+    {
+        if let Some(RefOr::T(Schema::Object(id))) = new.properties.get_mut("id") {
+            conversation_id(id);
+        }
+    }
+    // Every route of a session takes the same token (and a conversation id of one shape); but
+    // `DELETE /token` answers any token alike, as revoking twice is no error.
+    let items = doc.paths.paths.iter_mut().filter(|(path, _)| *path != "/token").map(|(_, item)| item);
     let operations = items.flat_map(|item| [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]);
     for parameter in operations.flatten().flat_map(|op| op.parameters.iter_mut().flatten()) {
         if parameter.name == "conversation" || parameter.name == "id" {
             let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
-            constrain(&mut schema, "^[A-Za-z0-9_-]{1,32}$", None);
-            schema.max_length = Some(32);
+            conversation_id(&mut schema);
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
         if parameter.name == "token" {
