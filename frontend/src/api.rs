@@ -1,7 +1,7 @@
 //! The HTTP side: runtime configuration (`config.json` beside `index.html`), `POST /token`,
-//! `GET /chat_history`, and the session kept in localStorage.
+//! `GET /chat_history`, the conversation routes, and the session kept in localStorage.
 
-use chat_wire::{ChatSession, ErrorBody};
+use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -123,10 +123,20 @@ pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /chat_export?token=...&format=...` (`markdown` or `json`): the conversation as a file's
+/// `GET /chat_export?token=...&conversation=...&format=...` (`markdown` or `json`): the conversation as a file's
 /// name (the server's `Content-Disposition`) and text.
-pub async fn export(config: &AppConfig, token: &str, format: &str) -> Result<(Option<String>, String), ApiError> {
-    let url = format!("{}/chat_export?token={}&format={format}", config.api_url, js_sys::encode_uri_component(token));
+pub async fn export(
+    config: &AppConfig,
+    token: &str,
+    conversation: &str,
+    format: &str,
+) -> Result<(Option<String>, String), ApiError> {
+    let url = format!(
+        "{}/chat_export?token={}&conversation={}&format={format}",
+        config.api_url,
+        js_sys::encode_uri_component(token),
+        js_sys::encode_uri_component(conversation)
+    );
     let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
     let network = |e: wasm_bindgen::JsValue| ApiError::Network(format!("{e:?}"));
     let response: web_sys::Response =
@@ -170,11 +180,67 @@ pub fn download(name: &str, text: &str, mime: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `GET /chat_history?token=...`.
-pub async fn history(config: &AppConfig, token: &str) -> Result<ChatSession, ApiError> {
-    let url = format!("{}/chat_history?token={}", config.api_url, js_sys::encode_uri_component(token));
+/// `GET /chat_history?token=...&conversation=...`.
+pub async fn history(config: &AppConfig, token: &str, conversation: &str) -> Result<ChatSession, ApiError> {
+    let url = format!(
+        "{}/chat_history?token={}&conversation={}",
+        config.api_url,
+        js_sys::encode_uri_component(token),
+        js_sys::encode_uri_component(conversation)
+    );
     let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
     parse(fetch(request).await?)
+}
+
+/// `{api}{path}?token=...` with `method` and an optional JSON body.
+fn session_request(
+    config: &AppConfig,
+    method: &str,
+    path: &str,
+    token: &str,
+    json: Option<String>,
+) -> Result<web_sys::Request, ApiError> {
+    let url = format!("{}{path}?token={}", config.api_url, js_sys::encode_uri_component(token));
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(json) = json {
+        let headers = web_sys::Headers::new().map_err(|e| ApiError::Network(format!("{e:?}")))?;
+        let _ = headers.set("Content-Type", "application/json");
+        init.set_headers(&headers);
+        init.set_body(&wasm_bindgen::JsValue::from_str(&json));
+    }
+    web_sys::Request::new_with_str_and_init(&url, &init).map_err(|e| ApiError::Network(format!("{e:?}")))
+}
+
+/// `GET /conversations`: the session's conversations, most recently active first.
+pub async fn conversations(config: &AppConfig, token: &str) -> Result<ConversationList, ApiError> {
+    parse(fetch(session_request(config, "GET", "/conversations", token, None)?).await?)
+}
+
+/// `POST /conversations`: a new conversation, now the session's current one.
+pub async fn create_conversation(config: &AppConfig, token: &str) -> Result<Conversation, ApiError> {
+    parse(fetch(session_request(config, "POST", "/conversations", token, None)?).await?)
+}
+
+/// `PATCH /conversations/{id}`: renames a conversation.
+pub async fn rename_conversation(
+    config: &AppConfig,
+    token: &str,
+    id: &str,
+    title: &str,
+) -> Result<Conversation, ApiError> {
+    let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
+    let body = serde_json::json!({ "title": title }).to_string();
+    parse(fetch(session_request(config, "PATCH", &path, token, Some(body))?).await?)
+}
+
+/// `DELETE /conversations/{id}`.
+pub async fn delete_conversation(config: &AppConfig, token: &str, id: &str) -> Result<(), ApiError> {
+    let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
+    match fetch(session_request(config, "DELETE", &path, token, None)?).await? {
+        (204, _) => Ok(()),
+        (status, body) => Err(ApiError::Refused { status, body: serde_json::from_str(&body).ok() }),
+    }
 }
 
 fn storage() -> Option<web_sys::Storage> {

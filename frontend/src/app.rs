@@ -12,7 +12,9 @@ use wasm_bindgen::JsCast;
 use crate::api::{self, AppConfig, SavedSession};
 use crate::backoff;
 use crate::chat::Conversation;
-use crate::components::{ConnectionStatus, MessageInput, MessageList, SessionRestoreLoader, Toasts, WelcomeModal};
+use crate::components::{
+    ConnectionStatus, MessageInput, MessageList, SessionRestoreLoader, Sidebar, Toasts, WelcomeModal,
+};
 
 /// Which screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,12 @@ pub struct Toast {
     pub text: String,
     /// An error (red) or information.
     pub error: bool,
+    /// The conversation whose deletion this toast can undo.
+    pub undo: Option<String>,
 }
+
+/// How long a deleted conversation can be brought back before the server deletes it.
+const UNDO_WINDOW: Duration = Duration::from_secs(6);
 
 /// Keep-alive period: API Gateway closes connections idle for 10 minutes.
 const PING_EVERY: Duration = Duration::from_secs(300);
@@ -89,6 +96,14 @@ pub struct AppState {
     pub config_problem: RwSignal<Option<String>>,
     pub session: RwSignal<Option<SavedSession>>,
     pub chat: RwSignal<Conversation>,
+    /// The conversation on screen.
+    pub open: RwSignal<String>,
+    /// The session's conversations, most recently active first (the sidebar).
+    pub conversations: RwSignal<Vec<chat_wire::Conversation>>,
+    /// The sidebar, as a phone's drawer, is open.
+    pub drawer: RwSignal<bool>,
+    /// Conversations deleted on screen whose deletion can still be undone, with their place.
+    deleting: StoredValue<Vec<(usize, chat_wire::Conversation)>>,
     pub link: RwSignal<Link>,
     pub toasts: RwSignal<Vec<Toast>>,
     pub announcement: RwSignal<String>,
@@ -108,6 +123,10 @@ impl AppState {
             config_problem: RwSignal::new(None),
             session: RwSignal::new(None),
             chat: RwSignal::new(Conversation::default()),
+            open: RwSignal::new(chat_wire::ConversationId::MAIN.to_string()),
+            conversations: RwSignal::new(Vec::new()),
+            drawer: RwSignal::new(false),
+            deleting: StoredValue::new(Vec::new()),
             link: RwSignal::new(Link::Connecting),
             toasts: RwSignal::new(Vec::new()),
             announcement: RwSignal::new(String::new()),
@@ -121,10 +140,144 @@ impl AppState {
 
     /// Shows a toast for six seconds.
     pub fn toast(self, text: impl Into<String>, error: bool) {
+        self.show_toast(text.into(), error, None);
+    }
+
+    fn show_toast(self, text: String, error: bool, undo: Option<String>) {
         let id = self.next_toast.get_value();
         self.next_toast.set_value(id + 1);
-        self.toasts.update(|t| t.push(Toast { id, text: text.into(), error }));
-        set_timeout(move || self.toasts.update(|t| t.retain(|x| x.id != id)), Duration::from_secs(6));
+        self.toasts.update(|t| t.push(Toast { id, text, error, undo }));
+        set_timeout(move || self.toasts.update(|t| t.retain(|x| x.id != id)), UNDO_WINDOW);
+    }
+
+    /// The session's conversations, from the server (the sidebar).
+    fn load_conversations(self) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        spawn_local(async move {
+            if let Ok(list) = api::conversations(&config, &session.token).await {
+                let pending: Vec<String> = self.deleting.with_value(|d| d.iter().map(|(_, c)| c.id.clone()).collect());
+                self.conversations.set(list.conversations.into_iter().filter(|c| !pending.contains(&c.id)).collect());
+            }
+        });
+    }
+
+    /// Adds or updates a conversation in the list, which stays newest activity first.
+    fn upsert_conversation(self, conversation: chat_wire::Conversation) {
+        if self.deleting.with_value(|d| d.iter().any(|(_, c)| c.id == conversation.id)) {
+            return;
+        }
+        self.conversations.update(|list| {
+            list.retain(|c| c.id != conversation.id);
+            list.push(conversation);
+            list.sort_by(|a, b| b.last_activity.cmp(&a.last_activity));
+        });
+    }
+
+    /// Starts a conversation in this session and opens it.
+    pub fn new_conversation(self) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        spawn_local(async move {
+            match api::create_conversation(&config, &session.token).await {
+                Ok(conversation) => {
+                    let id = conversation.id.clone();
+                    self.upsert_conversation(conversation);
+                    self.open_conversation(id);
+                }
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
+    /// Shows conversation `id`: its history, and its reply in progress resumed.
+    pub fn open_conversation(self, id: String) {
+        self.drawer.set(false);
+        if self.open.get_untracked() == id {
+            return;
+        }
+        self.open.set(id);
+        self.chat.set(Conversation::default());
+        self.refresh_history();
+    }
+
+    /// Asks the person for a new title, and renames the conversation.
+    pub fn rename_conversation(self, id: String) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        let current = self
+            .conversations
+            .with_untracked(|list| list.iter().find(|c| c.id == id).map(|c| c.title.clone()).unwrap_or_default());
+        let Some(window) = web_sys::window() else { return };
+        let Ok(Some(title)) = window.prompt_with_message_and_default("Rename this conversation", &current) else {
+            return;
+        };
+        if title.trim().is_empty() || title.trim() == current {
+            return;
+        }
+        spawn_local(async move {
+            match api::rename_conversation(&config, &session.token, &id, title.trim()).await {
+                Ok(conversation) => self.upsert_conversation(conversation),
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
+    /// Takes a conversation off the list at once; the server deletes it unless the person
+    /// undoes it within the toast's time.
+    pub fn delete_conversation(self, id: String) {
+        let Some((place, conversation)) = self
+            .conversations
+            .with_untracked(|list| list.iter().position(|c| c.id == id).map(|i| (i, list[i].clone())))
+        else {
+            return;
+        };
+        let title =
+            if conversation.title.is_empty() { "New conversation".to_string() } else { conversation.title.clone() };
+        self.deleting.update_value(|d| d.push((place, conversation)));
+        self.conversations.update(|list| list.retain(|c| c.id != id));
+        if self.open.get_untracked() == id {
+            self.open_next();
+        }
+        self.show_toast(format!("Deleted “{title}”"), false, Some(id.clone()));
+        set_timeout(
+            move || {
+                let pending = self.deleting.with_value(|d| d.iter().any(|(_, c)| c.id == id));
+                if !pending {
+                    return;
+                }
+                let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+                spawn_local(async move {
+                    let deleted = api::delete_conversation(&config, &session.token, &id).await;
+                    self.deleting.update_value(|d| d.retain(|(_, c)| c.id != id));
+                    match deleted {
+                        Ok(()) | Err(api::ApiError::Refused { status: 404, .. }) => {}
+                        Err(error) => {
+                            self.toast(error.message(), true);
+                            self.load_conversations();
+                        }
+                    }
+                });
+            },
+            UNDO_WINDOW,
+        );
+    }
+
+    /// Brings back a conversation deleted on screen, before the server deleted it.
+    pub fn undo_delete(self, id: &str) {
+        let mut restored = None;
+        self.deleting.update_value(|d| {
+            if let Some(i) = d.iter().position(|(_, c)| c.id == id) {
+                restored = Some(d.remove(i));
+            }
+        });
+        if let Some((place, conversation)) = restored {
+            self.conversations.update(|list| list.insert(place.min(list.len()), conversation));
+        }
+    }
+
+    /// Opens the most recently active conversation left (the session's first when none is).
+    fn open_next(self) {
+        let next = self.conversations.with_untracked(|list| list.first().map(|c| c.id.clone()));
+        self.open_conversation(next.unwrap_or_else(|| chat_wire::ConversationId::MAIN.to_string()));
+        self.load_conversations();
     }
 
     fn config(self) -> Option<AppConfig> {
@@ -142,7 +295,10 @@ impl AppState {
                     api::save_session(&saved);
                     self.session.set(Some(saved));
                     self.chat.set(Conversation::default());
+                    self.open.set(chat_wire::ConversationId::MAIN.to_string());
+                    self.conversations.set(Vec::new());
                     self.screen.set(Screen::Chat);
+                    self.load_conversations();
                     self.connect();
                 }
                 Err(error) => {
@@ -166,7 +322,13 @@ impl AppState {
         };
         let Some(config) = self.config() else { return };
         spawn_local(async move {
-            match api::history(&config, &saved.token).await {
+            // The conversation the person was in last: the session's current one.
+            if let Ok(list) = api::conversations(&config, &saved.token).await {
+                self.open.set(list.current.clone());
+                self.conversations.set(list.conversations);
+            }
+            let open = self.open.get_untracked();
+            match api::history(&config, &saved.token, &open).await {
                 Ok(session) => {
                     mark("history-received");
                     self.chat.update(|c| c.load(session.messages));
@@ -197,6 +359,7 @@ impl AppState {
         api::forget_session();
         self.session.set(None);
         self.chat.set(Conversation::default());
+        self.conversations.set(Vec::new());
         self.screen.set(Screen::Welcome);
         self.toast("Your session expired. Enter your name to start a new one.", true);
     }
@@ -204,10 +367,11 @@ impl AppState {
     /// Downloads the conversation as a file (`markdown` or `json`), as the server writes it.
     pub fn export(self, format: &'static str) {
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        let open = self.open.get_untracked();
         spawn_local(async move {
             let (extension, mime) =
                 if format == "json" { ("json", "application/json") } else { ("md", "text/markdown") };
-            match api::export(&config, &session.token, format).await {
+            match api::export(&config, &session.token, &open, format).await {
                 Ok((name, text)) => {
                     let name = name.unwrap_or_else(|| format!("chat.{extension}"));
                     if let Err(why) = api::download(&name, &text, mime) {
@@ -224,8 +388,8 @@ impl AppState {
         });
     }
 
-    /// Leaves the conversation on purpose ("New chat"): the server ends the session too, so its
-    /// token opens nothing any more, whoever holds a copy.
+    /// Leaves on purpose ("End session"): the server ends the session too, with all its
+    /// conversations, so its token opens nothing any more, whoever holds a copy.
     pub fn sign_out(self) {
         if let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) {
             spawn_local(async move {
@@ -237,6 +401,7 @@ impl AppState {
         api::forget_session();
         self.session.set(None);
         self.chat.set(Conversation::default());
+        self.conversations.set(Vec::new());
         self.screen.set(Screen::Welcome);
     }
 
@@ -310,6 +475,31 @@ impl AppState {
         if let ServerFrame::Ack { .. } = &frame {
             self.resend_attempt.set_value(0);
         }
+        // The list's news, from any tab of the session.
+        match frame {
+            ServerFrame::Conversation { conversation } => return self.upsert_conversation(conversation),
+            ServerFrame::ConversationDeleted { id } => {
+                self.conversations.update(|list| list.retain(|c| c.id != id));
+                if self.open.get_untracked() == id {
+                    self.open_next();
+                }
+                return;
+            }
+            _ => {}
+        }
+        // A reply in another conversation streams on without this screen; opening it resumes it.
+        let elsewhere = match &frame {
+            ServerFrame::Ack { conversation, .. }
+            | ServerFrame::Delta { conversation, .. }
+            | ServerFrame::Snapshot { conversation, .. }
+            | ServerFrame::Done { conversation, .. } => {
+                conversation.as_ref().is_some_and(|c| *c != self.open.get_untracked())
+            }
+            _ => false,
+        };
+        if elsewhere {
+            return;
+        }
         if let ServerFrame::Done { id, .. } = &frame {
             let id = id.clone();
             let text = self.chat.with_untracked(|c| c.messages.iter().find(|m| m.id == id).map(|m| m.text.clone()));
@@ -322,7 +512,7 @@ impl AppState {
             self.refresh_history();
         }
         for question in self.chat.try_update(|c| c.needs_resume()).unwrap_or_default() {
-            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: None });
+            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: self.open_id() });
         }
         if let Some(notice) = notice {
             match notice.code {
@@ -349,8 +539,11 @@ impl AppState {
 
     fn refresh_history(self) {
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        let open = self.open.get_untracked();
         spawn_local(async move {
-            match api::history(&config, &session.token).await {
+            match api::history(&config, &session.token, &open).await {
+                // The person moved on to another conversation meanwhile.
+                _ if self.open.get_untracked() != open => {}
                 Ok(stored) => {
                     let mut unsent = self.chat.with_untracked(|c| c.unsent());
                     self.chat.update(|c| c.load(stored.messages));
@@ -366,6 +559,8 @@ impl AppState {
                     self.resend(unsent);
                 }
                 Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
+                // Deleted in another tab: the list says what is left.
+                Err(api::ApiError::Refused { status: 404, .. }) => self.open_next(),
                 Err(_) => {
                     // No history (a rate limit, an outage): the live connection still carries on.
                     self.resume_replies();
@@ -378,7 +573,7 @@ impl AppState {
     fn check_session_then_reconnect(self) {
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
         spawn_local(async move {
-            match api::history(&config, &session.token).await {
+            match api::conversations(&config, &session.token).await {
                 Err(api::ApiError::Refused { status: 400, .. }) => self.expire(),
                 _ => self.schedule_reconnect(),
             }
@@ -432,7 +627,7 @@ impl AppState {
     /// Sends a question.
     pub fn send(self, text: String) {
         let id = new_message_id();
-        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone(), conversation: None };
+        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone(), conversation: self.open_id() };
         if !self.send_frame(&frame) {
             self.toast("Not connected: your message was not sent.", true);
             return;
@@ -443,7 +638,7 @@ impl AppState {
     /// Sends questions again under their own ids.
     fn resend(self, questions: Vec<(String, String)>) {
         for (id, content) in questions {
-            self.send_frame(&ClientFrame::SendMessage { id, content });
+            self.send_frame(&ClientFrame::SendMessage { id, content, conversation: self.open_id() });
         }
     }
 
@@ -467,14 +662,19 @@ impl AppState {
     /// connection, whichever worker writes them.
     fn resume_replies(self) {
         for question in self.chat.with_untracked(|c| c.replies_to_resume()) {
-            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: None });
+            self.send_frame(&ClientFrame::Resume { reply_to: question, conversation: self.open_id() });
         }
+    }
+
+    /// The open conversation, as frames name it.
+    fn open_id(self) -> Option<String> {
+        Some(self.open.get_untracked())
     }
 
     /// Asks for a new reply to the last question, replacing the old one.
     pub fn regenerate(self) {
         let Some(question) = self.chat.with_untracked(|c| c.regenerable()) else { return };
-        if !self.send_frame(&ClientFrame::Regenerate { reply_to: question.clone(), conversation: None }) {
+        if !self.send_frame(&ClientFrame::Regenerate { reply_to: question.clone(), conversation: self.open_id() }) {
             self.toast("Not connected: could not regenerate the reply.", true);
             return;
         }
@@ -487,7 +687,7 @@ impl AppState {
             c.messages.iter().rev().find(|m| m.source == chat_wire::Source::User).map(|m| m.id.clone())
         });
         if let Some(id) = question {
-            if !self.send_frame(&ClientFrame::Stop { reply_to: id, conversation: None }) {
+            if !self.send_frame(&ClientFrame::Stop { reply_to: id, conversation: self.open_id() }) {
                 self.toast("Not connected: could not stop the reply.", true);
             }
         }
@@ -533,6 +733,8 @@ pub fn App() -> impl IntoView {
     let connected = Signal::derive(move || state.link.get() == Link::Connected);
     let messages = Signal::derive(move || state.chat.with(|c| c.messages.clone()));
     let regenerable = Signal::derive(move || state.chat.with(|c| c.regenerable()));
+    let conversations = Signal::derive(move || state.conversations.get());
+    let open = Signal::derive(move || state.open.get());
 
     view! {
         <div class="backdrop" aria-hidden="true"></div>
@@ -548,8 +750,28 @@ pub fn App() -> impl IntoView {
             }.into_any(),
             Screen::Welcome => view! { <WelcomeModal on_start=Callback::new(move |(name, busy, problem)| state.start(name, busy, problem)) /> }.into_any(),
             Screen::Chat => view! {
+                <div class="layout">
+                <Sidebar
+                    conversations=conversations
+                    open=open
+                    drawer=state.drawer
+                    on_new=Callback::new(move |_: ()| state.new_conversation())
+                    on_open=Callback::new(move |id: String| state.open_conversation(id))
+                    on_rename=Callback::new(move |id: String| state.rename_conversation(id))
+                    on_delete=Callback::new(move |id: String| state.delete_conversation(id))
+                />
                 <main class="chat glass">
                     <header class="chat-header">
+                        <button
+                            type="button"
+                            class="ghost menu"
+                            data-testid="menu"
+                            aria-label="Conversations"
+                            aria-expanded=move || if state.drawer.get() { "true" } else { "false" }
+                            on:click=move |_| state.drawer.update(|open| *open = !*open)
+                        >
+                            "☰"
+                        </button>
                         <div>
                             <h1>"AI Chat"</h1>
                             <p class="who">{move || state.session.get().map(|s| format!("Signed in as {}", s.name)).unwrap_or_default()}</p>
@@ -559,7 +781,7 @@ pub fn App() -> impl IntoView {
                             <button type="button" class="ghost" data-testid="export-markdown" on:click=move |_| state.export("markdown") title="Download this conversation as Markdown">"⇩ .md"</button>
                             <button type="button" class="ghost" data-testid="export-json" on:click=move |_| state.export("json") title="Download this conversation as JSON">"⇩ .json"</button>
                         </div>
-                        <button type="button" class="ghost" on:click=move |_| state.sign_out() aria-label="Start a new session">"New chat"</button>
+                        <button type="button" class="ghost" on:click=move |_| state.sign_out() aria-label="Start a new session" title="End this session: every conversation is deleted">"End session"</button>
                     </header>
                     <MessageList
                         messages=messages
@@ -575,6 +797,7 @@ pub fn App() -> impl IntoView {
                         on_stop=Callback::new(move |_: ()| state.stop())
                     />
                 </main>
+                </div>
             }.into_any(),
         }}
     }

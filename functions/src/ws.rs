@@ -365,6 +365,9 @@ async fn regenerate(
         return Err(ApiError::rate_limited("messages in this session", wait));
     }
     state.store.regenerate(&at.token, &at.conversation, reply_to).await?.map_err(refused)?;
+    if let Err(error) = state.store.extend_conversations(&at.token).await {
+        tracing::warn!(error = %error, "could not extend the session's conversations");
+    }
     request_reply(state, context, &at, reply_to).await?;
     Ok(ack(&at, reply_to))
 }

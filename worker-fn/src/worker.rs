@@ -64,6 +64,16 @@ pub(crate) enum Ending {
     Abandoned(Outcome),
 }
 
+/// The longest a conversation's title may take the model.
+const TITLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A conversation to title once its first reply's entry is acknowledged.
+struct TitleWanted {
+    question: String,
+    /// The reply's start.
+    answer: String,
+}
+
 /// The worker: the store, the model client and the Management API clients, shared by every task.
 pub struct Worker {
     pub(crate) config: Config,
@@ -72,6 +82,8 @@ pub struct Worker {
     pub(crate) connections: ManagementApi,
     /// Replies being generated right now: how busy this worker is, for [`Worker::delta_interval`].
     generating: AtomicUsize,
+    /// Titles to ask for once their entries are acknowledged, by entry id.
+    title_wanted: std::sync::Mutex<std::collections::HashMap<String, TitleWanted>>,
 }
 
 /// Counts a reply in [`Worker::generating`] while it lives.
@@ -94,7 +106,7 @@ impl Worker {
     /// Builds a worker from its parts.
     pub fn new(config: Config, store: Store, connections: ManagementApi) -> Self {
         let model = ModelClient::new(config.model.clone());
-        Worker { config, store, model, connections, generating: AtomicUsize::new(0) }
+        Worker { config, store, model, connections, generating: AtomicUsize::new(0), title_wanted: Default::default() }
     }
 
     /// Answers one stream entry, then acknowledges it. On a Redis failure the entry is left
@@ -118,6 +130,11 @@ impl Worker {
         };
         if !matches!(outcome, Outcome::TakenOver | Outcome::LeftForRetry) {
             self.store.ack(&entry.entry_id).await?;
+        }
+        // After the acknowledgement: a slow title never holds the entry or delays the reply.
+        let wanted = self.title_wanted.lock().expect("an unpoisoned lock").remove(&entry.entry_id);
+        if let (Some(wanted), Some(request)) = (wanted, &entry.request) {
+            self.title(entry, request, wanted).await;
         }
         tracing::info!(outcome = ?outcome, "entry processed");
         Ok(outcome)
@@ -177,9 +194,10 @@ impl Worker {
         let failed_empty = matches!(ending, Ending::Failed(_)) && text.is_empty();
         reply.status = match ending {
             Ending::Abandoned(Outcome::ConversationDeleted) => {
-                // The person deleted it mid-reply: every tab drops it.
-                let deleted = ServerFrame::ConversationDeleted { id: conversation.to_string() };
-                relay.send(&deleted).await;
+                // The person deleted it mid-reply: every tab drops it (`main`, emptied, stays).
+                if !conversation.is_main() {
+                    relay.send(&ServerFrame::ConversationDeleted { id: conversation.to_string() }).await;
+                }
                 return Ok(Outcome::ConversationDeleted);
             }
             Ending::Abandoned(outcome) => return Ok(outcome),
@@ -220,7 +238,18 @@ impl Worker {
                 conversation: Some(conversation.to_string()),
             })
             .await;
-        self.title(request, &session.messages, &reply, &mut relay).await;
+        // The reply keeps the other conversations alive as long as the session.
+        if let Err(error) = self.store.extend_conversations(token).await {
+            tracing::warn!(error = %error, "could not extend the session's conversations");
+        }
+        if let [question] = session.messages.as_slice() {
+            if status == ReplyStatus::Done && !reply.msg.is_empty() && self.config.worker.titles {
+                self.title_wanted.lock().expect("an unpoisoned lock").insert(
+                    entry_id.to_string(),
+                    TitleWanted { question: question.msg.clone(), answer: reply.msg.chars().take(600).collect() },
+                );
+            }
+        }
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
     }
 
@@ -233,16 +262,12 @@ impl Worker {
         }
     }
 
-    /// Names a conversation after its first exchange (`history` is the context read before the
-    /// reply: the question alone), unless `CONVERSATION_TITLES` is off: one small non-streamed
-    /// call, bounded by `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS`. A failure keeps the question's start.
-    async fn title(&self, request: &ReplyRequest, history: &[ChatMessage], reply: &ChatMessage, relay: &mut Relay<'_>) {
-        let [question] = history else { return };
-        if !self.config.worker.titles || reply.status != ReplyStatus::Done || reply.msg.is_empty() {
-            return;
-        }
+    /// Names a conversation after its first exchange: one small non-streamed call, bounded by
+    /// [`TITLE_TIMEOUT`], once the reply's entry is acknowledged. A failure keeps the question's
+    /// start.
+    async fn title(&self, entry: &StreamEntry, request: &ReplyRequest, wanted: TitleWanted) {
+        let TitleWanted { question, answer } = wanted;
         let max_chars = self.config.max_title_chars;
-        let answer: String = reply.msg.chars().take(600).collect();
         let prompt = [
             ContextMessage {
                 role: "system".into(),
@@ -252,16 +277,17 @@ impl Worker {
             },
             ContextMessage {
                 role: "user".into(),
-                content: format!(
-                    "Question: {}\n\nAnswer: {answer}",
-                    question.msg.chars().take(600).collect::<String>()
-                ),
+                content: format!("Question: {}\n\nAnswer: {answer}", question.chars().take(600).collect::<String>()),
             },
         ];
-        let title = match self.model.complete(&prompt).await {
-            Ok(text) => clean_title(&text, max_chars),
-            Err(error) => {
+        let title = match tokio::time::timeout(TITLE_TIMEOUT, self.model.complete(&prompt)).await {
+            Ok(Ok(text)) => clean_title(&text, max_chars),
+            Ok(Err(error)) => {
                 tracing::warn!(error = %error, "the model gave no title; the question's start stays");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("the model took too long to title a conversation; the question's start stays");
                 return;
             }
         };
@@ -270,11 +296,17 @@ impl Worker {
         }
         let titled =
             self.store.title_conversation(&request.token, &request.conversation, &title, TitleSource::Model).await;
-        match titled {
-            Ok(Ok(conversation)) => relay.send(&ServerFrame::Conversation { conversation }).await,
-            Ok(Err(_)) => {}
-            Err(error) => tracing::warn!(error = %error, "could not store a conversation's title"),
-        }
+        let conversation = match titled {
+            Ok(Ok(conversation)) => conversation,
+            Ok(Err(_)) => return,
+            Err(error) => return tracing::warn!(error = %error, "could not store a conversation's title"),
+        };
+        let connections = match self.store.session_connections(&request.token).await {
+            Ok(connections) => connections,
+            Err(error) => return tracing::warn!(error = %error, "could not read where to announce a title"),
+        };
+        let begun = chat_core::Begun { next_seq: 0, restarted: false, connections };
+        Relay::start(self, &entry.entry_id, request, begun).send(&ServerFrame::Conversation { conversation }).await;
     }
 
     /// `usage` with its cost, when `MODEL_PRICES` prices this worker's model.

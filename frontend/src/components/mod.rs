@@ -3,6 +3,7 @@
 mod input;
 mod loader;
 mod message_list;
+mod sidebar;
 mod status;
 mod toast;
 mod welcome;
@@ -10,6 +11,7 @@ mod welcome;
 pub use input::MessageInput;
 pub use loader::SessionRestoreLoader;
 pub use message_list::MessageList;
+pub use sidebar::Sidebar;
 pub use status::ConnectionStatus;
 pub use toast::Toasts;
 pub use welcome::WelcomeModal;

@@ -131,7 +131,8 @@ impl Store {
             .arg(id.as_str())
             .arg(title)
             .arg(by)
-            .arg(now_millis());
+            .arg(now_millis())
+            .arg(self.session_ttl.as_secs());
         let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "titled" | "kept" => {}
@@ -164,14 +165,16 @@ impl Store {
         }
     }
 
-    /// Extends every conversation of the session to the session's lifetime: a question in one
-    /// keeps the others alive. One round trip for the list, one pipeline for the expiries.
+    /// Extends the list and every conversation of the session to the session's lifetime: a
+    /// question, a regeneration or a reply in one keeps the others alive. One round trip for the
+    /// list, one pipeline for the expiries.
     pub async fn extend_conversations(&self, token: &Token) -> Result<(), StoreError> {
         let keys = SessionKeys::new(token);
         let mut conn = self.connection().await?;
         let ids: Vec<String> = conn.zrange(&keys.convs, 0, -1).await?;
         let ttl = self.session_ttl.as_secs() as i64;
         let mut pipe = redis::pipe();
+        pipe.expire(&keys.convs, ttl).ignore();
         for id in ids.iter().filter_map(|id| ConversationId::parse(id).ok()) {
             for key in keys.conversation(&id).lasting() {
                 pipe.expire(key, ttl).ignore();

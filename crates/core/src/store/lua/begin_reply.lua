@@ -5,9 +5,9 @@
 -- Answers {'new', 0, conns} | {'restart', next seq, conns} | {'exists', 0, {}}
 --       | {'in_progress', 0, {}} | {'expired', 0, {}} | {'gone', 0, {}}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0, {}} end
--- The question went with its conversation (deleted): nothing to answer.
-if redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then return {'gone', 0, {}} end
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
+-- The question went with its conversation (deleted): nothing to answer.
+if not existing and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then return {'gone', 0, {}} end
 local outcome, next_seq = 'new', 0
 if existing then
   if not is_streaming(existing) then return {'exists', 0, {}} end
