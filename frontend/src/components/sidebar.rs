@@ -28,7 +28,7 @@ pub fn Sidebar(
     view! {
         <div class="drawer-shade" class:shown=move || drawer.get() on:click=move |_| drawer.set(false) aria-hidden="true"></div>
         <nav class="sidebar glass" class:open=move || drawer.get() aria-label="Conversations" data-testid="sidebar">
-            <button type="button" class="new-chat" data-testid="new-chat" on:click=move |_| on_new.run(())>"+ New chat"</button>
+            <button type="button" class="ghost new-chat" data-testid="new-chat" on:click=move |_| on_new.run(())>"+ New chat"</button>
             <ul>
                 <For
                     each=move || conversations.get()
@@ -55,7 +55,7 @@ pub fn Sidebar(
                                     <span class="when">{when(&conversation.last_activity)}</span>
                                 </button>
                                 <button type="button" class="icon" data-testid="rename" aria-label=format!("Rename {title}") title="Rename" on:click=move |_| on_rename.run(rename_id.clone())>"✎"</button>
-                                <button type="button" class="icon" data-testid="delete" aria-label=format!("Delete {title}") title="Delete" on:click=move |_| on_delete.run(delete_id.clone())>"🗑"</button>
+                                <button type="button" class="icon" data-testid="delete" aria-label=format!("Delete {title}") title="Delete" on:click=move |_| on_delete.run(delete_id.clone())>"✕"</button>
                             </li>
                         }
                     }
