@@ -1,11 +1,11 @@
 //! The conversation routes: `GET /conversations` (the list), `POST /conversations` (a new one),
-//! `PATCH /conversations/{id}` (rename) and `DELETE /conversations/{id}`.
+//! `PATCH /conversations/{id}` (rename), `DELETE /conversations/{id}` and `GET /search`.
 //!
 //! Like the other routes, each takes the session token as `?token=`.
 
 use chat_core::token::new_conversation_id;
 use chat_core::Refusal;
-use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, Token};
+use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, SearchResults, Token};
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::Deserialize;
@@ -140,6 +140,45 @@ pub async fn delete(state: &AppState, request: &Request, id: &str) -> Result<Res
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(no_store(response))
+}
+
+/// The longest text `GET /search` looks for, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Finds a text in the session's conversations: their titles and their messages.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "conversations",
+    params(
+        ("token" = String, Query, description = "The session token from `POST /token`"),
+        ("q" = String, Query, description = "The text to find (1 to 200 characters, not only spaces), compared without case")
+    ),
+    responses(
+        (status = 200, description = "Where it appears: the most recently active conversations first, a title before its messages, at most `MAX_SEARCH_RESULTS` hits", body = SearchResults),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a blank or long `q` (`invalid_parameter`)", body = ErrorBody),
+        (status = 429, description = "Over `SEARCHES_PER_SESSION_PER_WINDOW` (`rate_limited`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn search(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    let params = request.query_string_parameters();
+    let query = params.first("q").unwrap_or_default().trim().to_string();
+    if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS || query.chars().any(char::is_control) {
+        return Err(ApiError::InvalidParameter(format!(
+            "`q` is 1 to {MAX_QUERY_CHARS} characters, not only spaces, without control characters"
+        )));
+    }
+    let limit = state.config.rate_limits.searches_per_session;
+    match state.store.count_search(&token, limit).await? {
+        Ok(None) => {}
+        Ok(Some(wait)) => return Err(ApiError::rate_limited("searches of this session", wait)),
+        Err(_) => return Err(ApiError::SessionExpired),
+    }
+    let results = state.store.search(&token, &query).await?.ok_or(ApiError::SessionExpired)?;
+    Ok(no_store(json(StatusCode::OK, &results)))
 }
 
 /// The conversation a read names (`?conversation=`), or the session's current one.

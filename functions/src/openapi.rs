@@ -27,6 +27,7 @@ use crate::{conversations, http};
         conversations::create,
         conversations::rename,
         conversations::delete,
+        conversations::search,
         http::health
     ),
     components(schemas(
@@ -42,6 +43,8 @@ use crate::{conversations, http};
         chat_wire::Conversation,
         chat_wire::ConversationList,
         chat_wire::TitleSource,
+        chat_wire::SearchResults,
+        chat_wire::SearchHit,
         conversations::NewConversation,
         conversations::Rename,
         http::TokenForm
@@ -129,6 +132,12 @@ fn typed_document(config: &Config) -> Document {
         }
         if parameter.name == "format" {
             let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["markdown", "json"])).build();
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+        if parameter.name == "q" {
+            // What `search` accepts: after trimming, 1 to 200 characters, no control character.
+            let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
+            constrain(&mut schema, &name_pattern(conversations::MAX_QUERY_CHARS), None);
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
         if parameter.name == "before" {

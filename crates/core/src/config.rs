@@ -62,6 +62,8 @@ pub struct Config {
     /// `MAX_TITLE_CHARS` (80): longest conversation title (a rename past it is refused; the
     /// question's start and the model's title are cut to it).
     pub max_title_chars: usize,
+    /// `MAX_SEARCH_RESULTS` (50): the most hits one `GET /search` answers.
+    pub max_search_results: usize,
     /// Per-session message and per-address session creation limits.
     pub rate_limits: RateLimits,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
@@ -115,6 +117,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections_per_session", &self.max_connections_per_session)
             .field("max_conversations_per_session", &self.max_conversations_per_session)
             .field("max_title_chars", &self.max_title_chars)
+            .field("max_search_results", &self.max_search_results)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
             .field("request_stream", &self.request_stream)
@@ -170,6 +173,8 @@ pub struct RateLimits {
     pub frames_per_connection: u32,
     /// `HISTORY_READS_PER_SESSION_PER_WINDOW` (60): `GET /chat_history` calls per session.
     pub history_reads_per_session: u32,
+    /// `SEARCHES_PER_SESSION_PER_WINDOW` (30): `GET /search` calls per session.
+    pub searches_per_session: u32,
 }
 
 /// Where the production secrets live.
@@ -425,12 +430,14 @@ impl Config {
             max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
             max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
             max_title_chars: env.number("MAX_TITLE_CHARS", 80)?.max(1),
+            max_search_results: env.number("MAX_SEARCH_RESULTS", 50)?.max(1),
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
                 messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,
                 sessions_per_ip: env.number("SESSIONS_PER_IP_PER_WINDOW", 20)?,
                 frames_per_connection: env.number("FRAMES_PER_CONNECTION_PER_WINDOW", 60)?,
                 history_reads_per_session: env.number("HISTORY_READS_PER_SESSION_PER_WINDOW", 60)?,
+                searches_per_session: env.number("SEARCHES_PER_SESSION_PER_WINDOW", 30)?,
             },
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")

@@ -198,6 +198,35 @@ pub struct ConversationList {
     pub conversations: Vec<Conversation>,
 }
 
+/// The body of `GET /search`: where a text appears in the session's conversations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResults {
+    /// The text searched for, as given.
+    pub query: String,
+    /// The hits, the most recently active conversations first; a conversation's title before
+    /// its messages, its newest messages first.
+    pub hits: Vec<SearchHit>,
+    /// More hits were left out (`MAX_SEARCH_RESULTS`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// One place a searched text appears.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    /// The conversation's id.
+    pub conversation: String,
+    /// The conversation's title.
+    pub title: String,
+    /// The message holding the text; absent when the title holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The text around the hit (the title, for a title's hit).
+    pub snippet: String,
+}
+
 /// The body of every HTTP error, shaped like FastAPI's so the seed's clients keep working.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

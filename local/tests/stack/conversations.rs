@@ -348,3 +348,67 @@ async fn a_question_in_one_conversation_keeps_the_others_alive() {
     let main = app.history_of(token, "main").await;
     assert_eq!(main.messages.len(), 2, "the first conversation lived as long as the session");
 }
+
+#[tokio::test]
+async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
+    let app = spawn_app_with(&[("SEARCHES_PER_SESSION_PER_WINDOW", "6")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let mut ws = app.connect(token).await;
+    ws.ask("q1", "Why are the TIDES higher at full moon?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let other = app.new_conversation(token).await;
+    ws.send_message_in(&other.id, "q1", "Quote \"this\" and tides, with a\nnew line").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+
+    // Case-insensitive, in titles and in both sides of each conversation; newest activity first.
+    let (status, body) = search(&app, token, "tides").await;
+    assert_eq!(status, 200, "{body}");
+    let results: chat_wire::SearchResults = serde_json::from_value(body).unwrap();
+    let places: Vec<(String, Option<String>)> =
+        results.hits.iter().map(|h| (h.conversation.clone(), h.message_id.clone())).collect();
+    let main = "main".to_string();
+    let newer = other.id.clone();
+    for expected in [
+        (newer.clone(), None),
+        (newer.clone(), Some("q1".to_string())),
+        (newer.clone(), Some("q1.reply".to_string())),
+        (main.clone(), None),
+        (main.clone(), Some("q1".to_string())),
+        (main.clone(), Some("q1.reply".to_string())),
+    ] {
+        assert!(places.contains(&expected), "{expected:?} missing from {places:?}");
+    }
+    assert_eq!(places.len(), 6, "{places:?}");
+    assert_eq!(places[0], (newer.clone(), None), "the most recently active conversation first");
+    let hit = results.hits.iter().find(|h| h.message_id.as_deref() == Some("q1") && h.conversation == main).unwrap();
+    assert_eq!(hit.snippet, "Why are the TIDES higher at full moon?");
+    // Quotes and line breaks are found as written, not as stored (escaped in JSON).
+    let (_, body) = search(&app, token, "quote \"this\"").await;
+    assert_eq!(body["hits"].as_array().unwrap().len(), 3, "{body}");
+    let (_, body) = search(&app, token, "a new").await;
+    assert_eq!(body["hits"].as_array().unwrap().len(), 1, "a line break is no space: only the one-line title: {body}");
+
+    // A deleted conversation is found no more.
+    let (status, _) = app.call(Method::DELETE, &format!("/conversations/{}", other.id), token, &[], None).await;
+    assert_eq!(status, 204);
+    let (_, body) = search(&app, token, "tides").await;
+    let results: chat_wire::SearchResults = serde_json::from_value(body).unwrap();
+    assert!(results.hits.iter().all(|h| h.conversation == "main"), "{results:?}");
+    assert_eq!(results.hits.len(), 3);
+
+    // Bad queries are answered clearly, and searches are counted.
+    let (status, body) = search(&app, token, "   ").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")));
+    let (status, body) = search(&app, token, "nothing like this").await;
+    assert_eq!((status, body["hits"].as_array().map(Vec::len)), (200, Some(0)));
+    let (status, _) = search(&app, token, "moon").await;
+    assert_eq!(status, 200, "the sixth search (a refused query is not counted)");
+    let (status, body) = search(&app, token, "moon").await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the seventh search: {body}");
+}
+
+/// `GET /search?q=`.
+async fn search(app: &TestApp, token: &str, q: &str) -> (u16, serde_json::Value) {
+    app.call(Method::GET, "/search", token, &[("q", q)], None).await
+}

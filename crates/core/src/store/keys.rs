@@ -17,6 +17,7 @@
 //! | `chat:{S}:rate` | string | messages counted in the current rate window |
 //! | `chat:{S}:reads` | string | `GET /chat_history` calls counted in the current rate window |
 //! | `chat:{S}:convs` | sorted set | conversation ids, scored by last activity (ms) |
+//! | `chat:{S}:searches` | string | `GET /search` calls counted in the current rate window |
 //! | `chat:{S}:conv:{C}` | hash | conversation `C`: `title`, `titled_by`, `created`, `bytes` (its stored JSON) |
 //! | `{P}order` | list | conversation's message ids, oldest first |
 //! | `{P}messages` | hash | message id -> `ChatMessage` JSON |
@@ -46,6 +47,8 @@ pub struct SessionKeys {
     pub reads: String,
     /// `chat:{S}:convs`: the conversations, scored by last activity (ms).
     pub convs: String,
+    /// `chat:{S}:searches`: searches in the current rate window.
+    pub searches: String,
     /// `chat:{S}:`, the prefix every key of the session starts with.
     tag: String,
 }
@@ -80,6 +83,7 @@ impl SessionKeys {
             rate: format!("{tag}rate"),
             reads: format!("{tag}reads"),
             convs: format!("{tag}convs"),
+            searches: format!("{tag}searches"),
             tag,
         }
     }
@@ -169,7 +173,8 @@ mod tests {
         assert_eq!(other.log(&reply), format!("chat:{tag}:conv:c2:log:m1.reply"));
         assert_eq!(other.meta, format!("chat:{tag}:conv:c2"));
         let slot = Slot::for_key(&keys.session);
-        let mut all = vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone()];
+        let mut all =
+            vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone(), keys.searches.clone()];
         for conversation in [&main, &other] {
             all.extend([&conversation.meta, &conversation.order, &conversation.messages].map(String::clone));
             all.extend([&conversation.lock, &conversation.stop, &conversation.queued].map(String::clone));

@@ -19,11 +19,26 @@ impl Store {
     /// `Ok(Some(wait))` once over it, [`Refusal::SessionExpired`] (and no counter) for an unknown
     /// session.
     pub async fn count_history_read(&self, token: &Token, limit: u32) -> Result<Step<Option<Duration>>, StoreError> {
+        self.count_for_session(token, SessionKeys::new(token).reads, limit).await
+    }
+
+    /// Counts one `GET /search` of a live session against `limit` per rate window, as
+    /// [`Store::count_history_read`] does.
+    pub async fn count_search(&self, token: &Token, limit: u32) -> Result<Step<Option<Duration>>, StoreError> {
+        self.count_for_session(token, SessionKeys::new(token).searches, limit).await
+    }
+
+    async fn count_for_session(
+        &self,
+        token: &Token,
+        counter: String,
+        limit: u32,
+    ) -> Result<Step<Option<Duration>>, StoreError> {
         let keys = SessionKeys::new(token);
         let mut conn = self.connection().await?;
         let wait_ms: i64 = COUNT_SESSION
             .key(&keys.session)
-            .key(&keys.reads)
+            .key(counter)
             .arg(limit)
             .arg(self.rate_window.as_millis() as u64)
             .invoke_async(&mut conn)

@@ -94,6 +94,7 @@ pub struct Store {
     max_connections: usize,
     max_conversations: usize,
     max_title_chars: usize,
+    max_search_results: usize,
     rate_window: Duration,
 }
 
@@ -147,6 +148,7 @@ impl Store {
             max_connections: config.max_connections_per_session,
             max_conversations: config.max_conversations_per_session,
             max_title_chars: config.max_title_chars,
+            max_search_results: config.max_search_results,
             rate_window: config.rate_limits.window,
         })
     }

@@ -71,7 +71,7 @@ impl Store {
     pub async fn revoke_session(&self, token: &Token) -> Result<(), StoreError> {
         let keys = SessionKeys::new(token);
         let mut call = REVOKE.prepare_invoke();
-        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs] {
+        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs, &keys.searches] {
             call.key(key);
         }
         for id in self.conversation_ids(token).await? {

@@ -29,6 +29,15 @@ if tonumber(ARGV[6]) > 0 then
   if wait > 0 then return {'rate_limited', wait} end
 end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return {'busy', 0} end
+-- A session from before conversations counted its stored bytes in its own hash: `main` takes
+-- the count over, so MAX_HISTORY_BYTES keeps holding.
+if ARGV[10] == 'main' and redis.call('HEXISTS', KEYS[9], 'bytes') == 0 then
+  local bytes = redis.call('HGET', KEYS[1], 'bytes')
+  if bytes then
+    redis.call('HSET', KEYS[9], 'bytes', bytes)
+    redis.call('HDEL', KEYS[1], 'bytes')
+  end
+end
 put_message(KEYS[9], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[5], ARGV[9])
 redis.call('ZADD', KEYS[8], ARGV[11], ARGV[10])
 redis.call('HSETNX', KEYS[9], 'created', ARGV[12])

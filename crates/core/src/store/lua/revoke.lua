@@ -2,7 +2,7 @@
 -- its keys go at once, with every conversation's and the logs of the replies in progress the
 -- caller found. Answers the session's connections, whose mappings live in other slots: the
 -- caller deletes those.
--- KEYS: session, conns, rate, reads, convs, then every conversation's keys and reply logs
+-- KEYS: session, conns, rate, reads, convs, searches, then every conversation's keys and reply logs
 -- Answers the connection ids.
 local conns = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', unpack(KEYS))
