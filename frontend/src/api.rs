@@ -1,7 +1,7 @@
 //! The HTTP side: runtime configuration (`config.json` beside `index.html`), `POST /token`,
 //! `GET /chat_history`, the conversation routes, and the session kept in localStorage.
 
-use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody};
+use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody, SearchResults};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -232,6 +232,18 @@ pub async fn rename_conversation(
     let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
     let body = serde_json::json!({ "title": title }).to_string();
     parse(fetch(session_request(config, "PATCH", &path, token, Some(body))?).await?)
+}
+
+/// `GET /search?q=...`: where a text appears in the session's conversations.
+pub async fn search(config: &AppConfig, token: &str, query: &str) -> Result<SearchResults, ApiError> {
+    let url = format!(
+        "{}/search?token={}&q={}",
+        config.api_url,
+        js_sys::encode_uri_component(token),
+        js_sys::encode_uri_component(query)
+    );
+    let request = web_sys::Request::new_with_str(&url).map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    parse(fetch(request).await?)
 }
 
 /// `DELETE /conversations/{id}`.

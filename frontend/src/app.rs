@@ -102,6 +102,10 @@ pub struct AppState {
     pub conversations: RwSignal<Vec<chat_wire::Conversation>>,
     /// The sidebar, as a phone's drawer, is open.
     pub drawer: RwSignal<bool>,
+    /// The last search's results, shown in the sidebar instead of the list until cleared.
+    pub found: RwSignal<Option<chat_wire::SearchResults>>,
+    /// A message to scroll to once its conversation is shown (a search hit's).
+    focus: StoredValue<Option<String>>,
     /// Conversations deleted on screen whose deletion can still be undone, with their place.
     deleting: StoredValue<Vec<(usize, chat_wire::Conversation)>>,
     pub link: RwSignal<Link>,
@@ -126,6 +130,8 @@ impl AppState {
             open: RwSignal::new(chat_wire::ConversationId::MAIN.to_string()),
             conversations: RwSignal::new(Vec::new()),
             drawer: RwSignal::new(false),
+            found: RwSignal::new(None),
+            focus: StoredValue::new(None),
             deleting: StoredValue::new(Vec::new()),
             link: RwSignal::new(Link::Connecting),
             toasts: RwSignal::new(Vec::new()),
@@ -197,6 +203,46 @@ impl AppState {
         self.open.set(id);
         self.chat.set(Conversation::default());
         self.refresh_history();
+    }
+
+    /// Searches the session's conversations; the sidebar shows the hits.
+    pub fn search(self, query: String) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        if query.trim().is_empty() {
+            self.found.set(None);
+            return;
+        }
+        spawn_local(async move {
+            match api::search(&config, &session.token, query.trim()).await {
+                Ok(results) => self.found.set(Some(results)),
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
+    /// Opens a search hit: its conversation, scrolled to its message.
+    pub fn open_hit(self, conversation: String, message: Option<String>) {
+        self.focus.set_value(message);
+        if self.open.get_untracked() == conversation {
+            self.drawer.set(false);
+            self.scroll_to_focus();
+        } else {
+            self.open_conversation(conversation);
+        }
+    }
+
+    /// Scrolls to the message a search hit named, once it is on screen, and marks it.
+    fn scroll_to_focus(self) {
+        let Some(id) = self.focus.get_value() else { return };
+        request_animation_frame(move || {
+            let document = web_sys::window().and_then(|w| w.document());
+            let found = document.and_then(|d| d.query_selector(&format!("article[data-id='{id}']")).ok().flatten());
+            if let Some(element) = found {
+                self.focus.set_value(None);
+                let _ = element.class_list().add_1("found");
+                element.scroll_into_view();
+            }
+        });
     }
 
     /// Asks the person for a new title, and renames the conversation.
@@ -547,6 +593,7 @@ impl AppState {
                 Ok(stored) => {
                     let mut unsent = self.chat.with_untracked(|c| c.unsent());
                     self.chat.update(|c| c.load(stored.messages));
+                    self.scroll_to_focus();
                     self.resume_replies();
                     // Questions this page never saw acknowledged, stored or not, and a last
                     // question left without a reply: sent again under their ids, each is stored
@@ -735,6 +782,7 @@ pub fn App() -> impl IntoView {
     let regenerable = Signal::derive(move || state.chat.with(|c| c.regenerable()));
     let conversations = Signal::derive(move || state.conversations.get());
     let open = Signal::derive(move || state.open.get());
+    let found = Signal::derive(move || state.found.get());
 
     view! {
         <div class="backdrop" aria-hidden="true"></div>
@@ -759,6 +807,9 @@ pub fn App() -> impl IntoView {
                     on_open=Callback::new(move |id: String| state.open_conversation(id))
                     on_rename=Callback::new(move |id: String| state.rename_conversation(id))
                     on_delete=Callback::new(move |id: String| state.delete_conversation(id))
+                    found=found
+                    on_search=Callback::new(move |query: String| state.search(query))
+                    on_hit=Callback::new(move |(conversation, message): (String, Option<String>)| state.open_hit(conversation, message))
                 />
                 <main class="chat glass">
                     <header class="chat-header">

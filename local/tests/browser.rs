@@ -702,6 +702,18 @@ async fn a_person_keeps_several_conversations() {
         .await
         .contains(&("main".to_string(), "Tides".to_string())));
 
+    // Search: the hits of both conversations; one opens its conversation at the message.
+    let search = client.find(Locator::Css("[data-testid=search]")).await.unwrap();
+    search.send_keys("TIDES\u{E007}").await.unwrap();
+    wait_for(&client, "the search hits", "document.querySelectorAll('[data-testid=search-hit]').length === 3", 10)
+        .await;
+    screenshot(&client, "conversations-search-1440x900.png").await;
+    let hit = "[...document.querySelectorAll('[data-testid=search-hit]')].find(h => h.innerText.includes('You said: Tell me about tides'))";
+    client.execute(&format!("{hit}.click();"), vec![]).await.unwrap();
+    wait_for(&client, "the hit's message, marked", "document.querySelector('article.found[data-id$=\".reply\"]')?.innerText.includes('You said: Tell me about tides')", 10).await;
+    client.find(Locator::Css("[data-testid=clear-search]")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "the list back", "!document.querySelector('[data-testid=search-hit]') && document.querySelectorAll('[data-testid=conversation]').length === 2", 5).await;
+
     // Delete, undone: nothing happens on the server. Deleted again: gone from it too.
     let delete_main = "[data-testid=conversation][data-id=main] [data-testid=delete]";
     client.find(Locator::Css(delete_main)).await.unwrap().click().await.unwrap();

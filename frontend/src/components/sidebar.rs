@@ -1,4 +1,4 @@
-use chat_wire::Conversation;
+use chat_wire::{Conversation, SearchResults};
 use leptos::prelude::*;
 
 /// When a conversation was last active, as the person's clock shows it.
@@ -24,12 +24,58 @@ pub fn Sidebar(
     on_open: Callback<String>,
     on_rename: Callback<String>,
     on_delete: Callback<String>,
+    found: Signal<Option<SearchResults>>,
+    on_search: Callback<String>,
+    on_hit: Callback<(String, Option<String>)>,
 ) -> impl IntoView {
+    let query = RwSignal::new(String::new());
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        on_search.run(query.get_untracked());
+    };
+    let clear = move |_| {
+        query.set(String::new());
+        on_search.run(String::new());
+    };
+    let hits = move || found.get().map(|results| results.hits).unwrap_or_default();
     view! {
         <div class="drawer-shade" class:shown=move || drawer.get() on:click=move |_| drawer.set(false) aria-hidden="true"></div>
         <nav class="sidebar glass" class:open=move || drawer.get() aria-label="Conversations" data-testid="sidebar">
             <button type="button" class="ghost new-chat" data-testid="new-chat" on:click=move |_| on_new.run(())>"+ New chat"</button>
-            <ul>
+            <form class="search" role="search" on:submit=submit>
+                <input
+                    type="search"
+                    data-testid="search"
+                    placeholder="Search conversations"
+                    aria-label="Search conversations"
+                    prop:value=move || query.get()
+                    on:input=move |event| query.set(event_target_value(&event))
+                />
+                <Show when=move || found.get().is_some()>
+                    <button type="button" class="icon" data-testid="clear-search" aria-label="Clear the search" on:click=clear>"✕"</button>
+                </Show>
+            </form>
+            <Show when=move || found.get().is_some()>
+                <p class="hits-count" data-testid="hits-count">
+                    {move || match hits().len() { 0 => "Nothing found".to_string(), 1 => "1 place".to_string(), n => format!("{n} places") }}
+                </p>
+                <ul class="hits">
+                    <For each=hits key=|hit| (hit.conversation.clone(), hit.message_id.clone()) let:hit>
+                        {
+                            let target = (hit.conversation.clone(), hit.message_id.clone());
+                            view! {
+                                <li>
+                                    <button type="button" class="hit" data-testid="search-hit" on:click=move |_| on_hit.run(target.clone())>
+                                        <span class="title">{hit.title.clone()}</span>
+                                        <span class="snippet">{hit.snippet.clone()}</span>
+                                    </button>
+                                </li>
+                            }
+                        }
+                    </For>
+                </ul>
+            </Show>
+            <ul hidden=move || found.get().is_some()>
                 <For
                     each=move || conversations.get()
                     key=|c| (c.id.clone(), c.title.clone(), c.last_activity.clone())
