@@ -31,6 +31,7 @@ fn question(id: &str, text: &str) -> ChatMessage {
         model: None,
         next_seq: None,
         usage: None,
+        versions: None,
     }
 }
 

@@ -551,6 +551,7 @@ mod tests {
             model: None,
             next_seq: None,
             usage: None,
+            versions: None,
         };
         chat.load(vec![question]);
         assert_eq!(chat.unanswered(), Some(("m1".to_string(), "stored, never queued".to_string())));
@@ -613,6 +614,7 @@ mod tests {
             model: None,
             next_seq: None,
             usage: None,
+            versions: None,
         };
         chat.load(vec![stored]);
         let ids: Vec<_> = chat.messages.iter().map(|m| m.id.as_str()).collect();

@@ -142,6 +142,53 @@ pub async fn delete(state: &AppState, request: &Request, id: &str) -> Result<Res
     Ok(no_store(response))
 }
 
+/// The body of `POST /conversations/{id}/versions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ShowVersion {
+    /// The first message of the version to show: one of the ids a message's `versions` lists.
+    pub message_id: String,
+}
+
+/// Shows another version of a place in a conversation (an edited question, a regenerated
+/// reply): the thread from that place on becomes that version's. Answers the conversation's
+/// history as `GET /chat_history` does.
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/versions",
+    tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation's id"),
+        ("token" = String, Query, description = "The session token from `POST /token`")
+    ),
+    request_body(content = ShowVersion, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The conversation's history, that version shown", body = chat_wire::ChatSession),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or an id that names no version on the path shown of a conversation of the session (`unknown_message`)", body = ErrorBody),
+        (status = 404, description = "A malformed conversation id (`unknown_conversation`)", body = ErrorBody),
+        (status = 409, description = "A reply is being written in the conversation (`reply_in_progress`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
+)]
+pub async fn switch_version(state: &AppState, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let token = session_token(request)?;
+    let id = ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation)?;
+    let shown: Option<ShowVersion> =
+        request.payload().map_err(|e| ApiError::InvalidParameter(format!("could not read the body: {e}")))?;
+    let shown = shown.ok_or_else(|| ApiError::InvalidParameter("the JSON field `message_id` is required".into()))?;
+    if !(1..=80).contains(&shown.message_id.len()) {
+        return Err(ApiError::UnknownMessage);
+    }
+    // A conversation the session does not hold holds no version either: `unknown_message`.
+    state.store.conversations(&token).await?.ok_or(ApiError::SessionExpired)?;
+    state.store.switch_version(&token, &id, &shown.message_id).await?.map_err(|refusal| match refusal {
+        Refusal::ReplyInProgress => ApiError::ReplyInProgress,
+        Refusal::UnknownMessage => ApiError::UnknownMessage,
+        other => refused(state, other),
+    })?;
+    let session = state.store.history(&token, &id).await?.ok_or(ApiError::SessionExpired)?;
+    Ok(no_store(json(StatusCode::OK, &session)))
+}
+
 /// The longest text `GET /search` looks for, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 

@@ -82,6 +82,12 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// A place in the conversation has `MAX_VERSIONS_PER_MESSAGE` versions already.
+    #[error("this message already has {limit} versions")]
+    TooManyVersions {
+        /// The configured limit.
+        limit: usize,
+    },
     /// A conversation title is blank, too long or holds control characters.
     #[error("{0}")]
     InvalidTitle(String),
@@ -142,6 +148,7 @@ impl ApiError {
             ApiError::UnknownConversation => ErrorCode::UnknownConversation,
             ApiError::TooManyConversations { .. } => ErrorCode::TooManyConversations,
             ApiError::InvalidTitle(_) => ErrorCode::InvalidTitle,
+            ApiError::TooManyVersions { .. } => ErrorCode::TooManyVersions,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::NotFound,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
@@ -153,7 +160,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound | ApiError::UnknownConversation => StatusCode::NOT_FOUND,
-            ApiError::TooManyConversations { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyConversations { .. } | ApiError::TooManyVersions { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

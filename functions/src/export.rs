@@ -133,6 +133,7 @@ mod tests {
             model: (source == Source::Assistant).then(|| "gpt-4o-mini".to_string()),
             next_seq: None,
             usage: None,
+            versions: None,
         }
     }
 

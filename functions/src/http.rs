@@ -76,11 +76,14 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),
         (one, method) if one.starts_with("/conversations/") => {
-            let id = conversation_in_path(&request, one);
-            match method {
-                Method::PATCH => conversations::rename(state, &request, &id).await,
-                Method::DELETE => conversations::delete(state, &request, &id).await,
-                _ => Err(ApiError::MethodNotAllowed { allow: "PATCH, DELETE" }),
+            let (id, rest) = conversation_in_path(&request, one);
+            match (rest, method) {
+                ("", Method::PATCH) => conversations::rename(state, &request, &id).await,
+                ("", Method::DELETE) => conversations::delete(state, &request, &id).await,
+                ("", _) => Err(ApiError::MethodNotAllowed { allow: "PATCH, DELETE" }),
+                ("/versions", Method::POST) => conversations::switch_version(state, &request, &id).await,
+                ("/versions", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+                _ => Err(ApiError::NotFound),
             }
         }
         ("/token", _) => Err(ApiError::MethodNotAllowed { allow: "POST, DELETE" }),
@@ -117,14 +120,15 @@ fn route_path(request: &Request) -> String {
     }
 }
 
-/// The `{id}` of `/conversations/{id}`: API Gateway's path parameter when its route matched it,
-/// else the path's last segment (the local gateway's `$default` route).
-fn conversation_in_path(request: &Request, path: &str) -> String {
-    let segment = path.trim_start_matches("/conversations/");
+/// The `{id}` of `/conversations/{id}...` and what follows it: API Gateway's path parameter
+/// when its route matched it, else the path's segment (the local gateway's `$default` route).
+fn conversation_in_path<'a>(request: &Request, path: &'a str) -> (String, &'a str) {
+    let after = path.trim_start_matches("/conversations/");
+    let (segment, rest) = after.find('/').map_or((after, ""), |slash| after.split_at(slash));
     if segment == "{id}" {
-        return request.path_parameters().first("id").unwrap_or_default().to_string();
+        return (request.path_parameters().first("id").unwrap_or_default().to_string(), rest);
     }
-    segment.to_string()
+    (segment.to_string(), rest)
 }
 
 /// The session token of a request (`?token=`), checked.

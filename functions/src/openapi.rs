@@ -28,6 +28,7 @@ use crate::{conversations, http};
         conversations::rename,
         conversations::delete,
         conversations::search,
+        conversations::switch_version,
         http::health
     ),
     components(schemas(
@@ -47,6 +48,7 @@ use crate::{conversations, http};
         chat_wire::SearchHit,
         conversations::NewConversation,
         conversations::Rename,
+        conversations::ShowVersion,
         http::TokenForm
     ))
 )]

@@ -182,8 +182,9 @@ async fn answer(
         }
         ClientFrame::Resume { reply_to, .. } => Some(resume(state, &at, &parse_id(&reply_to)?).await?),
         ClientFrame::Regenerate { reply_to, .. } => Some(regenerate(state, context, at, &parse_id(&reply_to)?).await?),
-        ClientFrame::SendMessage { id, content, .. } => {
-            Some(send_message(state, context, at, parse_id(&id)?, content).await?)
+        ClientFrame::SendMessage { id, content, edits, .. } => {
+            let edits = edits.as_deref().map(parse_id).transpose()?;
+            Some(send_message(state, context, at, parse_id(&id)?, content, edits).await?)
         }
     })
 }
@@ -228,6 +229,7 @@ async fn send_message(
     at: At,
     id: MessageId,
     content: String,
+    edits: Option<MessageId>,
 ) -> Result<ServerFrame, ApiError> {
     if content.trim().is_empty() {
         return Err(ApiError::EmptyMessage);
@@ -249,8 +251,13 @@ async fn send_message(
         model: None,
         next_seq: None,
         usage: None,
+        versions: None,
     };
-    match state.store.accept_user_message(&at.token, &at.conversation, &message).await? {
+    let accepted = match &edits {
+        None => state.store.accept_user_message(&at.token, &at.conversation, &message).await?,
+        Some(edits) => state.store.accept_edit(&at.token, &at.conversation, &message, edits).await?,
+    };
+    match accepted {
         Ok(()) => {
             // A question in one conversation keeps the session's others alive as long.
             if let Err(error) = state.store.extend_conversations(&at.token).await {
@@ -261,7 +268,7 @@ async fn send_message(
         // A resend of a stored message whose reply is queued, written or stored: acknowledged
         // again, answered once. (One stored but never queued came back as `Ok` above.)
         Err(Refusal::Duplicate) => {}
-        Err(refusal) => return Err(refused(refusal)),
+        Err(refusal) => return Err(refused(state, refusal)),
     }
     // With REDIS_WAIT_REPLICAS the store answered only once the replicas had the question and its
     // request (else `unavailable`: a client resends the same id, harmless either way).
@@ -278,7 +285,7 @@ fn ack(at: &At, id: &MessageId) -> ServerFrame {
 }
 
 /// The client's error for a refused lifecycle step.
-fn refused(refusal: Refusal) -> ApiError {
+fn refused(state: &AppState, refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::SessionExpired => ApiError::SessionExpired,
         Refusal::ReplyInProgress => ApiError::ReplyInProgress,
@@ -286,6 +293,7 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::UnknownMessage => ApiError::UnknownMessage,
         Refusal::NotLastQuestion => ApiError::NotLastQuestion,
         Refusal::ConversationDeleted => ApiError::UnknownConversation,
+        Refusal::TooManyVersions => ApiError::TooManyVersions { limit: state.config.max_versions },
         // Only the worker's steps and conversation creation answer these.
         Refusal::Duplicate
         | Refusal::BeingAnswered
@@ -364,7 +372,7 @@ async fn regenerate(
     if let Some(wait) = state.store.count_message(&at.token).await? {
         return Err(ApiError::rate_limited("messages in this session", wait));
     }
-    state.store.regenerate(&at.token, &at.conversation, reply_to).await?.map_err(refused)?;
+    state.store.regenerate(&at.token, &at.conversation, reply_to).await?.map_err(|refusal| refused(state, refusal))?;
     if let Err(error) = state.store.extend_conversations(&at.token).await {
         tracing::warn!(error = %error, "could not extend the session's conversations");
     }
@@ -424,7 +432,7 @@ mod tests {
     fn frames_decode_or_say_why_not() {
         assert_eq!(
             decode_frame(Some(r#"{"action":"sendMessage","id":"a","content":"hi"}"#), false).unwrap(),
-            ClientFrame::SendMessage { id: "a".into(), content: "hi".into(), conversation: None }
+            ClientFrame::SendMessage { id: "a".into(), content: "hi".into(), conversation: None, edits: None }
         );
         assert_eq!(code("not json"), ErrorCode::InvalidJson);
         assert_eq!(code(""), ErrorCode::InvalidJson);

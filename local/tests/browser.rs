@@ -823,6 +823,7 @@ async fn bench_frontend() {
             model: None,
             next_seq: None,
             usage: None,
+            versions: None,
         };
         assert_eq!(store.accept_user_message(&token, &main, &question).await.unwrap(), Ok(()));
         let reply = chat_wire::ChatMessage {

@@ -70,6 +70,7 @@ mod tests {
             model: None,
             next_seq: None,
             usage: None,
+            versions: None,
         }
     }
 

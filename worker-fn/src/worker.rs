@@ -330,6 +330,7 @@ impl Worker {
             model: Some(self.model.model_name().to_string()),
             next_seq: None,
             usage: None,
+            versions: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Config {
     /// `MAX_TITLE_CHARS` (80): longest conversation title (a rename past it is refused; the
     /// question's start and the model's title are cut to it).
     pub max_title_chars: usize,
+    /// `MAX_VERSIONS_PER_MESSAGE` (10): versions one place of a conversation may have (edits of
+    /// a question, regenerations of a reply); one more is refused with `too_many_versions`.
+    pub max_versions: usize,
     /// `MAX_SEARCH_RESULTS` (50): the most hits one `GET /search` answers.
     pub max_search_results: usize,
     /// Per-session message and per-address session creation limits.
@@ -118,6 +121,7 @@ impl std::fmt::Debug for Config {
             .field("max_conversations_per_session", &self.max_conversations_per_session)
             .field("max_title_chars", &self.max_title_chars)
             .field("max_search_results", &self.max_search_results)
+            .field("max_versions", &self.max_versions)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
             .field("request_stream", &self.request_stream)
@@ -431,6 +435,7 @@ impl Config {
             max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
             max_title_chars: env.number("MAX_TITLE_CHARS", 80)?.max(1),
             max_search_results: env.number("MAX_SEARCH_RESULTS", 50)?.max(1),
+            max_versions: env.number("MAX_VERSIONS_PER_MESSAGE", 10)?.max(2),
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
                 messages_per_session: env.number("MESSAGES_PER_SESSION_PER_WINDOW", 20)?,

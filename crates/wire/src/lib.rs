@@ -121,6 +121,11 @@ pub struct ChatMessage {
     /// when the provider said nothing, as for a reply stopped or cut before its end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// When its place in the conversation has other versions (an edited question, a
+    /// regenerated reply): every version's first message id, oldest first, this one's included.
+    /// `POST /conversations/{id}/versions` shows another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<String>>,
 }
 
 /// What a reply cost: its prompt and completion tokens, and their price when prices are
@@ -270,6 +275,10 @@ pub enum ClientFrame {
         /// The conversation ([`ConversationId`]); absent: the session's current one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<String>,
+        /// An earlier question of the person this one edits: it takes that question's place as a
+        /// new version, and the old question with everything after it is kept as the other.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edits: Option<String>,
     },
     /// Stops the reply to `reply_to` being written; what was sent so far is kept, marked `stopped`.
     #[serde(rename = "stop")]
@@ -448,6 +457,8 @@ pub enum ErrorCode {
     TooManyConversations,
     /// A title is blank, too long (`MAX_TITLE_CHARS`) or holds control characters.
     InvalidTitle,
+    /// A place in the conversation already has `MAX_VERSIONS_PER_MESSAGE` versions.
+    TooManyVersions,
     /// The model provider refused our credentials.
     ModelUnauthorized,
     /// The model provider is rate limiting us.
@@ -491,6 +502,7 @@ impl ErrorCode {
             ErrorCode::UnknownConversation => "unknown_conversation",
             ErrorCode::TooManyConversations => "too_many_conversations",
             ErrorCode::InvalidTitle => "invalid_title",
+            ErrorCode::TooManyVersions => "too_many_versions",
             ErrorCode::ModelUnauthorized => "model_unauthorized",
             ErrorCode::ModelRateLimited => "model_rate_limited",
             ErrorCode::ModelUnavailable => "model_unavailable",
@@ -580,7 +592,10 @@ mod tests {
     fn client_frames_use_the_action_field() {
         let frame: ClientFrame =
             serde_json::from_value(json!({"action": "sendMessage", "id": "m1", "content": "hi"})).unwrap();
-        assert_eq!(frame, ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None });
+        assert_eq!(
+            frame,
+            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None, edits: None }
+        );
         let frame: ClientFrame =
             serde_json::from_value(json!({"action": "stop", "reply_to": "m1", "conversation": "c1"})).unwrap();
         assert_eq!(frame, ClientFrame::Stop { reply_to: "m1".into(), conversation: Some("c1".into()) });

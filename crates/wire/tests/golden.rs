@@ -104,7 +104,7 @@ fn client_frames_read_from_the_json_protocol_md_shows() {
     let cases = [
         (
             json!({"action": "sendMessage", "id": "m1", "content": "hi"}),
-            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None },
+            ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: None, edits: None },
         ),
         (json!({"action": "stop", "reply_to": "m1"}), ClientFrame::Stop { reply_to: "m1".into(), conversation: None }),
         (json!({"action": "ping"}), ClientFrame::Ping),
@@ -126,8 +126,12 @@ fn client_frames_read_from_the_json_protocol_md_shows() {
 #[test]
 fn frames_name_their_conversation_when_there_is_one() {
     let sent = json!({"action": "sendMessage", "id": "m1", "content": "hi", "conversation": "Xy3_k9-q2Lw"});
-    let frame =
-        ClientFrame::SendMessage { id: "m1".into(), content: "hi".into(), conversation: Some("Xy3_k9-q2Lw".into()) };
+    let frame = ClientFrame::SendMessage {
+        id: "m1".into(),
+        content: "hi".into(),
+        conversation: Some("Xy3_k9-q2Lw".into()),
+        edits: None,
+    };
     assert_eq!(serde_json::from_value::<ClientFrame>(sent).unwrap(), frame);
     let ack = ServerFrame::Ack { id: "m1".into(), reply_id: "m1.reply".into(), conversation: Some("main".into()) };
     assert_eq!(server(&ack), json!({"type": "ack", "id": "m1", "reply_id": "m1.reply", "conversation": "main"}));
@@ -200,6 +204,7 @@ fn all_codes() -> Vec<ErrorCode> {
         UnknownConversation,
         TooManyConversations,
         InvalidTitle,
+        TooManyVersions,
         ModelUnauthorized,
         ModelRateLimited,
         ModelUnavailable,
@@ -231,6 +236,7 @@ fn all_codes() -> Vec<ErrorCode> {
             | UnknownConversation
             | TooManyConversations
             | InvalidTitle
+            | TooManyVersions
             | ModelUnauthorized
             | ModelRateLimited
             | ModelUnavailable

@@ -412,3 +412,102 @@ async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
 async fn search(app: &TestApp, token: &str, q: &str) -> (u16, serde_json::Value) {
     app.call(Method::GET, "/search", token, &[("q", q)], None).await
 }
+
+/// The texts of a history, in order.
+fn texts(session: &chat_wire::ChatSession) -> Vec<&str> {
+    session.messages.iter().map(|m| m.msg.as_str()).collect()
+}
+
+/// `POST /conversations/{id}/versions`: shows the version starting at `message_id`.
+async fn show_version(app: &TestApp, token: &str, conversation: &str, message_id: &str) -> (u16, serde_json::Value) {
+    let path = format!("/conversations/{conversation}/versions");
+    app.call(Method::POST, &path, token, &[], Some(json!({ "message_id": message_id }))).await
+}
+
+async fn an_edit_branches_and_a_regeneration_keeps_both_replies(kind: StoreKind) {
+    let app =
+        spawn_app_on_with(kind, &[("MAX_VERSIONS_PER_MESSAGE", "3")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let mut ws = app.connect(token).await;
+    for (id, text) in [("q1", "one"), ("q2", "two"), ("q3", "three")] {
+        ws.ask(id, text).await;
+        assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    }
+    // The person edits the middle question: a new version of its place, with its own reply.
+    let edit = json!({"action": "sendMessage", "id": "q2b", "content": "TWO, edited", "edits": "q2"});
+    ws.send_text(&edit.to_string()).await;
+    assert_eq!(ws.read_reply().await.text, "You said: TWO, edited");
+    let history = app.session(token).await;
+    assert_eq!(texts(&history), ["one", "You said: one", "TWO, edited", "You said: TWO, edited"]);
+    let versions = |session: &chat_wire::ChatSession, id: &str| {
+        session.messages.iter().find(|m| m.id == id).and_then(|m| m.versions.clone())
+    };
+    assert_eq!(versions(&history, "q2b"), Some(vec!["q2".to_string(), "q2b".to_string()]));
+    assert_eq!(versions(&history, "q1"), None);
+    // The model saw the path from the root to the edited question, not the old branch.
+    let request = app.stub.requests().pop().unwrap();
+    let context: Vec<&str> =
+        request["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(context.ends_with(&["one", "You said: one", "TWO, edited"]), "{context:?}");
+    assert!(!context.iter().any(|c| c.contains("two") || c.contains("three")), "{context:?}");
+
+    // The old branch is kept whole: shown again, then the new one.
+    let (status, body) = show_version(&app, token, "main", "q2").await;
+    assert_eq!(status, 200, "{body}");
+    let shown: chat_wire::ChatSession = serde_json::from_value(body).unwrap();
+    assert_eq!(texts(&shown), ["one", "You said: one", "two", "You said: two", "three", "You said: three"]);
+    assert_eq!(versions(&shown, "q2"), Some(vec!["q2".to_string(), "q2b".to_string()]));
+    assert_eq!(app.session(token).await.messages, shown.messages, "the history follows the version shown");
+    let (status, body) = show_version(&app, token, "main", "q2b").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        texts(&serde_json::from_value(body).unwrap()),
+        ["one", "You said: one", "TWO, edited", "You said: TWO, edited"]
+    );
+
+    // Regenerate: the new reply is a version beside the old one.
+    ws.send_text(r#"{"action":"regenerate","reply_to":"q2b"}"#).await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let history = app.session(token).await;
+    assert_eq!(versions(&history, "q2b.reply"), Some(vec!["q2b.reply~1".to_string(), "q2b.reply".to_string()]));
+    let (status, body) = show_version(&app, token, "main", "q2b.reply~1").await;
+    assert_eq!(status, 200, "{body}");
+    let old: chat_wire::ChatSession = serde_json::from_value(body).unwrap();
+    assert_eq!(old.messages.last().unwrap().id, "q2b.reply~1");
+    assert_eq!(old.messages.last().unwrap().msg, "You said: TWO, edited");
+    // Regenerated from there, the reply shown last is kept too.
+    ws.send_text(r#"{"action":"regenerate","reply_to":"q2b"}"#).await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let history = app.session(token).await;
+    let mut listed = versions(&history, "q2b.reply").unwrap();
+    listed.sort();
+    assert_eq!(listed, ["q2b.reply", "q2b.reply~1", "q2b.reply~2"]);
+
+    // Limits and mistakes are answered clearly.
+    let edit = json!({"action": "sendMessage", "id": "q2c", "content": "third", "edits": "q2b"});
+    ws.send_text(&edit.to_string()).await;
+    assert_eq!(ws.read_reply().await.text, "You said: third");
+    let edit = json!({"action": "sendMessage", "id": "q2d", "content": "fourth", "edits": "q2c"});
+    ws.send_text(&edit.to_string()).await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, reply_to, .. } => {
+            assert_eq!((code, reply_to.as_deref()), (ErrorCode::TooManyVersions, Some("q2d")))
+        }
+        other => panic!("expected too_many_versions, got {other:?}"),
+    }
+    let edit = json!({"action": "sendMessage", "id": "q9", "content": "nine", "edits": "nope"});
+    ws.send_text(&edit.to_string()).await;
+    assert!(matches!(ws.next_frame().await, ServerFrame::Error { code: ErrorCode::UnknownMessage, .. }));
+    let (status, body) = show_version(&app, token, "main", "nope").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("unknown_message")));
+    // The refused edits left the conversation as it was, and unlocked.
+    ws.ask("q10", "still fine?").await;
+    assert_eq!(ws.read_reply().await.text, "You said: still fine?");
+    assert_eq!(
+        texts(&app.session(token).await)[2..],
+        ["third", "You said: third", "still fine?", "You said: still fine?"]
+    );
+}
+
+on_each_store!(an_edit_branches_and_a_regeneration_keeps_both_replies);

@@ -53,6 +53,7 @@ async fn a_question_stored_by_a_function_that_died_is_answered_when_resent(kind:
         model: None,
         next_seq: None,
         usage: None,
+        versions: None,
     };
     assert_eq!(store.accept_user_message(&token, &ConversationId::main(), &question).await.unwrap(), Ok(()));
     assert_eq!(app.stream_len().await, 0, "nothing was queued");

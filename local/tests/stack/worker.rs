@@ -100,6 +100,7 @@ async fn a_restarted_reply_log_expires_with_its_session() {
         model: None,
         next_seq: None,
         usage: None,
+        versions: None,
     };
     // The question first: a reply is begun only for a question its conversation holds.
     let question = chat_wire::ChatMessage {

@@ -25,6 +25,8 @@
 //! | `{P}stop` | string | id of the user message whose reply the person stopped |
 //! | `{P}log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
 //! | `{P}queued` | string | id of the last user message whose reply request is in the stream |
+//! | `{P}versions` | hash | where the path has versions: the id a place follows (`^`: none) -> its versions' ids |
+//! | `{P}tails` | hash | versions set aside: first id -> `<parent>|<ids of that version's path>` |
 //! | `chat:conn:{C}` | string | the token connection `C` belongs to |
 //! | `chat:conn:{C}:frames` | string | frames connection `C` sent in the current rate window |
 //! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
@@ -69,6 +71,11 @@ pub struct ConversationKeys {
     pub stop: String,
     /// The last user message whose reply request is in the stream.
     pub queued: String,
+    /// Where the path has versions: the id a place follows (`^` for the first) -> the ids of its
+    /// versions, space-separated, oldest first.
+    pub versions: String,
+    /// Versions set aside: a version's first id -> `<parent>|<its path's ids>`.
+    pub tails: String,
     /// The prefix to which a reply id is appended for its log.
     log_prefix: String,
 }
@@ -100,6 +107,8 @@ impl SessionKeys {
             lock: format!("{scope}lock"),
             stop: format!("{scope}stop"),
             queued: format!("{scope}queued"),
+            versions: format!("{scope}versions"),
+            tails: format!("{scope}tails"),
             log_prefix: format!("{scope}log:"),
             meta,
         }
@@ -118,8 +127,8 @@ impl ConversationKeys {
     }
 
     /// The keys that live as long as the conversation (its reply logs and lock come and go).
-    pub fn lasting(&self) -> [&String; 3] {
-        [&self.meta, &self.order, &self.messages]
+    pub fn lasting(&self) -> [&String; 5] {
+        [&self.meta, &self.order, &self.messages, &self.versions, &self.tails]
     }
 }
 
@@ -178,6 +187,7 @@ mod tests {
         for conversation in [&main, &other] {
             all.extend([&conversation.meta, &conversation.order, &conversation.messages].map(String::clone));
             all.extend([&conversation.lock, &conversation.stop, &conversation.queued].map(String::clone));
+            all.extend([&conversation.versions, &conversation.tails].map(String::clone));
             all.push(conversation.log(&reply));
         }
         let distinct: std::collections::HashSet<_> = all.iter().collect();

@@ -46,6 +46,8 @@ pub(super) static TITLE_CONVERSATION: LazyLock<Script> =
 pub(super) static DELETE_CONVERSATION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/delete_conversation.lua")));
 pub(super) static SEARCH: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/search.lua")));
+pub(super) static SWITCH_VERSION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/switch_version.lua")));
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/revoke.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));

@@ -95,6 +95,7 @@ pub struct Store {
     max_conversations: usize,
     max_title_chars: usize,
     max_search_results: usize,
+    max_versions: usize,
     rate_window: Duration,
 }
 
@@ -149,6 +150,7 @@ impl Store {
             max_conversations: config.max_conversations_per_session,
             max_title_chars: config.max_title_chars,
             max_search_results: config.max_search_results,
+            max_versions: config.max_versions,
             rate_window: config.rate_limits.window,
         })
     }

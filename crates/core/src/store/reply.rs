@@ -26,7 +26,9 @@ use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, Token};
 use redis::AsyncCommands;
 
 use super::conversations::{now_millis, title_from};
-use super::lua::{ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY};
+use super::lua::{
+    ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY, SWITCH_VERSION,
+};
 use super::{connection_ids, encode, now_rfc3339, SessionKeys, Store, StoreError, Write};
 
 /// How often a worker writing a reply checks whether it was asked to stop.
@@ -58,6 +60,8 @@ pub enum Refusal {
     ConversationDeleted,
     /// The session holds `MAX_CONVERSATIONS_PER_SESSION` conversations already.
     TooManyConversations,
+    /// The place already has `MAX_VERSIONS_PER_MESSAGE` versions.
+    TooManyVersions,
 }
 
 impl Refusal {
@@ -75,6 +79,7 @@ impl Refusal {
             "not_last" => Refusal::NotLastQuestion,
             "gone" => Refusal::ConversationDeleted,
             "full" => Refusal::TooManyConversations,
+            "too_many_versions" => Refusal::TooManyVersions,
             other => return Err(StoreError::Corrupt(format!("the {script} script answered {other:?}"))),
         })
     }
@@ -119,6 +124,32 @@ impl Store {
         conversation: &ConversationId,
         message: &ChatMessage,
     ) -> Result<Step<()>, StoreError> {
+        self.accept(token, conversation, message, None).await
+    }
+
+    /// Like [`Store::accept_user_message`], for a question that edits the earlier question
+    /// `edits`: it takes that question's place as a new version, and the old question with
+    /// everything after it is set aside as the other ([`Refusal::UnknownMessage`] if the path
+    /// holds no such question of the person, [`Refusal::TooManyVersions`] at
+    /// `MAX_VERSIONS_PER_MESSAGE`).
+    #[tracing::instrument(skip_all, fields(message_id = %message.id))]
+    pub async fn accept_edit(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message: &ChatMessage,
+        edits: &MessageId,
+    ) -> Result<Step<()>, StoreError> {
+        self.accept(token, conversation, message, Some(edits)).await
+    }
+
+    async fn accept(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        message: &ChatMessage,
+        edits: Option<&MessageId>,
+    ) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
@@ -132,6 +163,8 @@ impl Store {
             .key(&thread.queued)
             .key(&keys.convs)
             .key(&thread.meta)
+            .key(&thread.versions)
+            .key(&thread.tails)
             .arg(&message.id)
             .arg(encode(message)?)
             .arg(self.session_ttl.as_secs())
@@ -144,7 +177,9 @@ impl Store {
             .arg(conversation.as_str())
             .arg(now_millis())
             .arg(now_rfc3339())
-            .arg(title_from(&message.msg, self.max_title_chars));
+            .arg(title_from(&message.msg, self.max_title_chars))
+            .arg(edits.map(MessageId::as_str).unwrap_or_default())
+            .arg(self.max_versions);
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "stored" | "unqueued" => Ok(Ok(())),
@@ -286,14 +321,44 @@ impl Store {
             .key(&thread.stop)
             .key(&thread.queued)
             .key(&thread.meta)
+            .key(&thread.versions)
+            .key(&thread.tails)
             .arg(message_id.as_str())
             .arg(reply_id.as_str())
             .arg(self.session_ttl.as_secs())
-            .arg(self.reply_lock_secs());
+            .arg(self.reply_lock_secs())
+            .arg(self.max_versions);
         let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "ready" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("regenerate", other, 0)?)),
+        }
+    }
+
+    /// Shows the version of a place whose first message is `first`: the path from that place on
+    /// is set aside and that version's path takes its place. [`Refusal::ReplyInProgress`] while a
+    /// reply is written in the conversation, [`Refusal::UnknownMessage`] for an id that is no
+    /// version on the path shown.
+    pub async fn switch_version(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        first: &str,
+    ) -> Result<Step<()>, StoreError> {
+        let thread = SessionKeys::new(token).conversation(conversation);
+        let mut conn = self.connection().await?;
+        let mut call = SWITCH_VERSION.prepare_invoke();
+        call.key(&thread.order)
+            .key(&thread.versions)
+            .key(&thread.tails)
+            .key(&thread.lock)
+            .key(&thread.meta)
+            .arg(first)
+            .arg(self.session_ttl.as_secs());
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        match status.as_str() {
+            "switched" => Ok(Ok(())),
+            other => Ok(Err(Refusal::from_status("switch_version", other, 0)?)),
         }
     }
 

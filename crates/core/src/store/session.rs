@@ -148,7 +148,16 @@ impl Store {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
-        type Read = (String, String, Vec<Option<String>>, Vec<(String, String, u64)>, Vec<String>, u8, u8);
+        type Read = (
+            String,
+            String,
+            Vec<Option<String>>,
+            Vec<(String, String, u64)>,
+            Vec<String>,
+            u8,
+            u8,
+            Vec<(String, String)>,
+        );
         // The logs of replies in progress are keys too, declared once known: usually there is
         // none; a reply that began between two reads is declared on the next one.
         let mut streaming: Vec<String> = Vec::new();
@@ -157,6 +166,7 @@ impl Store {
             call.key(&keys.session)
                 .key(&thread.order)
                 .key(&thread.messages)
+                .key(&thread.versions)
                 .arg(window.first)
                 .arg(window.before.unwrap_or_default())
                 .arg(window.limit)
@@ -165,13 +175,20 @@ impl Store {
                 call.key(thread.log_of(reply)).arg(reply);
             }
             let reply: Option<Read> = call.invoke_async(&mut conn).await?;
-            let Some((name, session_start, raw, live, undeclared, more, found)) = reply else { return Ok(None) };
+            let Some((name, session_start, raw, live, undeclared, more, found, versions)) = reply else {
+                return Ok(None);
+            };
             if !undeclared.is_empty() {
                 streaming.extend(undeclared);
                 continue;
             }
             let mut messages =
                 raw.into_iter().flatten().map(|json| decode(&json)).collect::<Result<Vec<ChatMessage>, _>>()?;
+            for (id, list) in versions {
+                if let Some(message) = messages.iter_mut().find(|m| m.id == id) {
+                    message.versions = Some(list.split(' ').map(str::to_string).collect());
+                }
+            }
             for (id, text, next_seq) in live {
                 if let Some(reply) = messages.iter_mut().find(|m| m.id == id) {
                     reply.msg = text;

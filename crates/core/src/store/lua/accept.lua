@@ -1,12 +1,15 @@
 -- Stores a user message and locks its conversation for its reply, counting it against the
 -- session's rate; records the conversation's activity, and titles it with the question's start
 -- if it has no title yet.
--- KEYS: session, order, messages, lock, conns, rate, queued, convs, meta
+-- A question that edits an earlier one takes its place on the path as a new version; the old
+-- question and everything after it are set aside (`tails`), listed as versions of that place.
+-- KEYS: session, order, messages, lock, conns, rate, queued, convs, meta, versions, tails
 -- ARGV: message id, message json, session ttl s, lock ttl s, max history,
 --       messages per window (0: no limit), window ms, reply id, max stored bytes (0: no limit),
---       conversation id, now ms, now (RFC 3339), title from the question
+--       conversation id, now ms, now (RFC 3339), title from the question,
+--       the question it edits ('' for none), most versions of one place
 -- Answers {'stored', 0} | {'unqueued', 0} | {'duplicate', 0} | {'expired', 0} | {'gone', 0}
---       | {'busy', 0} | {'rate_limited', wait ms}
+--       | {'busy', 0} | {'rate_limited', wait ms} | {'unknown', 0} | {'too_many_versions', 0}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'expired', 0} end
 if not conversation_exists(KEYS[8], ARGV[10]) then return {'gone', 0} end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
@@ -37,6 +40,26 @@ if ARGV[10] == 'main' and redis.call('HEXISTS', KEYS[9], 'bytes') == 0 then
     redis.call('HSET', KEYS[9], 'bytes', bytes)
     redis.call('HDEL', KEYS[1], 'bytes')
   end
+end
+if ARGV[14] ~= '' then
+  local at = redis.call('LPOS', KEYS[2], ARGV[14])
+  local edited = at and redis.call('HGET', KEYS[3], ARGV[14])
+  if not edited or not string.find(edited, '"source":"user"', 1, true) then
+    redis.call('DEL', KEYS[4])
+    return {'unknown', 0}
+  end
+  local parent = '^'
+  if at > 0 then parent = redis.call('LINDEX', KEYS[2], at - 1) end
+  local list = words(redis.call('HGET', KEYS[10], parent))
+  if #list == 0 then list = {ARGV[14]} end
+  if #list >= tonumber(ARGV[15]) then
+    redis.call('DEL', KEYS[4])
+    return {'too_many_versions', 0}
+  end
+  list[#list + 1] = ARGV[1]
+  redis.call('HSET', KEYS[10], parent, table.concat(list, ' '))
+  set_aside(KEYS[2], KEYS[11], parent, at + 1)
+  for i = 10, 11 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 end
 put_message(KEYS[9], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[5], ARGV[9])
 redis.call('ZADD', KEYS[8], ARGV[11], ARGV[10])

@@ -54,6 +54,54 @@ local function drop_message(meta, messages, id)
   local size = redis.call('HSTRLEN', messages, id)
   if redis.call('HDEL', messages, id) == 1 then redis.call('HINCRBY', meta, 'bytes', -size) end
 end
+-- The ids of a space-separated list.
+local function words(text)
+  local ids = {}
+  for id in string.gmatch(text or '', '%S+') do ids[#ids + 1] = id end
+  return ids
+end
+-- Whether a space-separated list holds `id`.
+local function listed(text, id)
+  for _, each in ipairs(words(text)) do
+    if each == id then return true end
+  end
+  return false
+end
+-- Sets a version of a conversation's path aside: the path from position `at` (1-based) on leaves
+-- `order` and is kept in `tails` under its first id, with the id it follows (`^` for none).
+-- Answers that first id, or nil when the path has nothing there.
+local function set_aside(order, tails, parent, at)
+  local tail = redis.call('LRANGE', order, at - 1, -1)
+  if #tail == 0 then return nil end
+  redis.call('HSET', tails, tail[1], parent .. '|' .. table.concat(tail, ' '))
+  if at == 1 then redis.call('DEL', order) else redis.call('LTRIM', order, 0, at - 2) end
+  return tail[1]
+end
+-- Renames a stored message (its JSON starts with its id: serde writes `id` first), wherever it
+-- is: on the path, or first of a version set aside; and in its parent's list of versions.
+local function rename(messages, meta, versions, tails, order, parent, old, new)
+  local json = redis.call('HGET', messages, old)
+  local prefix = '{"id":"' .. old .. '"'
+  local renamed = '{"id":"' .. new .. '"' .. string.sub(json, #prefix + 1)
+  redis.call('HSET', messages, new, renamed)
+  redis.call('HDEL', messages, old)
+  redis.call('HINCRBY', meta, 'bytes', #renamed - #json)
+  local list = words(redis.call('HGET', versions, parent))
+  for i, id in ipairs(list) do
+    if id == old then list[i] = new end
+  end
+  if #list > 0 then redis.call('HSET', versions, parent, table.concat(list, ' ')) end
+  local saved = redis.call('HGET', tails, old)
+  if saved then
+    local ids = words(string.sub(saved, string.find(saved, '|', 1, true) + 1))
+    ids[1] = new
+    redis.call('HSET', tails, new, parent .. '|' .. table.concat(ids, ' '))
+    redis.call('HDEL', tails, old)
+  else
+    local at = redis.call('LPOS', order, old)
+    if at then redis.call('LSET', order, at, new) end
+  end
+end
 -- Whether conversation `id` is one of the session's: listed in its set, or `main`, the first,
 -- which always is (deleting it empties it).
 local function conversation_exists(convs, id)

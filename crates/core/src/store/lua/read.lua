@@ -2,22 +2,30 @@
 -- log the caller declared (a script may touch only keys passed in KEYS, which cluster-mode
 -- services enforce). A reply in progress whose log was not declared is named in `undeclared`,
 -- and the caller reads again with it declared.
--- KEYS: session, order, messages, then the logs of the replies named in ARGV[5..]
+-- Each message with other versions at its place comes with their ids (in `versions`).
+-- KEYS: session, order, messages, versions, then the logs of the replies named in ARGV[5..]
 -- ARGV: first index (0 for all, -N for the last N), the id the page ends before ('' for the
 --       newest), most messages (0: no limit), most stored bytes (0: no limit; the newest message
 --       is returned whatever its size), then the reply ids whose logs follow in KEYS
 -- Answers false for an unknown session, else {name, session start, messages json, live,
--- undeclared, 1 if older messages were left out else 0, 0 if the `before` id is unknown else 1}
--- where live is {reply id, text so far, next seq} per reply in progress.
+-- undeclared, 1 if older messages were left out else 0, 0 if the `before` id is unknown else 1,
+-- versions} where live is {reply id, text so far, next seq} per reply in progress and versions
+-- {message id, the ids of its place's versions} per message that has some.
 local s = redis.call('HMGET', KEYS[1], 'name', 'session_start')
 if not s[1] then return false end
-local ids = redis.call('LRANGE', KEYS[2], ARGV[1], -1)
+local all = redis.call('LRANGE', KEYS[2], 0, -1)
+local first = tonumber(ARGV[1])
+if first < 0 then first = math.max(0, #all + first) end
+local ids = {unpack(all, first + 1, #all)}
+-- The id before each message on the path (`^` for the first), for its versions.
+local parent = {}
+for i = 1, #all do parent[all[i]] = all[i - 1] or '^' end
 if ARGV[2] ~= '' then
   local cut
   for i, id in ipairs(ids) do
     if id == ARGV[2] then cut = i; break end
   end
-  if not cut then return {s[1], s[2], {}, {}, {}, 0, 0} end
+  if not cut then return {s[1], s[2], {}, {}, {}, 0, 0, {}} end
   ids = {unpack(ids, 1, cut - 1)}
 end
 local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -36,7 +44,7 @@ end
 local msgs = {}
 if #ids > 0 then msgs = redis.call('HMGET', KEYS[3], unpack(ids)) end
 local logs = {}
-for i = 5, #ARGV do logs[ARGV[i]] = KEYS[i - 1] end
+for i = 5, #ARGV do logs[ARGV[i]] = KEYS[i] end
 local live, undeclared = {}, {}
 for i, json in ipairs(msgs) do
   if is_streaming(json) then
@@ -48,4 +56,9 @@ for i, json in ipairs(msgs) do
     end
   end
 end
-return {s[1], s[2], msgs, live, undeclared, more, 1}
+local versions = {}
+for _, id in ipairs(ids) do
+  local list = redis.call('HGET', KEYS[4], parent[id])
+  if list and listed(list, id) then versions[#versions + 1] = {id, list} end
+end
+return {s[1], s[2], msgs, live, undeclared, more, 1, versions}
