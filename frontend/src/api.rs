@@ -246,6 +246,19 @@ pub async fn search(config: &AppConfig, token: &str, query: &str) -> Result<Sear
     parse(fetch(request).await?)
 }
 
+/// `POST /conversations/{id}/versions`: shows the version starting at `message_id`; answers
+/// the conversation's history.
+pub async fn show_version(
+    config: &AppConfig,
+    token: &str,
+    id: &str,
+    message_id: &str,
+) -> Result<ChatSession, ApiError> {
+    let path = format!("/conversations/{}/versions", js_sys::encode_uri_component(id));
+    let body = serde_json::json!({ "message_id": message_id }).to_string();
+    parse(fetch(session_request(config, "POST", &path, token, Some(body))?).await?)
+}
+
 /// `DELETE /conversations/{id}`.
 pub async fn delete_conversation(config: &AppConfig, token: &str, id: &str) -> Result<(), ApiError> {
     let path = format!("/conversations/{}", js_sys::encode_uri_component(id));

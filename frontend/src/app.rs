@@ -106,6 +106,9 @@ pub struct AppState {
     pub found: RwSignal<Option<chat_wire::SearchResults>>,
     /// A message to scroll to once its conversation is shown (a search hit's).
     focus: StoredValue<Option<String>>,
+    /// An edit or a regeneration is under way: its `done` reloads the history, which lists the
+    /// new versions.
+    versioning: StoredValue<bool>,
     /// Conversations deleted on screen whose deletion can still be undone, with their place.
     deleting: StoredValue<Vec<(usize, chat_wire::Conversation)>>,
     pub link: RwSignal<Link>,
@@ -132,6 +135,7 @@ impl AppState {
             drawer: RwSignal::new(false),
             found: RwSignal::new(None),
             focus: StoredValue::new(None),
+            versioning: StoredValue::new(false),
             deleting: StoredValue::new(Vec::new()),
             link: RwSignal::new(Link::Connecting),
             toasts: RwSignal::new(Vec::new()),
@@ -553,8 +557,12 @@ impl AppState {
                 self.announcement.set(text);
             }
         }
+        let done = matches!(frame, ServerFrame::Done { .. });
         let notice = self.chat.try_update(|chat| chat.apply(frame, &now_rfc3339())).flatten();
-        if self.chat.with_untracked(|c| c.stale) {
+        if done && self.versioning.get_value() {
+            self.versioning.set_value(false);
+            self.refresh_history();
+        } else if self.chat.with_untracked(|c| c.stale) {
             self.refresh_history();
         }
         for question in self.chat.try_update(|c| c.needs_resume()).unwrap_or_default() {
@@ -674,7 +682,12 @@ impl AppState {
     /// Sends a question.
     pub fn send(self, text: String) {
         let id = new_message_id();
-        let frame = ClientFrame::SendMessage { id: id.clone(), content: text.clone(), conversation: self.open_id() };
+        let frame = ClientFrame::SendMessage {
+            id: id.clone(),
+            content: text.clone(),
+            conversation: self.open_id(),
+            edits: None,
+        };
         if !self.send_frame(&frame) {
             self.toast("Not connected: your message was not sent.", true);
             return;
@@ -685,7 +698,7 @@ impl AppState {
     /// Sends questions again under their own ids.
     fn resend(self, questions: Vec<(String, String)>) {
         for (id, content) in questions {
-            self.send_frame(&ClientFrame::SendMessage { id, content, conversation: self.open_id() });
+            self.send_frame(&ClientFrame::SendMessage { id, content, conversation: self.open_id(), edits: None });
         }
     }
 
@@ -718,6 +731,45 @@ impl AppState {
         Some(self.open.get_untracked())
     }
 
+    /// Shows another version of a place in the open conversation.
+    pub fn show_version(self, first: String) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        let open = self.open.get_untracked();
+        spawn_local(async move {
+            match api::show_version(&config, &session.token, &open, &first).await {
+                Ok(stored) if self.open.get_untracked() == open => self.chat.update(|c| c.load(stored.messages)),
+                Ok(_) => {}
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
+    /// Edits a question: the person rewrites it, and it is sent as a new version of its place
+    /// (the server keeps the old question and what followed it as the other version).
+    pub fn edit(self, question: String) {
+        let current =
+            self.chat.with_untracked(|c| c.messages.iter().find(|m| m.id == question).map(|m| m.text.clone()));
+        let Some(current) = current else { return };
+        let Some(window) = web_sys::window() else { return };
+        let Ok(Some(text)) = window.prompt_with_message_and_default("Edit your question", &current) else { return };
+        if text.trim().is_empty() || text == current {
+            return;
+        }
+        let id = new_message_id();
+        let frame = ClientFrame::SendMessage {
+            id: id.clone(),
+            content: text.clone(),
+            conversation: self.open_id(),
+            edits: Some(question.clone()),
+        };
+        if !self.send_frame(&frame) {
+            self.toast("Not connected: your edit was not sent.", true);
+            return;
+        }
+        self.versioning.set_value(true);
+        self.chat.update(|c| c.edit(&question, id, text, now_rfc3339()));
+    }
+
     /// Asks for a new reply to the last question, replacing the old one.
     pub fn regenerate(self) {
         let Some(question) = self.chat.with_untracked(|c| c.regenerable()) else { return };
@@ -725,6 +777,7 @@ impl AppState {
             self.toast("Not connected: could not regenerate the reply.", true);
             return;
         }
+        self.versioning.set_value(true);
         self.chat.update(|c| c.regenerate(&question));
     }
 
@@ -839,6 +892,8 @@ pub fn App() -> impl IntoView {
                         awaiting=awaiting
                         regenerable=regenerable
                         on_regenerate=Callback::new(move |_: ()| state.regenerate())
+                        on_version=Callback::new(move |id: String| state.show_version(id))
+                        on_edit=Callback::new(move |id: String| state.edit(id))
                     />
                     <MessageInput
                         connected=connected

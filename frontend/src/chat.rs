@@ -37,6 +37,8 @@ pub struct UiMessage {
     pub resuming: bool,
     /// For finished replies: the tokens they took (and their price), when the provider counted.
     pub usage: Option<Usage>,
+    /// When its place has other versions: every version's first id, oldest first.
+    pub versions: Option<Vec<String>>,
 }
 
 impl UiMessage {
@@ -54,6 +56,7 @@ impl UiMessage {
             model: message.model,
             resuming: false,
             usage: message.usage,
+            versions: message.versions,
         }
     }
 }
@@ -107,7 +110,17 @@ impl Conversation {
             model: None,
             resuming: false,
             usage: None,
+            versions: None,
         });
+    }
+
+    /// Shows a question that edits `edited`: it takes that question's place, and what followed
+    /// goes (the server keeps it as the other version).
+    pub fn edit(&mut self, edited: &str, id: String, text: String, timestamp: String) {
+        if let Some(at) = self.messages.iter().position(|m| m.id == edited) {
+            self.messages.truncate(at);
+        }
+        self.add_question(id, text, timestamp);
     }
 
     /// Questions sent and not yet acknowledged, with their text: after `unavailable` or a
@@ -298,6 +311,7 @@ impl Conversation {
                 model: None,
                 resuming: false,
                 usage: None,
+                versions: None,
             },
         );
         &mut self.messages[after]
@@ -322,6 +336,18 @@ mod tests {
             usage,
             conversation: None,
         }
+    }
+
+    #[test]
+    fn an_edit_takes_the_edited_questions_place_and_drops_what_followed() {
+        let mut chat = Conversation::default();
+        chat.add_question("m1".into(), "one".into(), "t".into());
+        chat.add_question("m2".into(), "two".into(), "t".into());
+        chat.add_question("m3".into(), "three".into(), "t".into());
+        chat.edit("m2", "m2b".into(), "TWO".into(), "t".into());
+        let shown: Vec<(&str, &str)> = chat.messages.iter().map(|m| (m.id.as_str(), m.text.as_str())).collect();
+        assert_eq!(shown, [("m1", "one"), ("m2b", "TWO")]);
+        assert_eq!(chat.messages[1].delivery, Delivery::Sending);
     }
 
     #[test]

@@ -714,6 +714,30 @@ async fn a_person_keeps_several_conversations() {
     client.find(Locator::Css("[data-testid=clear-search]")).await.unwrap().click().await.unwrap();
     wait_for(&client, "the list back", "!document.querySelector('[data-testid=search-hit]') && document.querySelectorAll('[data-testid=conversation]').length === 2", 5).await;
 
+    // Edit the question: a new version with its own reply; the old one is a click away.
+    client.execute("window.prompt = () => 'Tell me about the moon';", vec![]).await.unwrap();
+    client.execute("document.querySelector('article.bubble.user [data-testid=edit]').click();", vec![]).await.unwrap();
+    wait_for(&client, "the edited question's reply", &done("You said: Tell me about the moon"), 10).await;
+    let count = "document.querySelector('article.bubble.user [data-testid=version-count]')?.innerText";
+    wait_for(&client, "the versions", &format!("{count} === '2 / 2'"), 10).await;
+    let thread = client.execute("return document.querySelector('.messages').innerText;", vec![]).await.unwrap();
+    assert!(!thread.as_str().unwrap().contains("about tides"), "the old branch is not on screen");
+    screenshot(&client, "conversations-versions-1440x900.png").await;
+    client
+        .execute("document.querySelector('article.bubble.user [data-testid=version-previous]').click();", vec![])
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "the first version",
+        &format!("{count} === '1 / 2' && {}", done("You said: Tell me about tides")),
+        10,
+    )
+    .await;
+    let stored = chat_testkit::api::history(&http, &base, &token).await.unwrap();
+    assert_eq!(stored.messages[0].msg, "Tell me about tides", "the server shows the version the page shows");
+    assert_eq!(stored.messages[0].versions.as_ref().map(Vec::len), Some(2));
+
     // Delete, undone: nothing happens on the server. Deleted again: gone from it too.
     let delete_main = "[data-testid=conversation][data-id=main] [data-testid=delete]";
     client.find(Locator::Css(delete_main)).await.unwrap().click().await.unwrap();

@@ -18,6 +18,10 @@ pub fn MessageList(
     regenerable: Signal<Option<String>>,
     /// Asks for a new reply to that question.
     on_regenerate: Callback<()>,
+    /// Shows another version of a place (its first message's id).
+    on_version: Callback<String>,
+    /// Edits a question of the person (its id).
+    on_edit: Callback<String>,
 ) -> impl IntoView {
     let list = NodeRef::<leptos::html::Div>::new();
     let pinned = StoredValue::new(true);
@@ -113,10 +117,10 @@ pub fn MessageList(
                     });
                     shown
                 }
-                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery, m.usage)
+                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery, m.usage, m.versions.clone())
                 let:message
             >
-                <MessageBubble message=message />
+                <MessageBubble message=message awaiting=awaiting on_version=on_version on_edit=on_edit />
             </For>
             {move || {
                 let total = messages.with(|m| m.iter().filter_map(|m| m.usage).reduce(|a, b| a + b));
@@ -176,6 +180,22 @@ fn usage_text(usage: &Usage) -> String {
     }
 }
 
+/// "‹ 2 / 3 ›": the versions of a message's place, to switch between.
+fn versions(message: &UiMessage, on_version: Callback<String>) -> Option<impl IntoView> {
+    let ids = message.versions.clone().filter(|ids| ids.len() > 1)?;
+    let index = ids.iter().position(|id| *id == message.id)?;
+    let previous = index.checked_sub(1).map(|i| ids[i].clone());
+    let next = ids.get(index + 1).cloned();
+    let count = ids.len();
+    Some(view! {
+        <span class="versions" role="group" aria-label="Versions">
+            <button type="button" class="icon" data-testid="version-previous" aria-label="Previous version" disabled=previous.is_none() on:click=move |_| if let Some(id) = previous.clone() { on_version.run(id) }>"‹"</button>
+            <span data-testid="version-count">{format!("{} / {count}", index + 1)}</span>
+            <button type="button" class="icon" data-testid="version-next" aria-label="Next version" disabled=next.is_none() on:click=move |_| if let Some(id) = next.clone() { on_version.run(id) }>"›"</button>
+        </span>
+    })
+}
+
 fn clock(timestamp: &str) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(timestamp));
     if date.get_time().is_nan() {
@@ -186,7 +206,12 @@ fn clock(timestamp: &str) -> String {
 
 /// One message: the person's text as typed, the assistant's as sanitized markdown.
 #[component]
-fn MessageBubble(message: UiMessage) -> impl IntoView {
+fn MessageBubble(
+    message: UiMessage,
+    awaiting: Signal<bool>,
+    on_version: Callback<String>,
+    on_edit: Callback<String>,
+) -> impl IntoView {
     let is_user = message.source == Source::User;
     let streaming = message.status == ReplyStatus::Streaming;
     let note = match message.status {
@@ -219,6 +244,13 @@ fn MessageBubble(message: UiMessage) -> impl IntoView {
                 {message.usage.map(|u| view! { <span class="usage" title="Prompt + completion tokens, and their price">{usage_text(&u)}</span> })}
                 <time>{time}</time>
                 {note.map(|n| view! { <span class="note">{n}</span> })}
+                {versions(&message, on_version)}
+                {is_user.then(|| {
+                    let id = message.id.clone();
+                    view! {
+                        <button type="button" class="icon edit" data-testid="edit" title="Edit this question: a new version, the old one kept" aria-label="Edit this question" disabled=move || awaiting.get() on:click=move |_| on_edit.run(id.clone())>"✎"</button>
+                    }
+                })}
             </footer>
         </article>
     }
