@@ -11,13 +11,23 @@ pub struct ExportedConversation {
     pub name: String,
     /// When the session began (RFC 3339, UTC).
     pub session_start: String,
-    /// Every message, oldest first.
+    /// Every message of the path shown, oldest first (each lists its place's `versions`).
     pub messages: Vec<ChatMessage>,
+    /// The messages of the other versions (edited questions, regenerated replies and what
+    /// followed them), oldest first; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_versions: Vec<ChatMessage>,
 }
 
-impl From<ChatSession> for ExportedConversation {
-    fn from(session: ChatSession) -> Self {
-        ExportedConversation { name: session.name, session_start: session.session_start, messages: session.messages }
+impl ExportedConversation {
+    /// The conversation as shown, with the messages of its other versions.
+    pub fn new(session: ChatSession, other_versions: Vec<ChatMessage>) -> Self {
+        ExportedConversation {
+            name: session.name,
+            session_start: session.session_start,
+            messages: session.messages,
+            other_versions,
+        }
     }
 }
 

@@ -300,8 +300,11 @@ pub async fn chat_export(state: &AppState, request: &Request) -> Result<Response
     let file_name = format.file_name(&session);
     let body = match format {
         ExportFormat::Markdown => export::markdown(&session),
-        ExportFormat::Json => serde_json::to_string_pretty(&export::ExportedConversation::from(session))
-            .expect("API types always serialize"),
+        ExportFormat::Json => {
+            let others = state.store.other_versions(&token, &conversation, &session.messages).await?;
+            serde_json::to_string_pretty(&export::ExportedConversation::new(session, others))
+                .expect("API types always serialize")
+        }
     };
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();

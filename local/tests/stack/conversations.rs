@@ -508,6 +508,17 @@ async fn an_edit_branches_and_a_regeneration_keeps_both_replies(kind: StoreKind)
         texts(&app.session(token).await)[2..],
         ["third", "You said: third", "still fine?", "You said: still fine?"]
     );
+
+    // The JSON export holds the path shown and every other version's messages.
+    let query = [("conversation", "main"), ("format", "json")];
+    let (status, exported) = app.call(Method::GET, "/chat_export", token, &query, None).await;
+    assert_eq!(status, 200);
+    let shown: Vec<chat_wire::ChatMessage> = serde_json::from_value(exported["messages"].clone()).unwrap();
+    assert_eq!(shown, app.session(token).await.messages);
+    let others: Vec<chat_wire::ChatMessage> = serde_json::from_value(exported["other_versions"].clone()).unwrap();
+    let mut ids: Vec<&str> = others.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["q2", "q2.reply", "q2b", "q2b.reply", "q2b.reply~1", "q2b.reply~2", "q3", "q3.reply"]);
 }
 
 on_each_store!(an_edit_branches_and_a_regeneration_keeps_both_replies);

@@ -227,6 +227,25 @@ impl Store {
         Ok(Some(reply))
     }
 
+    /// The messages a conversation keeps besides `shown` (the path shown): its other versions,
+    /// oldest first.
+    pub async fn other_versions(
+        &self,
+        token: &Token,
+        conversation: &ConversationId,
+        shown: &[ChatMessage],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut conn = self.connection().await?;
+        let stored: Vec<String> = conn.hvals(SessionKeys::new(token).conversation(conversation).messages).await?;
+        let mut others = stored
+            .iter()
+            .map(|json| decode(json))
+            .filter(|m| m.as_ref().map_or(true, |m| !shown.iter().any(|s| s.id == m.id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        others.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        Ok(others)
+    }
+
     /// Whether the conversation already holds a message with this id.
     pub async fn has_message(
         &self,
