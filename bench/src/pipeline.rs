@@ -16,7 +16,7 @@ use crate::load::concurrency_level;
 use crate::measure::{ms, percentile, round1, round3, stub_first_token, stub_rate};
 use crate::report::{p50_p99, stats, Figure, Report};
 use crate::stack::Stack;
-use crate::steps::{history_latency, management_post_floor, store_steps};
+use crate::steps::{conversation_reads, history_latency, management_post_floor, store_steps};
 
 pub async fn run() -> Result<(), Error> {
     let mut report = Report::new("Pipeline, Lambda and web app figures (this machine, one run)");
@@ -28,8 +28,8 @@ pub async fn run() -> Result<(), Error> {
         stack.redis.pid()
     );
 
-    let parts =
-        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "floors,first-token,delivery,cost,concurrency,history".into());
+    let parts = std::env::var("BENCH_PARTS")
+        .unwrap_or_else(|_| "floors,first-token,delivery,cost,concurrency,history,conversations".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     if part("floors") {
         floors(&stack, &mut report).await?;
@@ -48,6 +48,9 @@ pub async fn run() -> Result<(), Error> {
     }
     if part("history") {
         history(&stack, &mut report).await?;
+    }
+    if part("conversations") {
+        conversations(&stack, &mut report).await?;
     }
     other_benches(&mut report);
 
@@ -237,6 +240,34 @@ async fn history(stack: &Stack, report: &mut Report) -> Result<(), Error> {
             p50_p99(&samples),
             format!("{} KB, {:.1} µs per message (p50)", bytes / 1024, 1000.0 * percentile(&samples, 50.0) / n as f64),
             Figure::Entry("history", json!({"messages": n, "latency_ms": stats(&samples), "bytes": bytes})),
+        );
+    }
+    Ok(())
+}
+
+/// A session of 100 conversations of 100 messages beside one of a single conversation of 100:
+/// the list, one conversation's history and a search over all.
+async fn conversations(stack: &Stack, report: &mut Report) -> Result<(), Error> {
+    for (conversations, messages) in [(1usize, 100usize), (100, 100)] {
+        let reads = conversation_reads(stack, conversations, messages).await?;
+        let shape = format!("{conversations} x {messages} messages");
+        report.add(
+            format!("GET /conversations, {shape}"),
+            p50_p99(&reads.list),
+            format!("{} KB", reads.list_bytes / 1024),
+            Figure::Entry("conversations", json!({"conversations": conversations, "messages": messages, "list_ms": stats(&reads.list), "list_bytes": reads.list_bytes, "history_ms": stats(&reads.history), "history_bytes": reads.history_bytes, "search_ms": stats(&reads.search)})),
+        );
+        report.add(
+            format!("GET /chat_history of one, {shape}"),
+            p50_p99(&reads.history),
+            format!("{} KB", reads.history_bytes / 1024),
+            Figure::None,
+        );
+        report.add(
+            format!("GET /search over all, {shape}"),
+            p50_p99(&reads.search),
+            "a word one message holds: every message scanned",
+            Figure::None,
         );
     }
     Ok(())

@@ -54,6 +54,7 @@ fn stack_env(redis_url: &str, stub: &StubModel, settings: Settings, extra: &[(&s
         Settings::ReadmeDefaults => vars,
         Settings::Lifted => vars.with(&[
             ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0"),
+            ("SEARCHES_PER_SESSION_PER_WINDOW", "0"),
             ("FRAMES_PER_CONNECTION_PER_WINDOW", "0"),
             ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
             ("WORKER_CONCURRENCY", "2048"),

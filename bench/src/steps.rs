@@ -145,6 +145,80 @@ pub async fn history_latency(stack: &Stack, n: usize) -> Result<(Vec<f64>, usize
     Ok((samples, bytes))
 }
 
+/// What one session of `conversations` conversations of `messages` messages each costs to read:
+/// 200 `GET /conversations`, 200 `GET /chat_history` of one of them and 50 `GET /search` over
+/// all (for a word one message holds: every message is scanned), each one's latencies; and the
+/// sizes read.
+pub struct ConversationReads {
+    pub list: Vec<f64>,
+    pub history: Vec<f64>,
+    pub search: Vec<f64>,
+    pub list_bytes: usize,
+    pub history_bytes: usize,
+}
+
+/// Writes the conversations directly (past the message rate), then reads them as the web app does.
+pub async fn conversation_reads(
+    stack: &Stack,
+    conversations: usize,
+    messages: usize,
+) -> Result<ConversationReads, Error> {
+    let store = store(stack, |config| {
+        config.max_history_messages = messages.max(1000);
+        config.max_conversations_per_session = conversations + 1;
+        config.rate_limits.messages_per_session = 0;
+    })?;
+    let session = stack.session(&format!("conversations-{conversations}x{messages}")).await?;
+    let token = Token::parse(&session.token)?;
+    for c in 0..conversations {
+        let conversation = ConversationId::parse(&format!("c{c}"))?;
+        store.create_conversation(&token, &conversation).await?.map_err(|refusal| format!("{refusal:?}"))?;
+        for i in 0..messages / 2 {
+            let id = MessageId::parse(&format!("q{i}"))?;
+            let rare = if c + 1 == conversations && i == 0 { " zephyr" } else { "" };
+            let text = format!("Question {i} of conversation {c}: how does this part work?{rare}");
+            let question = question(id.as_str(), &text);
+            if store.accept_user_message(&token, &conversation, &question).await?.is_err() {
+                return Err("could not store a conversation's message".into());
+            }
+            let answer = format!(
+                "Answer **{i}**: it works like this.
+
+- first point
+- second point with `code`"
+            );
+            let reply = reply_to(&question, &answer, ReplyStatus::Done);
+            store
+                .store_reply(&token, &conversation, &reply, &id, 0)
+                .await?
+                .map_err(|refusal| format!("not stored: {refusal:?}"))?;
+        }
+    }
+    let read = |path: &'static str, query: Vec<(&'static str, String)>| {
+        let request = stack.http.get(format!("{}{path}", stack.base)).query(&[("token", &session.token)]).query(&query);
+        async move {
+            let started = Instant::now();
+            let body = request.send().await?.error_for_status()?.bytes().await?;
+            Ok::<_, Error>((ms(started.elapsed()), body.len()))
+        }
+    };
+    let (mut list, mut history, mut search) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut list_bytes, mut history_bytes) = (0, 0);
+    for _ in 0..200 {
+        let (took, bytes) = read("/conversations", vec![]).await?;
+        list.push(took);
+        list_bytes = bytes;
+        let one = format!("c{}", conversations / 2);
+        let (took, bytes) = read("/chat_history", vec![("conversation", one)]).await?;
+        history.push(took);
+        history_bytes = bytes;
+    }
+    for _ in 0..50 {
+        search.push(read("/search", vec![("q", "zephyr".to_string())]).await?.0);
+    }
+    Ok(ConversationReads { list, history, search, list_bytes, history_bytes })
+}
+
 /// One frame posted to one of the session's connections (as the store lists them) through the
 /// worker's own Management API client, as the worker does it for every delta.
 pub async fn management_post_floor(stack: &Stack, token: &str) -> Result<Vec<f64>, Error> {
