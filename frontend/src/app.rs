@@ -109,8 +109,9 @@ pub struct AppState {
     /// An edit or a regeneration is under way: its `done` reloads the history, which lists the
     /// new versions.
     versioning: StoredValue<bool>,
-    /// Conversations deleted on screen whose deletion can still be undone, with their place.
-    deleting: StoredValue<Vec<(usize, chat_wire::Conversation)>>,
+    /// Conversations deleted on screen whose deletion can still be undone, with their place and
+    /// the deletion's own number (its toast's id): a deletion undone and made again is another.
+    deleting: StoredValue<Vec<(usize, chat_wire::Conversation, u64)>>,
     pub link: RwSignal<Link>,
     pub toasts: RwSignal<Vec<Toast>>,
     pub announcement: RwSignal<String>,
@@ -165,7 +166,8 @@ impl AppState {
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
         spawn_local(async move {
             if let Ok(list) = api::conversations(&config, &session.token).await {
-                let pending: Vec<String> = self.deleting.with_value(|d| d.iter().map(|(_, c)| c.id.clone()).collect());
+                let pending: Vec<String> =
+                    self.deleting.with_value(|d| d.iter().map(|(_, c, _)| c.id.clone()).collect());
                 self.conversations.set(list.conversations.into_iter().filter(|c| !pending.contains(&c.id)).collect());
             }
         });
@@ -173,7 +175,7 @@ impl AppState {
 
     /// Adds or updates a conversation in the list, which stays newest activity first.
     fn upsert_conversation(self, conversation: chat_wire::Conversation) {
-        if self.deleting.with_value(|d| d.iter().any(|(_, c)| c.id == conversation.id)) {
+        if self.deleting.with_value(|d| d.iter().any(|(_, c, _)| c.id == conversation.id)) {
             return;
         }
         self.conversations.update(|list| {
@@ -281,7 +283,8 @@ impl AppState {
         };
         let title =
             if conversation.title.is_empty() { "New conversation".to_string() } else { conversation.title.clone() };
-        self.deleting.update_value(|d| d.push((place, conversation)));
+        let deletion = self.next_toast.get_value();
+        self.deleting.update_value(|d| d.push((place, conversation, deletion)));
         self.conversations.update(|list| list.retain(|c| c.id != id));
         if self.open.get_untracked() == id {
             self.open_next();
@@ -289,14 +292,14 @@ impl AppState {
         self.show_toast(format!("Deleted “{title}”"), false, Some(id.clone()));
         set_timeout(
             move || {
-                let pending = self.deleting.with_value(|d| d.iter().any(|(_, c)| c.id == id));
+                let pending = self.deleting.with_value(|d| d.iter().any(|(_, c, n)| c.id == id && *n == deletion));
                 if !pending {
                     return;
                 }
                 let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
                 spawn_local(async move {
                     let deleted = api::delete_conversation(&config, &session.token, &id).await;
-                    self.deleting.update_value(|d| d.retain(|(_, c)| c.id != id));
+                    self.deleting.update_value(|d| d.retain(|(_, c, n)| !(c.id == id && *n == deletion)));
                     match deleted {
                         Ok(()) | Err(api::ApiError::Refused { status: 404, .. }) => {}
                         Err(error) => {
@@ -314,11 +317,11 @@ impl AppState {
     pub fn undo_delete(self, id: &str) {
         let mut restored = None;
         self.deleting.update_value(|d| {
-            if let Some(i) = d.iter().position(|(_, c)| c.id == id) {
+            if let Some(i) = d.iter().position(|(_, c, _)| c.id == id) {
                 restored = Some(d.remove(i));
             }
         });
-        if let Some((place, conversation)) = restored {
+        if let Some((place, conversation, _)) = restored {
             self.conversations.update(|list| list.insert(place.min(list.len()), conversation));
         }
     }
@@ -326,7 +329,14 @@ impl AppState {
     /// Opens the most recently active conversation left (the session's first when none is).
     fn open_next(self) {
         let next = self.conversations.with_untracked(|list| list.first().map(|c| c.id.clone()));
-        self.open_conversation(next.unwrap_or_else(|| chat_wire::ConversationId::MAIN.to_string()));
+        let next = next.unwrap_or_else(|| chat_wire::ConversationId::MAIN.to_string());
+        if self.open.get_untracked() == next {
+            // The one deleted was `main`, the only one, which the server emptied: show it so.
+            self.chat.set(Conversation::default());
+            self.refresh_history();
+        } else {
+            self.open_conversation(next);
+        }
         self.load_conversations();
     }
 
@@ -538,12 +548,17 @@ impl AppState {
             _ => {}
         }
         // A reply in another conversation streams on without this screen; opening it resumes it.
+        // (An error about the session itself, whatever frame it answers, is this screen's too.)
         let elsewhere = match &frame {
             ServerFrame::Ack { conversation, .. }
             | ServerFrame::Delta { conversation, .. }
             | ServerFrame::Snapshot { conversation, .. }
             | ServerFrame::Done { conversation, .. } => {
                 conversation.as_ref().is_some_and(|c| *c != self.open.get_untracked())
+            }
+            ServerFrame::Error { conversation, code, .. } => {
+                !matches!(code, ErrorCode::Reconnect | ErrorCode::SessionExpired | ErrorCode::RateLimited)
+                    && conversation.as_ref().is_some_and(|c| *c != self.open.get_untracked())
             }
             _ => false,
         };
@@ -698,7 +713,8 @@ impl AppState {
     /// Sends questions again under their own ids.
     fn resend(self, questions: Vec<(String, String)>) {
         for (id, content) in questions {
-            self.send_frame(&ClientFrame::SendMessage { id, content, conversation: self.open_id(), edits: None });
+            let edits = self.chat.with_untracked(|c| c.edits_of(&id));
+            self.send_frame(&ClientFrame::SendMessage { id, content, conversation: self.open_id(), edits });
         }
     }
 

@@ -39,6 +39,8 @@ pub struct UiMessage {
     pub usage: Option<Usage>,
     /// When its place has other versions: every version's first id, oldest first.
     pub versions: Option<Vec<String>>,
+    /// For a question not yet acknowledged: the question it edits (a resend edits it too).
+    pub edits: Option<String>,
 }
 
 impl UiMessage {
@@ -57,6 +59,7 @@ impl UiMessage {
             resuming: false,
             usage: message.usage,
             versions: message.versions,
+            edits: None,
         }
     }
 }
@@ -111,6 +114,7 @@ impl Conversation {
             resuming: false,
             usage: None,
             versions: None,
+            edits: None,
         });
     }
 
@@ -121,6 +125,14 @@ impl Conversation {
             self.messages.truncate(at);
         }
         self.add_question(id, text, timestamp);
+        if let Some(question) = self.messages.last_mut() {
+            question.edits = Some(edited.to_string());
+        }
+    }
+
+    /// The question an unacknowledged question edits, if it is an edit.
+    pub fn edits_of(&self, id: &str) -> Option<String> {
+        self.messages.iter().find(|m| m.id == id).and_then(|m| m.edits.clone())
     }
 
     /// Questions sent and not yet acknowledged, with their text: after `unavailable` or a
@@ -261,13 +273,18 @@ impl Conversation {
                             | ErrorCode::Unavailable
                             | ErrorCode::NotLastQuestion
                             | ErrorCode::UnknownMessage
+                            | ErrorCode::UnknownConversation
+                            | ErrorCode::TooManyVersions
                     );
                     if refused_before_storing {
                         let before = self.messages.len();
+                        let an_edit = self.edits_of(id).is_some();
                         self.messages.retain(|m| !(m.id == *id && m.delivery == Delivery::Sending));
                         // Nothing withdrawn: a refused `regenerate` of a stored question. The
                         // page took its reply away when asking; the stored history has it back.
-                        self.stale |= self.messages.len() == before;
+                        // A refused edit took the thread after the edited question away: the
+                        // same.
+                        self.stale |= self.messages.len() == before || an_edit;
                     } else {
                         self.failed.push(id.clone());
                     }
@@ -312,6 +329,7 @@ impl Conversation {
                 resuming: false,
                 usage: None,
                 versions: None,
+                edits: None,
             },
         );
         &mut self.messages[after]
@@ -348,6 +366,18 @@ mod tests {
         let shown: Vec<(&str, &str)> = chat.messages.iter().map(|m| (m.id.as_str(), m.text.as_str())).collect();
         assert_eq!(shown, [("m1", "one"), ("m2b", "TWO")]);
         assert_eq!(chat.messages[1].delivery, Delivery::Sending);
+        assert_eq!(chat.edits_of("m2b").as_deref(), Some("m2"), "a resend edits too");
+        // Refused (too many versions): withdrawn, and the history brings the old thread back.
+        let refused = ServerFrame::Error {
+            reply_to: Some("m2b".into()),
+            code: ErrorCode::TooManyVersions,
+            message: "no".into(),
+            retry_after: None,
+            conversation: None,
+        };
+        chat.apply(refused, "t");
+        assert_eq!(chat.messages.len(), 1);
+        assert!(chat.stale && chat.failed.is_empty());
     }
 
     #[test]

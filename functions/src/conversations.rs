@@ -162,8 +162,10 @@ pub struct ShowVersion {
     ),
     request_body(content = ShowVersion, content_type = "application/json"),
     responses(
-        (status = 200, description = "The conversation's history, that version shown", body = chat_wire::ChatSession),
-        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or an id that names no version on the path shown of a conversation of the session (`unknown_message`)", body = ErrorBody),
+        (status = 200, description = "The conversation's history, that version shown, paged as `GET /chat_history` pages it", body = chat_wire::ChatSession),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), an unreadable body (`invalid_parameter`), or an id that names no version on the path shown of a conversation of the session (`unknown_message`)", body = ErrorBody),
+        (status = 429, description = "Too many reads of this session (`rate_limited`, counted with `GET /chat_history`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 404, description = "A malformed conversation id (`unknown_conversation`)", body = ErrorBody),
         (status = 409, description = "A reply is being written in the conversation (`reply_in_progress`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
@@ -178,14 +180,16 @@ pub async fn switch_version(state: &AppState, request: &Request, id: &str) -> Re
     if !(1..=80).contains(&shown.message_id.len()) {
         return Err(ApiError::UnknownMessage);
     }
+    // Counted with the history reads, which it answers as (and which answers an unknown session).
+    count_read(state, &token).await?;
     // A conversation the session does not hold holds no version either: `unknown_message`.
-    state.store.conversations(&token).await?.ok_or(ApiError::SessionExpired)?;
     state.store.switch_version(&token, &id, &shown.message_id).await?.map_err(|refusal| match refusal {
         Refusal::ReplyInProgress => ApiError::ReplyInProgress,
         Refusal::UnknownMessage => ApiError::UnknownMessage,
         other => refused(state, other),
     })?;
-    let session = state.store.history(&token, &id).await?.ok_or(ApiError::SessionExpired)?;
+    let page = state.store.history_page(&token, &id, None, None, state.config.history_page_bytes).await?;
+    let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
     Ok(no_store(json(StatusCode::OK, &session)))
 }
 

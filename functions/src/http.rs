@@ -234,14 +234,11 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
             _ => return Err(ApiError::InvalidParameter(format!("`limit` is a whole number from 1 to {max}"))),
         },
     };
-    // A page may begin with a reply: its id (`<question>.reply`) is a cursor too.
+    // A page may begin with a reply: its id (`<question>.reply`, or `<question>.reply~N` for an
+    // older version of it) is a cursor too.
     let before = match params.first("before") {
         None => None,
-        Some(raw) => {
-            let question = raw.strip_suffix(".reply").unwrap_or(raw);
-            let id = MessageId::parse(question).map_err(|_| ApiError::UnknownMessage)?;
-            Some(if question.len() < raw.len() { id.reply_id().to_string() } else { id.to_string() })
-        }
+        Some(raw) => Some(cursor(raw).ok_or(ApiError::UnknownMessage)?),
     };
     count_read(state, &token).await?;
     let conversation = existing_conversation(state, request, &token).await?;
@@ -249,6 +246,24 @@ pub async fn chat_history(state: &AppState, request: &Request) -> Result<Respons
     let page = state.store.history_page(&token, &conversation, before.as_deref(), limit, page_bytes).await?;
     let session = page.ok_or(ApiError::SessionExpired)?.map_err(|_| ApiError::UnknownMessage)?;
     Ok(no_store(json(StatusCode::OK, &session)))
+}
+
+/// A history cursor: a question's id, its reply's (`<id>.reply`), or an older version of that
+/// reply's (`<id>.reply~N`); `None` for anything else.
+fn cursor(raw: &str) -> Option<String> {
+    let (id, version) = match raw.rsplit_once('~') {
+        Some((id, n)) if !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) => (id, Some(n)),
+        Some(_) => return None,
+        None => (raw, None),
+    };
+    let question = id.strip_suffix(".reply");
+    let parsed = MessageId::parse(question.unwrap_or(id)).ok()?;
+    match (question, version) {
+        (None, None) => Some(parsed.to_string()),
+        (Some(_), None) => Some(parsed.reply_id().to_string()),
+        (Some(_), Some(n)) => Some(format!("{}~{n}", parsed.reply_id())),
+        (None, Some(_)) => None,
+    }
 }
 
 /// The conversation a read names, checked to be the session's (a deleted one is not).
@@ -467,6 +482,16 @@ mod tests {
         assert_eq!(route_path(&request(Method::GET, "/", "$default")), "/");
         // Behind a custom domain's API mapping, API Gateway's matched route says what was asked.
         assert_eq!(route_path(&routed(Method::POST, "/v1/token", "prod", "POST /token")), "/token");
+    }
+
+    #[test]
+    fn a_cursor_is_a_question_or_a_version_of_its_reply() {
+        assert_eq!(cursor("m1").as_deref(), Some("m1"));
+        assert_eq!(cursor("m1.reply").as_deref(), Some("m1.reply"));
+        assert_eq!(cursor("m1.reply~2").as_deref(), Some("m1.reply~2"));
+        for bad in ["m1~2", "m1.reply~", "m1.reply~x", "has space", "m1.reply~12345"] {
+            assert_eq!(cursor(bad), None, "{bad}");
+        }
     }
 
     #[test]

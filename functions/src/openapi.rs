@@ -143,9 +143,9 @@ fn typed_document(config: &Config) -> Document {
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
         if parameter.name == "before" {
-            // A question's id, or its reply's (`<id>.reply`).
+            // A question's id, its reply's (`<id>.reply`), or an older version's (`<id>.reply~N`).
             let mut schema = ObjectBuilder::new().schema_type(Type::String).build();
-            constrain(&mut schema, r"^[A-Za-z0-9._-]{1,64}(\.reply)?$", None);
+            constrain(&mut schema, r"^[A-Za-z0-9._-]{1,64}(\.reply(~[0-9]{1,4})?)?$", None);
             parameter.schema = Some(RefOr::T(Schema::Object(schema)));
         }
     }

@@ -351,7 +351,7 @@ async fn a_question_in_one_conversation_keeps_the_others_alive() {
 
 #[tokio::test]
 async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
-    let app = spawn_app_with(&[("SEARCHES_PER_SESSION_PER_WINDOW", "6")], Options::default(), Pacing::default()).await;
+    let app = spawn_app_with(&[("SEARCHES_PER_SESSION_PER_WINDOW", "7")], Options::default(), Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let mut ws = app.connect(token).await;
@@ -400,12 +400,18 @@ async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
     // Bad queries are answered clearly, and searches are counted.
     let (status, body) = search(&app, token, "   ").await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")));
+    // Letters beyond ASCII are compared without case too.
+    ws.ask("q2", "Viel ÄRGER heute?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let (_, body) = search(&app, token, "ärger").await;
+    let ids: Vec<&str> = body["hits"].as_array().unwrap().iter().filter_map(|h| h["message_id"].as_str()).collect();
+    assert_eq!(ids, ["q2.reply", "q2"], "{body}");
     let (status, body) = search(&app, token, "nothing like this").await;
     assert_eq!((status, body["hits"].as_array().map(Vec::len)), (200, Some(0)));
     let (status, _) = search(&app, token, "moon").await;
-    assert_eq!(status, 200, "the sixth search (a refused query is not counted)");
+    assert_eq!(status, 200, "the seventh search (a refused query is not counted)");
     let (status, body) = search(&app, token, "moon").await;
-    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the seventh search: {body}");
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the eighth search: {body}");
 }
 
 /// `GET /search?q=`.
@@ -522,3 +528,68 @@ async fn an_edit_branches_and_a_regeneration_keeps_both_replies(kind: StoreKind)
 }
 
 on_each_store!(an_edit_branches_and_a_regeneration_keeps_both_replies);
+
+async fn a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over(kind: StoreKind) {
+    let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
+    let app = spawn_app_on_with(
+        kind,
+        &[("WORKER_CLAIM_IDLE_MS", "600")],
+        Options { in_process_worker: false, ..Default::default() },
+        pacing,
+    )
+    .await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let older = app.new_conversation(token).await;
+    let newer = app.new_conversation(token).await;
+    assert_eq!(app.conversations(token).await.current, newer.id, "the reply's conversation is not the current one");
+    let words = |attempt: &str, n: usize| (0..n).map(|i| format!("{attempt}{i}")).collect::<Vec<_>>().join(" ");
+    let (first, second) = (words("first", 200), words("second", 30));
+    app.stub.push([chat_stub_model::Scripted::Reply(first.clone()), chat_stub_model::Scripted::Reply(second.clone())]);
+    let local = std::path::Path::new(env!("CARGO_BIN_EXE_local"));
+    let mut worker = app.spawn_worker(local, "600", "worker-0");
+    let mut ws = app.connect(token).await;
+    ws.send_message_in(&older.id, "q1", "a long one").await;
+    let mut text = ReplyText::default();
+    while text.next_seq() < 2 {
+        match ws.next_frame().await {
+            ServerFrame::Delta { seq, text: piece, conversation, .. } => {
+                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
+                text.delta(seq, &piece);
+            }
+            ServerFrame::Ack { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // SIGKILL mid-reply; another worker process takes the entry over.
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+    let _rescuer = app.spawn_worker(local, "600", "worker-1");
+    let mut restarts = 0;
+    loop {
+        match ws.next_frame().await {
+            ServerFrame::Snapshot { next_seq, text: shown, conversation, .. } => {
+                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
+                text.snapshot(next_seq, &shown);
+                restarts += 1;
+            }
+            ServerFrame::Delta { seq, text: piece, conversation, .. } => {
+                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
+                text.delta(seq, &piece);
+            }
+            ServerFrame::Done { status, conversation, .. } => {
+                assert_eq!((status, conversation.as_deref()), (ReplyStatus::Done, Some(older.id.as_str())));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(restarts, 1, "one takeover");
+    assert_eq!(text.text(), second, "the client shows the second attempt alone");
+    let stored = app.history_of(token, &older.id).await;
+    assert_eq!(texts(&stored), ["a long one", second.as_str()], "stored once, in its own conversation");
+    assert!(app.history_of(token, &newer.id).await.messages.is_empty());
+    assert!(app.history_of(token, "main").await.messages.is_empty());
+}
+
+on_each_store!(a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over);

@@ -185,9 +185,11 @@ impl Store {
     }
 
     /// Where `query` appears in the session's conversations (case-insensitive): titles, then
-    /// messages, the most recently active conversations first, at most `MAX_SEARCH_RESULTS`
-    /// hits. One script reads every conversation (one round trip, one slot); only messages whose
-    /// text holds the query leave Redis. `None` for an unknown or expired session.
+    /// the messages of each path shown (not the versions set aside), the most recently active
+    /// conversations first, at most `MAX_SEARCH_RESULTS` hits. One script reads every
+    /// conversation (one round trip, one slot); only messages whose text holds the query (or,
+    /// for one with non-ASCII letters, its longest ASCII run) leave Redis. `None` for an unknown
+    /// or expired session.
     pub async fn search(&self, token: &Token, query: &str) -> Result<Option<SearchResults>, StoreError> {
         let Some(list) = self.conversations(token).await? else { return Ok(None) };
         let keys = SessionKeys::new(token);
@@ -196,14 +198,21 @@ impl Store {
         let mut call = SEARCH.prepare_invoke();
         for id in &ids {
             let conversation = keys.conversation(id);
-            call.key(conversation.meta).key(conversation.messages);
+            call.key(conversation.meta).key(conversation.order).key(conversation.messages);
         }
-        // Compared with the stored JSON, where quotes, backslashes and control characters are escaped.
-        let escaped = serde_json::to_string(&query.to_lowercase()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let escaped = &escaped[1..escaped.len() - 1];
-        // One more than shown, to say whether some were left out.
-        let wanted = self.max_search_results + 1;
-        call.arg(escaped).arg(wanted);
+        // Compared with the stored JSON, where quotes, backslashes and control characters are
+        // escaped. Redis's Lua lowers ASCII letters only: a query with other letters is filtered
+        // there by its longest ASCII run alone, with no budget, and matched here.
+        let lowered = query.to_lowercase();
+        let (filter, wanted) = if lowered.is_ascii() {
+            // One more than shown, to say whether some were left out.
+            (lowered, self.max_search_results + 1)
+        } else {
+            let runs = lowered.split(|c: char| !c.is_ascii());
+            (runs.max_by_key(|run| run.len()).unwrap_or_default().to_string(), 0)
+        };
+        let escaped = serde_json::to_string(&filter).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        call.arg(&escaped[1..escaped.len() - 1]).arg(wanted);
         let mut conn = self.connection().await?;
         let found: Vec<(String, Vec<String>)> = call.invoke_async(&mut conn).await?;
         let needle = Lowered::new(query);

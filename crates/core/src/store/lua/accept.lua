@@ -51,7 +51,9 @@ if ARGV[14] ~= '' then
   local parent = '^'
   if at > 0 then parent = redis.call('LINDEX', KEYS[2], at - 1) end
   local list = words(redis.call('HGET', KEYS[10], parent))
-  if #list == 0 then list = {ARGV[14]} end
+  -- A list for this place that does not hold the edited question is another place's (its first
+  -- messages were trimmed): this place's versions start over.
+  if not listed(table.concat(list, ' '), ARGV[14]) then list = {ARGV[14]} end
   if #list >= tonumber(ARGV[15]) then
     redis.call('DEL', KEYS[4])
     return {'too_many_versions', 0}

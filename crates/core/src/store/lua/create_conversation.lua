@@ -5,7 +5,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 'exists' end
 -- A session from before conversations has no list yet: its `main` stays listed, just older.
-redis.call('ZADD', KEYS[2], 'NX', tonumber(ARGV[2]) - 1, 'main')
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) - 1, 'main') end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 'full' end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('DEL', KEYS[3])

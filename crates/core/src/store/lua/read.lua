@@ -16,6 +16,7 @@ if not s[1] then return false end
 local all = redis.call('LRANGE', KEYS[2], 0, -1)
 local first = tonumber(ARGV[1])
 if first < 0 then first = math.max(0, #all + first) end
+first = math.min(first, #all)
 local ids = {unpack(all, first + 1, #all)}
 -- The id before each message on the path (`^` for the first), for its versions.
 local parent = {}

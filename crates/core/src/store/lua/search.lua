@@ -1,22 +1,27 @@
--- Finds a text in a session's conversations: their titles and their messages' text, compared in
--- lower case (ASCII; the caller checks each hit against the decoded text). A message's text is
--- the `msg` field of its stored JSON as serde writes it (`{"id":..,"msg":"..","timestamp":..`):
--- inside it every quote is escaped, so the first `","timestamp":"` ends it.
--- KEYS: for each conversation, its meta then its messages
--- ARGV: the text in lower case, JSON-escaped; most message hits
+-- Finds a text in a session's conversations: their titles and the texts of the messages on each
+-- path shown, compared in lower case (ASCII: the caller checks each hit against the decoded
+-- text, and passes only the query's longest ASCII run, with no budget, for a query that holds
+-- other letters). A message's text is the `msg` field of its stored JSON as serde writes it
+-- (`{"id":..,"msg":"..","timestamp":..`): inside it every quote is escaped, so the first
+-- `","timestamp":"` ends it.
+-- KEYS: for each conversation, its meta, its order, its messages
+-- ARGV: the text in lower case, JSON-escaped ('' matches every message); most message hits
+--       (0: no limit)
 -- Answers, per conversation, {title, {matching message json, ...}}.
 local found, budget = {}, tonumber(ARGV[2])
-for i = 1, #KEYS, 2 do
+local limited = budget > 0
+for i = 1, #KEYS, 3 do
   local title = redis.call('HGET', KEYS[i], 'title') or ''
   local hits = {}
-  if budget > 0 then
-    for _, json in ipairs(redis.call('HVALS', KEYS[i + 1])) do
-      local from = string.find(json, '"msg":"', 1, true)
+  local ids = redis.call('LRANGE', KEYS[i + 1], 0, -1)
+  if (not limited or budget > 0) and #ids > 0 then
+    for _, json in ipairs(redis.call('HMGET', KEYS[i + 2], unpack(ids))) do
+      local from = json and string.find(json, '"msg":"', 1, true)
       local to = from and string.find(json, '","timestamp":"', from, true)
       if to and string.find(string.lower(string.sub(json, from + 7, to - 1)), ARGV[1], 1, true) then
         hits[#hits + 1] = json
         budget = budget - 1
-        if budget == 0 then break end
+        if limited and budget == 0 then break end
       end
     end
   end
