@@ -1,7 +1,7 @@
 //! The HTTP side: runtime configuration (`config.json` beside `index.html`), `POST /token`,
 //! `GET /chat_history`, the conversation routes, and the session kept in localStorage.
 
-use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody, SearchResults};
+use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody, ModelList, SearchResults};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -222,16 +222,22 @@ pub async fn create_conversation(config: &AppConfig, token: &str) -> Result<Conv
     parse(fetch(session_request(config, "POST", "/conversations", token, None)?).await?)
 }
 
-/// `PATCH /conversations/{id}`: renames a conversation.
-pub async fn rename_conversation(
+/// `PATCH /conversations/{id}`: changes a conversation's `title`, `model` or `instructions`.
+pub async fn change_conversation(
     config: &AppConfig,
     token: &str,
     id: &str,
-    title: &str,
+    changes: serde_json::Value,
 ) -> Result<Conversation, ApiError> {
     let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
-    let body = serde_json::json!({ "title": title }).to_string();
-    parse(fetch(session_request(config, "PATCH", &path, token, Some(body))?).await?)
+    parse(fetch(session_request(config, "PATCH", &path, token, Some(changes.to_string()))?).await?)
+}
+
+/// `GET /models`: the models a conversation may be answered by.
+pub async fn models(config: &AppConfig) -> Result<ModelList, ApiError> {
+    let request = web_sys::Request::new_with_str(&format!("{}/models", config.api_url))
+        .map_err(|e| ApiError::Network(format!("{e:?}")))?;
+    parse(fetch(request).await?)
 }
 
 /// `GET /search?q=...`: where a text appears in the session's conversations.

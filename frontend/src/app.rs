@@ -102,6 +102,8 @@ pub struct AppState {
     pub conversations: RwSignal<Vec<chat_wire::Conversation>>,
     /// The sidebar, as a phone's drawer, is open.
     pub drawer: RwSignal<bool>,
+    /// The models a conversation may choose (`GET /models`), once read.
+    pub models: RwSignal<Option<chat_wire::ModelList>>,
     /// The last search's results, shown in the sidebar instead of the list until cleared.
     pub found: RwSignal<Option<chat_wire::SearchResults>>,
     /// A message to scroll to once its conversation is shown (a search hit's).
@@ -134,6 +136,7 @@ impl AppState {
             open: RwSignal::new(chat_wire::ConversationId::MAIN.to_string()),
             conversations: RwSignal::new(Vec::new()),
             drawer: RwSignal::new(false),
+            models: RwSignal::new(None),
             found: RwSignal::new(None),
             focus: StoredValue::new(None),
             versioning: StoredValue::new(false),
@@ -163,6 +166,7 @@ impl AppState {
 
     /// The session's conversations, from the server (the sidebar).
     fn load_conversations(self) {
+        self.load_models();
         let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
         spawn_local(async move {
             if let Ok(list) = api::conversations(&config, &session.token).await {
@@ -171,6 +175,49 @@ impl AppState {
                 self.conversations.set(list.conversations.into_iter().filter(|c| !pending.contains(&c.id)).collect());
             }
         });
+    }
+
+    /// Reads the models a conversation may choose, once.
+    fn load_models(self) {
+        let Some(config) = self.config() else { return };
+        if self.models.get_untracked().is_some() {
+            return;
+        }
+        spawn_local(async move {
+            if let Ok(models) = api::models(&config).await {
+                self.models.set(Some(models));
+            }
+        });
+    }
+
+    /// Sets the open conversation's model (`""`: the default) or instructions.
+    pub fn configure(self, changes: serde_json::Value) {
+        let (Some(config), Some(session)) = (self.config(), self.session.get_untracked()) else { return };
+        let open = self.open.get_untracked();
+        spawn_local(async move {
+            match api::change_conversation(&config, &session.token, &open, changes).await {
+                Ok(conversation) => self.upsert_conversation(conversation),
+                Err(error) => self.toast(error.message(), true),
+            }
+        });
+    }
+
+    /// Asks the person for the open conversation's own instructions.
+    pub fn edit_instructions(self) {
+        let open = self.open.get_untracked();
+        let current = self.conversations.with_untracked(|list| {
+            list.iter().find(|c| c.id == open).and_then(|c| c.instructions.clone()).unwrap_or_default()
+        });
+        let Some(window) = web_sys::window() else { return };
+        let asked = window.prompt_with_message_and_default(
+            "Instructions for this conversation (sent to the model as its system prompt; empty: the default)",
+            &current,
+        );
+        if let Ok(Some(instructions)) = asked {
+            if instructions != current {
+                self.configure(serde_json::json!({ "instructions": instructions }));
+            }
+        }
     }
 
     /// Adds or updates a conversation in the list, which stays newest activity first.
@@ -265,7 +312,9 @@ impl AppState {
             return;
         }
         spawn_local(async move {
-            match api::rename_conversation(&config, &session.token, &id, title.trim()).await {
+            match api::change_conversation(&config, &session.token, &id, serde_json::json!({ "title": title.trim() }))
+                .await
+            {
                 Ok(conversation) => self.upsert_conversation(conversation),
                 Err(error) => self.toast(error.message(), true),
             }
@@ -852,6 +901,10 @@ pub fn App() -> impl IntoView {
     let conversations = Signal::derive(move || state.conversations.get());
     let open = Signal::derive(move || state.open.get());
     let found = Signal::derive(move || state.found.get());
+    let chosen_model = Signal::derive(move || {
+        let open = state.open.get();
+        state.conversations.with(|list| list.iter().find(|c| c.id == open).and_then(|c| c.model.clone()))
+    });
 
     view! {
         <div class="backdrop" aria-hidden="true"></div>
@@ -897,6 +950,29 @@ pub fn App() -> impl IntoView {
                             <p class="who">{move || state.session.get().map(|s| format!("Signed in as {}", s.name)).unwrap_or_default()}</p>
                         </div>
                         <ConnectionStatus link=state.link />
+                        <Show when=move || state.models.with(|m| m.as_ref().is_some_and(|m| m.models.len() > 1))>
+                            <select
+                                class="ghost model-choice"
+                                data-testid="model"
+                                aria-label="The model of this conversation"
+                                on:change=move |event| state.configure(serde_json::json!({ "model": event_target_value(&event) }))
+                            >
+                                {move || {
+                                    let models = state.models.get().map(|m| m.models).unwrap_or_default();
+                                    let default = state.models.get().map(|m| m.default).unwrap_or_default();
+                                    let chosen = chosen_model.get().unwrap_or_else(|| default.clone());
+                                    models
+                                        .into_iter()
+                                        .map(|model| {
+                                            let value = if model == default { String::new() } else { model.clone() };
+                                            let selected = model == chosen;
+                                            view! { <option value=value selected=selected>{model}</option> }
+                                        })
+                                        .collect_view()
+                                }}
+                            </select>
+                        </Show>
+                        <button type="button" class="ghost" data-testid="instructions" title="This conversation's own instructions" aria-label="This conversation's instructions" on:click=move |_| state.edit_instructions()>"⚙"</button>
                         <div class="export" role="group" aria-label="Download this conversation">
                             <button type="button" class="ghost" data-testid="export-markdown" on:click=move |_| state.export("markdown") title="Download this conversation as Markdown">"⇩ .md"</button>
                             <button type="button" class="ghost" data-testid="export-json" on:click=move |_| state.export("json") title="Download this conversation as JSON">"⇩ .json"</button>

@@ -3,9 +3,10 @@
 //!
 //! Like the other routes, each takes the session token as `?token=`.
 
+use chat_core::store::Setting;
 use chat_core::token::new_conversation_id;
 use chat_core::Refusal;
-use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, SearchResults, Token};
+use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, ModelList, SearchResults, Token};
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::Deserialize;
@@ -23,11 +24,19 @@ pub struct NewConversation {
     pub id: Option<String>,
 }
 
-/// The body of `PATCH /conversations/{id}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct Rename {
-    /// The new title: 1 to `MAX_TITLE_CHARS` (80) characters, no control characters.
-    pub title: String,
+/// The body of `PATCH /conversations/{id}`: what to change, one field or more.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ConversationChanges {
+    /// A new title: 1 to `MAX_TITLE_CHARS` (80) characters, no control characters.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The model to answer it with: one of `GET /models`, or `""` for the default.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Its own instructions (the system prompt): up to `MAX_INSTRUCTIONS_CHARS` (4000)
+    /// characters, or `""` for the deployment's.
+    #[serde(default)]
+    pub instructions: Option<String>,
 }
 
 /// Lists the session's conversations, most recently active first, with the current one's id.
@@ -83,7 +92,8 @@ pub async fn create(state: &AppState, request: &Request) -> Result<Response<Body
     Ok(no_store(json(StatusCode::CREATED, &conversation)))
 }
 
-/// Renames a conversation; the model never replaces a person's title.
+/// Renames a conversation (the model never replaces a person's title), or sets its model or
+/// instructions.
 #[utoipa::path(
     patch,
     path = "/conversations/{id}",
@@ -92,10 +102,10 @@ pub async fn create(state: &AppState, request: &Request) -> Result<Response<Body
         ("id" = String, Path, description = "The conversation's id"),
         ("token" = String, Query, description = "The session token from `POST /token`")
     ),
-    request_body(content = Rename, content_type = "application/json"),
+    request_body(content = ConversationChanges, content_type = "application/json"),
     responses(
-        (status = 200, description = "The conversation, renamed", body = Conversation),
-        (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a blank, long or unreadable title (`invalid_title`)", body = ErrorBody),
+        (status = 200, description = "The conversation, changed", body = Conversation),
+        (status = 400, description = "Missing, unknown or expired token (`session_expired`), a blank, long or unreadable title (`invalid_title`), no change, a model not in `GET /models` or instructions too long (`invalid_parameter`)", body = ErrorBody),
         (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
     )
@@ -103,16 +113,46 @@ pub async fn create(state: &AppState, request: &Request) -> Result<Response<Body
 pub async fn rename(state: &AppState, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let token = session_token(request)?;
     let id = ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation)?;
-    let rename: Option<Rename> =
-        request.payload().map_err(|e| ApiError::InvalidTitle(format!("could not read the body: {e}")))?;
-    let rename = rename.ok_or_else(|| ApiError::InvalidTitle("the JSON field `title` is required".into()))?;
-    let title = validate_title(&rename.title, state.config.max_title_chars)?;
-    let conversation = state
-        .store
-        .title_conversation(&token, &id, &title, chat_wire::TitleSource::Person)
-        .await?
-        .map_err(|refusal| refused(state, refusal))?;
+    let changes: Option<ConversationChanges> =
+        request.payload().map_err(|e| ApiError::InvalidParameter(format!("could not read the body: {e}")))?;
+    let changes = changes.unwrap_or_default();
+    // Checked whole before anything changes.
+    let title = changes.title.as_deref().map(|t| validate_title(t, state.config.max_title_chars)).transpose()?;
+    if let Some(model) = changes.model.as_deref().filter(|m| !m.is_empty()) {
+        if !state.config.model.allowed_models.iter().any(|allowed| allowed == model) {
+            return Err(ApiError::InvalidParameter("`model` is not one of GET /models".into()));
+        }
+    }
+    let limit = state.config.max_instructions_chars;
+    if changes.instructions.as_deref().is_some_and(|i| i.chars().count() > limit) {
+        return Err(ApiError::InvalidParameter(format!("`instructions` are at most {limit} characters")));
+    }
+    let mut changed = None;
+    if let Some(title) = title {
+        let done = state.store.title_conversation(&token, &id, &title, chat_wire::TitleSource::Person).await?;
+        changed = Some(done.map_err(|refusal| refused(state, refusal))?);
+    }
+    for (setting, value) in [(Setting::Model, &changes.model), (Setting::Instructions, &changes.instructions)] {
+        if let Some(value) = value {
+            let done = state.store.configure_conversation(&token, &id, setting, value.trim()).await?;
+            changed = Some(done.map_err(|refusal| refused(state, refusal))?);
+        }
+    }
+    let conversation = changed
+        .ok_or_else(|| ApiError::InvalidParameter("give at least one of `title`, `model` and `instructions`".into()))?;
     Ok(no_store(json(StatusCode::OK, &conversation)))
+}
+
+/// The models a conversation may be answered by: `ALLOWED_MODELS`, the default first.
+#[utoipa::path(
+    get,
+    path = "/models",
+    tag = "conversations",
+    responses((status = 200, description = "The default model and every model a conversation may choose", body = ModelList))
+)]
+pub async fn models(state: &AppState) -> Response<Body> {
+    let model = &state.config.model;
+    no_store(json(StatusCode::OK, &ModelList { default: model.model.clone(), models: model.allowed_models.clone() }))
 }
 
 /// Deletes a conversation with its messages; a reply being written in it stops. Deleting `main`,

@@ -29,6 +29,7 @@ use crate::{conversations, http};
         conversations::delete,
         conversations::search,
         conversations::switch_version,
+        conversations::models,
         http::health
     ),
     components(schemas(
@@ -47,7 +48,8 @@ use crate::{conversations, http};
         chat_wire::SearchResults,
         chat_wire::SearchHit,
         conversations::NewConversation,
-        conversations::Rename,
+        conversations::ConversationChanges,
+        chat_wire::ModelList,
         conversations::ShowVersion,
         http::TokenForm
     ))
@@ -89,7 +91,9 @@ fn typed_document(config: &Config) -> Document {
         }
     }
     // A title follows the rules of a name, with its own limit.
-    if let Some(RefOr::T(Schema::Object(rename))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("Rename")) {
+    if let Some(RefOr::T(Schema::Object(rename))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("ConversationChanges"))
+    {
         if let Some(RefOr::T(Schema::Object(title))) = rename.properties.get_mut("title") {
             constrain(title, &name_pattern(config.max_title_chars), None);
         }

@@ -584,7 +584,7 @@ async fn a_person_chats_in_a_real_browser() {
 #[tokio::test]
 async fn a_person_keeps_several_conversations() {
     let pacing = Pacing { between_tokens: Duration::from_millis(50), ..Default::default() };
-    let mut stack = Stack::start("conversations", pacing, &[]).await;
+    let mut stack = Stack::start("conversations", pacing, &[("ALLOWED_MODELS", "stub-large")]).await;
     let client = stack.client.clone();
     let http = reqwest::Client::new();
     let base = format!("http://{}", stack.gateway_addr);
@@ -737,6 +737,39 @@ async fn a_person_keeps_several_conversations() {
     let stored = chat_testkit::api::history(&http, &base, &token).await.unwrap();
     assert_eq!(stored.messages[0].msg, "Tell me about tides", "the server shows the version the page shows");
     assert_eq!(stored.messages[0].versions.as_ref().map(Vec::len), Some(2));
+
+    // The conversation's own model: chosen in the header, it writes the next reply.
+    wait_for(&client, "the model choice", "document.querySelectorAll('[data-testid=model] option').length === 2", 10)
+        .await;
+    client
+        .execute("const s = document.querySelector('[data-testid=model]'); s.value = 'stub-large'; s.dispatchEvent(new Event('change'));", vec![])
+        .await
+        .unwrap();
+    let chosen = chat_testkit::wait::wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let list: chat_wire::ConversationList = http
+                .get(format!("{base}/conversations"))
+                .query(&[("token", &token)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list.conversations.iter().any(|c| c.id == "main" && c.model.as_deref() == Some("stub-large"))
+        }
+    })
+    .await;
+    assert!(chosen, "the server keeps the conversation's model");
+    send(&client, "Which model?").await;
+    wait_for(
+        &client,
+        "the reply by the chosen model",
+        &format!("{} && {LAST_AI}.querySelector('.model')?.innerText === 'stub-large'", done("You said: Which model?")),
+        10,
+    )
+    .await;
 
     // Delete, undone: nothing happens on the server. Deleted again: gone from it too.
     let delete_main = "[data-testid=conversation][data-id=main] [data-testid=delete]";

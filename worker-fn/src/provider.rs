@@ -190,9 +190,14 @@ impl ModelClient {
     /// before any text is retried with backoff (`MODEL_RETRIES`, `MODEL_RETRY_BASE_MS`, or the
     /// provider's `Retry-After`) and the person never sees a half-started reply twice.
     pub async fn stream_chat(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
+        self.stream_chat_as(&self.config.model, messages).await
+    }
+
+    /// [`ModelClient::stream_chat`] with another model of the same provider (a conversation's).
+    pub async fn stream_chat_as(&self, model: &str, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
         let mut attempt = 0;
         loop {
-            let started = self.try_stream(messages).await;
+            let started = self.try_stream(model, messages).await;
             let error = match started {
                 Ok(mut stream) => match stream.next().await {
                     Some(Ok(first)) => {
@@ -221,7 +226,7 @@ impl ModelClient {
     /// One non-streamed completion (for clients that want the whole text at once).
     pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
         let deadline = tokio::time::Instant::now() + self.config.first_token_timeout;
-        let response = self.send(messages, false, deadline).await?;
+        let response = self.send(&self.config.model, messages, false, deadline).await?;
         // The whole text is the first text: the same deadline bounds reading it.
         let body: Chunk = tokio::time::timeout_at(deadline, response.json())
             .await
@@ -230,11 +235,11 @@ impl ModelClient {
         Ok(body.choices.into_iter().next().and_then(|c| c.message.and_then(|m| m.content)).unwrap_or_default())
     }
 
-    async fn try_stream(&self, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
+    async fn try_stream(&self, model: &str, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
         // `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` runs until the first piece of text, headers or not:
         // servers answer the headers at once and then read the whole prompt before writing.
         let first_text_by = tokio::time::Instant::now() + self.config.first_token_timeout;
-        let response = self.send(messages, true, first_text_by).await?;
+        let response = self.send(model, messages, true, first_text_by).await?;
         let events = response.bytes_stream().eventsource();
         let state = SseState {
             events: Box::pin(events),
@@ -252,12 +257,13 @@ impl ModelClient {
 
     async fn send(
         &self,
+        model: &str,
         messages: &[ContextMessage],
         stream: bool,
         deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, ModelError> {
         let body = ChatRequest {
-            model: &self.config.model,
+            model,
             messages,
             stream,
             stream_options: stream.then_some(StreamOptions { include_usage: true }),

@@ -146,22 +146,33 @@ impl Worker {
         let token = &request.token;
         let conversation = &request.conversation;
         let reply_id = request.message_id.reply_id();
-        let Some(session) = self.store.recent(token, conversation, self.config.context_messages).await? else {
+        let (session, settings) = tokio::join!(
+            self.store.recent(token, conversation, self.config.context_messages),
+            self.store.conversation(token, conversation)
+        );
+        let Some(session) = session? else {
             return Ok(Outcome::SessionExpired);
         };
+        let settings = settings?;
+        // The conversation's own model (while the deployment still allows it) and instructions.
+        let chosen = settings.as_ref().and_then(|c| c.model.clone());
+        let allowed = &self.config.model.allowed_models;
+        let model_name = chosen.filter(|m| allowed.contains(m)).unwrap_or_else(|| self.model.model_name().to_string());
+        let instructions = settings.as_ref().and_then(|c| c.instructions.as_deref());
         let context = build_context(
-            &self.config.model.system_prompt,
+            instructions.unwrap_or(&self.config.model.system_prompt),
             &session.messages,
             request.message_id.as_str(),
             self.config.model.prompt_budget(),
         );
         let mut reply = self.placeholder(request);
+        reply.model = Some(model_name.clone());
         let model = reply.model.clone();
         // On a first delivery the model call starts while the reply is recorded: its first token
         // takes far longer than the Redis step, which so costs the first token nothing. A
         // redelivered entry may already be answered, so it checks first and never pays for a
         // model call it would cancel.
-        let mut model_call = std::pin::pin!(self.model.stream_chat(&context));
+        let mut model_call = std::pin::pin!(self.model.stream_chat_as(&model_name, &context));
         let mut started_early = None;
         let began = if entry.deliveries > 1 {
             self.store.begin_reply(token, conversation, &reply, true).await?
@@ -183,10 +194,10 @@ impl Worker {
         if restarted {
             tracing::info!("restarting a reply a dead worker had begun");
             relay.send(&restart_snapshot(request, next_seq)).await;
-        } else {
+        } else if let Some(conversation) = settings {
             // Every open tab's list moves this conversation up (and shows the question's title),
             // while the model reads the prompt.
-            self.announce(request, &mut relay).await;
+            relay.send(&ServerFrame::Conversation { conversation }).await;
         }
 
         let mut usage = None;
@@ -219,7 +230,7 @@ impl Worker {
         };
         reply.msg = text;
         reply.timestamp = now_rfc3339();
-        reply.usage = usage.map(|usage| self.priced(usage));
+        reply.usage = usage.map(|usage| self.priced(&model_name, usage));
         // Kept with the stored reply: a `done` sent again after a crash carries it too.
         reply.next_seq = Some(relay.seq);
         match self.store.store_reply(token, conversation, &reply, &request.message_id, relay.seq).await? {
@@ -251,15 +262,6 @@ impl Worker {
             }
         }
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
-    }
-
-    /// Sends the conversation as it stands to the session's connections.
-    async fn announce(&self, request: &ReplyRequest, relay: &mut Relay<'_>) {
-        match self.store.conversation(&request.token, &request.conversation).await {
-            Ok(Some(conversation)) => relay.send(&ServerFrame::Conversation { conversation }).await,
-            Ok(None) => {}
-            Err(error) => tracing::warn!(error = %error, "could not read the conversation to announce it"),
-        }
     }
 
     /// Names a conversation after its first exchange: one small non-streamed call, bounded by
@@ -310,8 +312,8 @@ impl Worker {
     }
 
     /// `usage` with its cost, when `MODEL_PRICES` prices this worker's model.
-    fn priced(&self, usage: Usage) -> Usage {
-        let cost = self.config.model.price_of(self.model.model_name());
+    fn priced(&self, model: &str, usage: Usage) -> Usage {
+        let cost = self.config.model.price_of(model);
         Usage {
             cost_micro_usd: cost.map(|price| price.cost_micro_usd(usage.prompt_tokens, usage.completion_tokens)),
             ..usage

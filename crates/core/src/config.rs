@@ -65,6 +65,8 @@ pub struct Config {
     /// `MAX_VERSIONS_PER_MESSAGE` (10): versions one place of a conversation may have (edits of
     /// a question, regenerations of a reply); one more is refused with `too_many_versions`.
     pub max_versions: usize,
+    /// `MAX_INSTRUCTIONS_CHARS` (4000): longest instructions a conversation may carry.
+    pub max_instructions_chars: usize,
     /// `MAX_SEARCH_RESULTS` (50): the most hits one `GET /search` answers.
     pub max_search_results: usize,
     /// Per-session message and per-address session creation limits.
@@ -121,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("max_conversations_per_session", &self.max_conversations_per_session)
             .field("max_title_chars", &self.max_title_chars)
             .field("max_search_results", &self.max_search_results)
+            .field("max_instructions_chars", &self.max_instructions_chars)
             .field("max_versions", &self.max_versions)
             .field("rate_limits", &self.rate_limits)
             .field("allowed_origins", &self.allowed_origins)
@@ -197,6 +200,9 @@ pub struct ModelConfig {
     pub base_url: String,
     /// `OPENAI_API_KEY`: sent as a bearer token when set.
     pub api_key: Option<String>,
+    /// `ALLOWED_MODELS`: the models a person may choose for a conversation, comma-separated
+    /// (default: `OPENAI_MODEL` alone, which is always allowed).
+    pub allowed_models: Vec<String>,
     /// `OPENAI_MODEL` (`gpt-4o-mini`).
     pub model: String,
     /// `SYSTEM_PROMPT`: the first message of every context.
@@ -286,6 +292,7 @@ impl std::fmt::Debug for ModelConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
+            .field("allowed_models", &self.allowed_models)
             .field("system_prompt", &self.system_prompt)
             .field("max_reply_tokens", &self.max_reply_tokens)
             .field("context_tokens", &self.context_tokens)
@@ -408,6 +415,7 @@ impl Config {
 
     fn read(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Vars(vars);
+        let model = env.string("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into());
         Ok(Config {
             development: match env.string("APP_ENV").as_deref() {
                 None | Some("production") => false,
@@ -435,6 +443,7 @@ impl Config {
             max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
             max_title_chars: env.number("MAX_TITLE_CHARS", 80)?.max(1),
             max_search_results: env.number("MAX_SEARCH_RESULTS", 50)?.max(1),
+            max_instructions_chars: env.number("MAX_INSTRUCTIONS_CHARS", 4000)?.max(1),
             max_versions: env.number("MAX_VERSIONS_PER_MESSAGE", 10)?.max(2),
             rate_limits: RateLimits {
                 window: env.seconds("RATE_LIMIT_WINDOW_SECONDS", 60)?.max(Duration::from_secs(1)),
@@ -466,7 +475,16 @@ impl Config {
                     .trim_end_matches('/')
                     .to_string(),
                 api_key: env.string("OPENAI_API_KEY"),
-                model: env.string("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                model: model.clone(),
+                allowed_models: {
+                    let mut allowed = vec![model];
+                    for name in env.string("ALLOWED_MODELS").unwrap_or_default().split(',').map(str::trim) {
+                        if !name.is_empty() && !allowed.iter().any(|a| a == name) {
+                            allowed.push(name.to_string());
+                        }
+                    }
+                    allowed
+                },
                 system_prompt: env
                     .string("SYSTEM_PROMPT")
                     .unwrap_or_else(|| "You are a helpful, concise assistant. Answer in markdown.".into()),

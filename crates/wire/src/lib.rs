@@ -174,6 +174,22 @@ pub struct Conversation {
     pub created: String,
     /// When a question was last asked in it, or it was created or renamed (RFC 3339, UTC).
     pub last_activity: String,
+    /// The model chosen for it (one of `GET /models`); absent: the deployment's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Its own instructions, sent to the model as the system prompt; absent: the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// The body of `GET /models`: the models a conversation may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    /// The model of a conversation that chose none.
+    pub default: String,
+    /// Every model a conversation may choose (`ALLOWED_MODELS`), the default first.
+    pub models: Vec<String>,
 }
 
 /// Who wrote a conversation's title.

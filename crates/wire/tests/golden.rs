@@ -141,6 +141,8 @@ fn frames_name_their_conversation_when_there_is_one() {
         titled_by: TitleSource::Model,
         created: "2026-11-26T08:00:00.000Z".into(),
         last_activity: "2026-11-26T08:01:00.000Z".into(),
+        model: None,
+        instructions: None,
     };
     let cases = [
         (

@@ -593,3 +593,47 @@ async fn a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over(k
 }
 
 on_each_store!(a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over);
+
+#[tokio::test]
+async fn a_conversation_has_its_own_model_and_instructions() {
+    let app = spawn_app_with(&[("ALLOWED_MODELS", "other-model, stub")], Options::default(), Pacing::default()).await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let (status, models) = app.call(Method::GET, "/models", token, &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(models, json!({"default": "stub", "models": ["stub", "other-model"]}));
+
+    let change = |body: serde_json::Value| app.call(Method::PATCH, "/conversations/main", token, &[], Some(body));
+    let (status, body) = change(json!({"model": "gpt-9"})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "a model not allowed");
+    let (status, body) = change(json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "nothing to change");
+    let (status, body) = change(json!({"model": "other-model", "instructions": "Answer like a pirate."})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["model"].as_str(), body["instructions"].as_str()),
+        (Some("other-model"), Some("Answer like a pirate."))
+    );
+
+    let mut ws = app.connect(token).await;
+    ws.ask("q1", "hello").await;
+    let ServerFrame::Done { model, .. } = ws.read_reply().await.end else { panic!("expected done") };
+    assert_eq!(model.as_deref(), Some("other-model"));
+    let asked = app.stub.requests().pop().unwrap();
+    assert_eq!(asked["model"], "other-model");
+    assert_eq!(asked["messages"][0], json!({"role": "system", "content": "Answer like a pirate."}));
+    assert_eq!(app.session(token).await.messages[1].model.as_deref(), Some("other-model"));
+
+    // Another conversation keeps the deployment's model and system prompt.
+    let other = app.new_conversation(token).await;
+    ws.send_message_in(&other.id, "q1", "hello").await;
+    let ServerFrame::Done { model, .. } = ws.read_reply().await.end else { panic!("expected done") };
+    assert_eq!(model.as_deref(), Some("stub"));
+    let asked = app.stub.requests().pop().unwrap();
+    assert_ne!(asked["messages"][0]["content"], "Answer like a pirate.");
+
+    // Back to the defaults.
+    let (status, body) = change(json!({"model": "", "instructions": ""})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("model").is_none() && body.get("instructions").is_none(), "{body}");
+}

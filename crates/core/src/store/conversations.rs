@@ -8,12 +8,21 @@
 use chat_wire::{Conversation, ConversationId, ConversationList, SearchHit, SearchResults, TitleSource, Token};
 use redis::AsyncCommands;
 
-use super::lua::{CREATE_CONVERSATION, DELETE_CONVERSATION, SEARCH, TITLE_CONVERSATION};
+use super::lua::{CONFIGURE_CONVERSATION, CREATE_CONVERSATION, DELETE_CONVERSATION, SEARCH, TITLE_CONVERSATION};
 use super::{now_rfc3339, Refusal, SessionKeys, Step, Store, StoreError, Write};
 
+/// What a conversation may carry of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The model it is answered by.
+    Model,
+    /// The system prompt it is answered with.
+    Instructions,
+}
+
 /// A conversation's meta hash as read: title, who wrote it, creation.
-type Meta = (Option<String>, Option<String>, Option<String>);
-const META_FIELDS: [&str; 3] = ["title", "titled_by", "created"];
+type Meta = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+const META_FIELDS: [&str; 5] = ["title", "titled_by", "created", "model", "instructions"];
 
 impl Store {
     /// The session's conversations, most recently active first; `None` for an unknown or expired
@@ -141,6 +150,35 @@ impl Store {
         Ok(self.conversation(token, id).await?.ok_or(Refusal::ConversationDeleted))
     }
 
+    /// Sets a conversation's `model` or `instructions` (`""`: back to the deployment's).
+    /// Answers the conversation as it now stands ([`Refusal::ConversationDeleted`] if it is gone).
+    pub async fn configure_conversation(
+        &self,
+        token: &Token,
+        id: &ConversationId,
+        field: Setting,
+        value: &str,
+    ) -> Result<Step<Conversation>, StoreError> {
+        let keys = SessionKeys::new(token);
+        let mut conn = self.connection().await?;
+        let mut call = CONFIGURE_CONVERSATION.prepare_invoke();
+        call.key(&keys.session)
+            .key(&keys.convs)
+            .key(keys.conversation(id).meta)
+            .arg(id.as_str())
+            .arg(match field {
+                Setting::Model => "model",
+                Setting::Instructions => "instructions",
+            })
+            .arg(value)
+            .arg(self.session_ttl.as_secs());
+        let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        if status != "set" {
+            return Ok(Err(Refusal::from_status("configure_conversation", &status, 0)?));
+        }
+        Ok(self.conversation(token, id).await?.ok_or(Refusal::ConversationDeleted))
+    }
+
     /// Deletes a conversation: it leaves the list, its messages and replies in progress go at
     /// once (a worker writing one stops at its next delta). Deleting `main` empties it.
     #[tracing::instrument(skip_all, fields(conversation = %id))]
@@ -258,7 +296,7 @@ impl Store {
 
 /// A conversation's summary from its listing and meta hash.
 fn summary(id: &ConversationId, activity_ms: i64, meta: Meta, session_start: &str) -> Conversation {
-    let (title, titled_by, created) = meta;
+    let (title, titled_by, created, model, instructions) = meta;
     let titled_by = match titled_by.as_deref() {
         Some("question") => TitleSource::Question,
         Some("model") => TitleSource::Model,
@@ -271,6 +309,8 @@ fn summary(id: &ConversationId, activity_ms: i64, meta: Meta, session_start: &st
         titled_by,
         created: created.unwrap_or_else(|| session_start.to_string()),
         last_activity: millis_rfc3339(activity_ms),
+        model: model.filter(|m| !m.is_empty()),
+        instructions: instructions.filter(|i| !i.is_empty()),
     }
 }
 

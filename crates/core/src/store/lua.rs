@@ -48,6 +48,8 @@ pub(super) static DELETE_CONVERSATION: LazyLock<Script> =
 pub(super) static SEARCH: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/search.lua")));
 pub(super) static SWITCH_VERSION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/switch_version.lua")));
+pub(super) static CONFIGURE_CONVERSATION: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("lua/configure_conversation.lua")));
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/revoke.lua")));
 pub(super) static BIND: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/bind.lua")));
 pub(super) static WORKER_LEASE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/worker_lease.lua")));

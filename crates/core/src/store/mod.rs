@@ -39,7 +39,7 @@ pub use connection::RedisConnection;
 use connection::RedisSettings;
 pub use connections::{Bound, Frame};
 
-pub use conversations::title_from;
+pub use conversations::{title_from, Setting};
 pub use keys::{ConversationKeys, SessionKeys};
 pub use queue::{ReplyRequest, StreamEntry};
 pub use reply::{Begun, Logged, Refusal, Step, STOP_POLL};
