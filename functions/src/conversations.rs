@@ -119,7 +119,7 @@ pub async fn rename(state: &AppState, request: &Request, id: &str) -> Result<Res
     // Checked whole before anything changes.
     let title = changes.title.as_deref().map(|t| validate_title(t, state.config.max_title_chars)).transpose()?;
     if let Some(model) = changes.model.as_deref().filter(|m| !m.is_empty()) {
-        if !state.config.model.allowed_models.iter().any(|allowed| allowed == model) {
+        if !model_list(state).await?.models.iter().any(|offered| offered == model) {
             return Err(ApiError::InvalidParameter("`model` is not one of GET /models".into()));
         }
     }
@@ -143,16 +143,33 @@ pub async fn rename(state: &AppState, request: &Request, id: &str) -> Result<Res
     Ok(no_store(json(StatusCode::OK, &conversation)))
 }
 
-/// The models a conversation may be answered by: `ALLOWED_MODELS`, the default first.
+/// The models a conversation may be answered by: those of `ALLOWED_MODELS` the provider serves
+/// (its `/models`, as a worker last listed them), the default first.
 #[utoipa::path(
     get,
     path = "/models",
     tag = "conversations",
-    responses((status = 200, description = "The default model and every model a conversation may choose", body = ModelList))
+    responses(
+        (status = 200, description = "The default model and every model a conversation may choose", body = ModelList),
+        (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
+    )
 )]
-pub async fn models(state: &AppState) -> Response<Body> {
+pub async fn models(state: &AppState) -> Result<Response<Body>, ApiError> {
+    Ok(no_store(json(StatusCode::OK, &model_list(state).await?)))
+}
+
+/// `ALLOWED_MODELS` as far as the provider serves them (all of them until a worker listed what it
+/// serves); the default is always offered.
+async fn model_list(state: &AppState) -> Result<ModelList, ApiError> {
     let model = &state.config.model;
-    no_store(json(StatusCode::OK, &ModelList { default: model.model.clone(), models: model.allowed_models.clone() }))
+    let served = state.store.provider_models().await?;
+    let offered = model
+        .allowed_models
+        .iter()
+        .filter(|name| **name == model.model || served.as_ref().is_none_or(|served| served.contains(name)))
+        .cloned()
+        .collect();
+    Ok(ModelList { default: model.model.clone(), models: offered })
 }
 
 /// Deletes a conversation with its messages; a reply being written in it stops. Deleting `main`,

@@ -72,7 +72,7 @@ async fn route(state: &AppState, request: Request) -> Result<Response<Body>, Api
         ("/conversations", Method::GET) => conversations::list(state, &request).await,
         ("/conversations", Method::POST) => conversations::create(state, &request).await,
         ("/search", Method::GET) => conversations::search(state, &request).await,
-        ("/models", Method::GET) => Ok(conversations::models(state).await),
+        ("/models", Method::GET) => conversations::models(state).await,
         ("/health" | "/test", Method::GET) => Ok(health(state).await),
         ("/openapi.json", Method::GET) => Ok(json(StatusCode::OK, &openapi::document(&state.config))),
         ("/docs", Method::GET) if state.config.development => Ok(html(openapi::docs_page(&state.config))),

@@ -235,6 +235,31 @@ impl ModelClient {
         Ok(body.choices.into_iter().next().and_then(|c| c.message.and_then(|m| m.content)).unwrap_or_default())
     }
 
+    /// The models the provider serves (`GET /models`), by id.
+    pub async fn list_models(&self) -> Result<Vec<String>, ModelError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            data: Vec<ListedModel>,
+        }
+        #[derive(Deserialize)]
+        struct ListedModel {
+            id: String,
+        }
+        let mut request = self.http.get(format!("{}/models", self.config.base_url));
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = tokio::time::timeout(self.config.first_token_timeout, request.send())
+            .await
+            .map_err(|_| ModelError::Timeout)?
+            .map_err(|e| ModelError::Unavailable(without_url(&e)))?;
+        if !response.status().is_success() {
+            return Err(ModelError::Unavailable(format!("GET /models answered {}", response.status())));
+        }
+        let listed: Listed = response.json().await.map_err(|e| ModelError::Unavailable(without_url(&e)))?;
+        Ok(listed.data.into_iter().map(|model| model.id).collect())
+    }
+
     async fn try_stream(&self, model: &str, messages: &[ContextMessage]) -> Result<DeltaStream, ModelError> {
         // `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` runs until the first piece of text, headers or not:
         // servers answer the headers at once and then read the whole prompt before writing.

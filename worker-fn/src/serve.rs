@@ -50,6 +50,10 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
     ) -> Result<usize, StoreError> {
         tokio::pin!(shutdown);
+        // What the provider serves, for the web app's model menu: listed as a worker starts (when
+        // no worker did within the hour), beside the work; never waited for.
+        let worker = self.clone();
+        drop(tokio::spawn(async move { worker.list_provider_models().await }));
         let settings = &self.config.worker;
         let consumer = settings.consumer.clone();
         let permits = Arc::new(Semaphore::new(settings.concurrency));

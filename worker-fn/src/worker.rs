@@ -311,6 +311,23 @@ impl Worker {
         Relay::start(self, &entry.entry_id, request, begun).send(&ServerFrame::Conversation { conversation }).await;
     }
 
+    /// Records which models the provider serves (`GET /models` filters `ALLOWED_MODELS` by them),
+    /// unless a worker did within the hour. A provider that cannot list leaves the allow-list
+    /// as configured.
+    pub(crate) async fn list_provider_models(&self) {
+        if let Ok(Some(_)) = self.store.provider_models().await {
+            return;
+        }
+        match self.model.list_models().await {
+            Ok(models) => {
+                if let Err(error) = self.store.record_provider_models(&models).await {
+                    tracing::warn!(error = %error, "could not record the provider's models");
+                }
+            }
+            Err(error) => tracing::info!(error = %error, "the provider did not list its models"),
+        }
+    }
+
     /// `usage` with its cost, when `MODEL_PRICES` prices this worker's model.
     fn priced(&self, model: &str, usage: Usage) -> Usage {
         let cost = self.config.model.price_of(model);

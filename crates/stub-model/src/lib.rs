@@ -170,7 +170,10 @@ impl StubModel {
 }
 
 async fn models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "tests"}]}))
+    // It answers whatever model a request names; these are the ones it says it serves.
+    let served = ["stub", "stub-large", "other-model"];
+    let data: Vec<Value> = served.iter().map(|id| json!({"id": id, "object": "model", "owned_by": "tests"})).collect();
+    Json(json!({"object": "list", "data": data}))
 }
 
 async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Json(request): Json<Value>) -> Response {

@@ -596,16 +596,23 @@ on_each_store!(a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_
 
 #[tokio::test]
 async fn a_conversation_has_its_own_model_and_instructions() {
-    let app = spawn_app_with(&[("ALLOWED_MODELS", "other-model, stub")], Options::default(), Pacing::default()).await;
+    let allowed = [("ALLOWED_MODELS", "other-model, stub, not-served")];
+    let app = spawn_app_with(&allowed, Options::default(), Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
-    let (status, models) = app.call(Method::GET, "/models", token, &[], None).await;
-    assert_eq!(status, 200);
-    assert_eq!(models, json!({"default": "stub", "models": ["stub", "other-model"]}));
+    // The allow-list as far as the provider serves it, once the worker listed what it serves.
+    let listed = chat_testkit::wait::wait_until(Duration::from_secs(10), Duration::from_millis(50), || async {
+        let (_, models) = app.call(Method::GET, "/models", token, &[], None).await;
+        models == json!({"default": "stub", "models": ["stub", "other-model"]})
+    })
+    .await;
+    assert!(listed, "GET /models offers the allowed models the provider serves");
 
     let change = |body: serde_json::Value| app.call(Method::PATCH, "/conversations/main", token, &[], Some(body));
-    let (status, body) = change(json!({"model": "gpt-9"})).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "a model not allowed");
+    for refused in ["gpt-9", "not-served"] {
+        let (status, body) = change(json!({ "model": refused })).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{refused}");
+    }
     let (status, body) = change(json!({})).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "nothing to change");
     let (status, body) = change(json!({"model": "other-model", "instructions": "Answer like a pirate."})).await;

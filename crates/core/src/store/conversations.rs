@@ -9,7 +9,7 @@ use chat_wire::{Conversation, ConversationId, ConversationList, SearchHit, Searc
 use redis::AsyncCommands;
 
 use super::lua::{CONFIGURE_CONVERSATION, CREATE_CONVERSATION, DELETE_CONVERSATION, SEARCH, TITLE_CONVERSATION};
-use super::{now_rfc3339, Refusal, SessionKeys, Step, Store, StoreError, Write};
+use super::{keys, now_rfc3339, Refusal, SessionKeys, Step, Store, StoreError, Write};
 
 /// What a conversation may carry of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +280,21 @@ impl Store {
         let truncated = hits.len() > self.max_search_results;
         hits.truncate(self.max_search_results);
         Ok(Some(SearchResults { query: query.to_string(), hits, truncated }))
+    }
+
+    /// Records the models the provider serves, for an hour (workers list them as they start).
+    pub async fn record_provider_models(&self, models: &[String]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(models).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.connection().await?;
+        let () = conn.set_ex(keys::PROVIDER_MODELS, json, 3600).await?;
+        Ok(())
+    }
+
+    /// The models the provider serves, as a worker last listed them; `None` when none has lately.
+    pub async fn provider_models(&self) -> Result<Option<Vec<String>>, StoreError> {
+        let mut conn = self.connection().await?;
+        let json: Option<String> = conn.get(keys::PROVIDER_MODELS).await?;
+        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     /// The session's conversation ids, `main` included even when unlisted.

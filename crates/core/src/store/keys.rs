@@ -33,6 +33,7 @@
 //! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint`, `conversation` |
 //! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
 //! | `{REQUEST_STREAM}:free` | hash | running Lambda workers' free slots (worker id -> slots) |
+//! | `chat:models` | string | the models the provider serves (JSON array), as a worker last listed them; expires after an hour |
 
 use chat_wire::{ConnectionId, ConversationId, ReplyId, Token};
 
@@ -153,6 +154,9 @@ pub fn connection_frames(connection_id: &ConnectionId) -> String {
 pub fn worker_leases(stream: &str) -> (String, String) {
     (format!("{{{stream}}}:workers"), format!("{{{stream}}}:free"))
 }
+
+/// `chat:models`: the models the provider serves, as a worker last listed them (JSON array).
+pub const PROVIDER_MODELS: &str = "chat:models";
 
 /// `chat:ip:{IP}`: sessions created from one client address in the current window.
 pub fn address(address: &str) -> String {
