@@ -6,7 +6,9 @@
 use chat_core::store::Setting;
 use chat_core::token::new_conversation_id;
 use chat_core::Refusal;
-use chat_wire::{Conversation, ConversationId, ConversationList, ErrorBody, ModelList, SearchResults, Token};
+use chat_wire::{
+    Conversation, ConversationId, ConversationList, ErrorBody, ModelList, SearchResults, ServerFrame, Token,
+};
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::Deserialize;
@@ -89,6 +91,7 @@ pub async fn create(state: &AppState, request: &Request) -> Result<Response<Body
     };
     let conversation =
         state.store.create_conversation(&token, &id).await?.map_err(|refusal| refused(state, refusal))?;
+    announce(state, &token, &ServerFrame::Conversation { conversation: conversation.clone() }).await;
     Ok(no_store(json(StatusCode::CREATED, &conversation)))
 }
 
@@ -140,6 +143,7 @@ pub async fn rename(state: &AppState, request: &Request, id: &str) -> Result<Res
     }
     let conversation = changed
         .ok_or_else(|| ApiError::InvalidParameter("give at least one of `title`, `model` and `instructions`".into()))?;
+    announce(state, &token, &ServerFrame::Conversation { conversation: conversation.clone() }).await;
     Ok(no_store(json(StatusCode::OK, &conversation)))
 }
 
@@ -194,6 +198,7 @@ pub async fn delete(state: &AppState, request: &Request, id: &str) -> Result<Res
     let id = ConversationId::parse(id).map_err(|_| ApiError::UnknownConversation)?;
     state.store.delete_conversation(&token, &id).await?.map_err(|refusal| refused(state, refusal))?;
     tracing::info!(session = %token.log_id(), "conversation deleted");
+    announce(state, &token, &ServerFrame::ConversationDeleted { id: id.to_string() }).await;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(no_store(response))
@@ -287,6 +292,20 @@ pub async fn search(state: &AppState, request: &Request) -> Result<Response<Body
     }
     let results = state.store.search(&token, &query).await?.ok_or(ApiError::SessionExpired)?;
     Ok(no_store(json(StatusCode::OK, &results)))
+}
+
+/// Tells every connection of the session (every open tab) of a change to its list, through the
+/// Management API (`WS_MANAGEMENT_ENDPOINT`; without it, the tabs learn at their next list load).
+/// A failure changes nothing of the answer: the change is stored.
+async fn announce(state: &AppState, token: &Token, frame: &ServerFrame) {
+    let Some(endpoint) = &state.config.ws_management_endpoint else { return };
+    let connections = match state.store.session_connections(token).await {
+        Ok(connections) => connections,
+        Err(error) => return tracing::warn!(error = %error, "could not read where to announce a change"),
+    };
+    let bytes = serde_json::to_vec(frame).expect("frames always serialize");
+    let posts = connections.iter().map(|id| state.connections.post(endpoint, id, &bytes));
+    futures_util::future::join_all(posts).await;
 }
 
 /// The conversation a read names (`?conversation=`), or the session's current one.

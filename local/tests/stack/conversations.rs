@@ -138,7 +138,10 @@ async fn renamed_and_deleted_conversations(kind: StoreKind) {
     .await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
+    // Another tab hears every change to the list as it is made.
+    let mut tab = app.connect(token).await;
     let trip = app.new_conversation(token).await;
+    assert_eq!(tab.next_notice().await, ServerFrame::Conversation { conversation: trip.clone() });
     let mut ws = app.connect(token).await;
     ws.send_message_in(&trip.id, "q1", "Plan a trip to Oslo in winter for two people").await;
     assert_eq!(ws.read_reply().await.text, "You said: Plan a trip to Oslo in winter for two people");
@@ -151,6 +154,14 @@ async fn renamed_and_deleted_conversations(kind: StoreKind) {
     let (status, body) = app.call(Method::PATCH, &path, token, &[], Some(json!({"title": "  Oslo  "}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["title"].as_str(), body["titled_by"].as_str()), (Some("Oslo"), Some("person")));
+    loop {
+        let ServerFrame::Conversation { conversation } = tab.next_notice().await else {
+            panic!("a conversation notice")
+        };
+        if conversation.title == "Oslo" {
+            break assert_eq!(conversation.titled_by, TitleSource::Person);
+        }
+    }
     for (title, why) in [("", "blank"), ("a title far too long for twenty", "too long"), ("two\nlines", "control")] {
         let (status, body) = app.call(Method::PATCH, &path, token, &[], Some(json!({ "title": title }))).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("invalid_title")), "{why}: {body}");
@@ -168,6 +179,11 @@ async fn renamed_and_deleted_conversations(kind: StoreKind) {
     // Deleted: gone from the list and its history; its messages go with it.
     let (status, _) = app.call(Method::DELETE, &path, token, &[], None).await;
     assert_eq!(status, 204);
+    loop {
+        if let ServerFrame::ConversationDeleted { id } = tab.next_notice().await {
+            break assert_eq!(id, trip.id);
+        }
+    }
     let ids: Vec<String> = app.conversations(token).await.conversations.into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["third", "main"]);
     let (status, body) = app.call(Method::GET, "/chat_history", token, &[("conversation", &trip.id)], None).await;
