@@ -167,13 +167,7 @@ pub async fn models(state: &AppState) -> Result<Response<Body>, ApiError> {
 async fn model_list(state: &AppState) -> Result<ModelList, ApiError> {
     let model = &state.config.model;
     let served = state.store.provider_models().await?;
-    let offered = model
-        .allowed_models
-        .iter()
-        .filter(|name| **name == model.model || served.as_ref().is_none_or(|served| served.contains(name)))
-        .cloned()
-        .collect();
-    Ok(ModelList { default: model.model.clone(), models: offered })
+    Ok(ModelList { default: model.model.clone(), models: model.offered_models(served.as_deref()) })
 }
 
 /// Deletes a conversation with its messages; a reply being written in it stops. Deleting `main`,
@@ -294,6 +288,9 @@ pub async fn search(state: &AppState, request: &Request) -> Result<Response<Body
     Ok(no_store(json(StatusCode::OK, &results)))
 }
 
+/// The longest an announcement may hold a route's answer.
+const ANNOUNCE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Tells every connection of the session (every open tab) of a change to its list, through the
 /// Management API (`WS_MANAGEMENT_ENDPOINT`; without it, the tabs learn at their next list load).
 /// A failure changes nothing of the answer: the change is stored.
@@ -305,7 +302,11 @@ async fn announce(state: &AppState, token: &Token, frame: &ServerFrame) {
     };
     let bytes = serde_json::to_vec(frame).expect("frames always serialize");
     let posts = connections.iter().map(|id| state.connections.post(endpoint, id, &bytes));
-    futures_util::future::join_all(posts).await;
+    // The change is stored: a slow gateway must not make its answer late (the tabs then learn at
+    // their next list load).
+    if tokio::time::timeout(ANNOUNCE_WITHIN, futures_util::future::join_all(posts)).await.is_err() {
+        tracing::warn!("announcing a conversation change took too long; left to the tabs' next load");
+    }
 }
 
 /// The conversation a read names (`?conversation=`), or the session's current one.

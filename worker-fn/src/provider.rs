@@ -249,14 +249,16 @@ impl ModelClient {
         if let Some(key) = &self.config.api_key {
             request = request.bearer_auth(key);
         }
-        let response = tokio::time::timeout(self.config.first_token_timeout, request.send())
-            .await
-            .map_err(|_| ModelError::Timeout)?
-            .map_err(|e| ModelError::Unavailable(without_url(&e)))?;
-        if !response.status().is_success() {
-            return Err(ModelError::Unavailable(format!("GET /models answered {}", response.status())));
-        }
-        let listed: Listed = response.json().await.map_err(|e| ModelError::Unavailable(without_url(&e)))?;
+        // One bound for the headers and the body: a provider stalling mid-body ends here too.
+        let listed = tokio::time::timeout(self.config.first_token_timeout, async {
+            let response = request.send().await.map_err(|e| ModelError::Unavailable(without_url(&e)))?;
+            if !response.status().is_success() {
+                return Err(ModelError::Unavailable(format!("GET /models answered {}", response.status())));
+            }
+            response.json::<Listed>().await.map_err(|e| ModelError::Unavailable(without_url(&e)))
+        })
+        .await
+        .map_err(|_| ModelError::Timeout)??;
         Ok(listed.data.into_iter().map(|model| model.id).collect())
     }
 

@@ -156,7 +156,7 @@ impl Worker {
         let settings = settings?;
         // The conversation's own model (while the deployment still allows it) and instructions.
         let chosen = settings.as_ref().and_then(|c| c.model.clone());
-        let allowed = &self.config.model.allowed_models;
+        let allowed = self.config.model.allowed_models();
         let model_name = chosen.filter(|m| allowed.contains(m)).unwrap_or_else(|| self.model.model_name().to_string());
         let instructions = settings.as_ref().and_then(|c| c.instructions.as_deref());
         let context = build_context(

@@ -200,9 +200,9 @@ pub struct ModelConfig {
     pub base_url: String,
     /// `OPENAI_API_KEY`: sent as a bearer token when set.
     pub api_key: Option<String>,
-    /// `ALLOWED_MODELS`: the models a person may choose for a conversation, comma-separated
-    /// (default: `OPENAI_MODEL` alone, which is always allowed).
-    pub allowed_models: Vec<String>,
+    /// `ALLOWED_MODELS`: models a person may choose for a conversation besides `OPENAI_MODEL`,
+    /// comma-separated ([`ModelConfig::allowed_models`] puts the default first).
+    pub other_models: Vec<String>,
     /// `OPENAI_MODEL` (`gpt-4o-mini`).
     pub model: String,
     /// `SYSTEM_PROMPT`: the first message of every context.
@@ -285,6 +285,28 @@ fn parse_prices(value: Option<String>) -> Result<Vec<(String, ModelPrice)>, Conf
     Ok(prices)
 }
 
+impl ModelConfig {
+    /// The models a conversation may choose: the default (`OPENAI_MODEL`, whatever set it last)
+    /// first and always, then `ALLOWED_MODELS`'s others.
+    pub fn allowed_models(&self) -> Vec<String> {
+        let mut allowed = vec![self.model.clone()];
+        for name in &self.other_models {
+            if !allowed.contains(name) {
+                allowed.push(name.clone());
+            }
+        }
+        allowed
+    }
+
+    /// [`ModelConfig::allowed_models`] as far as the provider serves them (`served`: its
+    /// `/models`, when known); the default always.
+    pub fn offered_models(&self, served: Option<&[String]>) -> Vec<String> {
+        let mut offered = self.allowed_models();
+        offered.retain(|name| *name == self.model || served.is_none_or(|served| served.contains(name)));
+        offered
+    }
+}
+
 impl std::fmt::Debug for ModelConfig {
     // Hand-written so the API key can never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -292,7 +314,7 @@ impl std::fmt::Debug for ModelConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
-            .field("allowed_models", &self.allowed_models)
+            .field("other_models", &self.other_models)
             .field("system_prompt", &self.system_prompt)
             .field("max_reply_tokens", &self.max_reply_tokens)
             .field("context_tokens", &self.context_tokens)
@@ -475,16 +497,15 @@ impl Config {
                     .trim_end_matches('/')
                     .to_string(),
                 api_key: env.string("OPENAI_API_KEY"),
-                model: model.clone(),
-                allowed_models: {
-                    let mut allowed = vec![model];
-                    for name in env.string("ALLOWED_MODELS").unwrap_or_default().split(',').map(str::trim) {
-                        if !name.is_empty() && !allowed.iter().any(|a| a == name) {
-                            allowed.push(name.to_string());
-                        }
-                    }
-                    allowed
-                },
+                other_models: env
+                    .string("ALLOWED_MODELS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                model,
                 system_prompt: env
                     .string("SYSTEM_PROMPT")
                     .unwrap_or_else(|| "You are a helpful, concise assistant. Answer in markdown.".into()),

@@ -214,7 +214,10 @@ async fn stop_on_a_finished_reply_changes_nothing() {
 async fn session_keys_left(app: &TestApp) -> Vec<String> {
     let mut redis = app.redis().await;
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut redis).await.unwrap();
-    keys.into_iter().filter(|k| k != &app.config.request_stream).collect()
+    // Not a session's: the request stream, and the models the provider serves (workers list them).
+    keys.into_iter()
+        .filter(|k| k != &app.config.request_stream && k != chat_core::store::keys::PROVIDER_MODELS)
+        .collect()
 }
 
 #[tokio::test]
