@@ -14,7 +14,7 @@ use lambda_http::{Body, Request, RequestExt, RequestPayloadExt, Response};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::http::{count_read, json, no_store, session_token};
+use crate::http::{count_read, json, no_store, one_line, session_token};
 use crate::state::AppState;
 
 /// The body of `POST /conversations` (optional).
@@ -272,12 +272,8 @@ pub const MAX_QUERY_CHARS: usize = 200;
 pub async fn search(state: &AppState, request: &Request) -> Result<Response<Body>, ApiError> {
     let token = session_token(request)?;
     let params = request.query_string_parameters();
-    let query = params.first("q").unwrap_or_default().trim().to_string();
-    if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS || query.chars().any(char::is_control) {
-        return Err(ApiError::InvalidParameter(format!(
-            "`q` is 1 to {MAX_QUERY_CHARS} characters, not only spaces, without control characters"
-        )));
-    }
+    let query = one_line(params.first("q").unwrap_or_default(), MAX_QUERY_CHARS, "search (`q`)")
+        .map_err(ApiError::InvalidParameter)?;
     let limit = state.config.rate_limits.searches_per_session;
     match state.store.count_search(&token, limit).await? {
         Ok(None) => {}
@@ -319,17 +315,7 @@ pub async fn named_or_current(state: &AppState, request: &Request, token: &Token
 
 /// Trims a title and checks it: not blank, at most `max_chars` characters, no control characters.
 pub fn validate_title(title: &str, max_chars: usize) -> Result<String, ApiError> {
-    let title = title.trim();
-    if title.is_empty() {
-        return Err(ApiError::InvalidTitle("the title must not be blank".into()));
-    }
-    if title.chars().count() > max_chars {
-        return Err(ApiError::InvalidTitle(format!("the title must be at most {max_chars} characters")));
-    }
-    if title.chars().any(char::is_control) {
-        return Err(ApiError::InvalidTitle("the title must not contain control characters".into()));
-    }
-    Ok(title.to_string())
+    one_line(title, max_chars, "title").map_err(ApiError::InvalidTitle)
 }
 
 fn refused(state: &AppState, refusal: Refusal) -> ApiError {

@@ -409,17 +409,24 @@ async fn read_multipart_name(content_type: &str, body: &Body) -> Result<String, 
 /// Trims a display name and checks it: not blank, at most `max_chars` characters, no control
 /// characters.
 pub fn validate_name(name: &str, max_chars: usize) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::InvalidName("the name must not be blank".into()));
+    one_line(name, max_chars, "name").map_err(ApiError::InvalidName)
+}
+
+/// The one rule of a name, a title and a search: trimmed, not blank, at most `max_chars`
+/// characters, no control characters (`name_pattern` in the OpenAPI document says the same).
+/// The error is a sentence about `what`.
+pub(crate) fn one_line(text: &str, max_chars: usize, what: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("the {what} must not be blank"));
     }
-    if name.chars().count() > max_chars {
-        return Err(ApiError::InvalidName(format!("the name must be at most {max_chars} characters")));
+    if text.chars().count() > max_chars {
+        return Err(format!("the {what} must be at most {max_chars} characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::InvalidName("the name must not contain control characters".into()));
+    if text.chars().any(char::is_control) {
+        return Err(format!("the {what} must not contain control characters"));
     }
-    Ok(name.to_string())
+    Ok(text.to_string())
 }
 
 /// The JSON response of an error.

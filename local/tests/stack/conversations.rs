@@ -211,6 +211,11 @@ async fn renamed_and_deleted_conversations(kind: StoreKind) {
     assert_eq!(create(&app, token, "fourth").await.0, 201);
 }
 
+/// Reads frames until a reply's first delta: the reply is being written.
+async fn until_a_delta(ws: &mut chat_testkit::WsClient) {
+    while !matches!(ws.next_frame().await, ServerFrame::Delta { .. }) {}
+}
+
 /// `POST /conversations` with a client-chosen id.
 async fn create(app: &TestApp, token: &str, id: &str) -> (u16, serde_json::Value) {
     app.call(Method::POST, "/conversations", token, &[], Some(json!({ "id": id }))).await
@@ -223,11 +228,7 @@ async fn a_deleted_conversation_stops_its_reply(kind: StoreKind) {
     let doomed = app.new_conversation(token).await;
     let mut ws = app.connect(token).await;
     ws.send_message_in(&doomed.id, "q1", &"word ".repeat(40)).await;
-    loop {
-        if let ServerFrame::Delta { .. } = ws.next_frame().await {
-            break;
-        }
-    }
+    until_a_delta(&mut ws).await;
     let (status, _) = app.call(Method::DELETE, &format!("/conversations/{}", doomed.id), token, &[], None).await;
     assert_eq!(status, 204);
     // The worker stops at its next delta and stores nothing: no `done`, no keys left behind.
@@ -264,11 +265,7 @@ async fn a_reply_in_a_conversation_left_behind_is_resumed_from_another_tab(kind:
     let older = app.new_conversation(token).await;
     let mut laptop = app.connect(token).await;
     laptop.send_message_in(&older.id, "q1", &"word ".repeat(30)).await;
-    loop {
-        if let ServerFrame::Delta { .. } = laptop.next_frame().await {
-            break;
-        }
-    }
+    until_a_delta(&mut laptop).await;
     // The person starts another conversation: the first is no longer current, and is still written.
     let newer = app.new_conversation(token).await;
     assert_eq!(app.conversations(token).await.current, newer.id);
