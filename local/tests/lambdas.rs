@@ -142,7 +142,7 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     let response = invoke(&http, port, "ws-message", &fixture("ws-message.json", &token)).await;
     assert_eq!(response["statusCode"], 200, "{response}");
     let frame: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
-    assert_eq!(frame, serde_json::json!({"type": "ack", "id": "m1", "reply_id": "m1.reply"}));
+    assert_eq!(frame, serde_json::json!({"type": "ack", "id": "m1", "reply_id": "m1.reply", "conversation": "main"}));
     let queued: usize = conn.xlen("chat:requests").await.unwrap();
     assert_eq!(queued, 1);
 
@@ -164,8 +164,12 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     assert!(reply.contains("You said: What is Rust?"), "{reply}");
     let conns: Vec<String> = conn.smembers(chat_testkit::session_keys(&token).conns).await.unwrap();
     assert!(conns.is_empty(), "gone connection dropped: {conns:?}");
-    // The worker called the model with the key it read from Secrets Manager.
-    assert_eq!(stub.authorizations(), [Some("Bearer sk-from-secrets-manager".to_string())]);
+    // The worker called the model (the reply, and the conversation's title after it) with the key
+    // it read from Secrets Manager.
+    let authorizations = stub.authorizations();
+    let from_secrets = Some("Bearer sk-from-secrets-manager");
+    assert!(!authorizations.is_empty(), "the model was called");
+    assert!(authorizations.iter().all(|sent| sent.as_deref() == from_secrets), "{authorizations:?}");
 
     // $disconnect forgets the mapping.
     let _: () = conn.set("chat:conn:{Bx1cYeErvHcCFkA=}", &token).await.unwrap();
