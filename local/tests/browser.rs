@@ -578,6 +578,11 @@ async fn a_person_chats_in_a_real_browser() {
     gateway.kill().await;
 }
 
+/// `GET /conversations` of the session `token`, as the server holds it.
+async fn conversation_list(http: &reqwest::Client, base: &str, token: &str) -> chat_wire::ConversationList {
+    http.get(format!("{base}/conversations")).query(&[("token", token)]).send().await.unwrap().json().await.unwrap()
+}
+
 /// Several conversations in one session: a new chat keeps the old one; switching away from a
 /// reply that streams and back shows it whole; rename, delete with undo, export of the open
 /// conversation, and the list as a drawer on a phone.
@@ -594,15 +599,7 @@ async fn a_person_keeps_several_conversations() {
     let token = client.execute("return JSON.parse(localStorage.getItem('chat.session')).token;", vec![]).await.unwrap();
     let token = token.as_str().unwrap().to_string();
     let listed = |http: reqwest::Client, base: String, token: String| async move {
-        let list: chat_wire::ConversationList = http
-            .get(format!("{base}/conversations"))
-            .query(&[("token", &token)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = conversation_list(&http, &base, &token).await;
         list.conversations.into_iter().map(|c| (c.id, c.title)).collect::<Vec<_>>()
     };
 
@@ -748,15 +745,7 @@ async fn a_person_keeps_several_conversations() {
     let chosen = chat_testkit::wait::wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
         async move {
-            let list: chat_wire::ConversationList = http
-                .get(format!("{base}/conversations"))
-                .query(&[("token", &token)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list = conversation_list(&http, &base, &token).await;
             list.conversations.iter().any(|c| c.id == "main" && c.model.as_deref() == Some("stub-large"))
         }
     })

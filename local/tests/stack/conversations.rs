@@ -211,6 +211,31 @@ async fn renamed_and_deleted_conversations(kind: StoreKind) {
     assert_eq!(create(&app, token, "fourth").await.0, 201);
 }
 
+/// Reads a reply of conversation `conversation` to its end from what the client holds (`text`),
+/// checking that every frame names that conversation. Answers the text and how many snapshots
+/// came (one a takeover, or the answer to a resume).
+async fn rest_of_reply_in(ws: &mut chat_testkit::WsClient, conversation: &str, mut text: ReplyText) -> (String, usize) {
+    let mut snapshots = 0;
+    loop {
+        match ws.next_frame().await {
+            ServerFrame::Snapshot { next_seq, text: shown, conversation: of, .. } => {
+                assert_eq!(of.as_deref(), Some(conversation));
+                text.snapshot(next_seq, &shown);
+                snapshots += 1;
+            }
+            ServerFrame::Delta { seq, text: piece, conversation: of, .. } => {
+                assert_eq!(of.as_deref(), Some(conversation));
+                text.delta(seq, &piece);
+            }
+            ServerFrame::Done { status, conversation: of, .. } => {
+                assert_eq!((status, of.as_deref()), (ReplyStatus::Done, Some(conversation)));
+                return (text.text().to_string(), snapshots);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 /// Reads frames until a reply's first delta: the reply is being written.
 async fn until_a_delta(ws: &mut chat_testkit::WsClient) {
     while !matches!(ws.next_frame().await, ServerFrame::Delta { .. }) {}
@@ -276,26 +301,10 @@ async fn a_reply_in_a_conversation_left_behind_is_resumed_from_another_tab(kind:
     let mut phone = app.connect(token).await;
     let resume = json!({"action": "resume", "reply_to": "q1", "conversation": older.id});
     phone.send_text(&resume.to_string()).await;
-    let mut text = ReplyText::from_snapshot(streaming.next_seq.unwrap(), streaming.msg.clone());
-    loop {
-        match phone.next_frame().await {
-            ServerFrame::Snapshot { next_seq, text: shown, conversation, .. } => {
-                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
-                text.snapshot(next_seq, &shown);
-            }
-            ServerFrame::Delta { seq, text: piece, conversation, .. } => {
-                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
-                text.delta(seq, &piece);
-            }
-            ServerFrame::Done { status, conversation, .. } => {
-                assert_eq!((status, conversation.as_deref()), (ReplyStatus::Done, Some(older.id.as_str())));
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let text = ReplyText::from_snapshot(streaming.next_seq.unwrap(), streaming.msg.clone());
+    let (text, _) = rest_of_reply_in(&mut phone, &older.id, text).await;
     let stored = app.history_of(token, &older.id).await.messages.pop().unwrap();
-    assert_eq!(text.text(), stored.msg);
+    assert_eq!(text, stored.msg);
     assert_eq!(stored.msg.trim_end(), format!("You said: {}", "word ".repeat(30).trim_end()));
 }
 
@@ -578,27 +587,9 @@ async fn a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over(k
     worker.start_kill().unwrap();
     worker.wait().await.unwrap();
     let _rescuer = app.spawn_worker(local, "600", "worker-1");
-    let mut restarts = 0;
-    loop {
-        match ws.next_frame().await {
-            ServerFrame::Snapshot { next_seq, text: shown, conversation, .. } => {
-                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
-                text.snapshot(next_seq, &shown);
-                restarts += 1;
-            }
-            ServerFrame::Delta { seq, text: piece, conversation, .. } => {
-                assert_eq!(conversation.as_deref(), Some(older.id.as_str()));
-                text.delta(seq, &piece);
-            }
-            ServerFrame::Done { status, conversation, .. } => {
-                assert_eq!((status, conversation.as_deref()), (ReplyStatus::Done, Some(older.id.as_str())));
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (text, restarts) = rest_of_reply_in(&mut ws, &older.id, text).await;
     assert_eq!(restarts, 1, "one takeover");
-    assert_eq!(text.text(), second, "the client shows the second attempt alone");
+    assert_eq!(text, second, "the client shows the second attempt alone");
     let stored = app.history_of(token, &older.id).await;
     assert_eq!(texts(&stored), ["a long one", second.as_str()], "stored once, in its own conversation");
     assert!(app.history_of(token, &newer.id).await.messages.is_empty());
