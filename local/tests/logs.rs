@@ -80,9 +80,8 @@ async fn tokens_and_the_model_key_never_reach_the_logs_even_at_trace() {
     assert_eq!(reply_error(&mut ws).await, Some(ErrorCode::ModelStreamInterrupted));
 
     // Redis gone and back: refused reads, frames and handshakes, then the same connection goes on.
-    // Killed once its append-only file has everything (with `everysec`, a busy disk can hold a
-    // write back up to two seconds): the story is about the logs, not about a lost second.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Killed with its append-only file holding everything it acknowledged (the tests' servers
+    // write it before they answer).
     app.redis.server().stop().await;
     assert_eq!(app.history(&session.token).await.0, 503);
     ws.send_message("m5", "outage?").await;

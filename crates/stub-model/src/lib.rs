@@ -56,6 +56,10 @@ pub enum Scripted {
     StallAfter(usize, Duration),
     /// Answer `429` with this `Retry-After` (seconds) and an OpenAI-style error body.
     RateLimitedFor(u64),
+    /// Stream the default reply once this many streamed requests have been in flight at once
+    /// (this one included; at most 30 s): a story about replies written together holds whatever
+    /// the speed.
+    Together(usize),
 }
 
 #[derive(Default)]
@@ -187,6 +191,7 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
     let mut cut_after = None;
     let mut stall = None;
     let mut done_marker = true;
+    let mut together = None;
     match scripted {
         Some(Scripted::Status(code)) => return error_response(code),
         Some(Scripted::RateLimitedFor(seconds)) => {
@@ -200,6 +205,7 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
         Some(Scripted::SlowFirstToken(delay)) => pacing.first_token = delay,
         Some(Scripted::CutAfter(pieces)) => cut_after = Some(pieces),
         Some(Scripted::NoDoneMarker) => done_marker = false,
+        Some(Scripted::Together(n)) => together = Some(n),
         None => {}
     }
     let prompt_tokens = prompt_tokens(&request);
@@ -217,6 +223,16 @@ async fn chat(State(state): State<AppState>, headers: axum::http::HeaderMap, Jso
         .into_response();
     }
     let in_flight = InFlight::new(state.shared.clone());
+    if let Some(n) = together {
+        let company = tokio::time::Instant::now() + Duration::from_secs(30);
+        // Until the group has formed once (not "while it is whole": the first to stream may end
+        // before the last has looked).
+        while state.shared.max_in_flight.load(std::sync::atomic::Ordering::SeqCst) < n
+            && tokio::time::Instant::now() < company
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     stream_response(pieces, Ending { pacing, cut_after, stall, done_marker, prompt_tokens }, in_flight)
 }
 

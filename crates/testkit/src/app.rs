@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chat_core::store::RedisConnection;
 use chat_core::Config;
-use chat_local::redis_server::{RedisCluster, RedisServer};
+use chat_local::redis_server::{AppendFsync, RedisCluster, RedisServer};
 use chat_local::Options;
 use chat_stub_model::{Pacing, StubModel};
 use chat_wire::ChatSession;
@@ -26,10 +26,17 @@ pub enum StoreKind {
     Standalone,
     /// A Redis Cluster of three primaries and three replicas, found through one node's URL.
     Cluster,
+    /// The same cluster, whose nodes count a silent peer as failed after one second: for the
+    /// failover stories, which kill primaries and wait for their replicas to take over.
+    FailoverCluster,
 }
 
-/// How long a cluster's nodes wait before counting a peer as failed, in tests.
-pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a cluster's nodes wait before counting a peer as failed: long enough that a node
+/// of a busy test machine, stalled for a moment, is not failed over in the middle of a story.
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The node timeout of [`StoreKind::FailoverCluster`].
+pub const FAILOVER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The Redis a test stack runs on.
 #[allow(clippy::large_enum_variant)] // One per test: the size of a child process handle is no matter.
@@ -43,11 +50,18 @@ impl TestRedis {
     pub async fn start(kind: StoreKind, dir: &std::path::Path) -> TestRedis {
         match kind {
             StoreKind::Standalone => {
-                TestRedis::Standalone(RedisServer::start(dir, true).await.expect("redis-server starts"))
+                // Stories kill the process (never the machine): whatever it acknowledged is in its
+                // file, without waiting for a sync.
+                TestRedis::Standalone(
+                    RedisServer::start_persistent(dir, AppendFsync::No).await.expect("redis-server starts"),
+                )
             }
             StoreKind::Cluster => {
                 TestRedis::Cluster(RedisCluster::start(dir, CLUSTER_NODE_TIMEOUT).await.expect("a redis cluster forms"))
             }
+            StoreKind::FailoverCluster => TestRedis::Cluster(
+                RedisCluster::start(dir, FAILOVER_NODE_TIMEOUT).await.expect("a redis cluster forms"),
+            ),
         }
     }
 
@@ -169,7 +183,7 @@ async fn spawn(
     }
     // The product tells the two apart by itself, from the URL alone.
     let detected = chat_core::Store::connect(&config).unwrap().connection().await.expect("redis answers");
-    assert_eq!(detected.is_cluster(), kind == StoreKind::Cluster, "the store detects a {kind:?} redis");
+    assert_eq!(detected.is_cluster(), kind != StoreKind::Standalone, "the store detects a {kind:?} redis");
     let (addr, management_endpoint, stop) = serve(config.clone(), options).await;
     // As the stack sets it: workers a test builds from this config post where the stack's do.
     config.ws_management_endpoint = Some(management_endpoint);
@@ -275,6 +289,19 @@ impl TestApp {
     /// A connection to the stack's Redis, made as the product makes its own (cluster-aware).
     pub async fn redis(&self) -> RedisConnection {
         chat_core::Store::connect(&self.config).unwrap().connection().await.expect("redis answers")
+    }
+
+    /// The remaining lifetime (ms) of each of a session's connection mappings, found through the
+    /// session's set of connections (on a cluster too).
+    pub async fn connection_mappings_pttl(&self, token: &str) -> Vec<u64> {
+        let mut redis = self.redis().await;
+        let ids: Vec<String> = redis::AsyncCommands::smembers(&mut redis, session_keys(token).conns).await.unwrap();
+        let mut lifetimes = Vec::new();
+        for id in ids {
+            let pttl: i64 = redis::AsyncCommands::pttl(&mut redis, format!("chat:conn:{{{id}}}")).await.unwrap();
+            lifetimes.push(u64::try_from(pttl).unwrap_or_else(|_| panic!("mapping of {id}: PTTL {pttl}")));
+        }
+        lifetimes
     }
 
     /// `local worker` (`local` is the `local` binary's path) against this stack, as on a second

@@ -12,6 +12,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::reply::{Read, Reading, Reply, TimedReply};
 
+/// The longest a test waits for the next frame before it fails: a guard against a hang, far
+/// above what any story needs even on a busy machine (the embedded model writes four replies at
+/// once on two cores).
+pub const FRAME_WAIT: Duration = Duration::from_secs(30);
+
 pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Frames read while waiting for another (an ack may follow the first delta).
@@ -77,7 +82,7 @@ impl WsClient {
         let _ = self.stream.close(None).await;
     }
 
-    /// The next server frame (fails the test after 10 s).
+    /// The next server frame (fails the test after [`FRAME_WAIT`]).
     pub async fn next_frame(&mut self) -> ServerFrame {
         if let Some(frame) = self.buffered.pop_front() {
             return frame;
@@ -98,9 +103,9 @@ impl WsClient {
 
     async fn read_any(&mut self) -> ServerFrame {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+            let message = tokio::time::timeout(FRAME_WAIT, self.stream.next())
                 .await
-                .expect("a frame within 10 s")
+                .expect("a frame within FRAME_WAIT")
                 .expect("the connection is open")
                 .expect("a valid websocket message");
             match message {

@@ -46,7 +46,7 @@ async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
     let _bob = app.connect(&other.token).await;
     open.pop().unwrap().close().await;
     let mut admitted = None;
-    for _ in 0..50 {
+    for _ in 0..200 {
         if let Ok(ws) = WsClient::connect(&app.ws_url, &session.token).await {
             admitted = Some(ws);
             break;
@@ -126,13 +126,16 @@ async fn a_lost_connection_mapping_asks_the_client_to_reconnect(kind: StoreKind)
 }
 
 async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, &[("SESSION_TTL_SECONDS", "4")], Options::default(), Pacing::default()).await;
+    let app = spawn_app_on_with(kind, &[("SESSION_TTL_SECONDS", "8")], Options::default(), Pacing::default()).await;
     let session = app.create_session("Ada").await;
     let mut phone = app.connect(&session.token).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // The laptop joins late: its mapping gets the session's remaining two seconds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The laptop joins late: its mapping gets the session's remaining four seconds or so.
     let mut laptop = app.connect(&session.token).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = app.connection_mappings_pttl(&session.token).await;
+    assert_eq!(before.len(), 2, "two connections: {before:?}");
+    let first_lifetime = *before.iter().max().unwrap();
+    let measured = tokio::time::Instant::now();
     // The phone keeps chatting (the session lives on); the laptop only pings.
     phone.ask("m1", "keep the session alive").await;
     let on_phone = phone.read_reply().await;
@@ -145,8 +148,15 @@ async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive
             other => panic!("expected pong, got {other:?}"),
         }
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Past the laptop's first mapping lifetime, well inside the session's: still known.
+    // Each connection's own frames renew its mapping, to the session's lifetime (which the
+    // phone's question renewed): the laptop's ping moved its mapping's end past its first one.
+    let after = app.connection_mappings_pttl(&session.token).await;
+    assert!(
+        after.iter().all(|&pttl| pttl > first_lifetime),
+        "the question and the ping renewed both mappings: {before:?} -> {after:?}"
+    );
+    // Past the laptop's first mapping lifetime, inside the renewed one: still known.
+    tokio::time::sleep_until(measured + Duration::from_millis(first_lifetime + 500)).await;
     laptop.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
     match laptop.next_frame().await {
         ServerFrame::Snapshot { text, status, .. } => {

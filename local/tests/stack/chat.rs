@@ -160,7 +160,8 @@ async fn a_resent_message_is_not_stored_or_answered_twice() {
 #[tokio::test]
 async fn a_second_message_while_a_reply_streams_is_refused() {
     let app = spawn_app().await;
-    app.stub.push([chat_stub_model::Scripted::SlowFirstToken(std::time::Duration::from_millis(400))]);
+    // The reply's first token comes long after the second question is answered.
+    app.stub.push([chat_stub_model::Scripted::SlowFirstToken(std::time::Duration::from_secs(3))]);
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
     ws.ask("m1", "slow one").await;
@@ -196,7 +197,7 @@ async fn a_closed_connection_is_forgotten(kind: StoreKind) {
     let mut conn = app.redis().await;
     let key = chat_testkit::session_keys(&session.token).conns;
     let mut members: Vec<String> = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..500 {
         members = redis::AsyncCommands::smembers(&mut conn, &key).await.unwrap();
         if members.is_empty() {
             break;
@@ -208,9 +209,9 @@ async fn a_closed_connection_is_forgotten(kind: StoreKind) {
 
 async fn many_conversations_are_answered_at_once(kind: StoreKind) {
     let app = spawn_app_on(kind).await;
-    // Long enough that the five requests overlap however the worker's reads fall.
-    let delay = std::time::Duration::from_millis(1500);
-    app.stub.push((0..5).map(|_| chat_stub_model::Scripted::SlowFirstToken(delay)));
+    // Each reply waits for the other four to be asked of the model: the five overlap however
+    // slowly the worker's reads fall (a worker that wrote one at a time would wait 30 s each).
+    app.stub.push((0..5).map(|_| chat_stub_model::Scripted::Together(5)));
     let mut sessions = Vec::new();
     for i in 0..5 {
         sessions.push(app.create_session(&format!("user{i}")).await);
@@ -259,28 +260,33 @@ async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent(kind: StoreKind) {
     let app = spawn_app_on_with(kind, &[], chat_local::Options::default(), pacing).await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
-    let long = "word ".repeat(60);
+    // Eight seconds of reply, stopped after its first piece arrived.
+    let long = "word ".repeat(200);
     ws.ask("m1", long.trim()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut shown = chat_wire::ReplyText::default();
+    match ws.next_frame().await {
+        ServerFrame::Delta { seq, text, .. } => shown.delta(seq, &text),
+        other => panic!("expected a delta, got {other:?}"),
+    }
     ws.send_text(r#"{"action":"stop","reply_to":"m1"}"#).await;
-    let reply = ws.read_reply().await;
+    let reply = ws.read_reply_from(shown).await;
     let ServerFrame::Done { status, .. } = reply.end else { panic!("expected done, got {:?}", reply.end) };
     assert_eq!(status, ReplyStatus::Stopped);
-    assert!(!reply.deltas.is_empty());
     let shown = reply.text;
+    assert!(!shown.is_empty());
     let full = format!("You said: {}", long.trim());
     assert!(shown.len() < full.len(), "stopped before the end");
     let history = app.session(&session.token).await;
     assert_eq!(history.messages[1].status, ReplyStatus::Stopped);
     assert_eq!(history.messages[1].msg, shown, "the stored reply is what was sent");
-    // The model request was cancelled, not left running.
-    for _ in 0..50 {
-        if app.stub.in_flight() == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(app.stub.in_flight(), 0);
+    // The model request was cancelled, not left running (it would run for seconds more).
+    let cancelled = chat_testkit::wait::wait_until(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || async { app.stub.in_flight() == 0 },
+    )
+    .await;
+    assert!(cancelled, "the model's request was cancelled");
     // The session is free again.
     ws.ask("m2", "next").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));

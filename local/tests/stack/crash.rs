@@ -16,7 +16,9 @@ use chat_testkit::{on_each_store, spawn_app_on_with, StoreKind, TestApp, WsClien
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio::process::Child;
 
-const CLAIM_IDLE_MS: &str = "600";
+// A live worker renews its claim every third of this: only a stall of two thirds of it could lose
+// a claim, which a busy machine's scheduling does not come near.
+const CLAIM_IDLE_MS: &str = "1000";
 
 /// `local worker`: a worker in its own process, as on a second machine.
 fn spawn_worker(app: &TestApp, name: &str) -> Child {

@@ -26,7 +26,7 @@ struct Failovers {
 async fn stack(wait_replicas: &str) -> TestApp {
     let pacing = Pacing { between_tokens: Duration::from_millis(25), ..Default::default() };
     spawn_app_on_with(
-        StoreKind::Cluster,
+        StoreKind::FailoverCluster,
         &[
             ("REDIS_WAIT_REPLICAS", wait_replicas),
             ("REDIS_WAIT_TIMEOUT_MS", "1000"),

@@ -79,7 +79,7 @@ async fn the_management_api_refuses_peers_off_this_machine() {
     let url = format!("http://{outside}/{secret}/@connections/abc%3D");
     let http = reqwest::Client::new();
     let mut status = None;
-    for _ in 0..50 {
+    for _ in 0..200 {
         if let Ok(response) = http.post(&url).body("{}").send().await {
             status = Some(response.status().as_u16());
             break;
@@ -128,8 +128,8 @@ async fn an_upgrade_the_client_abandons_leaves_no_connection_behind() {
     let app = spawn_app().await;
     let session = app.create_session("Ada").await;
     let mut redis = app.redis().await;
-    // Writes wait for half a second: the handshake's $connect is held while its client vanishes.
-    let () = redis::cmd("CLIENT").arg("PAUSE").arg(500).arg("WRITE").query_async(&mut redis).await.unwrap();
+    // Writes wait for three seconds: the handshake's $connect is held while its client vanishes.
+    let () = redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE").query_async(&mut redis).await.unwrap();
     let mut stream = TcpStream::connect(address(&app.base)).await.unwrap();
     let request = format!(
         "GET /chat?token={} HTTP/1.1\r\nHost: local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -137,14 +137,15 @@ async fn an_upgrade_the_client_abandons_leaves_no_connection_behind() {
         session.token
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Time for the gateway to read the request and reach $connect (held by the pause).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     // Gone, with a reset: the handshake's answer will have nowhere to go.
     stream.set_zero_linger().unwrap();
     drop(stream);
 
     // Once writes resume, $connect binds the connection, and the failed upgrade unbinds it.
     let mut bound = 0;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis).await.unwrap();
         bound = stats
             .lines()
@@ -159,7 +160,7 @@ async fn an_upgrade_the_client_abandons_leaves_no_connection_behind() {
     assert_eq!(bound, 1, "the handshake bound its connection");
     let key = chat_testkit::session_keys(&session.token).conns;
     let mut left: Vec<String> = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         left = redis::AsyncCommands::smembers(&mut redis, &key).await.unwrap();
         if left.is_empty() {
             break;

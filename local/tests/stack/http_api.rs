@@ -94,10 +94,10 @@ async fn history_needs_a_live_token() {
 
 #[tokio::test]
 async fn sessions_expire_after_their_ttl() {
-    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "1")], Options::default(), Pacing::default()).await;
+    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "3")], Options::default(), Pacing::default()).await;
     let session = app.create_session("Brief").await;
     assert_eq!(app.history(&session.token).await.0, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     assert_eq!(app.history(&session.token).await.0, 400);
 }
 

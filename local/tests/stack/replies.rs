@@ -19,6 +19,9 @@ async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_s
     let question = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
     let full = format!("You said: {question}");
     let mut first = app.connect(&session.token).await;
+    // Ten of its sixteen pieces, then a pause far longer than a reload takes: the reply is
+    // still being written when the new page looks.
+    app.stub.push([Scripted::StallAfter(10, Duration::from_secs(3))]);
     first.ask("m1", question).await;
     for _ in 0..3 {
         assert!(matches!(first.next_frame().await, ServerFrame::Delta { .. }));

@@ -94,7 +94,7 @@ async fn the_store_speaks_tls_to_redis() {
         .kill_on_drop(true)
         .spawn()
         .expect("redis-server starts");
-    assert!(wait_for_port(port, Duration::from_secs(5)).await, "redis-server with TLS did not start");
+    assert!(wait_for_port(port, Duration::from_secs(30)).await, "redis-server with TLS did not start");
 
     let mut vars = HashMap::new();
     vars.insert("REDIS_URL".to_string(), format!("rediss://127.0.0.1:{port}"));
