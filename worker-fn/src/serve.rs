@@ -16,10 +16,11 @@ use crate::worker::Worker;
 
 impl Worker {
     /// Lambda mode: answers entries (a dead worker's first, then new ones) as they come, until
-    /// the stream is empty with no reply in flight, or until too little of the invocation is left
-    /// for another reply (`deadline`, minus `MAX_REPLY_SECONDS` and a margin); then finishes the
-    /// replies in flight. While it takes entries it holds a lease on its free slots, so questions
-    /// asked meanwhile wake no other invocation. Returns how many entries it processed.
+    /// the stream has stayed empty with no reply in flight for `WORKER_LINGER_MS`, or until too
+    /// little of the invocation is left for another reply (`deadline`, minus `MAX_REPLY_SECONDS`
+    /// and a margin); then finishes the replies in flight. While it takes entries (lingering
+    /// included) it holds a lease on its free slots, so questions asked meanwhile wake no other
+    /// invocation. Returns how many entries it processed.
     ///
     /// `reader` is a connection of its own for the stream reads, which block for a moment while
     /// replies are in flight (a multiplexed connection would hold their commands up meanwhile):
@@ -71,6 +72,8 @@ impl Worker {
         };
         let mut next_claim = Instant::now();
         let mut failures: u32 = 0;
+        // Since when an invocation has had nothing queued and nothing in flight.
+        let mut idle_since: Option<Instant> = None;
         // Created once, and again after a failure (a Redis that restarted without its data).
         let mut group_ready = false;
         loop {
@@ -99,12 +102,25 @@ impl Worker {
                 permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
             };
             let in_flight = settings.concurrency - 1 - permits.available_permits();
+            if in_flight > 0 {
+                idle_since = None;
+            }
+            // An invocation with nothing to do lingers a moment for the next entry, holding its
+            // lease: with steady traffic the next question finds it instead of waking another.
+            let linger_left = match (mode, in_flight) {
+                (Mode::Invocation { .. }, 0) => {
+                    settings.linger.saturating_sub(idle_since.get_or_insert_with(Instant::now).elapsed())
+                }
+                _ => Duration::ZERO,
+            };
             let block = match mode {
                 Mode::Daemon => Some(settings.block.min(claim_every)),
-                // With replies in flight, wait a little for more (a slot frees meanwhile anyway).
-                Mode::Invocation { stop_taking } if in_flight > 0 => {
+                // With replies in flight (a slot frees meanwhile anyway), or while lingering.
+                Mode::Invocation { stop_taking } if in_flight > 0 || !linger_left.is_zero() => {
                     let left = stop_taking.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
-                    Some(INVOCATION_READ_BLOCK.min(left).max(Duration::from_millis(1)))
+                    let wait =
+                        if in_flight > 0 { INVOCATION_READ_BLOCK } else { linger_left.min(INVOCATION_READ_BLOCK) };
+                    Some(wait.min(left).max(Duration::from_millis(1)))
                 }
                 Mode::Invocation { .. } => None,
             };
@@ -154,6 +170,13 @@ impl Worker {
                     continue;
                 }
             };
+            if !entries.is_empty() {
+                idle_since = None;
+            }
+            if entries.is_empty() && in_flight == 0 && !linger_left.is_zero() {
+                // Still lingering: look again.
+                continue;
+            }
             if entries.is_empty() && in_flight == 0 {
                 if let (Mode::Invocation { .. }, Some(lease)) = (mode, &lease) {
                     // Nothing queued, nothing in flight: give the lease up, then look once more,

@@ -389,6 +389,10 @@ pub struct WorkerConfig {
     /// `WORKER_LEASE_SECONDS` (10): a running Lambda worker's lease on its free slots; while one
     /// has a free slot, a new question wakes no other invocation.
     pub lease: Duration,
+    /// `WORKER_LINGER_MS` (2000): how long a Lambda invocation with nothing queued and nothing in
+    /// flight waits for the next entry before it ends, holding its lease meanwhile (so a question
+    /// asked then wakes no new invocation). PERFORMANCE.md gives the measurement behind the default.
+    pub linger: Duration,
     /// `CONVERSATION_TITLES` (true): after a conversation's first reply, ask the model for a
     /// short title (one small non-streamed call); off, a conversation keeps its question's start.
     pub titles: bool,
@@ -532,6 +536,7 @@ impl Config {
                 max_deliveries: env.number("WORKER_MAX_DELIVERIES", 5)?.max(1),
                 reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
                 lease: env.seconds("WORKER_LEASE_SECONDS", 10)?.max(Duration::from_secs(1)),
+                linger: Duration::from_millis(env.number("WORKER_LINGER_MS", 2_000)?),
                 titles: env.flag("CONVERSATION_TITLES", true)?,
             },
             secrets: SecretArns {

@@ -1,8 +1,10 @@
 //! The parts of AWS Lambda a function's life depends on, for one function: the Invoke API (what
 //! the message function calls to wake the worker), and the Runtime API its processes poll, with
-//! a real deadline per invocation. As on Lambda, an invocation still running at its deadline has
-//! its process killed (SIGKILL), and each execution environment (a process) runs one invocation
-//! at a time; more are started while invocations wait, up to a reserved concurrency.
+//! a real deadline per invocation. As on Lambda, each execution environment (a process) has its
+//! own Runtime API address and runs one invocation at a time; an invocation still running at its
+//! deadline has its process killed (SIGKILL); more environments start while invocations wait, up
+//! to a reserved concurrency; and the time each environment spends starting (init) and each
+//! invocation runs is counted, as Lambda bills it.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,10 +20,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::env::Vars;
 
-/// What happened to the invocations, for a test to check.
+/// What happened to the invocations, for a test to check and a bench to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Invocations the Invoke API accepted.
@@ -32,11 +35,29 @@ pub struct Counts {
     pub timed_out: usize,
     /// Execution environments (processes) started.
     pub environments: usize,
+    /// Time spent running invocations, from the Runtime API handing one out to its answer (or
+    /// its deadline): Lambda's billed duration.
+    pub invocation_time: Duration,
+    /// Time environments spent starting, from the process's start to its first request for an
+    /// invocation: Lambda's init duration (billed too).
+    pub init_time: Duration,
 }
 
-struct Running {
-    id: String,
-    deadline: tokio::time::Instant,
+impl Counts {
+    /// GB-seconds at `memory_mb`: what Lambda bills for the invocations and the inits.
+    pub fn gb_seconds(&self, memory_mb: u32) -> f64 {
+        (self.invocation_time + self.init_time).as_secs_f64() * f64::from(memory_mb) / 1024.0
+    }
+}
+
+/// One execution environment: a process with its own Runtime API address.
+struct Environment {
+    child: Child,
+    started: Instant,
+    /// Set once the process first asks for an invocation.
+    initialised: bool,
+    /// The invocation it runs, if any: its id, when it was handed out and its deadline.
+    running: Option<(String, Instant, Instant)>,
 }
 
 struct Inner {
@@ -46,9 +67,9 @@ struct Inner {
     max_environments: usize,
     addr: SocketAddr,
     queue: VecDeque<Bytes>,
-    running: Vec<Running>,
+    environments: Vec<Option<Environment>>,
+    /// Environments waiting in `next` for an invocation.
     idle: usize,
-    children: Vec<Child>,
     counts: Counts,
     next_id: usize,
 }
@@ -62,7 +83,7 @@ pub struct LambdaService {
 
 impl LambdaService {
     /// Serves function `bootstrap` (its binary) with `env`, a `timeout` per invocation and at
-    /// most `max_environments` processes, on a free loopback port.
+    /// most `max_environments` processes, on free loopback ports.
     pub async fn start(bootstrap: PathBuf, env: Vars, timeout: Duration, max_environments: usize) -> LambdaService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,21 +95,16 @@ impl LambdaService {
                 max_environments,
                 addr,
                 queue: VecDeque::new(),
-                running: Vec::new(),
+                environments: Vec::new(),
                 idle: 0,
-                children: Vec::new(),
                 counts: Counts::default(),
                 next_id: 0,
             })),
             queued: Arc::new(Notify::new()),
         };
-        let app = Router::new()
-            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
-            .with_state(service.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let invoke_api =
+            Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke)).with_state(service.clone());
+        tokio::spawn(async move { axum::serve(listener, invoke_api).await });
         tokio::spawn(service.clone().enforce_deadlines());
         service
     }
@@ -112,37 +128,46 @@ impl LambdaService {
     /// Invocations queued or running.
     pub fn busy(&self) -> usize {
         let inner = self.inner.lock().unwrap();
-        inner.queue.len() + inner.running.len()
+        inner.queue.len() + inner.environments.iter().flatten().filter(|e| e.running.is_some()).count()
     }
 
-    /// Kills a process whose invocation passed its deadline, as Lambda does.
+    /// Kills the process whose invocation passed its deadline, as Lambda does.
     async fn enforce_deadlines(self) {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut inner = self.inner.lock().unwrap();
-            let now = tokio::time::Instant::now();
-            let late = inner.running.iter().filter(|r| r.deadline <= now).count();
-            if late == 0 {
-                continue;
+            let now = Instant::now();
+            for slot in 0..inner.environments.len() {
+                let late = matches!(&inner.environments[slot], Some(Environment { running: Some((_, _, deadline)), .. }) if *deadline <= now);
+                if late {
+                    let mut environment = inner.environments[slot].take().expect("late environment");
+                    let _ = environment.child.start_kill();
+                    let (_, handed_out, deadline) = environment.running.expect("late invocation");
+                    inner.counts.timed_out += 1;
+                    inner.counts.invocation_time += deadline - handed_out;
+                }
             }
-            inner.running.retain(|r| r.deadline > now);
-            inner.counts.timed_out += late;
-            // Which process ran it is not tracked: kill them all, as a cold start follows anyway.
-            for child in &mut inner.children {
-                let _ = child.start_kill();
-            }
-            inner.children.clear();
-            inner.idle = 0;
-            inner.running.clear();
         }
     }
 
-    fn spawn_environment(inner: &mut Inner) {
+    /// Starts an environment with a Runtime API of its own (a new loopback port), so the service
+    /// knows which process asks for, runs and answers each invocation.
+    async fn spawn_environment(&self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let runtime_api = listener.local_addr().unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        let slot = inner.environments.len();
+        let runtime = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
+            .with_state((self.clone(), slot));
+        tokio::spawn(async move { axum::serve(listener, runtime).await });
         let mut command = Command::new(&inner.bootstrap);
         command
             .env_clear()
             .envs(inner.env.iter())
-            .env("AWS_LAMBDA_RUNTIME_API", inner.addr.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "worker")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -153,10 +178,16 @@ impl LambdaService {
             .env("AWS_SECRET_ACCESS_KEY", "emulated")
             .env("AWS_SESSION_TOKEN", "emulated")
             // The runtime's log goes to stdout, errors to stderr: both to the environment's log.
-            .stdout(log_file(inner.counts.environments))
-            .stderr(log_file(inner.counts.environments))
+            .stdout(log_file(slot))
+            .stderr(log_file(slot))
             .kill_on_drop(true);
-        inner.children.push(command.spawn().expect("the function's binary runs"));
+        let child = command.spawn().expect("the function's binary runs");
+        inner.environments.push(Some(Environment {
+            child,
+            started: Instant::now(),
+            initialised: false,
+            running: None,
+        }));
         inner.counts.environments += 1;
     }
 }
@@ -173,41 +204,62 @@ fn log_file(n: usize) -> std::process::Stdio {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.start_kill();
+        for environment in self.environments.iter_mut().flatten() {
+            let _ = environment.child.start_kill();
         }
     }
 }
 
 async fn invoke(State(service): State<LambdaService>, Path(_name): Path<String>, body: Bytes) -> StatusCode {
-    {
+    let start_one = {
         let mut inner = service.inner.lock().unwrap();
         inner.counts.invoked += 1;
         inner.queue.push_back(body);
-        let waiting = inner.queue.len();
-        if waiting > inner.idle && inner.children.len() < inner.max_environments {
-            LambdaService::spawn_environment(&mut inner);
-        }
+        let live = inner.environments.iter().flatten().count();
+        // Environments still starting will take a queued invocation too.
+        let starting = inner.environments.iter().flatten().filter(|e| !e.initialised).count();
+        inner.queue.len() > inner.idle + starting && live < inner.max_environments
+    };
+    if start_one {
+        service.spawn_environment().await;
     }
     service.queued.notify_waiters();
     // InvocationType Event: accepted, run later.
     StatusCode::ACCEPTED
 }
 
-async fn next(State(service): State<LambdaService>) -> Response {
-    service.inner.lock().unwrap().idle += 1;
+async fn next(State((service, slot)): State<(LambdaService, usize)>) -> Response {
+    {
+        let mut inner = service.inner.lock().unwrap();
+        let Some(environment) = inner.environments[slot].as_mut() else {
+            return StatusCode::GONE.into_response();
+        };
+        if !environment.initialised {
+            environment.initialised = true;
+            let init = environment.started.elapsed();
+            inner.counts.init_time += init;
+        }
+        inner.idle += 1;
+    }
     loop {
         let notified = service.queued.notified();
         {
             let mut inner = service.inner.lock().unwrap();
+            if inner.environments[slot].is_none() {
+                inner.idle = inner.idle.saturating_sub(1);
+                return StatusCode::GONE.into_response();
+            }
             if let Some(payload) = inner.queue.pop_front() {
                 inner.idle = inner.idle.saturating_sub(1);
                 inner.next_id += 1;
                 let id = format!("invocation-{}", inner.next_id);
-                let deadline = tokio::time::Instant::now() + inner.timeout;
+                let now = Instant::now();
+                let deadline = now + inner.timeout;
                 let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
                     + inner.timeout.as_millis() as u64;
-                inner.running.push(Running { id: id.clone(), deadline });
+                if let Some(environment) = inner.environments[slot].as_mut() {
+                    environment.running = Some((id.clone(), now, deadline));
+                }
                 let mut headers = HeaderMap::new();
                 headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
                 headers.insert("lambda-runtime-deadline-ms", epoch_ms.to_string().parse().unwrap());
@@ -222,12 +274,20 @@ async fn next(State(service): State<LambdaService>) -> Response {
     }
 }
 
-async fn response(State(service): State<LambdaService>, Path(id): Path<String>) -> StatusCode {
+async fn response(State((service, slot)): State<(LambdaService, usize)>, Path(id): Path<String>) -> StatusCode {
     let mut inner = service.inner.lock().unwrap();
-    let before = inner.running.len();
-    inner.running.retain(|r| r.id != id);
-    if inner.running.len() < before {
-        inner.counts.completed += 1;
+    let Some(environment) = inner.environments[slot].as_mut() else {
+        return StatusCode::GONE;
+    };
+    match environment.running.take() {
+        Some((running, handed_out, _)) if running == id => {
+            inner.counts.completed += 1;
+            inner.counts.invocation_time += handed_out.elapsed();
+            StatusCode::ACCEPTED
+        }
+        other => {
+            environment.running = other;
+            StatusCode::BAD_REQUEST
+        }
     }
-    StatusCode::ACCEPTED
 }

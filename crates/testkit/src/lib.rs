@@ -10,6 +10,7 @@
 //! * [`reply`]: a reply rebuilt from its frames as the web app does ([`Reply`], [`TimedReply`]).
 //! * [`lambda_service`]: one function on an emulated Lambda (Invoke API, Runtime API with real
 //!   deadlines and timeouts), to run the worker binary as Lambda does.
+//! * [`lambda_stack`]: the stack with its worker binary on that emulated Lambda ([`LambdaStack`]).
 //! * [`wait`]: waiting for a port or a health check to answer.
 //! * [`temp`]: a temp dir that removes itself ([`TempDir`]).
 //!
@@ -19,6 +20,7 @@ pub mod api;
 pub mod app;
 pub mod env;
 pub mod lambda_service;
+pub mod lambda_stack;
 pub mod process;
 pub mod reply;
 pub mod temp;
@@ -32,6 +34,7 @@ pub use app::{
 pub use chat_local::Options;
 pub use chat_stub_model::{Pacing, StubModel};
 pub use env::{test_config, Vars};
+pub use lambda_stack::LambdaStack;
 pub use reply::{Reply, TimedReply};
 pub use temp::TempDir;
 pub use ws::WsClient;
