@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The web app's figures: gzipped size of what the browser downloads, time from navigation to an
-# interactive page, and time to render a restored conversation of 1,000 messages (Chromium).
+# interactive page, time to render a restored conversation of 1,000 messages (Chromium), and
+# Lighthouse's performance, accessibility and best-practices scores with its mobile and desktop
+# presets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-frontend.sh >/dev/null
 source scripts/setup.sh
+source scripts/install-node-tools.sh lighthouse
 
 wasm=0; js=0; css=0
 for f in frontend/dist/*.wasm; do wasm=$((wasm + $(gzip -9c "$f" | wc -c))); done
@@ -24,6 +27,9 @@ print(f"{'gzipped wasm + JS + CSS':<44} {total/1024:8.1f} KB  (wasm {wasm/1024:.
 print(f"{'navigation to interactive':<44} {figures['navigation_to_interactive_ms']:8.1f} ms")
 print(f"{'navigation to interactive, 1,000 messages':<44} {figures['navigation_to_interactive_with_1000_messages_ms']:8.1f} ms")
 print(f"{'render 1,000 restored messages':<44} {figures['render_1000_restored_messages_ms']:8.1f} ms  (target <= 100 ms)")
+for preset, scores in figures.get("lighthouse", {}).items():
+    line = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in scores.items() if k != "largest_contentful_paint_ms")
+    print(f"{'Lighthouse, ' + preset + ' preset':<44} {line}  (target >= 95 each; LCP {scores['largest_contentful_paint_ms']:.0f} ms)")
 json.dump(figures, open("target/bench-frontend.json", "w"), indent=2)
 print("figures written to target/bench-frontend.json")
 PY

@@ -24,16 +24,21 @@ fi
 config="$(mktemp)"
 trap 'rm -f "$config"' EXIT
 printf '%s\n' "$SITE_CONFIG_JSON" > "$config"
-entry_points=(--exclude index.html --exclude config.json)
+# Files whose names do not change with their content: revalidated on every load, not cached.
+entry_points=(--exclude index.html --exclude config.json --exclude manifest.webmanifest --exclude favicon.ico)
 
 echo "==> 1/3 hashed assets to s3://$SITE_BUCKET (cached for a year)"
 aws s3 sync frontend/dist "s3://$SITE_BUCKET" "${entry_points[@]}" \
   --cache-control "public, max-age=31536000, immutable" --only-show-errors
-echo "==> 2/3 index.html and config.json (revalidated on every load)"
+echo "==> 2/3 index.html, config.json, the manifest and the favicon (revalidated on every load)"
 aws s3 cp frontend/dist/index.html "s3://$SITE_BUCKET/index.html" \
   --cache-control no-cache --content-type "text/html; charset=utf-8" --only-show-errors
 aws s3 cp "$config" "s3://$SITE_BUCKET/config.json" \
   --cache-control no-cache --content-type application/json --only-show-errors
+aws s3 cp frontend/dist/manifest.webmanifest "s3://$SITE_BUCKET/manifest.webmanifest" \
+  --cache-control no-cache --content-type application/manifest+json --only-show-errors
+aws s3 cp frontend/dist/favicon.ico "s3://$SITE_BUCKET/favicon.ico" \
+  --cache-control no-cache --content-type image/x-icon --only-show-errors
 echo "==> 3/3 removing assets the new index.html no longer names"
 aws s3 sync frontend/dist "s3://$SITE_BUCKET" "${entry_points[@]}" --delete --only-show-errors
 if [ -n "${SITE_DISTRIBUTION_ID:-}" ]; then

@@ -1,27 +1,16 @@
 //! The HTTP side: runtime configuration (`config.json` beside `index.html`), `POST /token`,
 //! `GET /chat_history`, the conversation routes, and the session kept in localStorage.
 
-use chat_wire::{ChatSession, Conversation, ConversationList, ErrorBody, ModelList, SearchResults};
+use chat_wire::{
+    ChatSession, Conversation, ConversationChanges, ConversationList, ErrorBody, ModelList, SearchResults, ShowVersion,
+};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-/// Where the servers are. Read at runtime so one build serves any deployment.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppConfig {
-    /// Base URL of the HTTP API.
-    pub api_url: String,
-    /// URL of the WebSocket API (the token is added as `?token=`).
-    pub ws_url: String,
-    /// The server's message size limit, shown near the cap.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: usize,
-}
-
-fn default_max_message_bytes() -> usize {
-    8192
-}
+/// Where the servers are (`config.json`, the contract's type). Read at runtime so one build
+/// serves any deployment.
+pub use chat_wire::SiteConfig;
 
 /// The session remembered across reloads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +72,7 @@ fn parse<T: for<'de> Deserialize<'de>>((status, body): (u16, String)) -> Result<
 
 /// Loads `config.json`, which says where this deployment's APIs are. Without a usable one the
 /// page cannot work, and says so (guessing an address would only fail later, less clearly).
-pub async fn load_config() -> Result<AppConfig, String> {
+pub async fn load_config() -> Result<SiteConfig, String> {
     let missing = |why: String| {
         format!(
             "This site has no usable config.json ({why}), so it does not know where its chat service is. \
@@ -99,7 +88,7 @@ pub async fn load_config() -> Result<AppConfig, String> {
 }
 
 /// `POST /token` with the name as a form field.
-pub async fn create_session(config: &AppConfig, name: &str) -> Result<ChatSession, ApiError> {
+pub async fn create_session(config: &SiteConfig, name: &str) -> Result<ChatSession, ApiError> {
     let form = web_sys::UrlSearchParams::new().map_err(|e| ApiError::Network(format!("{e:?}")))?;
     form.append("name", name);
     let init = web_sys::RequestInit::new();
@@ -111,7 +100,7 @@ pub async fn create_session(config: &AppConfig, name: &str) -> Result<ChatSessio
 }
 
 /// `DELETE /token?token=...`: ends the session on the server ("New chat").
-pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
+pub async fn revoke(config: &SiteConfig, token: &str) -> Result<(), ApiError> {
     let url = format!("{}/token?token={}", config.api_url, js_sys::encode_uri_component(token));
     let init = web_sys::RequestInit::new();
     init.set_method("DELETE");
@@ -126,7 +115,7 @@ pub async fn revoke(config: &AppConfig, token: &str) -> Result<(), ApiError> {
 /// `GET /chat_export?token=...&conversation=...&format=...` (`markdown` or `json`): the conversation as a file's
 /// name (the server's `Content-Disposition`) and text.
 pub async fn export(
-    config: &AppConfig,
+    config: &SiteConfig,
     token: &str,
     conversation: &str,
     format: &str,
@@ -181,7 +170,7 @@ pub fn download(name: &str, text: &str, mime: &str) -> Result<(), String> {
 }
 
 /// `GET /chat_history?token=...&conversation=...`.
-pub async fn history(config: &AppConfig, token: &str, conversation: &str) -> Result<ChatSession, ApiError> {
+pub async fn history(config: &SiteConfig, token: &str, conversation: &str) -> Result<ChatSession, ApiError> {
     let url = format!(
         "{}/chat_history?token={}&conversation={}",
         config.api_url,
@@ -194,7 +183,7 @@ pub async fn history(config: &AppConfig, token: &str, conversation: &str) -> Res
 
 /// `{api}{path}?token=...` with `method` and an optional JSON body.
 fn session_request(
-    config: &AppConfig,
+    config: &SiteConfig,
     method: &str,
     path: &str,
     token: &str,
@@ -213,35 +202,36 @@ fn session_request(
 }
 
 /// `GET /conversations`: the session's conversations, most recently active first.
-pub async fn conversations(config: &AppConfig, token: &str) -> Result<ConversationList, ApiError> {
+pub async fn conversations(config: &SiteConfig, token: &str) -> Result<ConversationList, ApiError> {
     parse(fetch(session_request(config, "GET", "/conversations", token, None)?).await?)
 }
 
 /// `POST /conversations`: a new conversation, now the session's current one.
-pub async fn create_conversation(config: &AppConfig, token: &str) -> Result<Conversation, ApiError> {
+pub async fn create_conversation(config: &SiteConfig, token: &str) -> Result<Conversation, ApiError> {
     parse(fetch(session_request(config, "POST", "/conversations", token, None)?).await?)
 }
 
 /// `PATCH /conversations/{id}`: changes a conversation's `title`, `model` or `instructions`.
 pub async fn change_conversation(
-    config: &AppConfig,
+    config: &SiteConfig,
     token: &str,
     id: &str,
-    changes: serde_json::Value,
+    changes: &ConversationChanges,
 ) -> Result<Conversation, ApiError> {
     let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
-    parse(fetch(session_request(config, "PATCH", &path, token, Some(changes.to_string()))?).await?)
+    let body = serde_json::to_string(changes).expect("a body always serializes");
+    parse(fetch(session_request(config, "PATCH", &path, token, Some(body))?).await?)
 }
 
 /// `GET /models`: the models a conversation may be answered by.
-pub async fn models(config: &AppConfig) -> Result<ModelList, ApiError> {
+pub async fn models(config: &SiteConfig) -> Result<ModelList, ApiError> {
     let request = web_sys::Request::new_with_str(&format!("{}/models", config.api_url))
         .map_err(|e| ApiError::Network(format!("{e:?}")))?;
     parse(fetch(request).await?)
 }
 
 /// `GET /search?q=...`: where a text appears in the session's conversations.
-pub async fn search(config: &AppConfig, token: &str, query: &str) -> Result<SearchResults, ApiError> {
+pub async fn search(config: &SiteConfig, token: &str, query: &str) -> Result<SearchResults, ApiError> {
     let url = format!(
         "{}/search?token={}&q={}",
         config.api_url,
@@ -255,18 +245,18 @@ pub async fn search(config: &AppConfig, token: &str, query: &str) -> Result<Sear
 /// `POST /conversations/{id}/versions`: shows the version starting at `message_id`; answers
 /// the conversation's history.
 pub async fn show_version(
-    config: &AppConfig,
+    config: &SiteConfig,
     token: &str,
     id: &str,
     message_id: &str,
 ) -> Result<ChatSession, ApiError> {
     let path = format!("/conversations/{}/versions", js_sys::encode_uri_component(id));
-    let body = serde_json::json!({ "message_id": message_id }).to_string();
+    let body = serde_json::to_string(&ShowVersion { message_id: message_id.to_string() }).expect("serializes");
     parse(fetch(session_request(config, "POST", &path, token, Some(body))?).await?)
 }
 
 /// `DELETE /conversations/{id}`.
-pub async fn delete_conversation(config: &AppConfig, token: &str, id: &str) -> Result<(), ApiError> {
+pub async fn delete_conversation(config: &SiteConfig, token: &str, id: &str) -> Result<(), ApiError> {
     let path = format!("/conversations/{}", js_sys::encode_uri_component(id));
     match fetch(session_request(config, "DELETE", &path, token, None)?).await? {
         (204, _) => Ok(()),

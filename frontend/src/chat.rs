@@ -660,18 +660,7 @@ mod tests {
     fn loading_history_keeps_questions_still_in_flight() {
         let mut chat = Conversation::default();
         chat.add_question("m9".into(), "pending".into(), "t".into());
-        let stored = ChatMessage {
-            id: "m1".into(),
-            msg: "old".into(),
-            timestamp: "t".into(),
-            source: Source::User,
-            status: ReplyStatus::Done,
-            reply_to: None,
-            model: None,
-            next_seq: None,
-            usage: None,
-            versions: None,
-        };
+        let stored = ChatMessage::question("m1", "old", "t");
         chat.load(vec![stored]);
         let ids: Vec<_> = chat.messages.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["m1", "m9"]);

@@ -1,4 +1,5 @@
-//! The chat web app. See `app.rs` for the application, `components/` for the page's parts.
+//! The chat web app. `app.rs` mounts the screens, `state/` holds what they share and what changes
+//! it, `components/` the page's parts, `chat.rs` the conversation's logic.
 
 mod api;
 mod app;
@@ -7,6 +8,7 @@ mod chat;
 mod components;
 mod markdown;
 mod reveal;
+mod state;
 
 fn main() {
     leptos::mount::mount_to_body(app::App);

@@ -80,7 +80,8 @@ fn code_block(language: &str, code: &str) -> String {
     let mut html = String::from("<div class=\"code\"><div class=\"code-bar\"><span>");
     escape(language, &mut html);
     html.push_str(
-        "</span><button type=\"button\" class=\"copy\" aria-label=\"Copy code\">Copy</button></div><pre><code>",
+        // The block scrolls sideways when a line is long: focusable, so a keyboard can scroll it.
+        "</span><button type=\"button\" class=\"copy\" aria-label=\"Copy code\">Copy</button></div><pre tabindex=\"0\"><code>",
     );
     highlight(language, code, &mut html);
     html.push_str("</code></pre></div>");

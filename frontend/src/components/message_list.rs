@@ -23,7 +23,7 @@ pub fn MessageList(
     /// Edits a question of the person (its id).
     on_edit: Callback<String>,
 ) -> impl IntoView {
-    let list = NodeRef::<leptos::html::Div>::new();
+    let list = NodeRef::<leptos::html::Section>::new();
     let pinned = StoredValue::new(true);
     // The streaming reply is shown a little more at every animation frame (crate::reveal).
     let reveal = RwSignal::new(Reveal::default());
@@ -88,39 +88,19 @@ pub fn MessageList(
     };
     let first_token_pending =
         move || awaiting.get() && !messages.with(|m| m.last().is_some_and(|m| m.source == Source::Assistant));
+    // One element per message, keyed by its id alone: a reply that grows (or ends) is the same
+    // element from its first piece on, and nothing on screen is made again when the list
+    // changes elsewhere. Each bubble follows its own message (see `MessageBubble`).
+    let ids = move || messages.with(|m| m.iter().map(|m| m.id.clone()).collect::<Vec<_>>());
+    // Not a live region: a screen reader hears a reply once, whole, from the page's announcer
+    // (`aria-live="polite"`), not every token of it here.
     view! {
-        <div class="messages" node_ref=list on:scroll=on_scroll on:click=on_click role="log" aria-label="Conversation">
+        <section class="messages" node_ref=list on:scroll=on_scroll on:click=on_click aria-label="Conversation" tabindex="0">
             <Show when=move || messages.with(|m| m.is_empty())>
                 <p class="empty">"Say hello to start the conversation."</p>
             </Show>
-            <For
-                each=move || {
-                    let mut shown = messages.get();
-                    // The reply the reveal effect follows: the newest one streaming.
-                    let newest = shown
-                        .iter()
-                        .rev()
-                        .find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
-                        .map(|m| m.id.clone());
-                    reveal.with(|r| {
-                        for message in shown.iter_mut() {
-                            if r.id() == Some(message.id.as_str()) {
-                                let visible = r.visible(&message.id, &message.text).len();
-                                message.text.truncate(visible);
-                            } else if newest.as_deref() == Some(message.id.as_str()) {
-                                // Its reveal has not started yet (the effect that starts it runs
-                                // after this render): shown from nothing, not in full for one
-                                // frame and then from nothing.
-                                message.text.clear();
-                            }
-                        }
-                    });
-                    shown
-                }
-                key=|m| (m.id.clone(), m.text.len(), m.status, m.delivery, m.usage, m.versions.clone())
-                let:message
-            >
-                <MessageBubble message=message awaiting=awaiting on_version=on_version on_edit=on_edit />
+            <For each=ids key=|id| id.clone() let:id>
+                <MessageBubble id=id messages=messages reveal=reveal awaiting=awaiting on_version=on_version on_edit=on_edit />
             </For>
             {move || {
                 let total = messages.with(|m| m.iter().filter_map(|m| m.usage).reduce(|a, b| a + b));
@@ -138,11 +118,11 @@ pub fn MessageList(
                 </div>
             </Show>
             <Show when=first_token_pending>
-                <div class="bubble ai typing" aria-label="The assistant is typing">
+                <div class="bubble ai typing" role="img" aria-label="The assistant is typing">
                     <span></span><span></span><span></span>
                 </div>
             </Show>
-        </div>
+        </section>
     }
 }
 
@@ -204,49 +184,104 @@ fn clock(timestamp: &str) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
-/// One message: the person's text as typed, the assistant's as sanitized markdown.
+/// Where message `id` is in `list`, looked for first at `hint` (where it was last time).
+fn position(list: &[UiMessage], id: &str, hint: &StoredValue<usize>) -> Option<usize> {
+    let at = hint.get_value();
+    if list.get(at).is_some_and(|m| m.id == id) {
+        return Some(at);
+    }
+    let found = list.iter().position(|m| m.id == id)?;
+    hint.set_value(found);
+    Some(found)
+}
+
+/// One message: the person's text as typed, the assistant's as sanitized markdown. The element
+/// lives as long as the message is on screen; its text, footer and state follow the message.
 #[component]
 fn MessageBubble(
-    message: UiMessage,
+    id: String,
+    messages: Signal<Vec<UiMessage>>,
+    reveal: RwSignal<Reveal>,
     awaiting: Signal<bool>,
     on_version: Callback<String>,
     on_edit: Callback<String>,
 ) -> impl IntoView {
-    let is_user = message.source == Source::User;
-    let streaming = message.status == ReplyStatus::Streaming;
-    let note = match message.status {
-        ReplyStatus::Stopped => Some("stopped"),
-        // `text` may be the revealed part only; `reply` holds all that arrived.
-        ReplyStatus::Error if message.text.is_empty() && message.reply.text().is_empty() => {
-            Some("the model failed to answer")
+    let hint = StoredValue::new(usize::MAX);
+    let message = Memo::new({
+        let id = id.clone();
+        move |_| messages.with(|list| position(list, &id, &hint).map(|at| list[at].clone()))
+    });
+    // Only what the person just sent comes in with a movement; a reply, and everything a
+    // conversation opens with, is simply there.
+    let fresh = message.with_untracked(|m| m.as_ref().is_some_and(|m| m.delivery == Delivery::Sending));
+    let is_user = message.with_untracked(|m| m.as_ref().is_some_and(|m| m.source == Source::User));
+    // The text shown: a streaming reply's revealed part (crate::reveal), the rest as it is.
+    let shown = Memo::new({
+        let id = id.clone();
+        move |_| {
+            let (text, status) = message.with(|m| m.as_ref().map(|m| (m.text.clone(), m.status)))?;
+            if is_user {
+                return Some(text);
+            }
+            let followed = reveal.with_untracked(|r| r.id() == Some(id.as_str()));
+            if !followed && status != ReplyStatus::Streaming {
+                return Some(text);
+            }
+            Some(reveal.with(|r| {
+                if r.id() == Some(id.as_str()) {
+                    r.visible(&id, &text).to_string()
+                } else if newest_streaming(messages).as_deref() == Some(id.as_str()) {
+                    // Its reveal has not started yet (the effect that starts it runs after this
+                    // render): shown from nothing, not in full for one frame and then from nothing.
+                    String::new()
+                } else {
+                    text
+                }
+            }))
         }
-        ReplyStatus::Error => Some("interrupted"),
-        _ => None,
+    });
+    let streaming = move || message.with(|m| m.as_ref().is_some_and(|m| m.status == ReplyStatus::Streaming));
+    let class = move || {
+        let sending = message.with(|m| m.as_ref().is_some_and(|m| m.delivery == Delivery::Sending));
+        format!(
+            "bubble {}{}{}{}",
+            if is_user { "user" } else { "ai" },
+            if streaming() { " streaming" } else { "" },
+            if sending { " sending" } else { "" },
+            if fresh { " fresh" } else { "" },
+        )
     };
-    let class = format!(
-        "bubble {}{}{}",
-        if is_user { "user" } else { "ai" },
-        if streaming { " streaming" } else { "" },
-        if message.delivery == Delivery::Sending { " sending" } else { "" }
-    );
-    let time = clock(&message.timestamp);
+    let note = move || {
+        message.with(|m| {
+            let m = m.as_ref()?;
+            match m.status {
+                ReplyStatus::Stopped => Some("stopped"),
+                // `text` may be the revealed part only; `reply` holds all that arrived.
+                ReplyStatus::Error if m.text.is_empty() && m.reply.text().is_empty() => {
+                    Some("the model failed to answer")
+                }
+                ReplyStatus::Error => Some("interrupted"),
+                _ => None,
+            }
+        })
+    };
     let body = if is_user {
-        view! { <p class="plain">{message.text.clone()}</p> }.into_any()
+        view! { <p class="plain">{move || shown.get().unwrap_or_default()}</p> }.into_any()
     } else {
-        let html = markdown::render(&message.text);
-        view! { <div class="markdown" inner_html=html></div> }.into_any()
+        view! { <div class="markdown" inner_html=move || shown.with(|t| markdown::render(t.as_deref().unwrap_or_default()))></div> }.into_any()
     };
+    let edit_id = id.clone();
     view! {
-        <article class=class data-id=message.id.clone() aria-label=if is_user { "You" } else { "Assistant" }>
+        <article class=class data-id=id aria-label=if is_user { "You" } else { "Assistant" } aria-busy=move || streaming().to_string()>
             {body}
             <footer>
-                {message.model.clone().map(|m| view! { <span class="model" title="The model that wrote this reply">{m}</span> })}
-                {message.usage.map(|u| view! { <span class="usage" title="Prompt + completion tokens, and their price">{usage_text(&u)}</span> })}
-                <time>{time}</time>
-                {note.map(|n| view! { <span class="note">{n}</span> })}
-                {versions(&message, on_version)}
+                {move || message.with(|m| m.as_ref().and_then(|m| m.model.clone())).map(|m| view! { <span class="model" title="The model that wrote this reply">{m}</span> })}
+                {move || message.with(|m| m.as_ref().and_then(|m| m.usage)).map(|u| view! { <span class="usage" title="Prompt + completion tokens, and their price">{usage_text(&u)}</span> })}
+                <time>{move || message.with(|m| m.as_ref().map(|m| clock(&m.timestamp)).unwrap_or_default())}</time>
+                {move || note().map(|n| view! { <span class="note">{n}</span> })}
+                {move || message.with(|m| m.as_ref().and_then(|m| versions(m, on_version)))}
                 {is_user.then(|| {
-                    let id = message.id.clone();
+                    let id = edit_id.clone();
                     view! {
                         <button type="button" class="icon edit" data-testid="edit" title="Edit this question: a new version, the old one kept" aria-label="Edit this question" disabled=move || awaiting.get() on:click=move |_| on_edit.run(id.clone())>"✎"</button>
                     }
@@ -254,4 +289,14 @@ fn MessageBubble(
             </footer>
         </article>
     }
+}
+
+/// The newest reply still streaming: the one the reveal follows.
+fn newest_streaming(messages: Signal<Vec<UiMessage>>) -> Option<String> {
+    messages.with(|m| {
+        m.iter()
+            .rev()
+            .find(|m| m.source == Source::Assistant && m.status == ReplyStatus::Streaming)
+            .map(|m| m.id.clone())
+    })
 }

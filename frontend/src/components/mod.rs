@@ -1,5 +1,7 @@
 //! The page's components, one per file.
 
+mod dialog;
+mod header;
 mod input;
 mod loader;
 mod message_list;
@@ -8,6 +10,8 @@ mod status;
 mod toast;
 mod welcome;
 
+pub use dialog::{Dialog, TextDialog};
+pub use header::ChatHeader;
 pub use input::MessageInput;
 pub use loader::SessionRestoreLoader;
 pub use message_list::MessageList;

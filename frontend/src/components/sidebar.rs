@@ -20,6 +20,8 @@ pub fn Sidebar(
     conversations: Signal<Vec<Conversation>>,
     open: Signal<String>,
     drawer: RwSignal<bool>,
+    /// Closes the drawer.
+    on_close: Callback<()>,
     on_new: Callback<()>,
     on_open: Callback<String>,
     on_rename: Callback<String>,
@@ -39,8 +41,8 @@ pub fn Sidebar(
     };
     let hits = move || found.get().map(|results| results.hits).unwrap_or_default();
     view! {
-        <div class="drawer-shade" class:shown=move || drawer.get() on:click=move |_| drawer.set(false) aria-hidden="true"></div>
-        <nav class="sidebar glass" class:open=move || drawer.get() aria-label="Conversations" data-testid="sidebar">
+        <div class="drawer-shade" class:shown=move || drawer.get() on:click=move |_| on_close.run(()) aria-hidden="true"></div>
+        <nav id="sidebar" class="sidebar glass" class:open=move || drawer.get() aria-label="Conversations" data-testid="sidebar">
             <button type="button" class="ghost new-chat" data-testid="new-chat" on:click=move |_| on_new.run(())>"+ New chat"</button>
             <form class="search" role="search" on:submit=submit>
                 <input
@@ -67,7 +69,8 @@ pub fn Sidebar(
                                 <li>
                                     <button type="button" class="hit" data-testid="search-hit" on:click=move |_| on_hit.run(target.clone())>
                                         <span class="title">{hit.title.clone()}</span>
-                                        <span class="snippet">{hit.snippet.clone()}</span>
+                                        // A title's hit is the title itself: said once.
+                                        {hit.message_id.is_some().then(|| view! { <span class="snippet">{hit.snippet.clone()}</span> })}
                                     </button>
                                 </li>
                             }

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::app::Link;
+use crate::state::Link;
 
 /// Connected, connecting, reconnecting in N s, or offline.
 #[component]

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::app::{AppState, Toast};
+use crate::state::{AppState, Toast};
 
 /// Notifications for everything a person should know went wrong (or right).
 #[component]
@@ -8,9 +8,10 @@ pub fn Toasts(toasts: RwSignal<Vec<Toast>>) -> impl IntoView {
     // Read here: an event handler runs outside the component's owner.
     let state = use_context::<AppState>();
     view! {
-        <div class="toasts" role="region" aria-label="Notifications" aria-live="assertive">
+        <div class="toasts" role="region" aria-label="Notifications">
             <For each=move || toasts.get() key=|t| t.id let:toast>
-                <div class=if toast.error { "toast error" } else { "toast" } role="alert">
+                // An error interrupts a screen reader; anything else waits its turn.
+                <div class=if toast.error { "toast error" } else { "toast" } role=if toast.error { "alert" } else { "status" } data-testid="toast">
                     <span>{toast.text.clone()}</span>
                     {toast.undo.clone().map(|conversation| {
                         let id = toast.id;

@@ -9,15 +9,14 @@ pub fn WelcomeModal(on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<
     let name = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
+    // The first thing to do here is to type a name: the field has the focus from the start.
+    crate::state::focus_when_shown("#name");
+    // The server's rule for a name (`chat_wire::text::one_line`), with its limit from config.json.
+    let state = use_context::<crate::state::AppState>();
+    let max_chars = Signal::derive(move || state.and_then(|s| s.config.get()).map_or(64, |c| c.max_name_chars));
     let local_problem = move || {
-        let trimmed = name.with(|n| n.trim().to_string());
-        if trimmed.is_empty() {
-            Some("Please enter your name.".to_string())
-        } else if trimmed.chars().count() > 64 {
-            Some("Names are at most 64 characters.".to_string())
-        } else {
-            None
-        }
+        let checked = name.with(|n| chat_wire::text::one_line(n, max_chars.get(), "name"));
+        checked.err().map(|why| sentence(&why))
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -29,8 +28,8 @@ pub fn WelcomeModal(on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<
         on_start.run((name.get_untracked().trim().to_string(), busy, problem));
     };
     view! {
-        <div class="center">
-            <form class="welcome glass" on:submit=submit role="dialog" aria-modal="true" aria-labelledby="welcome-title">
+        <main class="center">
+            <form class="welcome glass" on:submit=submit aria-labelledby="welcome-title">
                 <h1 id="welcome-title">"Chat with an AI"</h1>
                 <p>"Replies stream in as they are written. Your conversation is kept for an hour after your last message."</p>
                 <label for="name">"Your name"</label>
@@ -38,7 +37,7 @@ pub fn WelcomeModal(on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<
                     id="name"
                     name="name"
                     autocomplete="nickname"
-                    maxlength="64"
+                    maxlength=move || max_chars.get().to_string()
                     placeholder="Ada"
                     prop:value=move || name.get()
                     on:input=move |ev| name.set(event_target_value(&ev))
@@ -50,6 +49,15 @@ pub fn WelcomeModal(on_start: Callback<(String, RwSignal<bool>, RwSignal<Option<
                     {move || if busy.get() { "Starting…" } else { "Get Started" }}
                 </button>
             </form>
-        </div>
+        </main>
+    }
+}
+
+/// A rule's message as a sentence: capitalised, with its full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
     }
 }
