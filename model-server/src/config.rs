@@ -1,7 +1,8 @@
 //! The model server's own settings, read from the environment once. Kept apart from the chat
 //! service's configuration so that this crate needs neither Redis nor the AWS SDK.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use crate::engine::EngineSettings;
@@ -48,7 +49,21 @@ impl ModelServerConfig {
 
     /// Reads the given variables (the environment, or a test's own map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let string = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        Self::read(vars, &RefCell::default())
+    }
+
+    /// Every variable the model server reads (docs/configuration.md lists them).
+    pub fn variables() -> Vec<String> {
+        let read = RefCell::default();
+        Self::read(&HashMap::new(), &read).expect("the defaults are a valid configuration");
+        read.into_inner().into_iter().collect()
+    }
+
+    fn read(vars: &HashMap<String, String>, read: &RefCell<BTreeSet<String>>) -> Result<Self, ConfigError> {
+        let string = |name: &str| {
+            read.borrow_mut().insert(name.to_string());
+            vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        };
         let model_path = string("MODEL_PATH").map(PathBuf::from).unwrap_or_else(|| {
             let cache = string("MODEL_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
                 PathBuf::from(string("HOME").unwrap_or_else(|| ".".into())).join(".cache/chatbot/models")

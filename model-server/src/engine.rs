@@ -6,6 +6,10 @@
 //! (more are refused with [`EngineError::Busy`]). A request whose receiver is dropped (the client
 //! went away, or retried) is skipped if it waits, and stops at its next prompt batch or token if
 //! it runs: a retry replaces its earlier attempt instead of queueing behind it.
+//!
+//! A background generation (a conversation's title) never delays a person's reply: it waits
+//! while any reply is queued, and one that runs gives way ([`EngineError::Yielded`]) at its next
+//! token when a reply arrives.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -71,6 +75,8 @@ pub struct Generation {
     pub seed: u32,
     /// Generation stops before any of these strings (which are not returned).
     pub stop: Vec<String>,
+    /// Work no person waits on (a title): served after every reply, and stopped for one.
+    pub background: bool,
 }
 
 /// Why generation ended.
@@ -130,6 +136,9 @@ pub enum EngineError {
     /// `max_queue` requests are waiting or running already.
     #[error("the model is busy with {0} requests; try again shortly")]
     Busy(usize),
+    /// A background generation gave way to a person's reply.
+    #[error("the model is answering a person; background work was stopped")]
+    Yielded,
 }
 
 struct Job {
@@ -186,6 +195,8 @@ pub struct Engine {
     state: watch::Receiver<EngineState>,
     name: Arc<str>,
     queued: Arc<AtomicUsize>,
+    /// Replies (not background work) sent to the engine thread and not yet started.
+    replies_waiting: Arc<AtomicUsize>,
     max_queue: usize,
 }
 
@@ -202,11 +213,13 @@ impl Engine {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let (state_tx, state) = watch::channel(EngineState::Loading { progress: 0.0 });
         let max_queue = settings.max_queue.max(1);
+        let replies_waiting = Arc::new(AtomicUsize::new(0));
+        let waiting = replies_waiting.clone();
         std::thread::Builder::new()
             .name("llama-engine".into())
-            .spawn(move || engine_thread(settings, queue, state_tx))
+            .spawn(move || engine_thread(settings, queue, state_tx, &waiting))
             .expect("spawn the engine thread");
-        Engine { jobs, state, name, queued: Arc::new(AtomicUsize::new(0)), max_queue }
+        Engine { jobs, state, name, queued: Arc::new(AtomicUsize::new(0)), replies_waiting, max_queue }
     }
 
     /// The model's name (its file name without the extension).
@@ -251,14 +264,26 @@ impl Engine {
             let _ = events.send(Event::Failed(EngineError::Busy(waiting)));
             return Events { receiver, slot };
         }
+        let reply = !generation.background;
+        if reply {
+            self.replies_waiting.fetch_add(1, Ordering::AcqRel);
+        }
         if let Err(failed) = self.jobs.send(Job { generation, events, slot: slot.clone() }) {
+            if reply {
+                self.replies_waiting.fetch_sub(1, Ordering::AcqRel);
+            }
             let _ = failed.0.events.send(Event::Failed(EngineError::Model("the engine thread stopped".into())));
         }
         Events { receiver, slot }
     }
 }
 
-fn engine_thread(settings: EngineSettings, queue: std::sync::mpsc::Receiver<Job>, state: watch::Sender<EngineState>) {
+fn engine_thread(
+    settings: EngineSettings,
+    queue: std::sync::mpsc::Receiver<Job>,
+    state: watch::Sender<EngineState>,
+    replies_waiting: &AtomicUsize,
+) {
     let loaded = load(&settings, &state);
     let (backend, model) = match loaded {
         Ok(loaded) => loaded,
@@ -285,14 +310,51 @@ fn engine_thread(settings: EngineSettings, queue: std::sync::mpsc::Receiver<Job>
     };
     let _ = state.send(EngineState::Ready);
     let template = model.chat_template(None).ok();
-    for job in queue {
+    let mut jobs = Jobs::default();
+    while let Some(job) = jobs.next(&queue) {
+        if !job.generation.background {
+            replies_waiting.fetch_sub(1, Ordering::AcqRel);
+        }
         if job.events.is_closed() {
             continue;
         }
         context.clear_kv_cache();
-        let result = run_job(&model, &mut context, template.as_ref(), &job, settings.context_tokens);
+        let result = run_job(&model, &mut context, template.as_ref(), &job, settings.context_tokens, replies_waiting);
         if let Err(error) = result {
             let _ = job.events.send(Event::Failed(error));
+        }
+    }
+}
+
+/// The jobs the engine thread has taken off its channel: replies in arrival order first, then
+/// background work in arrival order.
+#[derive(Default)]
+struct Jobs {
+    replies: std::collections::VecDeque<Job>,
+    background: std::collections::VecDeque<Job>,
+}
+
+impl Jobs {
+    /// The next job to run, waiting for one when none is queued; `None` once the engine is gone.
+    fn next(&mut self, queue: &std::sync::mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            // Everything already sent, so that a reply sent after a title still goes first.
+            while let Ok(job) = queue.try_recv() {
+                self.take(job);
+            }
+            if let Some(job) = self.replies.pop_front().or_else(|| self.background.pop_front()) {
+                return Some(job);
+            }
+            let job = queue.recv().ok()?;
+            self.take(job);
+        }
+    }
+
+    fn take(&mut self, job: Job) {
+        if job.generation.background {
+            self.background.push_back(job);
+        } else {
+            self.replies.push_back(job);
         }
     }
 }
@@ -399,8 +461,11 @@ fn run_job(
     template: Option<&llama_cpp_2::model::LlamaChatTemplate>,
     job: &Job,
     context_tokens: u32,
+    replies_waiting: &AtomicUsize,
 ) -> Result<(), EngineError> {
     let generation = &job.generation;
+    // Background work gives way as soon as a person's reply waits.
+    let give_way = || generation.background && replies_waiting.load(Ordering::Acquire) > 0;
     let vocab = model.vocab();
     // Too long for the window with room for the reply: the oldest turns go first (never a system
     // turn, never the last), counted with the model's own tokenizer.
@@ -431,6 +496,9 @@ fn run_job(
         if job.events.is_closed() {
             return Ok(()); // the client went away while its prompt was read
         }
+        if give_way() {
+            return Err(EngineError::Yielded);
+        }
         batch.clear();
         for (offset, token) in chunk.iter().enumerate() {
             let position = chunk_start + offset;
@@ -457,6 +525,9 @@ fn run_job(
         // sequence's prefix, half a character) sends nothing that could fail.
         if job.events.is_closed() {
             return Ok(());
+        }
+        if give_way() {
+            return Err(EngineError::Yielded);
         }
         let token = sampler.sample(context, batch.n_tokens() - 1);
         sampler.accept(token);

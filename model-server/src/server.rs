@@ -145,6 +145,9 @@ fn engine_error(failure: EngineError) -> Response {
         EngineError::Model(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "model_failure", failure.to_string())
         }
+        EngineError::Yielded => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "yielded_to_a_reply", failure.to_string())
+        }
     }
 }
 
@@ -175,7 +178,15 @@ fn text_of(content: &Value) -> Option<String> {
     }
 }
 
-async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
+/// The request header that marks work no person waits on (`title`): it waits behind every reply
+/// and gives way to one (see [`crate::engine`]).
+pub const PURPOSE_HEADER: &str = "x-chat-purpose";
+
+async fn chat_completions(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -223,6 +234,10 @@ async fn chat_completions(State(state): State<AppState>, body: Result<Json<ChatR
         top_p: request.top_p.unwrap_or(defaults.top_p),
         seed: request.seed.map(|s| s as u32).unwrap_or(defaults.seed),
         stop,
+        background: headers
+            .get(PURPOSE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|purpose| purpose.eq_ignore_ascii_case("title")),
     };
     let mut events = state.engine.generate(generation);
     // Wait for the first event so a request the engine refuses gets a real HTTP error status.

@@ -66,10 +66,18 @@ async fn streams_a_reply_in_several_pieces() {
 }
 
 #[tokio::test]
-async fn answers_without_streaming() {
-    let (client, _) = client(&[("MAX_REPLY_TOKENS", "30")]).await;
-    let text = client.complete(&ask("Say hello.")).await.unwrap();
+async fn titles_without_streaming_in_one_line() {
+    // An engine of its own: a title gives way to any reply, and other tests ask the shared one.
+    let config = ModelServerConfig::from_env().expect("config");
+    let engine = Engine::start(EngineSettings { context_tokens: 1024, ..config.engine() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(server::serve(listener, engine, Defaults::default(), std::future::pending()));
+    let vars = [("OPENAI_BASE_URL".to_string(), base), ("MODEL_RETRIES".to_string(), "0".to_string())];
+    let client = ModelClient::new(Config::from_vars(&vars.into_iter().collect()).unwrap().model);
+    let text = client.title(&ask("Write three lines about the sea.")).await.unwrap();
     assert!(!text.trim().is_empty());
+    assert!(!text.contains('\n'), "one line: {text:?}");
 }
 
 #[tokio::test]
@@ -178,6 +186,7 @@ async fn a_request_sent_while_the_model_loads_waits_and_is_answered() {
         top_p: 1.0,
         seed: 1,
         stop: Vec::new(),
+        background: false,
     });
     let mut text = String::new();
     loop {
@@ -202,6 +211,7 @@ fn generation(content: &str, max_tokens: u32) -> chat_model::engine::Generation 
         top_p: 1.0,
         seed: 1,
         stop: Vec::new(),
+        background: false,
     }
 }
 
@@ -273,4 +283,48 @@ async fn stop_lists_are_bounded() {
     let body: serde_json::Value = five.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("at most 4"), "{body}");
     assert_eq!(ask(serde_json::json!("x".repeat(257))).await.unwrap().status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn a_title_gives_way_to_a_reply_that_arrives_and_waits_behind_a_reply_queued() {
+    let config = ModelServerConfig::from_env().expect("config");
+    let engine = Engine::start(EngineSettings { context_tokens: 1024, ..config.engine() });
+    engine.ready().await.unwrap();
+    let background = |content: &str| chat_model::engine::Generation { background: true, ..generation(content, 200) };
+
+    // A title being written stops for a person's reply that arrives meanwhile.
+    let mut title = engine.generate(background("Write a very long story about a dragon."));
+    assert!(matches!(title.recv().await, Some(chat_model::engine::Event::Text(_))), "the title started");
+    let mut reply = engine.generate(generation("Hi!", 8));
+    let mut title_end = None;
+    while let Some(event) = title.recv().await {
+        if let chat_model::engine::Event::Failed(error) = event {
+            title_end = Some(error);
+        }
+    }
+    assert_eq!(title_end, Some(chat_model::engine::EngineError::Yielded), "the title gave way");
+    let mut replied = false;
+    while let Some(event) = reply.recv().await {
+        replied |= matches!(event, chat_model::engine::Event::Finished { .. });
+    }
+    assert!(replied, "the reply was written");
+
+    // A title asked before a reply, while another reply runs, waits for both replies.
+    let mut running = engine.generate(generation("Count to twenty.", 40));
+    assert!(matches!(running.recv().await, Some(chat_model::engine::Event::Text(_))));
+    let waiting_title = engine.generate(background("Name a colour."));
+    let queued_reply = engine.generate(generation("Say hi.", 4));
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let finish = |mut events: chat_model::engine::Events, name: &'static str| {
+        let order = order.clone();
+        async move {
+            while let Some(event) = events.recv().await {
+                if matches!(event, chat_model::engine::Event::Finished { .. } | chat_model::engine::Event::Failed(_)) {
+                    order.lock().unwrap().push(name);
+                }
+            }
+        }
+    };
+    tokio::join!(finish(running, "running"), finish(queued_reply, "reply"), finish(waiting_title, "title"));
+    assert_eq!(*order.lock().unwrap(), ["running", "reply", "title"], "replies first, the title after");
 }

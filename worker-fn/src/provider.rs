@@ -12,6 +12,7 @@ use chat_core::ModelConfig;
 use chat_wire::{ErrorCode, Usage};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 /// One message of the model's context, in Chat Completions form.
@@ -122,7 +123,26 @@ struct ChatRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'static [&'static str]>,
 }
+
+/// What a request asks the provider for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A person's reply, streamed: `MAX_REPLY_TOKENS`, the configured sampling.
+    Reply,
+    /// A conversation's title: one line of a few tokens, greedy, marked as background work
+    /// ([`PURPOSE_HEADER`]) so a server that queues (the embedded one) serves replies first.
+    Title,
+}
+
+/// The most tokens a title may take.
+const TITLE_MAX_TOKENS: u32 = 24;
+
+/// The request header that tells a server which requests no person waits on
+/// (`chat_model::server::PURPOSE_HEADER`); other servers ignore it.
+pub const PURPOSE_HEADER: &str = "x-chat-purpose";
 
 #[derive(Serialize)]
 struct StreamOptions {
@@ -223,10 +243,11 @@ impl ModelClient {
         }
     }
 
-    /// One non-streamed completion (for clients that want the whole text at once).
-    pub async fn complete(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
+    /// A conversation's title: one non-streamed line of at most a few tokens, asked as
+    /// background work (never retried: a title that does not come leaves the question's words).
+    pub async fn title(&self, messages: &[ContextMessage]) -> Result<String, ModelError> {
         let deadline = tokio::time::Instant::now() + self.config.first_token_timeout;
-        let response = self.send(&self.config.model, messages, false, deadline).await?;
+        let response = self.send(&self.config.model, messages, Purpose::Title, deadline).await?;
         // The whole text is the first text: the same deadline bounds reading it.
         let body: Chunk = tokio::time::timeout_at(deadline, response.json())
             .await
@@ -247,7 +268,7 @@ impl ModelClient {
         }
         let mut request = self.http.get(format!("{}/models", self.config.base_url));
         if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose_secret());
         }
         // One bound for the headers and the body: a provider stalling mid-body ends here too.
         let listed = tokio::time::timeout(self.config.first_token_timeout, async {
@@ -266,7 +287,7 @@ impl ModelClient {
         // `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` runs until the first piece of text, headers or not:
         // servers answer the headers at once and then read the whole prompt before writing.
         let first_text_by = tokio::time::Instant::now() + self.config.first_token_timeout;
-        let response = self.send(model, messages, true, first_text_by).await?;
+        let response = self.send(model, messages, Purpose::Reply, first_text_by).await?;
         let events = response.bytes_stream().eventsource();
         let state = SseState {
             events: Box::pin(events),
@@ -286,21 +307,26 @@ impl ModelClient {
         &self,
         model: &str,
         messages: &[ContextMessage],
-        stream: bool,
+        purpose: Purpose,
         deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, ModelError> {
+        let stream = purpose == Purpose::Reply;
         let body = ChatRequest {
             model,
             messages,
             stream,
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
-            max_tokens: self.config.max_reply_tokens,
-            temperature: self.config.temperature,
+            max_tokens: if stream { self.config.max_reply_tokens } else { TITLE_MAX_TOKENS },
+            temperature: if stream { self.config.temperature } else { Some(0.0) },
             seed: self.config.seed,
+            stop: (!stream).then_some(&["\n"][..]),
         };
         let mut request = self.http.post(format!("{}/chat/completions", self.config.base_url)).json(&body);
+        if purpose == Purpose::Title {
+            request = request.header(PURPOSE_HEADER, "title");
+        }
         if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose_secret());
         }
         let response = tokio::time::timeout_at(deadline, request.send())
             .await

@@ -5,6 +5,11 @@
 //!
 //! Each path gets the same 100-token prompt, greedy decoding and the same `max_tokens`, so each
 //! produces the same tokens and the figures compare like with like.
+//!
+//! Then titles: the first token of a reply asked while a title is being written (as background
+//! work, which gives way) beside the same reply alone and beside a title asked as before (a
+//! reply-sized request ahead in the queue); and the titles the model gives 20 varied first
+//! questions, each with what the worker keeps.
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +65,7 @@ async fn direct(engine: &Engine) -> Run {
         top_p: 1.0,
         seed: 1,
         stop: Vec::new(),
+        background: false,
     });
     let mut run = Run::default();
     while let Some(event) = events.recv().await {
@@ -152,7 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let dir = TempDir::new("bench-model");
     let redis = RedisServer::start(dir.path(), false).await?;
-    config.redis_url = redis.url();
+    config.redis_url = redis.url().into();
     config.model.base_url = model_base.clone();
     config.model.model = engine.name().to_string();
     config.model.system_prompt = String::new();
@@ -188,9 +194,142 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         row("OpenAI-compatible server", &server_runs, Some(&direct_runs)),
         row("whole chat path (WebSocket)", &chat_runs, Some(&direct_runs)),
     ];
-    let report = json!({"model": engine.name(), "threads": model.threads, "paths": rows});
+    let titles = titles(&engine, &model_base).await;
+    let report = json!({"model": engine.name(), "threads": model.threads, "paths": rows, "titles": titles});
     std::fs::create_dir_all("target")?;
     std::fs::write("target/bench-model.json", serde_json::to_string_pretty(&report)?)?;
     println!("\nfigures written to target/bench-model.json");
     Ok(())
+}
+
+/// Twenty first questions of the kinds people ask.
+const QUESTIONS: [&str; 20] = [
+    "Hello! Who are you?",
+    "How do I reverse a string in Rust?",
+    "What is the capital of Australia?",
+    "Can you help me write a cover letter for a nursing job?",
+    "Explain quantum entanglement like I'm five.",
+    "What should I cook tonight with chicken, rice and spinach?",
+    "Translate 'good morning' into Japanese.",
+    "Why is the sky blue?",
+    "Write a haiku about autumn rain.",
+    "What are the symptoms of vitamin D deficiency?",
+    "How do I center a div in CSS?",
+    "Plan a three-day trip to Lisbon for me.",
+    "What's the difference between TCP and UDP?",
+    "Summarize the plot of Hamlet.",
+    "How much water should I drink per day?",
+    "Give me five names for a bakery.",
+    "My sourdough starter smells like acetone, is it dead?",
+    "How do I set up a Python virtual environment?",
+    "What happened in the French Revolution?",
+    "Is it better to rent or buy a house?",
+];
+
+/// The first token of a reply asked after `before` started and wrote its first piece (or with
+/// nothing before it), on the engine directly.
+async fn reply_behind(engine: &Engine, before: Option<Generation>) -> Duration {
+    let mut ahead = before.map(|generation| engine.generate(generation));
+    if let Some(ahead) = ahead.as_mut() {
+        while let Some(event) = ahead.recv().await {
+            if matches!(event, Event::Text(_) | Event::Failed(_) | Event::Finished { .. }) {
+                break;
+            }
+        }
+    }
+    let started = Instant::now();
+    let mut reply = engine.generate(Generation {
+        turns: vec![Turn { role: "user".into(), content: "Tell me about the sea.".into() }],
+        max_tokens: 8,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 1,
+        stop: Vec::new(),
+        background: false,
+    });
+    let mut first = Duration::ZERO;
+    while let Some(event) = reply.recv().await {
+        if matches!(event, Event::Text(_)) && first.is_zero() {
+            first = started.elapsed();
+        }
+    }
+    drop(ahead);
+    first
+}
+
+/// A title request as the worker sends it now (background, a few tokens, one line), or as it
+/// was sent before (a reply-sized request in the queue like any other).
+fn title_request(question: &str, background: bool) -> Generation {
+    let turns = chat_worker::title::title_prompt(question)
+        .into_iter()
+        .map(|m| Turn { role: m.role, content: m.content })
+        .collect();
+    Generation {
+        turns,
+        max_tokens: if background { 24 } else { 1024 },
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 1,
+        stop: if background { vec!["\n".into()] } else { Vec::new() },
+        background,
+    }
+}
+
+async fn titles(engine: &Engine, model_base: &str) -> serde_json::Value {
+    const ROUNDS: usize = 5;
+    let (mut alone, mut behind_title, mut behind_old_title) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        alone.push(reply_behind(engine, None).await.as_secs_f64() * 1000.0);
+        behind_title.push(reply_behind(engine, Some(title_request(QUESTIONS[1], true))).await.as_secs_f64() * 1000.0);
+        behind_old_title
+            .push(reply_behind(engine, Some(title_request(QUESTIONS[1], false))).await.as_secs_f64() * 1000.0);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (alone, behind_title, behind_old_title) = (median(alone), median(behind_title), median(behind_old_title));
+    println!("\nA reply's first token (median of {ROUNDS}), asked while its conversation's title is being written:");
+    println!("{:<52} {:>10.1} ms", "alone", alone);
+    println!(
+        "{:<52} {:>10.1} ms  ({:.2}x; target <= 1.2x)",
+        "behind a title as now (background, gives way)",
+        behind_title,
+        behind_title / alone
+    );
+    println!(
+        "{:<52} {:>10.1} ms  ({:.2}x)",
+        "behind a title as before (queued like a reply)",
+        behind_old_title,
+        behind_old_title / alone
+    );
+
+    let mut config =
+        chat_core::Config::from_vars(&[("OPENAI_BASE_URL".to_string(), model_base.to_string())].into_iter().collect())
+            .expect("a config");
+    config.model.model = engine.name().to_string();
+    let client = chat_worker::ModelClient::new(config.model.clone());
+    println!(
+        "\nTitles for 20 first questions (kept: what the conversation shows; dropped: the question's start stays):"
+    );
+    let mut rows = Vec::new();
+    let mut kept = 0;
+    for question in QUESTIONS {
+        let answer =
+            client.title(&chat_worker::title::title_prompt(question)).await.unwrap_or_else(|e| format!("(error: {e})"));
+        let title = chat_worker::title::model_title(&answer, config.max_title_chars);
+        kept += usize::from(title.is_some());
+        println!(
+            "{question:<60} -> {:<40} {}",
+            format!("{answer:?}"),
+            if title.is_some() { "kept" } else { "dropped" }
+        );
+        rows.push(json!({"question": question, "model": answer, "kept": title}));
+    }
+    println!("kept {kept} of {}", QUESTIONS.len());
+    json!({
+        "first_token_ms": {"alone": alone, "behind_title": behind_title, "behind_title_as_before": behind_old_title},
+        "titles": rows,
+        "kept": kept,
+    })
 }
