@@ -12,9 +12,7 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::encodings::Body;
 use chat_core::store::now_rfc3339;
 use chat_core::{Bound, Config, Refusal, ReplyRequest};
-use chat_wire::{
-    ChatMessage, ClientFrame, ConnectionId, ConversationId, MessageId, ReplyStatus, ServerFrame, Source, Token,
-};
+use chat_wire::{ChatMessage, ClientFrame, ConnectionId, ConversationId, MessageId, ReplyStatus, ServerFrame, Token};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::ApiError;
@@ -183,7 +181,10 @@ async fn answer(
         ClientFrame::Resume { reply_to, .. } => Some(resume(state, &at, &parse_id(&reply_to)?).await?),
         ClientFrame::Regenerate { reply_to, .. } => Some(regenerate(state, context, at, &parse_id(&reply_to)?).await?),
         ClientFrame::SendMessage { id, content, edits, .. } => {
-            let edits = edits.as_deref().map(parse_id).transpose()?;
+            // What `edits` names must be a question of the conversation: anything else (a
+            // reply's id, say) names no question it holds.
+            let edits =
+                edits.as_deref().map(|e| MessageId::parse(e).map_err(|_| ApiError::UnknownMessage)).transpose()?;
             Some(send_message(state, context, at, parse_id(&id)?, content, edits).await?)
         }
     })
@@ -241,18 +242,7 @@ async fn send_message(
     if content.len() > limit {
         return Err(ApiError::MessageTooLarge { size: content.len(), limit });
     }
-    let message = ChatMessage {
-        id: id.to_string(),
-        msg: content,
-        timestamp: now_rfc3339(),
-        source: Source::User,
-        status: ReplyStatus::Done,
-        reply_to: None,
-        model: None,
-        next_seq: None,
-        usage: None,
-        versions: None,
-    };
+    let message = ChatMessage::question(id.to_string(), content, now_rfc3339());
     let accepted = match &edits {
         None => state.store.accept_user_message(&at.token, &at.conversation, &message).await?,
         Some(edits) => state.store.accept_edit(&at.token, &at.conversation, &message, edits).await?,
@@ -268,7 +258,7 @@ async fn send_message(
         // A resend of a stored message whose reply is queued, written or stored: acknowledged
         // again, answered once. (One stored but never queued came back as `Ok` above.)
         Err(Refusal::Duplicate) => {}
-        Err(refusal) => return Err(refused(state, refusal)),
+        Err(refusal) => return Err(ApiError::from_refusal(refusal, &state.config)),
     }
     // With REDIS_WAIT_REPLICAS the store answered only once the replicas had the question and its
     // request (else `unavailable`: a client resends the same id, harmless either way).
@@ -281,25 +271,6 @@ fn ack(at: &At, id: &MessageId) -> ServerFrame {
         id: id.to_string(),
         reply_id: id.reply_id().to_string(),
         conversation: Some(at.conversation.to_string()),
-    }
-}
-
-/// The client's error for a refused lifecycle step.
-fn refused(state: &AppState, refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::SessionExpired => ApiError::SessionExpired,
-        Refusal::ReplyInProgress => ApiError::ReplyInProgress,
-        Refusal::RateLimited(wait) => ApiError::rate_limited("messages in this session", wait),
-        Refusal::UnknownMessage => ApiError::UnknownMessage,
-        Refusal::NotLastQuestion => ApiError::NotLastQuestion,
-        Refusal::ConversationDeleted => ApiError::UnknownConversation,
-        Refusal::TooManyVersions => ApiError::TooManyVersions { limit: state.config.max_versions },
-        // Only the worker's steps and conversation creation answer these.
-        Refusal::Duplicate
-        | Refusal::BeingAnswered
-        | Refusal::AlreadyStored
-        | Refusal::TakenOver
-        | Refusal::TooManyConversations => ApiError::Internal(format!("a client step was refused with {refusal:?}")),
     }
 }
 
@@ -357,9 +328,15 @@ async fn resume(state: &AppState, at: &At, reply_to: &MessageId) -> Result<Serve
             status: ReplyStatus::Streaming,
             conversation,
         },
+        None if !holds_conversation(state, at).await? => return Err(ApiError::UnknownConversation),
         None => return Err(ApiError::UnknownMessage),
     };
     Ok(snapshot)
+}
+
+/// Whether the session holds the conversation a frame named (its first, `main`, always).
+async fn holds_conversation(state: &AppState, at: &At) -> Result<bool, ApiError> {
+    Ok(at.conversation.is_main() || state.store.conversation(&at.token, &at.conversation).await?.is_some())
 }
 
 /// Answers the session's last question again, replacing its reply.
@@ -372,7 +349,14 @@ async fn regenerate(
     if let Some(wait) = state.store.count_message(&at.token).await? {
         return Err(ApiError::rate_limited("messages in this session", wait));
     }
-    state.store.regenerate(&at.token, &at.conversation, reply_to).await?.map_err(|refusal| refused(state, refusal))?;
+    match state.store.regenerate(&at.token, &at.conversation, reply_to).await? {
+        Ok(()) => {}
+        // A conversation the session does not hold holds no message either: say which.
+        Err(Refusal::UnknownMessage) if !holds_conversation(state, &at).await? => {
+            return Err(ApiError::UnknownConversation)
+        }
+        Err(refusal) => return Err(ApiError::from_refusal(refusal, &state.config)),
+    }
     if let Err(error) = state.store.extend_conversations(&at.token).await {
         tracing::warn!(error = %error, "could not extend the session's conversations");
     }

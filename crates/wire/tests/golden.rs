@@ -261,3 +261,59 @@ fn every_error_code_is_documented_in_protocol_md() {
     }
     assert_eq!(documented.len(), all_codes().len(), "PROTOCOL.md lists a code twice or one that does not exist");
 }
+
+/// PROTOCOL.md's table of which codes each frame, the handshake, a reply and each route may
+/// answer: each row's name and codes.
+fn documented_answers() -> Vec<(String, Vec<String>)> {
+    let protocol = include_str!("../../../PROTOCOL.md");
+    let section = protocol.split("### Which codes each frame and route answers").nth(1).expect("the table");
+    let table = section.split("\n### ").next().unwrap();
+    table
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| frame,") && !line.starts_with("| ---"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let name = cells[0].trim_matches('`').to_string();
+            // Each code is a backticked word; a parenthesis after one explains it (and may name
+            // other things in backticks).
+            let mut outside = String::new();
+            let mut depth = 0;
+            for c in cells[1].chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ if depth == 0 => outside.push(c),
+                    _ => {}
+                }
+            }
+            let codes = outside.split('`').skip(1).step_by(2).map(str::to_string).collect();
+            (name, codes)
+        })
+        .collect()
+}
+
+#[test]
+fn protocol_md_lists_exactly_the_codes_each_frame_and_route_may_answer() {
+    use chat_wire::answers;
+    let mut declared: Vec<(String, &[ErrorCode])> = vec![
+        ("any frame".into(), answers::ANY_FRAME),
+        ("handshake".into(), answers::HANDSHAKE),
+        ("reply".into(), answers::REPLY),
+        ("any route".into(), answers::ANY_ROUTE),
+    ];
+    declared.extend(answers::FRAMES.iter().map(|(name, codes)| (name.to_string(), *codes)));
+    declared.extend(answers::ROUTES.iter().map(|(name, codes)| (name.to_string(), *codes)));
+    let documented = documented_answers();
+    for (name, codes) in &declared {
+        let row =
+            documented.iter().find(|(row, _)| row == name).unwrap_or_else(|| panic!("PROTOCOL.md has no row {name}"));
+        let mut written = row.1.clone();
+        let mut wire: Vec<String> = codes.iter().map(|c| c.as_str().to_string()).collect();
+        written.sort();
+        wire.sort();
+        assert_eq!(written, wire, "the codes of {name}: PROTOCOL.md beside crates/wire/src/answers.rs");
+    }
+    for (name, _) in &documented {
+        assert!(declared.iter().any(|(d, _)| d == name), "PROTOCOL.md lists {name}, which answers.rs does not declare");
+    }
+}

@@ -5,16 +5,19 @@
 use std::time::Duration;
 
 use chat_local::Options;
-use chat_stub_model::Pacing;
-use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind, TestApp};
+use chat_stub_model::{Pacing, Scripted};
+use chat_testkit::{on_each_store, StoreKind, TestApp};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, TitleSource};
 use reqwest::Method;
 use serde_json::json;
 
+/// How long a reply held back in a story stalls: far longer than the story's next steps take.
+const STALL: Duration = Duration::from_secs(4);
+
 /// A stack whose replies take about a second (20 words, 40 ms apart), so two overlap.
 async fn slow_app(kind: StoreKind, vars: &[(&str, &str)]) -> TestApp {
     let pacing = Pacing { between_tokens: Duration::from_millis(40), ..Default::default() };
-    spawn_app_on_with(kind, vars, Options::default(), pacing).await
+    TestApp::builder().vars(vars).pacing(pacing).on(kind).spawn().await
 }
 
 /// Reads frames until both replies are done, each rebuilt from its own deltas by its
@@ -63,6 +66,9 @@ async fn new_chat_keeps_the_old_one_and_both_stream_at_once(kind: StoreKind) {
     assert_eq!((list.conversations[0].title.as_str(), list.conversations[0].titled_by), ("", TitleSource::None));
 
     let mut ws = app.connect(token).await;
+    // Whichever reply the model starts first stalls after two pieces, long enough for the other
+    // to stream meanwhile on any machine.
+    app.stub.push([Scripted::StallAfter(2, STALL)]);
     ws.ask("m1", "first conversation, tell me about tides and the moon please").await;
     // "New chat": a second conversation in the same session, current from now on.
     let second = app.new_conversation(token).await;
@@ -106,6 +112,7 @@ async fn one_reply_at_a_time_per_conversation_not_per_session(kind: StoreKind) {
     let token = &session.token;
     let second = app.new_conversation(token).await;
     let mut ws = app.connect(token).await;
+    app.stub.push([Scripted::StallAfter(1, STALL)]);
     ws.send_message_in("main", "a1", "a slow reply in the first conversation").await;
     assert!(matches!(ws.next_frame().await, ServerFrame::Ack { .. } | ServerFrame::Delta { .. }));
     // The same conversation is busy...
@@ -129,13 +136,11 @@ async fn one_reply_at_a_time_per_conversation_not_per_session(kind: StoreKind) {
 }
 
 async fn renamed_and_deleted_conversations(kind: StoreKind) {
-    let app = spawn_app_on_with(
-        kind,
-        &[("MAX_CONVERSATIONS_PER_SESSION", "3"), ("MAX_TITLE_CHARS", "20")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("MAX_CONVERSATIONS_PER_SESSION", "3"), ("MAX_TITLE_CHARS", "20")])
+        .on(kind)
+        .spawn()
+        .await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     // Another tab hears every change to the list as it is made.
@@ -252,7 +257,8 @@ async fn a_deleted_conversation_stops_its_reply(kind: StoreKind) {
     let token = &session.token;
     let doomed = app.new_conversation(token).await;
     let mut ws = app.connect(token).await;
-    ws.send_message_in(&doomed.id, "q1", &"word ".repeat(40)).await;
+    // Eight seconds of reply: it is still being written when the deletion lands.
+    ws.send_message_in(&doomed.id, "q1", &"word ".repeat(200)).await;
     until_a_delta(&mut ws).await;
     let (status, _) = app.call(Method::DELETE, &format!("/conversations/{}", doomed.id), token, &[], None).await;
     assert_eq!(status, 204);
@@ -276,7 +282,7 @@ async fn a_deleted_conversation_stops_its_reply(kind: StoreKind) {
         let exists: bool = redis::AsyncCommands::exists(&mut redis, &key).await.unwrap();
         assert!(!exists, "{key} outlived the conversation");
     }
-    let cancelled = chat_testkit::wait::wait_until(Duration::from_secs(2), Duration::from_millis(20), || async {
+    let cancelled = chat_testkit::wait::wait_until(Duration::from_secs(10), Duration::from_millis(20), || async {
         app.stub.in_flight() == 0
     })
     .await;
@@ -289,6 +295,8 @@ async fn a_reply_in_a_conversation_left_behind_is_resumed_from_another_tab(kind:
     let token = &session.token;
     let older = app.new_conversation(token).await;
     let mut laptop = app.connect(token).await;
+    // The reply stalls after two pieces: still streaming while the person moves on.
+    app.stub.push([Scripted::StallAfter(2, STALL)]);
     laptop.send_message_in(&older.id, "q1", &"word ".repeat(30)).await;
     until_a_delta(&mut laptop).await;
     // The person starts another conversation: the first is no longer current, and is still written.
@@ -318,11 +326,16 @@ on_each_store!(
 
 #[tokio::test]
 async fn the_model_titles_a_conversation_and_every_tab_hears_it() {
-    let app = spawn_app_with(&[("CONVERSATION_TITLES", "true")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("CONVERSATION_TITLES", "true")]).spawn().await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let mut laptop = app.connect(token).await;
     let mut phone = app.connect(token).await;
+    // The reply, then the title the model gives.
+    app.stub.push([
+        Scripted::Reply("Oxygen atoms high up glow green when the solar wind excites them.".into()),
+        Scripted::Reply("Why auroras glow green".into()),
+    ]);
     laptop.ask("q1", "What makes the northern lights green?").await;
     assert!(matches!(laptop.read_reply().await.end, ServerFrame::Done { .. }));
     // The other tab hears the question's title first, then the model's.
@@ -332,12 +345,12 @@ async fn the_model_titles_a_conversation_and_every_tab_hears_it() {
         ("What makes the northern lights green?", TitleSource::Question)
     );
     let ServerFrame::Conversation { conversation } = phone.next_notice().await else { panic!("a conversation notice") };
-    assert_eq!(conversation.titled_by, TitleSource::Model);
-    // The stub echoes the title request's last message: what the worker asked for is on screen.
-    assert!(conversation.title.starts_with("You said: Question: What makes"), "{}", conversation.title);
-    assert!(conversation.title.chars().count() <= 80);
+    assert_eq!((conversation.title.as_str(), conversation.titled_by), ("Why auroras glow green", TitleSource::Model));
+    // Asked as a title: one line of a few tokens, for the question.
     let asked = app.stub.requests().into_iter().find(|r| r["stream"].as_bool() != Some(true)).expect("a title request");
-    assert!(asked["messages"][0]["content"].as_str().unwrap().contains("title"), "{asked}");
+    assert!(asked["messages"][0]["content"].as_str().unwrap().contains("topic"), "{asked}");
+    assert_eq!(asked["messages"][1]["content"], "What makes the northern lights green?");
+    assert_eq!((asked["max_tokens"].as_u64(), asked["stop"].clone()), (Some(24), json!(["\n"])));
     assert_eq!(app.conversations(token).await.conversations[0], conversation);
 
     // A person's title is never replaced by the model's.
@@ -353,16 +366,41 @@ async fn the_model_titles_a_conversation_and_every_tab_hears_it() {
 }
 
 #[tokio::test]
+async fn a_model_title_that_reads_as_a_reply_leaves_the_questions_words() {
+    let app = TestApp::builder().vars(&[("CONVERSATION_TITLES", "true")]).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
+    app.stub.push([
+        Scripted::Reply("Hi! I am an assistant.".into()),
+        Scripted::Reply("Hello! I'm glad you asked, here is what I think.".into()),
+    ]);
+    ws.ask("q1", "Hello! Who are you?").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    let title_answered = chat_testkit::wait::wait_until(Duration::from_secs(10), Duration::from_millis(20), || async {
+        app.stub.requests().len() == 2
+    })
+    .await;
+    assert!(title_answered, "the model was asked for a title");
+    // However long the worker takes to judge it, the title stays the question's.
+    for _ in 0..10 {
+        let list = app.conversations(&session.token).await;
+        let main = &list.conversations[0];
+        assert_eq!((main.title.as_str(), main.titled_by), ("Hello! Who are you?", TitleSource::Question));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_question_in_one_conversation_keeps_the_others_alive() {
-    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "3")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("SESSION_TTL_SECONDS", "6")]).spawn().await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let mut ws = app.connect(token).await;
     ws.ask("q1", "kept?").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
     let other = app.new_conversation(token).await;
-    // Six seconds of questions in the other conversation only: twice the session's TTL.
-    for i in 0..4 {
+    // Nine seconds of questions in the other conversation only: half as long again as the
+    // session's TTL.
+    for i in 0..6 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         ws.send_message_in(&other.id, &format!("r{i}"), "still here").await;
         assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
@@ -373,7 +411,7 @@ async fn a_question_in_one_conversation_keeps_the_others_alive() {
 
 #[tokio::test]
 async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
-    let app = spawn_app_with(&[("SEARCHES_PER_SESSION_PER_WINDOW", "7")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("SEARCHES_PER_SESSION_PER_WINDOW", "7")]).spawn().await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let mut ws = app.connect(token).await;
@@ -453,8 +491,7 @@ async fn show_version(app: &TestApp, token: &str, conversation: &str, message_id
 }
 
 async fn an_edit_branches_and_a_regeneration_keeps_both_replies(kind: StoreKind) {
-    let app =
-        spawn_app_on_with(kind, &[("MAX_VERSIONS_PER_MESSAGE", "3")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("MAX_VERSIONS_PER_MESSAGE", "3")]).on(kind).spawn().await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let mut ws = app.connect(token).await;
@@ -553,13 +590,13 @@ on_each_store!(an_edit_branches_and_a_regeneration_keeps_both_replies);
 
 async fn a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_over(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
-    let app = spawn_app_on_with(
-        kind,
-        &[("WORKER_CLAIM_IDLE_MS", "600")],
-        Options { in_process_worker: false, ..Default::default() },
-        pacing,
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", "600")])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .pacing(pacing)
+        .on(kind)
+        .spawn()
+        .await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     let older = app.new_conversation(token).await;
@@ -601,7 +638,7 @@ on_each_store!(a_worker_killed_mid_reply_in_a_conversation_left_behind_is_taken_
 #[tokio::test]
 async fn a_conversation_has_its_own_model_and_instructions() {
     let allowed = [("ALLOWED_MODELS", "other-model, stub, not-served")];
-    let app = spawn_app_with(&allowed, Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&allowed).spawn().await;
     let session = app.create_session("Ada").await;
     let token = &session.token;
     // The allow-list as far as the provider serves it, once the worker listed what it serves.
@@ -647,4 +684,30 @@ async fn a_conversation_has_its_own_model_and_instructions() {
     let (status, body) = change(json!({"model": "", "instructions": ""})).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("model").is_none() && body.get("instructions").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn frames_answer_what_protocol_md_says_for_an_unknown_conversation_and_a_reply_edited() {
+    let app = TestApp::builder().spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
+    ws.ask("q1", "hello").await;
+    assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
+    // `resume` and `regenerate` naming a conversation the session does not hold.
+    for action in ["resume", "regenerate"] {
+        ws.send_text(&json!({"action": action, "reply_to": "q1", "conversation": "nowhere"}).to_string()).await;
+        match ws.next_frame().await {
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::UnknownConversation, "{action}"),
+            other => panic!("{action}: expected an error, got {other:?}"),
+        }
+    }
+    // An edit naming a reply's id names no question of the conversation.
+    ws.send_text(&json!({"action": "sendMessage", "id": "q2", "content": "again", "edits": "q1.reply"}).to_string())
+        .await;
+    match ws.next_frame().await {
+        ServerFrame::Error { code, reply_to, .. } => {
+            assert_eq!((code, reply_to.as_deref()), (ErrorCode::UnknownMessage, Some("q2")))
+        }
+        other => panic!("expected unknown_message, got {other:?}"),
+    }
+    assert_eq!(app.session(&session.token).await.messages.len(), 2, "nothing stored");
 }

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use chat_core::{ReplyRequest, Store};
-use chat_wire::{ChatMessage, ConversationId, ErrorCode, MessageId, ReplyStatus, ServerFrame, Source, Token};
+use chat_wire::{ChatMessage, ConversationId, ErrorCode, MessageId, ReplyStatus, ServerFrame, Token};
 
-use chat_testkit::{on_each_store, spawn_app_on, spawn_app_on_with, Options, Pacing, StoreKind, TestApp};
+use chat_testkit::{on_each_store, Pacing, StoreKind, TestApp};
 
 /// Runs one command on every Redis node of the app (each primary and replica of a cluster).
 async fn on_every_node(app: &TestApp, args: &[&str]) {
@@ -36,25 +36,14 @@ fn ids_and_texts(messages: &[ChatMessage]) -> Vec<(&str, &str, ReplyStatus)> {
 }
 
 async fn a_question_stored_by_a_function_that_died_is_answered_when_resent(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
+    let app = TestApp::builder().on(kind).spawn().await;
     let session = app.create_session("Ada").await;
     let token = Token::parse(&session.token).unwrap();
     let mut ws = app.connect(&session.token).await;
 
     // The message function stored the question and died before queueing it.
     let store = Store::connect(&app.config).unwrap();
-    let question = ChatMessage {
-        id: "m1".into(),
-        msg: "are you there?".into(),
-        timestamp: chat_core::store::now_rfc3339(),
-        source: Source::User,
-        status: ReplyStatus::Done,
-        reply_to: None,
-        model: None,
-        next_seq: None,
-        usage: None,
-        versions: None,
-    };
+    let question = ChatMessage::question("m1", "are you there?", chat_core::store::now_rfc3339());
     assert_eq!(store.accept_user_message(&token, &ConversationId::main(), &question).await.unwrap(), Ok(()));
     assert_eq!(app.stream_len().await, 0, "nothing was queued");
 
@@ -77,9 +66,8 @@ async fn a_question_stored_by_a_function_that_died_is_answered_when_resent(kind:
 }
 
 async fn a_question_whose_queueing_failed_is_answered_when_resent(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
 
     // Only XADD fails: the question is stored, its request is not queued.
     on_every_node(&app, &["ACL", "SETUSER", "default", "-xadd"]).await;
@@ -106,9 +94,8 @@ async fn a_question_whose_queueing_failed_is_answered_when_resent(kind: StoreKin
 }
 
 async fn a_reply_found_already_stored_sends_done_again(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "hello").await;
     let first = ws.read_reply().await;
     let ServerFrame::Done { next_seq, status, .. } = first.end else { panic!("expected done, got {:?}", first.end) };
@@ -136,9 +123,8 @@ async fn a_reply_found_already_stored_sends_done_again(kind: StoreKind) {
 
 async fn a_question_queued_twice_is_answered_once(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(20), fixed_tokens: Some(40), ..Pacing::default() };
-    let app = spawn_app_on_with(kind, &[], Options::default(), pacing).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().pacing(pacing).on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "long one").await;
     let first = ws.next_frame().await;
     assert!(matches!(first, ServerFrame::Delta { seq: 0, .. }), "{first:?}");
