@@ -16,17 +16,16 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The HTTP API's one binary serves both HTTP Lambdas (the token and history functions).
 FUNCTIONS = {
-    "token": "http-token.json",
-    "history": "http-history.json",
+    "http": "http-history.json",
     "ws-connect": "ws-connect.json",
     "ws-message": "ws-message.json",
     "ws-disconnect": "ws-disconnect.json",
     "worker": "worker-schedule.json",
 }
 SAM_NAMES = {
-    "token": "TokenFunction",
-    "history": "HistoryFunction",
+    "http": "TokenFunction",
     "ws-connect": "WsConnectFunction",
     "ws-message": "WsMessageFunction",
     "ws-disconnect": "WsDisconnectFunction",

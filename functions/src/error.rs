@@ -1,8 +1,9 @@
 //! The one error type of the functions, and its one mapping to HTTP responses and WebSocket frames.
 
-use chat_core::StoreError;
+use axum::response::{IntoResponse, Response};
+use chat_core::{Config, Refusal, StoreError};
 use chat_wire::{ErrorBody, ErrorCode, ServerFrame};
-use http::StatusCode;
+use http::{header, HeaderValue, StatusCode};
 
 /// The detail the seed product returned for a missing, unknown or expired token; clients match it.
 pub const SESSION_EXPIRED_DETAIL: &str = "Session expired or does not exist";
@@ -94,12 +95,10 @@ pub enum ApiError {
     /// No such route.
     #[error("not found")]
     NotFound,
-    /// The route exists but not with this method.
-    #[error("method not allowed; this route answers {allow}")]
-    MethodNotAllowed {
-        /// The methods the route serves (the `Allow` header).
-        allow: &'static str,
-    },
+    /// The route exists but not with this method (the router's `Allow` header lists those it
+    /// serves).
+    #[error("method not allowed; the Allow header lists the methods this route answers")]
+    MethodNotAllowed,
     /// Redis is unreachable, or its replicas did not confirm a write in time (`REDIS_WAIT_REPLICAS`).
     #[error("the service is temporarily unavailable; try again in a few seconds")]
     Unavailable(#[source] StoreError),
@@ -121,6 +120,24 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// The client's error for a refused step of the store (every route and frame maps them here).
+    pub fn from_refusal(refusal: Refusal, config: &Config) -> ApiError {
+        match refusal {
+            Refusal::SessionExpired => ApiError::SessionExpired,
+            Refusal::ReplyInProgress => ApiError::ReplyInProgress,
+            Refusal::RateLimited(wait) => ApiError::rate_limited("messages in this session", wait),
+            Refusal::UnknownMessage => ApiError::UnknownMessage,
+            Refusal::NotLastQuestion => ApiError::NotLastQuestion,
+            Refusal::ConversationDeleted => ApiError::UnknownConversation,
+            Refusal::TooManyVersions => ApiError::TooManyVersions { limit: config.max_versions },
+            Refusal::TooManyConversations => {
+                ApiError::TooManyConversations { limit: config.max_conversations_per_session }
+            }
+            // Only the worker's steps answer these.
+            other => ApiError::Internal(format!("a step was refused with {other:?}")),
+        }
+    }
+
     /// The error for a rate limit that says to wait `wait` (rounded up to whole seconds).
     pub fn rate_limited(what: &'static str, wait: std::time::Duration) -> Self {
         ApiError::RateLimited { what, retry_after: wait.as_millis().div_ceil(1000).max(1) as u64 }
@@ -150,7 +167,7 @@ impl ApiError {
             ApiError::InvalidTitle(_) => ErrorCode::InvalidTitle,
             ApiError::TooManyVersions { .. } => ErrorCode::TooManyVersions,
             ApiError::NotFound => ErrorCode::NotFound,
-            ApiError::MethodNotAllowed { .. } => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::NotFound,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -161,7 +178,7 @@ impl ApiError {
         match self {
             ApiError::NotFound | ApiError::UnknownConversation => StatusCode::NOT_FOUND,
             ApiError::TooManyConversations { .. } | ApiError::TooManyVersions { .. } => StatusCode::CONFLICT,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ReplyInProgress => StatusCode::CONFLICT,
@@ -202,5 +219,18 @@ impl ApiError {
             ApiError::Internal(detail) => tracing::error!(detail, "internal error"),
             other => tracing::debug!(code = other.code().as_str(), "request refused"),
         }
+    }
+}
+
+/// The JSON answer of an error (with `Retry-After` when waiting helps), logged as
+/// [`ApiError::log`] says.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -1,5 +1,7 @@
-//! The OpenAPI 3 document of the HTTP API, generated from the handlers' annotations, and a small
-//! self-contained docs page rendered from it (no CDN: it works offline and under a strict CSP).
+//! The OpenAPI 3 document of the HTTP API: its paths are collected from the routes
+//! (`crate::http`, `utoipa-axum`), its schemas and text are here, and so are the constraints the
+//! handlers enforce under a configuration; and a small self-contained docs page rendered from it
+//! (no CDN: it works offline and under a strict CSP).
 
 use std::fmt::Write;
 
@@ -9,28 +11,15 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::OpenApi;
 
-use crate::{conversations, http};
+use crate::http::conversations;
 
+/// The document's title, text and schemas; the routes add their paths.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Chatbot HTTP API",
         description = "Sessions and history of the chatbot. Chatting itself happens over the \
                        WebSocket API described in PROTOCOL.md."
-    ),
-    paths(
-        http::create_token,
-        http::revoke_token,
-        http::chat_history,
-        http::chat_export,
-        conversations::list,
-        conversations::create,
-        conversations::rename,
-        conversations::delete,
-        conversations::search,
-        conversations::switch_version,
-        conversations::models,
-        http::health
     ),
     components(schemas(
         chat_wire::ChatSession,
@@ -47,19 +36,18 @@ use crate::{conversations, http};
         chat_wire::TitleSource,
         chat_wire::SearchResults,
         chat_wire::SearchHit,
-        conversations::NewConversation,
-        conversations::ConversationChanges,
+        chat_wire::NewConversation,
+        chat_wire::ConversationChanges,
         chat_wire::ModelList,
-        conversations::ShowVersion,
-        http::TokenForm
+        chat_wire::ShowVersion,
+        chat_wire::TokenForm
     ))
 )]
-struct ApiDoc;
+pub struct ApiDoc;
 
-/// The OpenAPI document served at `/openapi.json`, with the constraints the handlers enforce
-/// under this configuration (a generated client knows them without calling).
-pub fn document(config: &Config) -> serde_json::Value {
-    let mut doc = serde_json::to_value(typed_document(config)).expect("the document serializes");
+/// The document served at `/openapi.json` (with the links between operations).
+pub fn document_json(doc: &Document) -> serde_json::Value {
+    let mut doc = serde_json::to_value(doc).expect("the document serializes");
     // A new session's token opens its history: clients (and schemathesis's stateful phase) learn
     // to chain the two calls. Written as JSON: utoipa 5 serializes a link's `operationId` as
     // `operation_id`, which no OpenAPI tool reads.
@@ -83,32 +71,18 @@ pub fn document(config: &Config) -> serde_json::Value {
     doc
 }
 
-fn typed_document(config: &Config) -> Document {
-    let mut doc = ApiDoc::openapi();
-    if let Some(RefOr::T(Schema::Object(form))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("TokenForm")) {
-        if let Some(RefOr::T(Schema::Object(name))) = form.properties.get_mut("name") {
-            constrain(name, &name_pattern(config.max_name_chars), None);
-        }
-    }
+/// The routes' document with the constraints the handlers enforce under this configuration (a
+/// generated client knows them without calling). Each constrained schema must be there: a renamed
+/// one fails loudly rather than dropping its constraint.
+pub fn constrained(config: &Config, mut doc: Document) -> Document {
+    constrain(property(&mut doc, "TokenForm", "name"), &name_pattern(config.max_name_chars), None);
     // A title follows the rules of a name, with its own limit.
-    if let Some(RefOr::T(Schema::Object(rename))) =
-        doc.components.as_mut().and_then(|c| c.schemas.get_mut("ConversationChanges"))
-    {
-        if let Some(RefOr::T(Schema::Object(title))) = rename.properties.get_mut("title") {
-            constrain(title, &name_pattern(config.max_title_chars), None);
-        }
-    }
+    constrain(property(&mut doc, "ConversationChanges", "title"), &name_pattern(config.max_title_chars), None);
     let conversation_id = |schema: &mut Object| {
         constrain(schema, "^[A-Za-z0-9_-]{1,32}$", None);
         schema.max_length = Some(32);
     };
-    if let Some(RefOr::T(Schema::Object(new))) =
-        doc.components.as_mut().and_then(|c| c.schemas.get_mut("NewConversation"))
-    {
-        if let Some(RefOr::T(Schema::Object(id))) = new.properties.get_mut("id") {
-            conversation_id(id);
-        }
-    }
+    conversation_id(property(&mut doc, "NewConversation", "id"));
     // Every route of a session takes the same token (and a conversation id of one shape); but
     // `DELETE /token` answers any token alike, as revoking twice is no error.
     let items = doc.paths.paths.iter_mut().filter(|(path, _)| *path != "/token").map(|(_, item)| item);
@@ -160,6 +134,18 @@ fn typed_document(config: &Config) -> Document {
     doc
 }
 
+/// The schema of `field` of the component `schema`, which must be there.
+fn property<'d>(doc: &'d mut Document, schema: &str, field: &str) -> &'d mut Object {
+    let component = doc.components.as_mut().and_then(|c| c.schemas.get_mut(schema));
+    let Some(RefOr::T(Schema::Object(component))) = component else {
+        panic!("the OpenAPI document has no object schema {schema}")
+    };
+    match component.properties.get_mut(field) {
+        Some(RefOr::T(Schema::Object(property))) => property,
+        _ => panic!("the schema {schema} has no plain property {field}"),
+    }
+}
+
 fn constrain(schema: &mut Object, pattern: &str, exact_length: Option<usize>) {
     schema.pattern = Some(pattern.to_string());
     schema.min_length = exact_length.or(Some(1));
@@ -182,8 +168,7 @@ pub fn name_pattern(max_chars: usize) -> String {
 }
 
 /// The `/docs` page: every operation with its parameters and responses, and the raw document.
-pub fn docs_page(config: &Config) -> String {
-    let doc = typed_document(config);
+pub fn docs_page(doc: &Document) -> String {
     let mut page = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Chatbot API</title>\
          <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
@@ -249,9 +234,13 @@ mod tests {
         Config::from_vars(&Default::default()).unwrap()
     }
 
+    fn document() -> serde_json::Value {
+        document_json(&crate::http::openapi_document(&config()))
+    }
+
     #[test]
     fn the_document_lists_the_seed_routes() {
-        let json = document(&config());
+        let json = document();
         for path in ["/token", "/chat_history", "/health", "/test"] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
         }
@@ -279,7 +268,7 @@ mod tests {
             "x".to_string(),
         ];
         for sample in samples {
-            let accepted = crate::http::validate_name(&sample, 64).is_ok();
+            let accepted = crate::http::session::validate_name(&sample, 64).is_ok();
             assert_eq!(pattern.is_match(&sample), accepted, "{sample:?}");
         }
         let one = regex::Regex::new(&name_pattern(1)).unwrap();
@@ -288,7 +277,7 @@ mod tests {
 
     #[test]
     fn the_docs_page_shows_every_route() {
-        let page = docs_page(&config());
+        let page = docs_page(&crate::http::openapi_document(&config()));
         assert!(page.contains("<code>/chat_history</code>"));
         assert!(page.contains("Missing, unknown or expired token"));
     }

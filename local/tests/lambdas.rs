@@ -32,6 +32,14 @@ fn fixture(name: &str, token: &str) -> Value {
     serde_json::from_str(&text.replace("TOKEN", token)).unwrap()
 }
 
+fn lambda_logs() -> Stdio {
+    if std::env::var_os("LAMBDA_LOGS").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
 /// `cargo lambda watch`, killed (with the functions it runs) when the test ends.
 struct Watch(Child);
 
@@ -102,18 +110,25 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // LAMBDA_LOGS=1 shows cargo lambda's build and the functions' logs.
+        .stdout(lambda_logs())
+        .stderr(lambda_logs())
         .process_group(0)
         .kill_on_drop(true);
-    let _watch = Watch(command.spawn().expect("cargo lambda is installed (pip install cargo-lambda)"));
-    // cargo lambda compiles the functions on its first start.
-    assert!(wait_for_port(port, Duration::from_secs(300)).await, "cargo lambda watch did not start");
+    let mut watch = Watch(command.spawn().expect("cargo lambda is installed (pip install cargo-lambda)"));
+    // cargo lambda compiles the functions on its first start; one that cannot run ends at once.
+    let started = tokio::time::Instant::now();
+    while !wait_for_port(port, Duration::from_secs(1)).await {
+        if let Ok(Some(status)) = watch.0.try_wait() {
+            panic!("cargo lambda watch ended ({status}): is cargo-lambda on PATH (scripts/install-aws-tools.sh)?");
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "cargo lambda watch did not start within 5 minutes");
+    }
     let http = reqwest::Client::new();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
 
     // POST /token (HTTP API payload 2.0): a session, with CORS for the allowed origin.
-    let response = invoke(&http, port, "token", &fixture("http-token.json", "")).await;
+    let response = invoke(&http, port, "http", &fixture("http-token.json", "")).await;
     assert_eq!(response["statusCode"], 200, "{response}");
     assert_eq!(response["headers"]["access-control-allow-origin"], "https://d111111abcdef8.cloudfront.net");
     let session: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
@@ -123,11 +138,11 @@ async fn the_lambda_binaries_answer_real_api_gateway_events() {
     assert_eq!(stored_name.as_deref(), Some("Ada"));
 
     // GET /chat_history.
-    let response = invoke(&http, port, "history", &fixture("http-history.json", &token)).await;
+    let response = invoke(&http, port, "http", &fixture("http-history.json", &token)).await;
     assert_eq!(response["statusCode"], 200, "{response}");
     let history: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(history["messages"], serde_json::json!([]));
-    let response = invoke(&http, port, "history", &fixture("http-history.json", "unknown")).await;
+    let response = invoke(&http, port, "http", &fixture("http-history.json", "unknown")).await;
     assert_eq!(response["statusCode"], 400);
 
     // $connect maps the connection to the session.
@@ -237,10 +252,22 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     };
     assert_eq!(fetch("index.html").await, std::fs::read_to_string(dist.join("index.html")).unwrap());
     assert_eq!(fetch("config.json").await.trim(), config);
+    // Files whose names do not change with their content are revalidated on every load, and
+    // carry the type a browser needs (the manifest's is not a common one).
+    let manifest = head("manifest.webmanifest");
+    assert_eq!(
+        (manifest["CacheControl"].as_str(), manifest["ContentType"].as_str()),
+        (Some("no-cache"), Some("application/manifest+json"))
+    );
+    assert_eq!(head("favicon.ico")["CacheControl"], "no-cache");
+    assert_eq!(head("icons/icon-512.png")["ContentType"], "image/png");
     let mut assets = 0;
     for entry in std::fs::read_dir(&dist).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name == "index.html" || name == "config.json" {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if ["index.html", "config.json", "manifest.webmanifest", "favicon.ico"].contains(&name.as_str())
+            || entry.file_type().unwrap().is_dir()
+        {
             continue;
         }
         let meta = head(&name);

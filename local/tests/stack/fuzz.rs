@@ -10,13 +10,12 @@ use chat_core::Store;
 use chat_functions::{AppState, WorkerTrigger};
 use chat_local::gateway::{http_event, websocket_event};
 use chat_local::Options;
-use chat_stub_model::Pacing;
 use chat_wire::{ChatSession, ClientFrame, ConversationId, ErrorBody, ErrorCode, MessageId, ServerFrame, Source};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::Value;
 
-use chat_testkit::{spawn_app, spawn_app_with, TestApp};
+use chat_testkit::{spawn_app, TestApp};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -150,14 +149,19 @@ async fn state_and_session(app: &TestApp) -> (AppState, ChatSession, String) {
 #[test]
 fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let app = runtime.block_on(spawn_app_with(
-        // 600 cases, each reading the session's history: past its read rate otherwise.
-        &[("MESSAGES_PER_SESSION_PER_WINDOW", "0"), ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0")],
-        // No worker: a frame that happens to be a valid question is stored and waits, so any
-        // later change to the history is the handler's doing.
-        Options { in_process_worker: false, ..Default::default() },
-        Pacing::default(),
-    ));
+    let app = runtime.block_on(
+        TestApp::builder()
+            .vars(
+                // 600 cases, each reading the session's history: past its read rate otherwise.
+                &[("MESSAGES_PER_SESSION_PER_WINDOW", "0"), ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0")],
+            )
+            .options(
+                // No worker: a frame that happens to be a valid question is stored and waits, so any
+                // later change to the history is the handler's doing.
+                Options { in_process_worker: false, ..Default::default() },
+            )
+            .spawn(),
+    );
     let (state, before, token) = runtime.block_on(state_and_session(&app));
     let session_token = chat_wire::Token::parse(&token).unwrap();
     let before = std::cell::RefCell::new(before);
@@ -198,9 +202,15 @@ fn arbitrary_frames_never_panic_and_change_history_only_when_acknowledged() {
                 );
             }
             match (frame, sent) {
-                (ServerFrame::Error { code, message, .. }, _) => {
+                (ServerFrame::Error { code, message, .. }, sent) => {
                     prop_assert!(!message.is_empty());
                     prop_assert!(CLIENT_CODES.contains(&code), "{text:?} got {code:?}: {message}");
+                    // And one its frame is declared to answer (PROTOCOL.md lists the same).
+                    let declared = match &sent {
+                        Some(frame) => chat_wire::answers::frame(action_of(frame)).unwrap(),
+                        None => chat_wire::answers::ANY_FRAME.to_vec(),
+                    };
+                    prop_assert!(declared.contains(&code), "{text:?} got {code:?}, not declared for its frame");
                     prop_assert!(unchanged, "{text:?} changed the history");
                     answers.errors += 1;
                 }
@@ -274,6 +284,8 @@ fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let app = runtime.block_on(spawn_app());
     let (state, before, token) = runtime.block_on(state_and_session(&app));
+    // The HTTP API as both HTTP Lambdas serve it.
+    let http_api = chat_functions::http::service(state);
     let methods = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
     let paths = prop::sample::select(vec![
         "/token",
@@ -320,13 +332,25 @@ fn arbitrary_http_requests_never_panic_and_always_get_a_json_answer() {
             }
             let event = http_event(&method.parse().unwrap(), &uri, &headers, &body, peer);
             let request: lambda_http::Request = lambda_http::request::LambdaRequest::ApiGatewayV2(event).into();
-            let response = runtime.block_on(chat_functions::http::handle(&state, request));
-            let status = response.status().as_u16();
+            let (status, body) = runtime.block_on(async {
+                let Ok(response) = tower::ServiceExt::oneshot(http_api.clone(), request).await;
+                let status = response.status().as_u16();
+                (status, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default())
+            });
             prop_assert!([200, 204, 400, 404, 405, 429].contains(&status), "{method} {uri}: {status}");
             if status >= 400 {
-                let error: ErrorBody = serde_json::from_slice(response.body().as_ref())
+                let error: ErrorBody = serde_json::from_slice(&body)
                     .map_err(|e| TestCaseError::fail(format!("{method} {uri}: not an error body: {e}")))?;
                 prop_assert!(!error.detail.is_empty());
+                // A route answers only the codes declared for it (PROTOCOL.md lists the same).
+                let route = format!("{method} {}", route_of(uri.path()));
+                let declared =
+                    chat_wire::answers::route(&route).unwrap_or_else(|| chat_wire::answers::ANY_ROUTE.to_vec());
+                prop_assert!(
+                    declared.contains(&error.code),
+                    "{method} {uri}: {:?} is not declared for {route}",
+                    error.code
+                );
             }
             Ok(())
         })
@@ -350,9 +374,8 @@ fn urlencode(text: &str) -> String {
 #[tokio::test]
 async fn ten_thousand_malformed_frames_over_a_real_websocket_leave_the_session_working() {
     // Without its frame limit, which would close this connection after 120 (abuse.rs tests it).
-    let app = spawn_app_with(&[("FRAMES_PER_CONNECTION_PER_WINDOW", "0")], Options::default(), Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("FRAMES_PER_CONNECTION_PER_WINDOW", "0")]).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     let deep = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));
     let big = serde_json::json!({"action": "sendMessage", "id": "big", "content": "x".repeat(9000)}).to_string();
     let malformed: Vec<String> = vec![
@@ -391,4 +414,25 @@ async fn ten_thousand_malformed_frames_over_a_real_websocket_leave_the_session_w
     assert_eq!(app.stream_len().await, 0, "nothing queued");
     ws.ask("ok", "still there?").await;
     assert_eq!(ws.read_reply().await.text, "You said: still there?");
+}
+
+/// The `action` of a frame, as the client sent it.
+fn action_of(frame: &ClientFrame) -> &'static str {
+    match frame {
+        ClientFrame::SendMessage { .. } => chat_wire::ACTION_SEND_MESSAGE,
+        ClientFrame::Stop { .. } => chat_wire::ACTION_STOP,
+        ClientFrame::Ping => chat_wire::ACTION_PING,
+        ClientFrame::Resume { .. } => chat_wire::ACTION_RESUME,
+        ClientFrame::Regenerate { .. } => chat_wire::ACTION_REGENERATE,
+    }
+}
+
+/// A request path as the routes name it: `/conversations/{id}` for any conversation's.
+fn route_of(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["", "conversations", _] => "/conversations/{id}".to_string(),
+        ["", "conversations", _, rest] => format!("/conversations/{{id}}/{rest}"),
+        _ => path.trim_end_matches('/').to_string(),
+    }
 }

@@ -1,8 +1,6 @@
 //! The HTTP API: the seed product's contract, its errors, CORS and the OpenAPI document.
 
-use chat_local::Options;
-use chat_stub_model::Pacing;
-use chat_testkit::{spawn_app, spawn_app_with};
+use chat_testkit::{spawn_app, TestApp};
 
 #[tokio::test]
 async fn a_name_gets_a_token_by_form_multipart_or_json() {
@@ -94,7 +92,7 @@ async fn history_needs_a_live_token() {
 
 #[tokio::test]
 async fn sessions_expire_after_their_ttl() {
-    let app = spawn_app_with(&[("SESSION_TTL_SECONDS", "3")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("SESSION_TTL_SECONDS", "3")]).spawn().await;
     let session = app.create_session("Brief").await;
     assert_eq!(app.history(&session.token).await.0, 200);
     tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
@@ -127,12 +125,10 @@ async fn health_reports_redis_and_503_when_it_is_down() {
 
 #[tokio::test]
 async fn cors_is_an_allow_list_in_production() {
-    let app = spawn_app_with(
-        &[("APP_ENV", "production"), ("ALLOWED_ORIGINS", "https://chat.example.com")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("APP_ENV", "production"), ("ALLOWED_ORIGINS", "https://chat.example.com")])
+        .spawn()
+        .await;
     let allowed =
         app.http.get(format!("{}/health", app.base)).header("origin", "https://chat.example.com").send().await.unwrap();
     assert_eq!(allowed.headers()["access-control-allow-origin"], "https://chat.example.com");
@@ -174,8 +170,7 @@ async fn the_openapi_document_and_docs_page_are_served() {
 #[tokio::test]
 async fn a_conversation_exports_as_markdown_or_json() {
     let app = spawn_app().await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for (id, question) in [("m1", "What is Rust?"), ("m2", "And **Go**?")] {
         ws.ask(id, question).await;
         ws.read_reply().await;

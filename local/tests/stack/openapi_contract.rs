@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use chat_testkit::{spawn_app_with, Options, Pacing, TempDir};
+use chat_testkit::{TempDir, TestApp};
 
 /// The schemathesis CLI: `SCHEMATHESIS`, or where `scripts/test.sh` installs it.
 fn schemathesis() -> PathBuf {
@@ -22,12 +22,10 @@ fn schemathesis() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_every_answer_documented() {
     // Hundreds of sessions from one address: the per-address limit is the one setting lifted.
-    let app = spawn_app_with(
-        &[("SESSIONS_PER_IP_PER_WINDOW", "0"), ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("SESSIONS_PER_IP_PER_WINDOW", "0"), ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0")])
+        .spawn()
+        .await;
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let workdir = TempDir::new("schemathesis");
     let output = tokio::process::Command::new(schemathesis())
