@@ -80,7 +80,18 @@ impl LocalConfig {
 
     /// Reads the given variables (the environment, or a test's own map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let env = Vars(vars);
+        Self::read(&Vars::new(vars))
+    }
+
+    /// Every variable the local runner reads of its own (docs/configuration.md lists them).
+    pub fn variables() -> Vec<String> {
+        let none = HashMap::new();
+        let env = Vars::new(&none);
+        Self::read(&env).expect("the defaults are a valid configuration");
+        env.read()
+    }
+
+    fn read(env: &Vars) -> Result<Self, ConfigError> {
         let defaults = WebSocketLimits::default();
         let listener = ListenerLimits::default();
         Ok(LocalConfig {

@@ -26,10 +26,10 @@ impl Config {
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         let client = aws_sdk_secretsmanager::Client::new(&sdk);
         if let Some(arn) = &self.secrets.redis_url {
-            self.redis_url = fetch(&client, "REDIS_URL_SECRET_ARN", arn).await?;
+            self.redis_url = fetch(&client, "REDIS_URL_SECRET_ARN", arn).await?.into();
         }
         if let Some(arn) = &self.secrets.openai_api_key {
-            self.model.api_key = Some(fetch(&client, "OPENAI_API_KEY_SECRET_ARN", arn).await?);
+            self.model.api_key = Some(fetch(&client, "OPENAI_API_KEY_SECRET_ARN", arn).await?.into());
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! README's configuration table is the contract for every setting: each variable whose default it
+//! docs/configuration.md's table is the contract for every setting: each variable whose default it
 //! gives as a value is read with exactly that default (setting it to that value changes nothing)
 //! by the settings that read it: the product's, the local runner's, the embedded model server's or
 //! the log filter.
@@ -15,10 +15,10 @@ fn settings(vars: &HashMap<String, String>) -> Result<[String; 4], String> {
     Ok([format!("{product:?}"), format!("{local:?}"), format!("{model:?}"), log_filter])
 }
 
-/// README's configuration rows: each variable and its default cell.
-fn readme_rows() -> Vec<(String, String)> {
-    let readme = include_str!("../../../README.md");
-    let table = readme.split("## Configuration").nth(1).expect("README has a Configuration section");
+/// docs/configuration.md's rows: each variable and its default cell.
+fn documented_rows() -> Vec<(String, String)> {
+    let documented = include_str!("../../../docs/configuration.md");
+    let table = documented.split("## Configuration").nth(1).expect("docs/configuration.md has a Configuration section");
     let table = table.split("\n## ").next().unwrap();
     table
         .lines()
@@ -61,7 +61,7 @@ fn every_default_readme_gives_is_the_default_the_settings_read() {
         }
         vars
     };
-    let rows = readme_rows();
+    let rows = documented_rows();
     // A value as a shell would pass it: `~` is the home, `$NAME` another row's default.
     let expand = |value: &str| {
         let mut value = value.replace("~/", &format!("{home}/"));
@@ -72,15 +72,20 @@ fn every_default_readme_gives_is_the_default_the_settings_read() {
         }
         value
     };
-    assert!(rows.len() >= 70, "README's table has {} rows", rows.len());
+    assert!(rows.len() >= 70, "docs/configuration.md's table has {} rows", rows.len());
     let mut checked = Vec::new();
     for (name, cell) in &rows {
         let Some(value) = literal(cell).map(expand) else { continue };
         let unset = settings(&vars(name, None)).expect("the defaults are valid");
-        let set = settings(&vars(name, Some(&value)))
-            .unwrap_or_else(|refused| panic!("README's default of {name} ({value}) is refused as {refused}"));
+        let set = settings(&vars(name, Some(&value))).unwrap_or_else(|refused| {
+            panic!("docs/configuration.md's default of {name} ({value}) is refused as {refused}")
+        });
         let compared = if presence_matters.contains(&name.as_str()) { 1 } else { 4 };
-        assert_eq!(set[..compared], unset[..compared], "{name}: README says {value}, the default is not that");
+        assert_eq!(
+            set[..compared],
+            unset[..compared],
+            "{name}: docs/configuration.md says {value}, the default is not that"
+        );
         // And the variable is read at all: another value changes something or is refused.
         let read = ["0.5-not-a-default", "7", "debug"]
             .iter()
@@ -91,7 +96,7 @@ fn every_default_readme_gives_is_the_default_the_settings_read() {
     // "(none)": unset is nothing at all, as an empty value is.
     for (name, _) in rows.iter().filter(|(_, cell)| cell == "(none)") {
         let unset = settings(&vars(name, None)).expect("the defaults are valid");
-        assert_eq!(settings(&vars(name, Some(""))), Ok(unset), "{name}: README says it has no default");
+        assert_eq!(settings(&vars(name, Some(""))), Ok(unset), "{name}: docs/configuration.md says it has no default");
         checked.push(name.as_str());
     }
     println!("{} defaults checked: {}", checked.len(), checked.join(" "));
@@ -102,4 +107,31 @@ fn every_default_readme_gives_is_the_default_the_settings_read() {
         .collect();
     println!("{} described, not values:\n{}", described.len(), described.join("\n"));
     assert!(checked.len() >= 65, "{} of {} rows checked", checked.len(), rows.len());
+}
+
+#[test]
+fn every_variable_the_settings_read_is_documented_and_every_documented_one_is_read() {
+    use std::collections::BTreeSet;
+    let mut read: BTreeSet<String> = chat_core::Config::variables().into_iter().collect();
+    read.extend(chat_local::LocalConfig::variables());
+    read.extend(chat_model::ModelServerConfig::variables());
+    // The log filter's: `RUST_LOG` is ours; Lambda sets `AWS_LAMBDA_LOG_LEVEL` (RUST_LOG's row
+    // says it wins).
+    let log_reads = std::cell::RefCell::new(BTreeSet::new());
+    chat_core::telemetry::log_filter(&|name| {
+        log_reads.borrow_mut().insert(name.to_string());
+        None
+    });
+    read.extend(log_reads.into_inner());
+    // Not settings of ours: the user's home (the model cache's default lies under it) and
+    // Lambda's own log level.
+    for not_ours in ["HOME", "AWS_LAMBDA_LOG_LEVEL"] {
+        assert!(read.remove(not_ours), "{not_ours} is no longer read: drop it from this list");
+    }
+    let documented: BTreeSet<String> = documented_rows().into_iter().map(|(name, _)| name).collect();
+    let undocumented: Vec<_> = read.difference(&documented).collect();
+    let unread: Vec<_> = documented.difference(&read).collect();
+    assert!(undocumented.is_empty(), "read but not in docs/configuration.md: {undocumented:?}");
+    assert!(unread.is_empty(), "in docs/configuration.md but read by no settings: {unread:?}");
+    println!("{} variables, each read and documented", read.len());
 }

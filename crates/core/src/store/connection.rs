@@ -20,7 +20,7 @@ use super::StoreError;
 /// What is needed to connect, read once from the configuration.
 #[derive(Clone)]
 pub(super) struct RedisSettings {
-    pub url: String,
+    pub url: crate::config::RedisUrl,
     /// The private CA's PEM, for `rediss://` behind one.
     pub root_cert: Option<Vec<u8>>,
     pub iam: Option<IamAuth>,

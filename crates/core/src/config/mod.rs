@@ -1,34 +1,36 @@
 //! Every setting of the product, read from the environment in this one place.
 //!
-//! Each field names its variable and default; README.md's configuration table lists the same.
+//! Each field names its variable and default; docs/configuration.md's table lists the same.
 //! Functions, the worker and the local runner all call [`Config::from_env`] and never read the
 //! environment themselves.
+
+mod env;
+mod limits;
+mod model;
+mod redis;
+mod worker;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
+pub use env::{ConfigError, Vars};
+pub use limits::RateLimits;
+pub use model::{ModelConfig, ModelPrice};
+pub use redis::{RedisUrl, ReplicaWait};
+pub use worker::WorkerConfig;
+
 use crate::store::iam::IamSettings;
 
-/// A variable that is set but cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    /// The variable's name.
-    pub name: &'static str,
-    /// What it was set to.
-    pub value: String,
-    /// Why it cannot be used.
-    pub reason: String,
-}
-
 /// All settings. Construct with [`Config::from_env`] (or [`Config::from_vars`] in tests). Its
-/// `Debug` hides the Redis URL's password and the model's API key.
-#[derive(Clone)]
+/// `Debug` hides the Redis URL's password and the model's API key (their types do).
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `APP_ENV`: `production` (default) or `development`. Development allows any CORS origin.
     pub development: bool,
     /// `REDIS_URL`: `redis://` or `rediss://` (TLS) URL, with user and password if needed.
-    pub redis_url: String,
+    pub redis_url: RedisUrl,
     /// `REDIS_CA_CERT_FILE`: a PEM file of the certificate authority a `rediss://` server's
     /// certificate is checked against, for Redis behind a private CA (public CAs need nothing).
     pub redis_ca_cert_file: Option<String>,
@@ -103,87 +105,6 @@ pub struct Config {
     pub secrets: SecretArns,
 }
 
-impl std::fmt::Debug for Config {
-    // Hand-written so the password a Redis URL may carry never reaches a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("development", &self.development)
-            .field("redis_url", &redact_url_password(&self.redis_url))
-            .field("redis_ca_cert_file", &self.redis_ca_cert_file)
-            .field("redis_wait", &self.redis_wait)
-            .field("redis_iam", &self.redis_iam)
-            .field("session_ttl", &self.session_ttl)
-            .field("max_name_chars", &self.max_name_chars)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("context_messages", &self.context_messages)
-            .field("max_history_messages", &self.max_history_messages)
-            .field("max_history_bytes", &self.max_history_bytes)
-            .field("history_page_bytes", &self.history_page_bytes)
-            .field("max_connections_per_session", &self.max_connections_per_session)
-            .field("max_conversations_per_session", &self.max_conversations_per_session)
-            .field("max_title_chars", &self.max_title_chars)
-            .field("max_search_results", &self.max_search_results)
-            .field("max_instructions_chars", &self.max_instructions_chars)
-            .field("max_versions", &self.max_versions)
-            .field("rate_limits", &self.rate_limits)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("request_stream", &self.request_stream)
-            .field("request_stream_maxlen", &self.request_stream_maxlen)
-            .field("worker_group", &self.worker_group)
-            .field("reply_lock", &self.reply_lock)
-            .field("ws_management_endpoint", &self.ws_management_endpoint)
-            .field("aws_region", &self.aws_region)
-            .field("management_timeout", &self.management_timeout)
-            .field("management_retries", &self.management_retries)
-            .field("worker_function_name", &self.worker_function_name)
-            .field("model", &self.model)
-            .field("worker", &self.worker)
-            .field("secrets", &self.secrets)
-            .finish()
-    }
-}
-
-/// A URL with the password of its user-info part replaced: `redis://user:<redacted>@host:6379`.
-fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return "<unparsed url>".into() };
-    match rest.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        None => url.to_string(),
-    }
-}
-
-/// Redis's `WAIT` after the writes nothing may lose: with `replicas` 0 (the default) nothing waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaWait {
-    /// `REDIS_WAIT_REPLICAS` (0): replicas that must confirm a write.
-    pub replicas: u32,
-    /// `REDIS_WAIT_TIMEOUT_MS` (500): how long to wait for them before answering `unavailable`.
-    pub timeout: Duration,
-}
-
-/// Fixed-window rate limits, counted in Redis so every function instance shares them. A limit of
-/// 0 turns it off.
-#[derive(Debug, Clone)]
-pub struct RateLimits {
-    /// `RATE_LIMIT_WINDOW_SECONDS` (60): the window both limits count in.
-    pub window: Duration,
-    /// `MESSAGES_PER_SESSION_PER_WINDOW` (20): questions and regenerations per session.
-    pub messages_per_session: u32,
-    /// `SESSIONS_PER_IP_PER_WINDOW` (20): `POST /token` calls per client address.
-    pub sessions_per_ip: u32,
-    /// `FRAMES_PER_CONNECTION_PER_WINDOW` (60): frames of any kind (pings included) per
-    /// WebSocket connection; those over it are answered `rate_limited`, and a connection that
-    /// sends as many again in the same window is closed.
-    pub frames_per_connection: u32,
-    /// `HISTORY_READS_PER_SESSION_PER_WINDOW` (60): `GET /chat_history` calls per session.
-    pub history_reads_per_session: u32,
-    /// `SEARCHES_PER_SESSION_PER_WINDOW` (30): `GET /search` calls per session.
-    pub searches_per_session: u32,
-}
-
 /// Where the production secrets live.
 #[derive(Debug, Clone, Default)]
 pub struct SecretArns {
@@ -191,219 +112,6 @@ pub struct SecretArns {
     pub redis_url: Option<String>,
     /// `OPENAI_API_KEY_SECRET_ARN`: a secret whose value is the OpenAI key.
     pub openai_api_key: Option<String>,
-}
-
-/// How to reach the model (any OpenAI-compatible Chat Completions server).
-#[derive(Clone)]
-pub struct ModelConfig {
-    /// `OPENAI_BASE_URL` (`https://api.openai.com/v1`).
-    pub base_url: String,
-    /// `OPENAI_API_KEY`: sent as a bearer token when set.
-    pub api_key: Option<String>,
-    /// `ALLOWED_MODELS`: models a person may choose for a conversation besides `OPENAI_MODEL`,
-    /// comma-separated ([`ModelConfig::allowed_models`] puts the default first).
-    pub other_models: Vec<String>,
-    /// `OPENAI_MODEL` (`gpt-4o-mini`).
-    pub model: String,
-    /// `SYSTEM_PROMPT`: the first message of every context.
-    pub system_prompt: String,
-    /// `MAX_REPLY_TOKENS` (1024): `max_tokens` of each request.
-    pub max_reply_tokens: u32,
-    /// `MODEL_CONTEXT_TOKENS` (128000, gpt-4o-mini's window; `local` sets the embedded model's):
-    /// the model's context window. The context sent leaves `MAX_REPLY_TOKENS` of it to the reply.
-    pub context_tokens: u32,
-    /// `MODEL_TEMPERATURE`: sent when set.
-    pub temperature: Option<f32>,
-    /// `MODEL_SEED`: sent when set (same seed, same prompt, temperature 0: same reply).
-    pub seed: Option<u64>,
-    /// `MODEL_CONNECT_TIMEOUT_SECONDS` (10).
-    pub connect_timeout: Duration,
-    /// `MODEL_FIRST_TOKEN_TIMEOUT_SECONDS` (60): longest wait for the reply's first text, from
-    /// the request.
-    pub first_token_timeout: Duration,
-    /// `MODEL_IDLE_TIMEOUT_SECONDS` (30): longest silence between two chunks of a stream, after
-    /// its first text.
-    pub idle_timeout: Duration,
-    /// `MODEL_RETRIES` (2): retries of a 429/5xx/connection failure before the first token.
-    pub retries: u32,
-    /// `MODEL_RETRY_BASE_MS` (500): first backoff; doubles each retry (a `Retry-After` wins).
-    pub retry_base: Duration,
-    /// `MODEL_PRICES` (none): US dollars per million prompt and completion tokens, per model
-    /// (`gpt-4o-mini=0.15/0.60,other=1/2`): each reply's usage then carries its cost.
-    pub prices: Vec<(String, ModelPrice)>,
-}
-
-/// A model's price: US dollars per million prompt tokens and per million completion tokens.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ModelPrice {
-    /// Per million prompt tokens.
-    pub prompt: f64,
-    /// Per million completion tokens.
-    pub completion: f64,
-}
-
-impl ModelPrice {
-    /// What `usage` costs, in millionths of a dollar (rounded to the nearest).
-    pub fn cost_micro_usd(self, prompt_tokens: u64, completion_tokens: u64) -> u64 {
-        (prompt_tokens as f64 * self.prompt + completion_tokens as f64 * self.completion).round() as u64
-    }
-}
-
-/// Reads `MODEL_PRICES`: `model=prompt/completion` pairs, comma-separated.
-fn parse_prices(value: Option<String>) -> Result<Vec<(String, ModelPrice)>, ConfigError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
-    let invalid = |reason: &str| ConfigError {
-        name: "MODEL_PRICES",
-        value: value.clone(),
-        reason: format!("{reason}; expected model=prompt/completion (dollars per million tokens), comma-separated"),
-    };
-    let prices: Vec<(String, ModelPrice)> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (model, prices) = pair.rsplit_once('=').ok_or_else(|| invalid(&format!("{pair:?} has no '='")))?;
-            if model.trim().is_empty() {
-                return Err(invalid(&format!("{pair:?} names no model")));
-            }
-            let (prompt, completion) =
-                prices.split_once('/').ok_or_else(|| invalid(&format!("{prices:?} has no '/'")))?;
-            let price = |text: &str| {
-                text.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| invalid(&format!("{text:?} is not a price")))
-            };
-            Ok((model.trim().to_string(), ModelPrice { prompt: price(prompt)?, completion: price(completion)? }))
-        })
-        .collect::<Result<_, _>>()?;
-    if let Some((model, _)) = prices.iter().enumerate().find_map(|(i, (m, _))| prices[..i].iter().find(|(o, _)| o == m))
-    {
-        return Err(invalid(&format!("{model:?} is priced twice")));
-    }
-    Ok(prices)
-}
-
-impl ModelConfig {
-    /// The models a conversation may choose: the default (`OPENAI_MODEL`, whatever set it last)
-    /// first and always, then `ALLOWED_MODELS`'s others.
-    pub fn allowed_models(&self) -> Vec<String> {
-        let mut allowed = vec![self.model.clone()];
-        for name in &self.other_models {
-            if !allowed.contains(name) {
-                allowed.push(name.clone());
-            }
-        }
-        allowed
-    }
-
-    /// [`ModelConfig::allowed_models`] as far as the provider serves them (`served`: its
-    /// `/models`, when known); the default always.
-    pub fn offered_models(&self, served: Option<&[String]>) -> Vec<String> {
-        let mut offered = self.allowed_models();
-        offered.retain(|name| *name == self.model || served.is_none_or(|served| served.contains(name)));
-        offered
-    }
-}
-
-impl std::fmt::Debug for ModelConfig {
-    // Hand-written so the API key can never reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("model", &self.model)
-            .field("other_models", &self.other_models)
-            .field("system_prompt", &self.system_prompt)
-            .field("max_reply_tokens", &self.max_reply_tokens)
-            .field("context_tokens", &self.context_tokens)
-            .field("temperature", &self.temperature)
-            .field("seed", &self.seed)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("first_token_timeout", &self.first_token_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("retries", &self.retries)
-            .field("retry_base", &self.retry_base)
-            .field("prices", &self.prices)
-            .finish()
-    }
-}
-
-impl WorkerConfig {
-    /// The shortest time between two posts of one reply while `replies` are being generated:
-    /// `DELTA_INTERVAL_MS`, widened to replies / `WORKER_POSTS_PER_SECOND` when that is longer,
-    /// up to `DELTA_INTERVAL_MAX_MS`.
-    pub fn delta_interval(&self, replies: usize) -> Duration {
-        let needed = Duration::from_secs_f64(replies as f64 / f64::from(self.posts_per_second));
-        self.delta_interval.max(needed).min(self.delta_interval_max.max(self.delta_interval))
-    }
-}
-
-impl ModelConfig {
-    /// The price of `model`, when `MODEL_PRICES` names it.
-    pub fn price_of(&self, model: &str) -> Option<ModelPrice> {
-        self.prices.iter().find(|(name, _)| name == model).map(|(_, price)| *price)
-    }
-
-    /// Tokens the context sent to the model may take: the window less the reply's share (at
-    /// least a quarter of the window, whatever `MAX_REPLY_TOKENS` says).
-    pub fn prompt_budget(&self) -> usize {
-        let window = self.context_tokens as usize;
-        window.saturating_sub(self.max_reply_tokens as usize).max(window / 4)
-    }
-}
-
-/// How the worker reads the stream and relays replies.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// `WORKER_CONCURRENCY` (1024): replies generated at once by one worker process. Replies wait
-    /// on the model almost all the time; README gives the measurement behind the default.
-    pub concurrency: usize,
-    /// `WORKER_CONSUMER`: this worker's consumer name in the group (default: host and pid).
-    pub consumer: String,
-    /// `WORKER_CLAIM_IDLE_MS` (60000): an entry pending this long on a dead consumer is reclaimed.
-    pub claim_idle: Duration,
-    /// `WORKER_BLOCK_MS` (5000): how long one blocking stream read waits (daemon mode).
-    pub block: Duration,
-    /// `DELTA_INTERVAL_MS` (100): a reply's first piece is posted at once, later ones at most
-    /// this often (each post is a billed gateway message and a signed HTTPS call; the web app
-    /// reveals what arrives smoothly, so 10 posts a second read as a stream).
-    pub delta_interval: Duration,
-    /// `WORKER_POSTS_PER_SECOND` (2000): the posts per second one worker process aims to stay
-    /// under; with more replies in flight than this allows at `DELTA_INTERVAL_MS`, each reply's
-    /// interval widens to replies / this (a busy worker posts bigger pieces, not more of them).
-    pub posts_per_second: u32,
-    /// `DELTA_INTERVAL_MAX_MS` (1000): the widest the interval gets, however busy the worker.
-    pub delta_interval_max: Duration,
-    /// `MAX_REPLY_SECONDS` (120): the longest a reply may take; a longer one is stored as it
-    /// stands, as an error. A Lambda invocation takes no new entry with less than this (plus
-    /// [`WorkerConfig::deadline_margin`]) left.
-    pub max_reply: Duration,
-    /// `WORKER_MAX_DELIVERIES` (5): an entry delivered more often than this (its workers keep
-    /// dying on it) is answered with an error and acknowledged.
-    pub max_deliveries: usize,
-    /// `RECLAIM_INTERVAL_SECONDS` (60): how often something looks for a dead worker's entries (the
-    /// Lambda's schedule; a daemon looks every half `WORKER_CLAIM_IDLE_MS`).
-    pub reclaim_interval: Duration,
-    /// `WORKER_LEASE_SECONDS` (10): a running Lambda worker's lease on its free slots; while one
-    /// has a free slot, a new question wakes no other invocation.
-    pub lease: Duration,
-    /// `WORKER_LINGER_MS` (2000): how long a Lambda invocation with nothing queued and nothing in
-    /// flight waits for the next entry before it ends, holding its lease meanwhile (so a question
-    /// asked then wakes no new invocation). PERFORMANCE.md gives the measurement behind the default.
-    pub linger: Duration,
-    /// `CONVERSATION_TITLES` (true): after a conversation's first reply, ask the model for a
-    /// short title (one small non-streamed call); off, a conversation keeps its question's start.
-    pub titles: bool,
-}
-
-impl WorkerConfig {
-    /// Time kept free before a Lambda invocation's deadline, beyond `MAX_REPLY_SECONDS`: the last
-    /// reply's store, its `done` and the acknowledgement.
-    pub fn deadline_margin(&self) -> Duration {
-        Duration::from_secs(5)
-    }
 }
 
 impl Config {
@@ -414,9 +122,23 @@ impl Config {
 
     /// Reads the given variables (the environment, or a test's own map).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let config = Self::read(vars)?;
+        let config = Self::read(&Vars::new(vars))?;
         config.check_lock_outlives_a_dead_worker()?;
         Ok(config)
+    }
+
+    /// Every variable the configuration reads, IAM's included (docs/configuration.md lists them).
+    pub fn variables() -> Vec<String> {
+        let iam_on = [
+            ("REDIS_IAM_AUTH", "true"),
+            ("REDIS_IAM_CACHE_NAME", "c"),
+            ("AWS_REGION", "r"),
+            ("REDIS_IAM_SERVERLESS", "true"),
+        ];
+        let values = iam_on.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = Vars::new(&values);
+        Self::read(&env).expect("the defaults with IAM on are a valid configuration");
+        env.read()
     }
 
     /// No second writer for a session, ever: a session stays locked while its reply is written,
@@ -439,8 +161,7 @@ impl Config {
         Ok(())
     }
 
-    fn read(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let env = Vars(vars);
+    fn read(env: &Vars) -> Result<Self, ConfigError> {
         let model = env.string("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into());
         Ok(Config {
             development: match env.string("APP_ENV").as_deref() {
@@ -454,10 +175,10 @@ impl Config {
                     })
                 }
             },
-            redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_url: env.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()).into(),
             redis_ca_cert_file: env.string("REDIS_CA_CERT_FILE"),
-            redis_wait: replica_wait(&env)?,
-            redis_iam: iam_settings(&env)?,
+            redis_wait: redis::replica_wait(env)?,
+            redis_iam: redis::iam_settings(env)?,
             session_ttl: env.seconds("SESSION_TTL_SECONDS", 3600)?,
             max_name_chars: env.number("MAX_NAME_CHARS", 64)?,
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
@@ -500,7 +221,7 @@ impl Config {
                     .unwrap_or_else(|| "https://api.openai.com/v1".into())
                     .trim_end_matches('/')
                     .to_string(),
-                api_key: env.string("OPENAI_API_KEY"),
+                api_key: env.string("OPENAI_API_KEY").map(SecretString::from),
                 other_models: env
                     .string("ALLOWED_MODELS")
                     .unwrap_or_default()
@@ -522,11 +243,11 @@ impl Config {
                 idle_timeout: env.seconds("MODEL_IDLE_TIMEOUT_SECONDS", 30)?,
                 retries: env.number("MODEL_RETRIES", 2)?,
                 retry_base: Duration::from_millis(env.number("MODEL_RETRY_BASE_MS", 500)?),
-                prices: parse_prices(env.string("MODEL_PRICES"))?,
+                prices: model::parse_prices(env.string("MODEL_PRICES"))?,
             },
             worker: WorkerConfig {
                 concurrency: env.number("WORKER_CONCURRENCY", 1024)?.max(1),
-                consumer: env.string("WORKER_CONSUMER").unwrap_or_else(default_consumer_name),
+                consumer: env.string("WORKER_CONSUMER").unwrap_or_else(worker::default_consumer_name),
                 claim_idle: Duration::from_millis(env.number("WORKER_CLAIM_IDLE_MS", 60_000)?),
                 block: Duration::from_millis(env.number("WORKER_BLOCK_MS", 5_000)?),
                 delta_interval: Duration::from_millis(env.number("DELTA_INTERVAL_MS", 100)?),
@@ -570,103 +291,6 @@ impl Config {
     /// Whether a browser origin may call the API (CORS).
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.development || self.allowed_origins.iter().any(|o| o == "*" || o == origin)
-    }
-}
-
-/// `REDIS_IAM_*`: IAM authentication when `REDIS_IAM_AUTH` is true. The user, the service and
-/// whether the cache is serverless may be left to the Redis URL, which is only known once the
-/// secrets are read ([`IamSettings::for_url`], when the store connects).
-fn iam_settings(env: &Vars) -> Result<Option<IamSettings>, ConfigError> {
-    if !env.flag("REDIS_IAM_AUTH", false)? {
-        return Ok(None);
-    }
-    let required = |name: &'static str| {
-        env.string(name).ok_or_else(|| ConfigError {
-            name,
-            value: String::new(),
-            reason: "required when REDIS_IAM_AUTH=true".into(),
-        })
-    };
-    let refresh = env.seconds("REDIS_IAM_REFRESH_SECONDS", 600)?;
-    if refresh.is_zero() || refresh >= crate::store::iam::TOKEN_LIFETIME {
-        return Err(ConfigError {
-            name: "REDIS_IAM_REFRESH_SECONDS",
-            value: refresh.as_secs().to_string(),
-            reason: "must be between 1 and 899: a token is valid for 900 s".into(),
-        });
-    }
-    Ok(Some(IamSettings {
-        user: env.string("REDIS_IAM_USER"),
-        cache_name: required("REDIS_IAM_CACHE_NAME")?,
-        region: required("AWS_REGION")?,
-        service: env.string("REDIS_IAM_SERVICE"),
-        serverless: env.string("REDIS_IAM_SERVERLESS").map(|_| env.flag("REDIS_IAM_SERVERLESS", false)).transpose()?,
-        refresh,
-    }))
-}
-
-/// `REDIS_WAIT_*`. A wait must end inside a store command's 5 s response timeout, or every
-/// question would time out instead of hearing from its replicas.
-fn replica_wait(env: &Vars) -> Result<ReplicaWait, ConfigError> {
-    let timeout_ms: u64 = env.number("REDIS_WAIT_TIMEOUT_MS", 500)?;
-    if !(1..5_000).contains(&timeout_ms) {
-        return Err(ConfigError {
-            name: "REDIS_WAIT_TIMEOUT_MS",
-            value: timeout_ms.to_string(),
-            reason: "must be between 1 and 4999 (a store command times out after 5 s)".into(),
-        });
-    }
-    Ok(ReplicaWait { replicas: env.number("REDIS_WAIT_REPLICAS", 0)?, timeout: Duration::from_millis(timeout_ms) })
-}
-
-fn default_consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "worker".into());
-    format!("{host}-{}", std::process::id())
-}
-
-/// Typed reads of a set of variables, each error naming its variable. Public for the local
-/// runner's own settings (`chat-local`), which read the same environment the same way.
-pub struct Vars<'a>(pub &'a HashMap<String, String>);
-
-impl Vars<'_> {
-    /// A variable's trimmed value; unset and blank are the same.
-    pub fn string(&self, name: &str) -> Option<String> {
-        self.0.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-    }
-
-    /// A number, if set.
-    pub fn optional_number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.string(name)
-            .map(|v| v.parse().map_err(|e: T::Err| ConfigError { name, value: v.clone(), reason: e.to_string() }))
-            .transpose()
-    }
-
-    /// A number, or `default` when unset.
-    pub fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        Ok(self.optional_number(name)?.unwrap_or(default))
-    }
-
-    /// `true`/`false` (also `1`/`0`, `yes`/`no`), or `default` when unset.
-    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.string(name).as_deref() {
-            None => Ok(default),
-            Some("1" | "true" | "yes") => Ok(true),
-            Some("0" | "false" | "no") => Ok(false),
-            Some(other) => Err(ConfigError { name, value: other.into(), reason: "expected true or false".into() }),
-        }
-    }
-
-    /// Whole seconds, or `default` when unset.
-    pub fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        Ok(Duration::from_secs(self.number(name, default)?))
     }
 }
 
@@ -824,6 +448,6 @@ mod tests {
         assert!(!printed.contains("sk-secret-value"), "{printed}");
         assert!(!printed.contains("p%40ss-word"), "{printed}");
         assert!(printed.contains("rediss://default:<redacted>@cache.example:6379/0"), "{printed}");
-        assert_eq!(redact_url_password("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(format!("{:?}", RedisUrl::from("redis://127.0.0.1:6379")), "redis://127.0.0.1:6379");
     }
 }
