@@ -15,9 +15,9 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use chat_wire::ConnectionId;
+use chat_wire::{ConnectionId, ServerFrame, Token};
 
-use crate::Config;
+use crate::{Config, Store};
 
 /// What happened to a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,35 @@ pub enum Delivery {
     Gone,
     /// The post failed for another reason (logged); the connection is kept.
     Failed,
+}
+
+/// The longest [`broadcast`] may take: the change it announces is stored, and a slow gateway must
+/// not make an answer late (the tabs then learn of it at their next list load).
+pub const BROADCAST_WITHIN: Duration = Duration::from_secs(2);
+
+/// Posts `frame` to every connection of the session `token` (every open tab of the person),
+/// forgetting those the gateway reports gone; a failure is logged and changes nothing else.
+/// The functions announce a conversation's change this way, and the worker a title.
+pub async fn broadcast(store: &Store, api: &ManagementApi, endpoint: &str, token: &Token, frame: &ServerFrame) {
+    let connections = match store.session_connections(token).await {
+        Ok(connections) => connections,
+        Err(error) => return tracing::warn!(error = %error, "could not read where to announce a change"),
+    };
+    let bytes = serde_json::to_vec(frame).expect("frames always serialize");
+    let posts = connections.iter().map(|id| {
+        let bytes = &bytes;
+        async move {
+            if api.post(endpoint, id, bytes).await == Delivery::Gone {
+                if let Err(error) = store.unbind_connection(id, Some(token)).await {
+                    // The mapping expires with the session; until then posts to it answer Gone.
+                    tracing::warn!(error = %error, "could not forget a gone connection");
+                }
+            }
+        }
+    });
+    if tokio::time::timeout(BROADCAST_WITHIN, futures_util::future::join_all(posts)).await.is_err() {
+        tracing::warn!("announcing a change took too long; left to the tabs' next load");
+    }
 }
 
 /// Credentials are fetched again this long before they expire (a role's expire hourly).

@@ -6,8 +6,7 @@ use std::time::Duration;
 use chat_wire::{ConnectionId, Token};
 use redis::AsyncCommands;
 
-use super::lua::{BIND, FRAME};
-use super::{connection_ids, keys, SessionKeys, Store, StoreError};
+use super::{connection_ids, keys, scripts, SessionKeys, Store, StoreError};
 
 /// What binding a connection to a session did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +44,8 @@ impl Store {
     pub async fn bind_connection(&self, connection_id: &ConnectionId, token: &Token) -> Result<Bound, StoreError> {
         let session = SessionKeys::new(token);
         let mut conn = self.connection().await?;
-        let ttl: i64 = BIND
-            .key(&session.session)
-            .key(&session.conns)
-            .arg(connection_id.as_str())
-            .arg(self.max_connections)
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::Bind { session: &session, connection: connection_id, max: self.max_connections };
+        let ttl: i64 = call.invocation().invoke_async(&mut conn).await?;
         match ttl {
             0 => return Ok(Bound::Expired),
             -1 => return Ok(Bound::Full),
@@ -67,14 +61,13 @@ impl Store {
     /// late in the session it connected.
     pub async fn connection_frame(&self, connection_id: &ConnectionId) -> Result<Option<Frame>, StoreError> {
         let mut conn = self.connection().await?;
-        let (token, wait_ms, frames_over): (String, u64, u64) = FRAME
-            .key(keys::connection(connection_id))
-            .key(keys::connection_frames(connection_id))
-            .arg(self.session_ttl.as_secs())
-            .arg(self.frames_per_window)
-            .arg(self.rate_window.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::Frame {
+            connection: connection_id,
+            ttl: self.session_ttl.as_secs(),
+            limit: self.frames_per_window,
+            window_ms: self.rate_window.as_millis() as u64,
+        };
+        let (token, wait_ms, frames_over): (String, u64, u64) = call.invocation().invoke_async(&mut conn).await?;
         if token.is_empty() {
             return Ok(None);
         }

@@ -10,30 +10,7 @@
 //! the names a session's single thread had before conversations), `chat:{S}:conv:{C}:` for the
 //! others.
 //!
-//! | key | type | holds |
-//! | --- | --- | --- |
-//! | `chat:{S}:session` | hash | `name`, `session_start` |
-//! | `chat:{S}:conns` | set | live WebSocket connection ids |
-//! | `chat:{S}:rate` | string | messages counted in the current rate window |
-//! | `chat:{S}:reads` | string | `GET /chat_history` calls counted in the current rate window |
-//! | `chat:{S}:convs` | sorted set | conversation ids, scored by last activity (ms) |
-//! | `chat:{S}:searches` | string | `GET /search` calls counted in the current rate window |
-//! | `chat:{S}:conv:{C}` | hash | conversation `C`: `title`, `titled_by`, `created`, `bytes` (its stored JSON) |
-//! | `{P}order` | list | conversation's message ids, oldest first |
-//! | `{P}messages` | hash | message id -> `ChatMessage` JSON |
-//! | `{P}lock` | string | id of the user message whose reply is being written |
-//! | `{P}stop` | string | id of the user message whose reply the person stopped |
-//! | `{P}log:{R}` | stream | reply `R` while it is written: one entry per delta, entry id `0-(seq+1)` |
-//! | `{P}queued` | string | id of the last user message whose reply request is in the stream |
-//! | `{P}versions` | hash | where the path has versions: the id a place follows (`^`: none) -> its versions' ids |
-//! | `{P}tails` | hash | versions set aside: first id -> `<parent>|<ids of that version's path>` |
-//! | `chat:conn:{C}` | string | the token connection `C` belongs to |
-//! | `chat:conn:{C}:frames` | string | frames connection `C` sent in the current rate window |
-//! | `chat:ip:{IP}` | string | sessions created from address `IP` in the current rate window |
-//! | `REQUEST_STREAM` | stream | reply requests: `token`, `message_id`, `endpoint`, `conversation` |
-//! | `{REQUEST_STREAM}:workers` | sorted set | running Lambda workers' leases (worker id -> expiry ms) |
-//! | `{REQUEST_STREAM}:free` | hash | running Lambda workers' free slots (worker id -> slots) |
-//! | `chat:models` | string | the models the provider serves (JSON array), as a worker last listed them; expires after an hour |
+//! docs/architecture.md ("Redis keys") lists every key with its type and what it holds.
 
 use chat_wire::{ConnectionId, ConversationId, ReplyId, Token};
 

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use chat_wire::Token;
 
-use super::lua::{COUNT, COUNT_SESSION};
-use super::{keys, SessionKeys, Store, StoreError};
+use super::{keys, scripts, SessionKeys, Store, StoreError};
 use super::{Refusal, Step};
 
 impl Store {
@@ -36,13 +35,13 @@ impl Store {
     ) -> Result<Step<Option<Duration>>, StoreError> {
         let keys = SessionKeys::new(token);
         let mut conn = self.connection().await?;
-        let wait_ms: i64 = COUNT_SESSION
-            .key(&keys.session)
-            .key(counter)
-            .arg(limit)
-            .arg(self.rate_window.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::CountSession {
+            session: &keys.session,
+            counter: &counter,
+            limit,
+            window_ms: self.rate_window.as_millis() as u64,
+        };
+        let wait_ms: i64 = call.invocation().invoke_async(&mut conn).await?;
         Ok(match wait_ms {
             -1 => Err(Refusal::SessionExpired),
             0 => Ok(None),
@@ -65,7 +64,8 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.connection().await?;
-        let wait_ms: u64 = COUNT.key(counter).arg(limit).arg(window.as_millis() as u64).invoke_async(&mut conn).await?;
+        let call = scripts::Count { counter: &counter, limit, window_ms: window.as_millis() as u64 };
+        let wait_ms: u64 = call.invocation().invoke_async(&mut conn).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 }

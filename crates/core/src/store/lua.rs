@@ -1,5 +1,9 @@
 //! The store's Lua scripts, one `.lua` file each beside this module, compiled once per process.
 //!
+//! Every script opens, after its header comment, by binding its KEYS and ARGV to names
+//! (`local session, order = KEYS[1], KEYS[2]`), and its body uses only the names. The call of each
+//! script is one struct of [`super::scripts`], whose fields bear the same names.
+//!
 //! Every script may call the helpers of `lua/helpers.lua`. They are joined onto the script's first
 //! line (their comment lines dropped), so a line number in a Redis error is the script file's own.
 

@@ -5,11 +5,17 @@
 //! * [`connection`]: the connection, standalone or cluster (detected), and `WAIT`.
 //! * [`iam`]: IAM authentication tokens for ElastiCache and MemoryDB.
 //! * [`keys`]: every key name, from one typed helper ([`SessionKeys`]); the key table is there.
-//! * [`lua`]: the Lua scripts, one `.lua` file each under `lua/`.
+//! * [`lua`]: the Lua scripts, one `.lua` file each under `lua/`, each binding its KEYS and ARGV
+//!   to names first.
+//! * [`scripts`]: one struct per script call, its keys and arguments as named fields, laid out
+//!   in the script's order in one place.
 //! * [`session`]: creating and ending a session, reading a conversation's history and replies.
-//! * [`conversations`]: a session's conversations: list, create, title, delete.
-//! * [`reply`]: the reply lifecycle (accept, begin, append, store, regenerate, stop, the session's
-//!   lock), with its state diagram and its one outcome type, [`Refusal`].
+//! * [`conversations`]: a session's conversations: list, create, title, configure, delete.
+//! * [`search`]: where a text appears in a session's conversations.
+//! * [`models`]: the models the provider serves, as a worker last listed them.
+//! * [`reply`]: the reply lifecycle (accept, begin, append, store, regenerate, versions), with its
+//!   state diagram and its one outcome type, [`Refusal`].
+//! * [`lock`]: a conversation's flags around its reply: its lock, the stop request, the queued mark.
 //! * [`connections`]: which WebSocket connections belong to which session.
 //! * [`limits`]: fixed-window rate counters.
 //! * [`queue`]: the request stream, read as a consumer group.
@@ -23,9 +29,13 @@ pub mod conversations;
 pub mod iam;
 pub mod keys;
 pub mod limits;
+mod lock;
 mod lua;
+mod models;
 pub mod queue;
 pub mod reply;
+mod scripts;
+mod search;
 pub mod session;
 
 use std::sync::Arc;
@@ -39,7 +49,7 @@ pub use connection::RedisConnection;
 use connection::RedisSettings;
 pub use connections::{Bound, Frame};
 
-pub use conversations::{title_from, Setting};
+pub use conversations::Setting;
 pub use keys::{ConversationKeys, SessionKeys};
 pub use queue::{ReplyRequest, StreamEntry};
 pub use reply::{Begun, Logged, Refusal, Step, STOP_POLL};
@@ -110,6 +120,21 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Now, in milliseconds since the epoch (a conversation's activity score).
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Milliseconds since the epoch as the API writes a time.
+fn millis_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// An RFC 3339 time in milliseconds since the epoch (0 if it is not one).
+fn rfc3339_millis(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time).map(|t| t.timestamp_millis()).unwrap_or_default()
+}
+
 impl Store {
     /// Connects lazily: the first command opens the connection, and a lost connection is
     /// re-established on the next command, so a Redis restart needs no restart of ours.
@@ -131,7 +156,7 @@ impl Store {
         };
         // The URL is final here (a secret's value replaced it, if any): the IAM user and service
         // default to what it names.
-        let iam = config.redis_iam.as_ref().map(|iam| iam.for_url(&config.redis_url)).transpose()?;
+        let iam = config.redis_iam.as_ref().map(|iam| iam.for_url(config.redis_url.as_str())).transpose()?;
         let settings = RedisSettings { url: config.redis_url.clone(), root_cert, iam, response_timeout };
         Ok(Store {
             redis: Arc::new(OnceCell::new()),
@@ -243,4 +268,14 @@ fn connection_ids(raw: Vec<String>) -> Result<Vec<ConnectionId>, StoreError> {
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_through_milliseconds() {
+        assert_eq!(millis_rfc3339(rfc3339_millis("2026-11-24T20:15:03.123Z")), "2026-11-24T20:15:03.123Z");
+    }
 }

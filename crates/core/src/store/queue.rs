@@ -10,7 +10,7 @@ use redis::streams::{
 };
 use redis::AsyncCommands;
 
-use super::lua::{TRIM_ACKNOWLEDGED, WAKE_NEEDED, WORKER_LEASE, WORKER_RELEASE};
+use super::scripts::{self, Leases};
 use super::{keys, Store, StoreError, Write};
 
 /// One request for a reply, as the message function appends it to the stream.
@@ -60,12 +60,8 @@ impl Store {
     /// before the oldest pending one (never one not yet read). Answers how many were trimmed.
     pub async fn trim_acknowledged(&self) -> Result<usize, StoreError> {
         let mut conn = self.connection().await?;
-        let trimmed: usize = TRIM_ACKNOWLEDGED
-            .key(&self.stream)
-            .arg(&self.group)
-            .arg(self.stream_maxlen)
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::TrimAcknowledged { stream: &self.stream, group: &self.group, max: self.stream_maxlen };
+        let trimmed: usize = call.invocation().invoke_async(&mut conn).await?;
         Ok(trimmed)
     }
 
@@ -132,26 +128,27 @@ impl Store {
     }
 
     /// Records that worker `id` is running with `free` slots, for `lease` from now (Redis's
-    /// clock). Renewed while the worker takes new entries.
-    pub async fn renew_worker_lease(&self, id: &str, lease: Duration, free: usize) -> Result<(), StoreError> {
+    /// clock). Renewed while the worker takes new entries. Answers whether it should yield: a
+    /// live lease ordered before it has a free slot (it then advertises none itself).
+    pub async fn renew_worker_lease(&self, id: &str, lease: Duration, free: usize) -> Result<bool, StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
         let mut conn = self.connection().await?;
-        let _: i32 = WORKER_LEASE
-            .key(leases)
-            .key(slots)
-            .arg(id)
-            .arg(lease.as_millis() as u64)
-            .arg(free)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
+        let call = scripts::WorkerLease {
+            keys: Leases { leases: &leases, free: &slots },
+            id,
+            lease_ms: lease.as_millis() as u64,
+            free_slots: free,
+        };
+        let yields: i32 = call.invocation().invoke_async(&mut conn).await?;
+        Ok(yields == 1)
     }
 
     /// Gives up worker `id`'s lease: it takes no more entries.
     pub async fn release_worker_lease(&self, id: &str) -> Result<(), StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
         let mut conn = self.connection().await?;
-        let _: i32 = WORKER_RELEASE.key(leases).key(slots).arg(id).invoke_async(&mut conn).await?;
+        let call = scripts::WorkerRelease { keys: Leases { leases: &leases, free: &slots }, id };
+        let _: i32 = call.invocation().invoke_async(&mut conn).await?;
         Ok(())
     }
 
@@ -159,7 +156,8 @@ impl Store {
     pub async fn wake_needed(&self) -> Result<bool, StoreError> {
         let (leases, slots) = keys::worker_leases(&self.stream);
         let mut conn = self.connection().await?;
-        let needed: i32 = WAKE_NEEDED.key(leases).key(slots).invoke_async(&mut conn).await?;
+        let call = scripts::WakeNeeded { keys: Leases { leases: &leases, free: &slots } };
+        let needed: i32 = call.invocation().invoke_async(&mut conn).await?;
         Ok(needed == 1)
     }
 

@@ -17,19 +17,17 @@
 //!
 //! The session's lock (`chat:{T}:lock`, holding the user message id) is taken by accept or
 //! regenerate, renewed while the reply is written, and released by store (or by the message
-//! function when the request could not be queued), always compared with the reply's message id.
+//! function when the request could not be queued), always compared with the reply's message id;
+//! [`super::lock`] renews and releases it, with the stop request and the queued mark.
 //! Every step answers `Ok(T)` or one [`Refusal`]; Redis failures are [`StoreError`]s.
 
 use std::time::Duration;
 
 use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, Token};
-use redis::AsyncCommands;
 
-use super::conversations::{now_millis, title_from};
-use super::lua::{
-    ACCEPT, APPEND_DELTA, BEGIN_REPLY, REGENERATE, RELEASE_LOCK, RENEW_LOCK, STORE_REPLY, SWITCH_VERSION,
-};
-use super::{connection_ids, encode, now_rfc3339, SessionKeys, Store, StoreError, Write};
+use chat_wire::text::title_from;
+
+use super::{connection_ids, encode, now_millis, now_rfc3339, scripts, SessionKeys, Store, StoreError, Write};
 
 /// How often a worker writing a reply checks whether it was asked to stop.
 pub const STOP_POLL: Duration = Duration::from_millis(100);
@@ -153,33 +151,26 @@ impl Store {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
-        let mut call = ACCEPT.prepare_invoke();
-        call.key(&keys.session)
-            .key(&thread.order)
-            .key(&thread.messages)
-            .key(&thread.lock)
-            .key(&keys.conns)
-            .key(&keys.rate)
-            .key(&thread.queued)
-            .key(&keys.convs)
-            .key(&thread.meta)
-            .key(&thread.versions)
-            .key(&thread.tails)
-            .arg(&message.id)
-            .arg(encode(message)?)
-            .arg(self.session_ttl.as_secs())
-            .arg(self.reply_lock_secs())
-            .arg(self.max_history)
-            .arg(self.messages_per_window)
-            .arg(self.rate_window.as_millis() as u64)
-            .arg(message_id_of(message)?.reply_id().as_str())
-            .arg(self.max_history_bytes)
-            .arg(conversation.as_str())
-            .arg(now_millis())
-            .arg(now_rfc3339())
-            .arg(title_from(&message.msg, self.max_title_chars))
-            .arg(edits.map(MessageId::as_str).unwrap_or_default())
-            .arg(self.max_versions);
+        let json = encode(message)?;
+        let call = scripts::Accept {
+            session: &keys,
+            thread: &thread,
+            message_id: &message_id_of(message)?,
+            json: &json,
+            ttl: self.session_ttl.as_secs(),
+            lock_ttl: self.reply_lock_secs(),
+            max_history: self.max_history,
+            per_window: self.messages_per_window,
+            window_ms: self.rate_window.as_millis() as u64,
+            max_bytes: self.max_history_bytes,
+            conversation,
+            now_ms: now_millis(),
+            now: &now_rfc3339(),
+            title: &title_from(&message.msg, self.max_title_chars),
+            edits,
+            max_versions: self.max_versions,
+        }
+        .invocation();
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "stored" | "unqueued" => Ok(Ok(())),
@@ -203,22 +194,19 @@ impl Store {
         let thread = keys.conversation(conversation);
         let reply_id = reply_id_of(placeholder)?;
         let mut conn = self.connection().await?;
-        let (status, next_seq, connections): (String, u64, Vec<String>) = BEGIN_REPLY
-            .key(&keys.session)
-            .key(&thread.order)
-            .key(&thread.messages)
-            .key(&keys.conns)
-            .key(thread.log(&reply_id))
-            .key(&thread.meta)
-            .arg(&placeholder.id)
-            .arg(encode(placeholder)?)
-            .arg(self.session_ttl.as_secs())
-            .arg(self.max_history)
-            .arg(if redelivered { "1" } else { "0" })
-            .arg(self.max_history_bytes)
-            .arg(placeholder.reply_to.as_deref().unwrap_or_default())
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::BeginReply {
+            session: &keys,
+            thread: &thread,
+            reply_id: &reply_id,
+            message_id: placeholder.reply_to.as_deref().unwrap_or_default(),
+            placeholder: &encode(placeholder)?,
+            ttl: self.session_ttl.as_secs(),
+            max_history: self.max_history,
+            redelivered,
+            max_bytes: self.max_history_bytes,
+        };
+        let (status, next_seq, connections): (String, u64, Vec<String>) =
+            call.invocation().invoke_async(&mut conn).await?;
         match status.as_str() {
             "new" | "restart" => {
                 Ok(Ok(Begun { next_seq, restarted: status == "restart", connections: connection_ids(connections)? }))
@@ -239,20 +227,16 @@ impl Store {
     ) -> Result<Step<Logged>, StoreError> {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
-        let reply_id = reply_to.reply_id();
         let mut conn = self.connection().await?;
-        let (status, stop, connections): (String, u8, Vec<String>) = APPEND_DELTA
-            .key(thread.log(&reply_id))
-            .key(&keys.conns)
-            .key(&thread.stop)
-            .key(&thread.messages)
-            .arg(seq)
-            .arg(text)
-            .arg(self.session_ttl.as_secs())
-            .arg(reply_to.as_str())
-            .arg(reply_id.as_str())
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::AppendDelta {
+            session: &keys,
+            thread: &thread,
+            message_id: reply_to,
+            seq,
+            text,
+            ttl: self.session_ttl.as_secs(),
+        };
+        let (status, stop, connections): (String, u8, Vec<String>) = call.invocation().invoke_async(&mut conn).await?;
         match status.as_str() {
             "logged" => Ok(Ok(Logged { stop_requested: stop == 1, connections: connection_ids(connections)? })),
             other => Ok(Err(Refusal::from_status("append", other, 0)?)),
@@ -276,21 +260,18 @@ impl Store {
         let thread = keys.conversation(conversation);
         let reply_id = reply_id_of(reply)?;
         let mut conn = self.connection().await?;
-        let mut call = STORE_REPLY.prepare_invoke();
-        call.key(&keys.session)
-            .key(&thread.order)
-            .key(&thread.messages)
-            .key(&thread.lock)
-            .key(&keys.conns)
-            .key(thread.log(&reply_id))
-            .key(&thread.meta)
-            .arg(&reply.id)
-            .arg(encode(reply)?)
-            .arg(self.session_ttl.as_secs())
-            .arg(user_message_id.as_str())
-            .arg(self.max_history)
-            .arg(next_seq)
-            .arg(self.max_history_bytes);
+        let call = scripts::StoreReply {
+            session: &keys,
+            thread: &thread,
+            reply_id: &reply_id,
+            message_id: user_message_id,
+            json: &encode(reply)?,
+            ttl: self.session_ttl.as_secs(),
+            max_history: self.max_history,
+            next_seq,
+            max_bytes: self.max_history_bytes,
+        }
+        .invocation();
         // Not acknowledged (the caller's XACK) before the replicas have it.
         let (status, connections): (String, Vec<String>) =
             self.write_replicated(&mut conn, Write::Script(&call)).await?;
@@ -310,24 +291,16 @@ impl Store {
     ) -> Result<Step<()>, StoreError> {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
-        let reply_id = message_id.reply_id();
         let mut conn = self.connection().await?;
-        let mut call = REGENERATE.prepare_invoke();
-        call.key(&keys.session)
-            .key(&thread.order)
-            .key(&thread.messages)
-            .key(&thread.lock)
-            .key(thread.log(&reply_id))
-            .key(&thread.stop)
-            .key(&thread.queued)
-            .key(&thread.meta)
-            .key(&thread.versions)
-            .key(&thread.tails)
-            .arg(message_id.as_str())
-            .arg(reply_id.as_str())
-            .arg(self.session_ttl.as_secs())
-            .arg(self.reply_lock_secs())
-            .arg(self.max_versions);
+        let call = scripts::RegenerateReply {
+            session: &keys,
+            thread: &thread,
+            message_id,
+            ttl: self.session_ttl.as_secs(),
+            lock_ttl: self.reply_lock_secs(),
+            max_versions: self.max_versions,
+        }
+        .invocation();
         let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "ready" => Ok(Ok(())),
@@ -347,104 +320,12 @@ impl Store {
     ) -> Result<Step<()>, StoreError> {
         let thread = SessionKeys::new(token).conversation(conversation);
         let mut conn = self.connection().await?;
-        let mut call = SWITCH_VERSION.prepare_invoke();
-        call.key(&thread.order)
-            .key(&thread.versions)
-            .key(&thread.tails)
-            .key(&thread.lock)
-            .key(&thread.meta)
-            .arg(first)
-            .arg(self.session_ttl.as_secs());
+        let call = scripts::SwitchVersion { thread: &thread, first, ttl: self.session_ttl.as_secs() }.invocation();
         let status: String = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         match status.as_str() {
             "switched" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("switch_version", other, 0)?)),
         }
-    }
-
-    /// Records that the reply to `message_id` is queued, once the stream has its request: a resend
-    /// of the question is then only acknowledged, not queued again. Written after the stream
-    /// entry, so a crash between the two can only queue a question twice, which the worker
-    /// answers once ([`Refusal::BeingAnswered`], [`Refusal::AlreadyStored`]).
-    pub async fn mark_queued(
-        &self,
-        token: &Token,
-        conversation: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let () = conn
-            .set_ex(
-                SessionKeys::new(token).conversation(conversation).queued,
-                message_id.as_str(),
-                self.session_ttl.as_secs(),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Extends the session's lock for the reply to `message_id` while that reply is written.
-    pub async fn renew_reply_lock(
-        &self,
-        token: &Token,
-        conversation: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let _renewed: i32 = RENEW_LOCK
-            .key(SessionKeys::new(token).conversation(conversation).lock)
-            .arg(message_id.as_str())
-            .arg(self.reply_lock_secs())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Unlocks a session whose reply request could not be queued, so the person can retry.
-    pub async fn release_reply_lock(
-        &self,
-        token: &Token,
-        conversation: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let _released: i32 = RELEASE_LOCK
-            .key(SessionKeys::new(token).conversation(conversation).lock)
-            .arg(message_id.as_str())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Asks whichever worker writes the reply to `message_id` to stop (it checks every
-    /// [`STOP_POLL`] or so).
-    pub async fn request_stop(
-        &self,
-        token: &Token,
-        conversation: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.connection().await?;
-        let _: () = conn
-            .set_ex(
-                SessionKeys::new(token).conversation(conversation).stop,
-                message_id.as_str(),
-                self.reply_lock_secs(),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Whether the person asked to stop the reply to `message_id`.
-    pub async fn stop_requested(
-        &self,
-        token: &Token,
-        conversation: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.connection().await?;
-        let requested: Option<String> = conn.get(SessionKeys::new(token).conversation(conversation).stop).await?;
-        Ok(requested.as_deref() == Some(message_id.as_str()))
     }
 }
 

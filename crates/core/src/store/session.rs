@@ -7,9 +7,7 @@
 use chat_wire::{ChatMessage, ChatSession, ConversationId, MessageId, ReplyId, Token};
 use redis::AsyncCommands;
 
-use super::conversations::now_millis;
-use super::lua::{CREATE_SESSION, READ, REVOKE, SNAPSHOT};
-use super::{connection_ids, decode, keys, now_rfc3339, SessionKeys, Store, StoreError, Write};
+use super::{connection_ids, decode, keys, now_millis, now_rfc3339, scripts, SessionKeys, Store, StoreError, Write};
 
 /// How often a history read is repeated when replies begin while it reads.
 const READ_ATTEMPTS: usize = 4;
@@ -44,14 +42,15 @@ impl Store {
         let session_start = now_rfc3339();
         let keys = SessionKeys::new(&token);
         let mut conn = self.connection().await?;
-        let mut call = CREATE_SESSION.prepare_invoke();
-        call.key(&keys.session)
-            .key(&keys.convs)
-            .key(keys.conversation(&ConversationId::main()).meta)
-            .arg(name)
-            .arg(&session_start)
-            .arg(self.session_ttl.as_secs())
-            .arg(now_millis());
+        let call = scripts::CreateSession {
+            session: &keys,
+            main: &keys.conversation(&ConversationId::main()),
+            name,
+            session_start: &session_start,
+            ttl: self.session_ttl.as_secs(),
+            now_ms: now_millis(),
+        }
+        .invocation();
         // With REDIS_WAIT_REPLICAS, a token is handed out only once the replicas have its session.
         let _created: i32 = self.write_replicated(&mut conn, Write::Script(&call)).await?;
         Ok(ChatSession {
@@ -70,20 +69,11 @@ impl Store {
     #[tracing::instrument(skip_all, fields(session = %token.log_id()))]
     pub async fn revoke_session(&self, token: &Token) -> Result<(), StoreError> {
         let keys = SessionKeys::new(token);
-        let mut call = REVOKE.prepare_invoke();
-        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs, &keys.searches] {
-            call.key(key);
-        }
+        let mut conversations = Vec::new();
         for id in self.conversation_ids(token).await? {
-            let conversation = keys.conversation(&id);
-            for key in conversation.lasting() {
-                call.key(key);
-            }
-            call.key(&conversation.lock).key(&conversation.stop).key(&conversation.queued);
-            for log in self.reply_logs(token, &id).await? {
-                call.key(log);
-            }
+            conversations.push((keys.conversation(&id), self.reply_logs(token, &id).await?));
         }
+        let call = scripts::Revoke { session: &keys, conversations: &conversations }.invocation();
         let mut conn = self.connection().await?;
         // With REDIS_WAIT_REPLICAS, a failover cannot bring the session back.
         let connections: Vec<String> = self.write_replicated(&mut conn, Write::Script(&call)).await?;
@@ -148,7 +138,7 @@ impl Store {
         let keys = SessionKeys::new(token);
         let thread = keys.conversation(conversation);
         let mut conn = self.connection().await?;
-        type Read = (
+        type Answer = (
             String,
             String,
             Vec<Option<String>>,
@@ -162,19 +152,16 @@ impl Store {
         // none; a reply that began between two reads is declared on the next one.
         let mut streaming: Vec<String> = Vec::new();
         for _ in 0..READ_ATTEMPTS {
-            let mut call = READ.prepare_invoke();
-            call.key(&keys.session)
-                .key(&thread.order)
-                .key(&thread.messages)
-                .key(&thread.versions)
-                .arg(window.first)
-                .arg(window.before.unwrap_or_default())
-                .arg(window.limit)
-                .arg(window.bytes);
-            for reply in &streaming {
-                call.key(thread.log_of(reply)).arg(reply);
-            }
-            let reply: Option<Read> = call.invoke_async(&mut conn).await?;
+            let call = scripts::Read {
+                session: &keys,
+                thread: &thread,
+                first: window.first,
+                before: window.before.unwrap_or_default(),
+                limit: window.limit,
+                budget: window.bytes,
+                streaming: &streaming,
+            };
+            let reply: Option<Answer> = call.invocation().invoke_async(&mut conn).await?;
             let Some((name, session_start, raw, live, undeclared, more, found, versions)) = reply else {
                 return Ok(None);
             };
@@ -212,12 +199,8 @@ impl Store {
     ) -> Result<Option<ChatMessage>, StoreError> {
         let thread = SessionKeys::new(token).conversation(conversation);
         let mut conn = self.connection().await?;
-        let found: Option<(String, String, u64)> = SNAPSHOT
-            .key(&thread.messages)
-            .key(thread.log(reply_id))
-            .arg(reply_id.as_str())
-            .invoke_async(&mut conn)
-            .await?;
+        let call = scripts::Snapshot { thread: &thread, reply_id };
+        let found: Option<(String, String, u64)> = call.invocation().invoke_async(&mut conn).await?;
         let Some((json, text, next_seq)) = found else { return Ok(None) };
         let mut reply = decode(&json)?;
         if !reply.status.is_final() {

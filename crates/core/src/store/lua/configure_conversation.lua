@@ -1,9 +1,10 @@
 -- Sets what a conversation carries of its own: its model or its instructions ('' removes it).
--- KEYS: session, convs, meta
--- ARGV: conversation id, 'model' or 'instructions', value, session ttl s
+-- `field` is 'model' or 'instructions'.
 -- Answers 'set' | 'gone' | 'expired'
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
-if not conversation_exists(KEYS[2], ARGV[1]) then return 'gone' end
-if ARGV[3] == '' then redis.call('HDEL', KEYS[3], ARGV[2]) else redis.call('HSET', KEYS[3], ARGV[2], ARGV[3]) end
-for i = 2, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+local session, convs, meta = KEYS[1], KEYS[2], KEYS[3]
+local conversation, field, value, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', session) == 0 then return 'expired' end
+if not conversation_exists(convs, conversation) then return 'gone' end
+if value == '' then redis.call('HDEL', meta, field) else redis.call('HSET', meta, field, value) end
+for _, key in ipairs({convs, meta}) do redis.call('EXPIRE', key, ttl) end
 return 'set'

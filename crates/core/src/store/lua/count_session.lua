@@ -1,8 +1,8 @@
--- Counts one event of a live session against a limit in a fixed window; an unknown or expired
--- session gets no counter.
--- KEYS: session, counter
--- ARGV: limit (0: no limit), window ms
+-- Counts one event of a live session against a limit (0: no limit) in a fixed window; an unknown
+-- or expired session gets no counter.
 -- Answers -1 for an unknown session, 0 while within the limit, else the ms until the window ends.
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if tonumber(ARGV[1]) == 0 then return 0 end
-return count_in_window(KEYS[2], ARGV[1], ARGV[2])
+local session, counter = KEYS[1], KEYS[2]
+local limit, window_ms = tonumber(ARGV[1]), ARGV[2]
+if redis.call('EXISTS', session) == 0 then return -1 end
+if limit == 0 then return 0 end
+return count_in_window(counter, limit, window_ms)

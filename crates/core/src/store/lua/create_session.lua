@@ -1,10 +1,10 @@
--- Creates a session: its name and start, and its first conversation (`main`), for the
--- session's lifetime.
--- KEYS: session, convs, main's meta
--- ARGV: name, session start, session ttl s, now ms
+-- Creates a session: its name and start, and its first conversation (`main`, whose meta is
+-- `meta`), for the session's lifetime.
 -- Answers 1.
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'session_start', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], 'main')
-redis.call('HSET', KEYS[3], 'created', ARGV[2], 'titled_by', 'none', 'title', '')
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+local session, convs, meta = KEYS[1], KEYS[2], KEYS[3]
+local name, session_start, ttl, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('HSET', session, 'name', name, 'session_start', session_start)
+redis.call('ZADD', convs, now_ms, 'main')
+redis.call('HSET', meta, 'created', session_start, 'titled_by', 'none', 'title', '')
+for _, key in ipairs({session, convs, meta}) do redis.call('EXPIRE', key, ttl) end
 return 1

@@ -1,10 +1,12 @@
 -- Deletes a conversation: it leaves the list, and its messages, reply logs and lock go at once.
 -- A worker writing one of its replies finds its question gone and stops.
--- KEYS: session, convs, meta, order, messages, lock, stop, queued, then reply logs
--- ARGV: conversation id
+-- KEYS: session, convs, then the keys deleted: meta, order, messages, versions, tails, lock, stop,
+--       queued, and the logs of its replies in progress
 -- Answers 'deleted' | 'gone' | 'expired'
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
-if not conversation_exists(KEYS[2], ARGV[1]) then return 'gone' end
-redis.call('ZREM', KEYS[2], ARGV[1])
+local session, convs = KEYS[1], KEYS[2]
+local conversation = ARGV[1]
+if redis.call('EXISTS', session) == 0 then return 'expired' end
+if not conversation_exists(convs, conversation) then return 'gone' end
+redis.call('ZREM', convs, conversation)
 redis.call('DEL', unpack(KEYS, 3))
 return 'deleted'

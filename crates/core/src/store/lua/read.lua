@@ -11,29 +11,29 @@
 -- undeclared, 1 if older messages were left out else 0, 0 if the `before` id is unknown else 1,
 -- versions} where live is {reply id, text so far, next seq} per reply in progress and versions
 -- {message id, the ids of its place's versions} per message that has some.
-local s = redis.call('HMGET', KEYS[1], 'name', 'session_start')
+local session, order, messages, versions = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local first, before, limit, budget = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local s = redis.call('HMGET', session, 'name', 'session_start')
 if not s[1] then return false end
-local all = redis.call('LRANGE', KEYS[2], 0, -1)
-local first = tonumber(ARGV[1])
+local all = redis.call('LRANGE', order, 0, -1)
 if first < 0 then first = math.max(0, #all + first) end
 first = math.min(first, #all)
 local ids = {unpack(all, first + 1, #all)}
 -- The id before each message on the path (`^` for the first), for its versions.
 local parent = {}
 for i = 1, #all do parent[all[i]] = all[i - 1] or '^' end
-if ARGV[2] ~= '' then
+if before ~= '' then
   local cut
   for i, id in ipairs(ids) do
-    if id == ARGV[2] then cut = i; break end
+    if id == before then cut = i; break end
   end
   if not cut then return {s[1], s[2], {}, {}, {}, 0, 0, {}} end
   ids = {unpack(ids, 1, cut - 1)}
 end
-local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local take, bytes = 0, 0
 for i = #ids, 1, -1 do
   if limit > 0 and take >= limit then break end
-  local size = redis.call('HSTRLEN', KEYS[3], ids[i])
+  local size = redis.call('HSTRLEN', messages, ids[i])
   if budget > 0 and take > 0 and bytes + size > budget then break end
   bytes, take = bytes + size, take + 1
 end
@@ -43,7 +43,8 @@ if take < #ids then
   ids = {unpack(ids, #ids - take + 1, #ids)}
 end
 local msgs = {}
-if #ids > 0 then msgs = redis.call('HMGET', KEYS[3], unpack(ids)) end
+if #ids > 0 then msgs = redis.call('HMGET', messages, unpack(ids)) end
+-- The declared logs: ARGV[i] names the reply whose log is KEYS[i], from 5 on.
 local logs = {}
 for i = 5, #ARGV do logs[ARGV[i]] = KEYS[i] end
 local live, undeclared = {}, {}
@@ -57,9 +58,9 @@ for i, json in ipairs(msgs) do
     end
   end
 end
-local versions = {}
+local places = {}
 for _, id in ipairs(ids) do
-  local list = redis.call('HGET', KEYS[4], parent[id])
-  if list and listed(list, id) then versions[#versions + 1] = {id, list} end
+  local list = redis.call('HGET', versions, parent[id])
+  if list and listed(list, id) then places[#places + 1] = {id, list} end
 end
-return {s[1], s[2], msgs, live, undeclared, more, 1, versions}
+return {s[1], s[2], msgs, live, undeclared, more, 1, places}

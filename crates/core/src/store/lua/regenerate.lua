@@ -1,39 +1,40 @@
 -- Removes the last question's reply and locks its conversation so the question is answered again.
 -- A finished reply is kept as a version of its place: renamed `<reply id>~N` and set aside, so
 -- the new reply takes the reply id and both stay listed.
--- KEYS: session, order, messages, lock, log, stop, queued, meta, versions, tails
--- ARGV: user message id, reply id, session ttl s, lock ttl s, most versions of one place
 -- Answers 'ready' | 'expired' | 'unknown' | 'not_last' | 'busy' | 'too_many_versions'
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'expired' end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 'unknown' end
-local tail = redis.call('LRANGE', KEYS[2], -2, -1)
+local session, order, messages, lock, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local stop, queued, meta, versions, tails = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local message_id, reply_id, ttl, lock_ttl, max_versions = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if redis.call('EXISTS', session) == 0 then return 'expired' end
+if redis.call('HEXISTS', messages, message_id) == 0 then return 'unknown' end
+local tail = redis.call('LRANGE', order, -2, -1)
 local last = tail[#tail]
 -- The last question, or its reply (any version of it) after it.
-local a_reply = last == ARGV[2] or string.sub(last, 1, #ARGV[2] + 1) == ARGV[2] .. '~'
-if last ~= ARGV[1] and not (a_reply and tail[1] == ARGV[1]) then return 'not_last' end
-if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'EX', ARGV[4]) then return 'busy' end
-local old = redis.call('HGET', KEYS[3], ARGV[2])
+local a_reply = last == reply_id or string.sub(last, 1, #reply_id + 1) == reply_id .. '~'
+if last ~= message_id and not (a_reply and tail[1] == message_id) then return 'not_last' end
+if not redis.call('SET', lock, message_id, 'NX', 'EX', lock_ttl) then return 'busy' end
+local old = redis.call('HGET', messages, reply_id)
 if old and not is_streaming(old) then
-  local list = words(redis.call('HGET', KEYS[9], ARGV[1]))
-  if #list == 0 then list = {ARGV[2]} end
-  if #list >= tonumber(ARGV[5]) then
-    redis.call('DEL', KEYS[4])
+  local list = words(redis.call('HGET', versions, message_id))
+  if #list == 0 then list = {reply_id} end
+  if #list >= max_versions then
+    redis.call('DEL', lock)
     return 'too_many_versions'
   end
-  if #list == 1 then redis.call('HSET', KEYS[9], ARGV[1], ARGV[2]) end
+  if #list == 1 then redis.call('HSET', versions, message_id, reply_id) end
   local n = 1
-  while redis.call('HEXISTS', KEYS[3], ARGV[2] .. '~' .. n) == 1 do n = n + 1 end
-  rename(KEYS[3], KEYS[8], KEYS[9], KEYS[10], KEYS[2], ARGV[1], ARGV[2], ARGV[2] .. '~' .. n)
+  while redis.call('HEXISTS', messages, reply_id .. '~' .. n) == 1 do n = n + 1 end
+  rename(messages, meta, versions, tails, order, message_id, reply_id, reply_id .. '~' .. n)
   -- Whichever reply the path shows after the question is set aside; the new one is listed.
-  set_aside(KEYS[2], KEYS[10], ARGV[1], redis.call('LPOS', KEYS[2], ARGV[1]) + 2)
-  redis.call('HSET', KEYS[9], ARGV[1], redis.call('HGET', KEYS[9], ARGV[1]) .. ' ' .. ARGV[2])
-  for i = 9, 10 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  set_aside(order, tails, message_id, redis.call('LPOS', order, message_id) + 2)
+  redis.call('HSET', versions, message_id, redis.call('HGET', versions, message_id) .. ' ' .. reply_id)
+  for _, key in ipairs({versions, tails}) do redis.call('EXPIRE', key, ttl) end
 else
-  drop_message(KEYS[8], KEYS[3], ARGV[2])
-  redis.call('LREM', KEYS[2], 0, ARGV[2])
+  drop_message(meta, messages, reply_id)
+  redis.call('LREM', order, 0, reply_id)
 end
-redis.call('DEL', KEYS[5], KEYS[6])
+redis.call('DEL', log, stop)
 -- Not queued again until the message function says so (a resend may queue it if that fails).
-redis.call('DEL', KEYS[7])
-for _, i in ipairs({1, 2, 3, 8}) do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+redis.call('DEL', queued)
+for _, key in ipairs({session, order, messages, meta}) do redis.call('EXPIRE', key, ttl) end
 return 'ready'

@@ -2,8 +2,10 @@
 -- its keys go at once, with every conversation's and the logs of the replies in progress the
 -- caller found. Answers the session's connections, whose mappings live in other slots: the
 -- caller deletes those.
--- KEYS: session, conns, rate, reads, convs, searches, then every conversation's keys and reply logs
+-- KEYS (all deleted): session, conns, rate, reads, convs, searches, then every conversation's
+--       keys and reply logs
 -- Answers the connection ids.
-local conns = redis.call('SMEMBERS', KEYS[2])
+local conns = KEYS[2]
+local members = redis.call('SMEMBERS', conns)
 redis.call('DEL', unpack(KEYS))
-return conns
+return members

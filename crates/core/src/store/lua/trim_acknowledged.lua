@@ -2,20 +2,20 @@
 -- `max`: everything before the oldest entry still pending (read, not acknowledged), and never an
 -- entry not yet read (after the group's last-delivered id). An approximate MAXLEN on XADD would
 -- drop whatever is oldest, read or not.
--- KEYS: stream
--- ARGV: group, max entries kept
 -- Answers how many entries were trimmed.
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('XLEN', KEYS[1]) <= tonumber(ARGV[2]) then return 0 end
+local stream = KEYS[1]
+local group, max = ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', stream) == 0 then return 0 end
+if redis.call('XLEN', stream) <= max then return 0 end
 local delivered
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   local fields = {}
-  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-  if fields['name'] == ARGV[1] then delivered = fields['last-delivered-id'] end
+  for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+  if fields['name'] == group then delivered = fields['last-delivered-id'] end
 end
 if not delivered then return 0 end
 local floor = delivered
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local pending = redis.call('XPENDING', stream, group)
 if pending[1] > 0 then
   -- Stream ids compare as (milliseconds, sequence).
   local function parts(id)
@@ -26,4 +26,4 @@ if pending[1] > 0 then
   local dms, dseq = parts(delivered)
   if pms < dms or (pms == dms and pseq < dseq) then floor = pending[2] end
 end
-return redis.call('XTRIM', KEYS[1], 'MINID', floor)
+return redis.call('XTRIM', stream, 'MINID', floor)
