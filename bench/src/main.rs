@@ -11,6 +11,11 @@
 //!   writes `target/bench/load.json`.
 //! * `bench workers`: the same simultaneous conversations against a worker with 64, 256 and
 //!   1,024 slots, side by side (how `WORKER_CONCURRENCY`'s default was chosen).
+//! * `bench lambda` (`scripts/bench-lambda.sh`): the worker's real binary on the emulated Lambda
+//!   under steady traffic, by `WORKER_LINGER_MS`, on a quiet and a busy machine: invocations,
+//!   first-token overhead and GB-seconds per 100 questions (how the linger's default was chosen).
+//! * `bench profiles` (`scripts/bench-profiles.sh`): the first-token overhead of `local` built with
+//!   the `local` profile (what the run command builds) beside the `fast` one.
 //! * `bench stream` (`scripts/bench-stream.sh`): the request stream's ceiling on one shard of a
 //!   Redis Cluster and on a standalone server, against the 1,000 questions/s target.
 //!
@@ -27,14 +32,18 @@
 //! * `cost`: what a reply costs on AWS, from what the services would count.
 //! * `crash`: worker processes killed mid-reply.
 //! * `workers`: `bench workers`.
+//! * `lambda`: `bench lambda`.
+//! * `profiles`: `bench profiles`.
 //! * `stream`: `bench stream`.
 //! * `steps`: all that calls the product's store (`chat_core::Store`) directly.
 
 mod cost;
 mod crash;
+mod lambda;
 mod load;
 mod measure;
 mod pipeline;
+mod profiles;
 mod report;
 mod stack;
 mod steps;
@@ -50,9 +59,11 @@ async fn main() -> Result<(), Error> {
         Some("load") => load::run().await,
         Some("workers") => workers::run().await,
         Some("stream") => stream::run().await,
+        Some("lambda") => lambda::run().await,
+        Some("profiles") => profiles::run().await,
         _ => {
             eprintln!(
-                "usage: bench pipeline | bench load | bench workers | bench stream   (see scripts/bench*.sh, scripts/load.sh)"
+                "usage: bench pipeline | bench load | bench workers | bench lambda | bench profiles | bench stream   (see scripts/bench*.sh, scripts/load.sh)"
             );
             std::process::exit(2);
         }

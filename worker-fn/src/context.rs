@@ -57,21 +57,9 @@ pub fn build_context(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_wire::ReplyStatus;
 
     fn message(id: &str, source: Source, msg: &str) -> ChatMessage {
-        ChatMessage {
-            id: id.into(),
-            msg: msg.into(),
-            timestamp: String::new(),
-            source,
-            status: ReplyStatus::Done,
-            reply_to: None,
-            model: None,
-            next_seq: None,
-            usage: None,
-            versions: None,
-        }
+        ChatMessage { source, ..ChatMessage::question(id, msg, "") }
     }
 
     fn roles(context: &[ContextMessage]) -> Vec<(&str, &str)> {

@@ -1,7 +1,7 @@
 //! A Lambda worker's lease on its free slots (in Redis), so that a question wakes another
 //! invocation only when no running one has room.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 /// entries. Renewal and release hold one lock, so no renewal lands after a release.
 pub(crate) struct Lease {
     taking: Arc<tokio::sync::Mutex<bool>>,
+    /// Another running invocation with a free slot takes new entries (the last renewal said).
+    yielding: Arc<AtomicBool>,
     store: Store,
     id: String,
     renewer: tokio::task::JoinHandle<()>,
@@ -20,18 +22,19 @@ pub(crate) struct Lease {
 impl Lease {
     pub(crate) fn start(store: Store, consumer: &str, lease: Duration, permits: Arc<Semaphore>) -> Lease {
         let taking = Arc::new(tokio::sync::Mutex::new(true));
+        let yielding = Arc::new(AtomicBool::new(false));
         // Each invocation is its own holder, even when Lambda reuses the process.
         let id = format!("{consumer}-{}", uuid_like());
         let renewer = {
-            let (store, id, taking) = (store.clone(), id.clone(), taking.clone());
+            let (store, id, taking, yielding) = (store.clone(), id.clone(), taking.clone(), yielding.clone());
             tokio::spawn(async move {
                 loop {
                     {
                         let taking = taking.lock().await;
                         if *taking {
-                            if let Err(error) = store.renew_worker_lease(&id, lease, permits.available_permits()).await
-                            {
-                                tracing::warn!(error = %error, "could not renew the worker's lease");
+                            match store.renew_worker_lease(&id, lease, permits.available_permits()).await {
+                                Ok(yields) => yielding.store(yields, Ordering::Relaxed),
+                                Err(error) => tracing::warn!(error = %error, "could not renew the worker's lease"),
                             }
                         }
                     }
@@ -39,13 +42,20 @@ impl Lease {
                 }
             })
         };
-        Lease { taking, store, id, renewer }
+        Lease { taking, yielding, store, id, renewer }
+    }
+
+    /// Whether another running invocation with a free slot takes new entries: this one then
+    /// finishes the replies it holds and ends.
+    pub(crate) fn yielding(&self) -> bool {
+        self.yielding.load(Ordering::Relaxed)
     }
 
     /// Takes no more entries: the lease goes, and new questions wake another invocation.
     pub(crate) async fn release(&self) {
         let mut taking = self.taking.lock().await;
         *taking = false;
+        self.yielding.store(false, Ordering::Relaxed);
         if let Err(error) = self.store.release_worker_lease(&self.id).await {
             // It expires by itself within WORKER_LEASE_SECONDS.
             tracing::warn!(error = %error, "could not release the worker's lease");

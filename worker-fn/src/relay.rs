@@ -1,12 +1,24 @@
 //! Sending one reply's frames to every live connection of its session, each delta logged first.
 
+use std::time::Duration;
+
 use chat_core::store::STOP_POLL;
-use chat_core::{Begun, ReplyRequest};
+use chat_core::{Begun, ManagementApi, ReplyRequest, Store};
 use chat_wire::{ConnectionId, ReplyId, ServerFrame};
 use tokio::time::Instant;
 
 use crate::notify::Delivery;
-use crate::worker::{refused, Outcome, Worker};
+use crate::outcome::{refused, Outcome};
+
+/// What a relay needs of its worker: the store, the Management API, the worker's name in the
+/// consumer group, and how often to renew its claim.
+#[derive(Clone, Copy)]
+pub(crate) struct RelayContext<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) connections: &'a ManagementApi,
+    pub(crate) consumer: &'a str,
+    pub(crate) heartbeat: Duration,
+}
 
 /// What one relay step found.
 pub(crate) enum Relayed {
@@ -23,7 +35,7 @@ pub(crate) enum Relayed {
 /// to the reply's log, which in the same round trip says whether to stop and which connections
 /// are live; connections the Management API reports gone are forgotten.
 pub(crate) struct Relay<'a> {
-    worker: &'a Worker,
+    context: RelayContext<'a>,
     entry_id: &'a str,
     request: &'a ReplyRequest,
     reply_id: ReplyId,
@@ -38,17 +50,22 @@ pub(crate) struct Relay<'a> {
 
 impl<'a> Relay<'a> {
     /// The relay of a reply that `begun` allows to be written.
-    pub(crate) fn start(worker: &'a Worker, entry_id: &'a str, request: &'a ReplyRequest, begun: Begun) -> Relay<'a> {
+    pub(crate) fn start(
+        context: RelayContext<'a>,
+        entry_id: &'a str,
+        request: &'a ReplyRequest,
+        begun: Begun,
+    ) -> Relay<'a> {
         let now = Instant::now();
         Relay {
-            worker,
+            context,
             entry_id,
             request,
             reply_id: request.message_id.reply_id(),
             connections: begun.connections,
             seq: begun.next_seq,
             next_check: now + STOP_POLL,
-            next_heartbeat: now + worker.heartbeat_every(),
+            next_heartbeat: now + context.heartbeat,
             stop_requested: false,
         }
     }
@@ -58,7 +75,7 @@ impl<'a> Relay<'a> {
         self.next_check = Instant::now() + STOP_POLL;
         self.keep_claimed().await;
         match self
-            .worker
+            .context
             .store
             .stop_requested(&self.request.token, &self.request.conversation, &self.request.message_id)
             .await
@@ -75,10 +92,10 @@ impl<'a> Relay<'a> {
         if Instant::now() < self.next_heartbeat {
             return;
         }
-        self.next_heartbeat = Instant::now() + self.worker.heartbeat_every();
-        let store = &self.worker.store;
+        self.next_heartbeat = Instant::now() + self.context.heartbeat;
+        let store = &self.context.store;
         let (claimed, locked) = tokio::join!(
-            store.keep_claimed(&self.worker.config.worker.consumer, self.entry_id),
+            store.keep_claimed(self.context.consumer, self.entry_id),
             // The session stays busy as long as its reply is written, however long it takes.
             store.renew_reply_lock(&self.request.token, &self.request.conversation, &self.request.message_id)
         );
@@ -117,7 +134,7 @@ impl<'a> Relay<'a> {
         };
         let bytes = serde_json::to_vec(&frame).expect("frames always serialize");
         let known = std::mem::take(&mut self.connections);
-        let store = &self.worker.store;
+        let store = &self.context.store;
         let (appended, gone) = tokio::join!(
             store.append_delta(
                 &self.request.token,
@@ -162,7 +179,7 @@ impl<'a> Relay<'a> {
     /// forgets them).
     async fn post_all(&self, connections: &[ConnectionId], bytes: &[u8]) -> Vec<ConnectionId> {
         let endpoint = &self.request.endpoint;
-        let api = &self.worker.connections;
+        let api = &self.context.connections;
         let deliveries = futures_util::future::join_all(
             connections.iter().map(|id| async move { (id, api.post(endpoint, id, bytes).await) }),
         )
@@ -170,7 +187,7 @@ impl<'a> Relay<'a> {
         let mut gone = Vec::new();
         for (connection_id, delivery) in deliveries {
             if delivery == Delivery::Gone {
-                if let Err(error) = self.worker.store.unbind_connection(connection_id, Some(&self.request.token)).await
+                if let Err(error) = self.context.store.unbind_connection(connection_id, Some(&self.request.token)).await
                 {
                     // The mapping expires with the session; until then posts to it answer Gone again.
                     tracing::warn!(error = %error, "could not forget a gone connection");

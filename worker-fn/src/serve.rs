@@ -20,7 +20,8 @@ impl Worker {
     /// little of the invocation is left for another reply (`deadline`, minus `MAX_REPLY_SECONDS`
     /// and a margin); then finishes the replies in flight. While it takes entries (lingering
     /// included) it holds a lease on its free slots, so questions asked meanwhile wake no other
-    /// invocation. Returns how many entries it processed.
+    /// invocation; while another running invocation with a free slot takes them, it takes none and
+    /// ends once its replies are done. Returns how many entries it processed.
     ///
     /// `reader` is a connection of its own for the stream reads, which block for a moment while
     /// replies are in flight (a multiplexed connection would hold their commands up meanwhile):
@@ -105,10 +106,20 @@ impl Worker {
             if in_flight > 0 {
                 idle_since = None;
             }
+            // Another running invocation with a free slot takes new entries: this one finishes
+            // what it holds and ends, so steady traffic gathers in one invocation.
+            let yielding = lease.as_ref().is_some_and(Lease::yielding);
+            if yielding && in_flight > 0 {
+                drop(first_permit);
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(YIELDING_POLL) => continue,
+                }
+            }
             // An invocation with nothing to do lingers a moment for the next entry, holding its
             // lease: with steady traffic the next question finds it instead of waking another.
             let linger_left = match (mode, in_flight) {
-                (Mode::Invocation { .. }, 0) => {
+                (Mode::Invocation { .. }, 0) if !yielding => {
                     settings.linger.saturating_sub(idle_since.get_or_insert_with(Instant::now).elapsed())
                 }
                 _ => Duration::ZERO,
@@ -125,6 +136,9 @@ impl Worker {
                 Mode::Invocation { .. } => None,
             };
             let read = async {
+                if yielding {
+                    return Ok(Vec::new());
+                }
                 if !group_ready {
                     self.store.ensure_group().await?;
                     group_ready = true;
@@ -238,6 +252,9 @@ impl Worker {
 
 /// The longest a Lambda invocation's stream read waits while its replies are in flight.
 pub const INVOCATION_READ_BLOCK: Duration = Duration::from_millis(500);
+
+/// How often a yielding invocation looks whether its replies ended (the lease renews as often).
+const YIELDING_POLL: Duration = Duration::from_millis(250);
 
 /// How long the loop runs.
 #[derive(Debug, Clone, Copy)]

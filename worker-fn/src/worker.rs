@@ -4,105 +4,42 @@
 //! [`Worker::process`] handles one entry and is what tests drive; [`crate::serve`] runs the loop
 //! that feeds it, as a Lambda invocation ([`Worker::drain`]) or a daemon ([`Worker::run`]).
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicUsize;
 
 use chat_core::store::now_rfc3339;
-use chat_core::store::title_from;
 use chat_core::{Config, Refusal, ReplyRequest, Store, StoreError, StreamEntry};
-use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Source, TitleSource, Usage};
-use futures_util::StreamExt;
-use tokio::time::Instant;
+use chat_wire::{ChatMessage, ErrorCode, ReplyStatus, ServerFrame, Usage};
 
 use crate::context::build_context;
 use crate::notify::ManagementApi;
-use crate::provider::{ContextMessage, DeltaStream, ModelClient, ModelError, Piece};
-use crate::relay::{Relay, Relayed};
-
-/// How one entry ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The reply was streamed and stored.
-    Answered {
-        /// How the reply ended.
-        status: ReplyStatus,
-    },
-    /// The model failed before writing anything; the person got an error frame and the reply is
-    /// stored as `error` (empty), ready to be regenerated.
-    Failed,
-    /// A reply with this id was already stored (the entry was retried after a crash): its `done`
-    /// is sent again, for clients that missed it.
-    AlreadyAnswered,
-    /// The reply was begun from another entry for the same question (one queued twice), which
-    /// answers it: nothing to do.
-    BeingAnswered,
-    /// Another worker took the entry over while this one was writing (this one was thought dead):
-    /// the entry is left to its new owner.
-    TakenOver,
-    /// A delta could not be logged (Redis failed mid-reply): nothing is stored and the entry is
-    /// left pending, to be retried from the log's top.
-    LeftForRetry,
-    /// The session expired before the reply could be written.
-    SessionExpired,
-    /// The conversation was deleted (with its question) before or while the reply was written.
-    ConversationDeleted,
-    /// The entry was not a reply request, or named a Management API endpoint that is not this
-    /// deployment's; dropped.
-    Malformed,
-    /// Delivered more than `WORKER_MAX_DELIVERIES` times (its workers kept dying on it): stored
-    /// as an `error` reply, its clients told, acknowledged.
-    GaveUp,
-}
-
-/// How a reply's generation ended.
-pub(crate) enum Ending {
-    Finished,
-    Stopped,
-    Failed(ModelError),
-    /// The relay cannot go on: see [`Relayed`].
-    Abandoned(Outcome),
-}
-
-/// The longest a conversation's title may take the model.
-const TITLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A conversation to title once its first reply's entry is acknowledged.
-struct TitleWanted {
-    question: String,
-    /// The reply's start.
-    answer: String,
-}
+use crate::outcome::{refused, restart_snapshot, Ending, Outcome};
+use crate::provider::ModelClient;
+use crate::relay::{Relay, RelayContext};
+use crate::title::TitleWanted;
 
 /// The worker: the store, the model client and the Management API clients, shared by every task.
 pub struct Worker {
     pub(crate) config: Config,
     pub(crate) store: Store,
-    model: ModelClient,
+    pub(crate) model: ModelClient,
     pub(crate) connections: ManagementApi,
     /// Replies being generated right now: how busy this worker is, for [`Worker::delta_interval`].
-    generating: AtomicUsize,
+    pub(crate) generating: AtomicUsize,
     /// Titles to ask for once their entries are acknowledged, by entry id.
     title_wanted: std::sync::Mutex<std::collections::HashMap<String, TitleWanted>>,
 }
 
-/// Counts a reply in [`Worker::generating`] while it lives.
-struct Generating<'a>(&'a AtomicUsize);
-
-impl<'a> Generating<'a> {
-    fn start(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Generating(count)
-    }
-}
-
-impl Drop for Generating<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Worker {
+    /// What a reply's relay needs of this worker.
+    pub(crate) fn relay_context(&self) -> RelayContext<'_> {
+        RelayContext {
+            store: &self.store,
+            connections: &self.connections,
+            consumer: &self.config.worker.consumer,
+            heartbeat: self.heartbeat_every(),
+        }
+    }
+
     /// Builds a worker from its parts.
     pub fn new(config: Config, store: Store, connections: ManagementApi) -> Self {
         let model = ModelClient::new(config.model.clone());
@@ -134,7 +71,7 @@ impl Worker {
         // After the acknowledgement: a slow title never holds the entry or delays the reply.
         let wanted = self.title_wanted.lock().expect("an unpoisoned lock").remove(&entry.entry_id);
         if let (Some(wanted), Some(request)) = (wanted, &entry.request) {
-            self.title(entry, request, wanted).await;
+            self.title(request, wanted).await;
         }
         tracing::info!(outcome = ?outcome, "entry processed");
         Ok(outcome)
@@ -187,10 +124,10 @@ impl Worker {
         };
         let begun = match began {
             Ok(begun) => begun,
-            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
+            Err(refusal) => return self.end_refused(request, refusal).await,
         };
         let (next_seq, restarted) = (begun.next_seq, begun.restarted);
-        let mut relay = Relay::start(self, entry_id, request, begun);
+        let mut relay = Relay::start(self.relay_context(), entry_id, request, begun);
         if restarted {
             tracing::info!("restarting a reply a dead worker had begun");
             relay.send(&restart_snapshot(request, next_seq)).await;
@@ -235,7 +172,7 @@ impl Worker {
         reply.next_seq = Some(relay.seq);
         match self.store.store_reply(token, conversation, &reply, &request.message_id, relay.seq).await? {
             Ok(connections) => relay.connections = connections,
-            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
+            Err(refusal) => return self.end_refused(request, refusal).await,
         }
         let status = reply.status;
         relay
@@ -255,60 +192,13 @@ impl Worker {
         }
         if let [question] = session.messages.as_slice() {
             if status == ReplyStatus::Done && !reply.msg.is_empty() && self.config.worker.titles {
-                self.title_wanted.lock().expect("an unpoisoned lock").insert(
-                    entry_id.to_string(),
-                    TitleWanted { question: question.msg.clone(), answer: reply.msg.chars().take(600).collect() },
-                );
+                self.title_wanted
+                    .lock()
+                    .expect("an unpoisoned lock")
+                    .insert(entry_id.to_string(), TitleWanted { question: question.msg.clone() });
             }
         }
         Ok(if failed_empty { Outcome::Failed } else { Outcome::Answered { status } })
-    }
-
-    /// Names a conversation after its first exchange: one small non-streamed call, bounded by
-    /// [`TITLE_TIMEOUT`], once the reply's entry is acknowledged. A failure keeps the question's
-    /// start.
-    async fn title(&self, entry: &StreamEntry, request: &ReplyRequest, wanted: TitleWanted) {
-        let TitleWanted { question, answer } = wanted;
-        let max_chars = self.config.max_title_chars;
-        let prompt = [
-            ContextMessage {
-                role: "system".into(),
-                content: "You name conversations. Answer with a title of at most six words for the conversation \
-                          below: no quotes, no final period, nothing else."
-                    .into(),
-            },
-            ContextMessage {
-                role: "user".into(),
-                content: format!("Question: {}\n\nAnswer: {answer}", question.chars().take(600).collect::<String>()),
-            },
-        ];
-        let title = match tokio::time::timeout(TITLE_TIMEOUT, self.model.complete(&prompt)).await {
-            Ok(Ok(text)) => clean_title(&text, max_chars),
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error, "the model gave no title; the question's start stays");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("the model took too long to title a conversation; the question's start stays");
-                return;
-            }
-        };
-        if title.is_empty() {
-            return;
-        }
-        let titled =
-            self.store.title_conversation(&request.token, &request.conversation, &title, TitleSource::Model).await;
-        let conversation = match titled {
-            Ok(Ok(conversation)) => conversation,
-            Ok(Err(_)) => return,
-            Err(error) => return tracing::warn!(error = %error, "could not store a conversation's title"),
-        };
-        let connections = match self.store.session_connections(&request.token).await {
-            Ok(connections) => connections,
-            Err(error) => return tracing::warn!(error = %error, "could not read where to announce a title"),
-        };
-        let begun = chat_core::Begun { next_seq: 0, restarted: false, connections };
-        Relay::start(self, &entry.entry_id, request, begun).send(&ServerFrame::Conversation { conversation }).await;
     }
 
     /// Records which models the provider serves (`GET /models` filters `ALLOWED_MODELS` by them),
@@ -339,18 +229,11 @@ impl Worker {
 
     /// The reply to `request` as it starts: empty, `streaming`, by this worker's model.
     fn placeholder(&self, request: &ReplyRequest) -> ChatMessage {
-        ChatMessage {
-            id: request.message_id.reply_id().to_string(),
-            msg: String::new(),
-            timestamp: now_rfc3339(),
-            source: Source::Assistant,
-            status: ReplyStatus::Streaming,
-            reply_to: Some(request.message_id.to_string()),
-            model: Some(self.model.model_name().to_string()),
-            next_seq: None,
-            usage: None,
-            versions: None,
-        }
+        ChatMessage::reply_placeholder(
+            request.message_id.as_str(),
+            Some(self.model.model_name().to_string()),
+            now_rfc3339(),
+        )
     }
 
     /// Ends an entry its workers keep dying on: an empty `error` reply (clients drop whatever a
@@ -362,10 +245,10 @@ impl Worker {
         let mut reply = self.placeholder(request);
         let begun = match self.store.begin_reply(&request.token, &request.conversation, &reply, true).await? {
             Ok(begun) => begun,
-            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
+            Err(refusal) => return self.end_refused(request, refusal).await,
         };
         let (next_seq, restarted) = (begun.next_seq, begun.restarted);
-        let mut relay = Relay::start(self, entry_id, request, begun);
+        let mut relay = Relay::start(self.relay_context(), entry_id, request, begun);
         if restarted {
             relay.send(&restart_snapshot(request, next_seq)).await;
         }
@@ -378,7 +261,7 @@ impl Worker {
             .await?
         {
             Ok(connections) => relay.connections = connections,
-            Err(refusal) => return self.end_refused(entry_id, request, refusal).await,
+            Err(refusal) => return self.end_refused(request, refusal).await,
         }
         let reply_to = request.message_id.to_string();
         relay
@@ -406,21 +289,13 @@ impl Worker {
     /// The outcome of a refused store step; a reply found already stored has its `done` sent
     /// again, as a crash between storing it and sending `done` would otherwise leave its clients
     /// waiting (its `next_seq` tells a client that missed deltas to ask for a snapshot).
-    async fn end_refused(
-        &self,
-        entry_id: &str,
-        request: &ReplyRequest,
-        refusal: Refusal,
-    ) -> Result<Outcome, StoreError> {
+    async fn end_refused(&self, request: &ReplyRequest, refusal: Refusal) -> Result<Outcome, StoreError> {
         let outcome = refused(refusal);
         if outcome != Outcome::AlreadyAnswered {
             return Ok(outcome);
         }
         let reply_id = request.message_id.reply_id();
-        let (stored, connections) = tokio::join!(
-            self.store.reply_snapshot(&request.token, &request.conversation, &reply_id),
-            self.store.session_connections(&request.token)
-        );
+        let stored = self.store.reply_snapshot(&request.token, &request.conversation, &reply_id).await;
         // A regenerate may have replaced it meanwhile: only a finished reply is `done`.
         let Some(stored) = stored?.filter(|reply| reply.status.is_final()) else { return Ok(outcome) };
         let done = ServerFrame::Done {
@@ -432,181 +307,8 @@ impl Worker {
             usage: stored.usage,
             conversation: Some(request.conversation.to_string()),
         };
-        let begun = chat_core::Begun { next_seq: 0, restarted: false, connections: connections? };
-        Relay::start(self, entry_id, request, begun).send(&done).await;
+        chat_core::management::broadcast(&self.store, &self.connections, &request.endpoint, &request.token, &done)
+            .await;
         Ok(outcome)
-    }
-
-    /// Streams the model's reply through the relay: the first piece at once, later pieces at most
-    /// one post per [`Worker::delta_interval`], each post carrying what arrived since the last. Returns the whole text and how it ended. A stop
-    /// request drops the model's stream, which cancels the upstream request. `model_call` is the
-    /// call in flight, or its outcome when it already came (`started_early`). The provider's token
-    /// count, when it gives one, is put in `usage`.
-    async fn generate(
-        &self,
-        mut model_call: std::pin::Pin<&mut impl Future<Output = Result<DeltaStream, ModelError>>>,
-        started_early: Option<Result<DeltaStream, ModelError>>,
-        relay: &mut Relay<'_>,
-        usage: &mut Option<Usage>,
-    ) -> (String, Ending) {
-        let started_at = Instant::now();
-        let mut text = String::new();
-        let cut_at = started_at + self.config.worker.max_reply;
-        let too_long = || ModelError::ReplyTooLong(self.config.worker.max_reply.as_secs());
-        let started = match started_early {
-            Some(started) => started,
-            None => loop {
-                let check_at = relay.next_check;
-                tokio::select! {
-                    started = &mut model_call => break started,
-                    _ = tokio::time::sleep_until(check_at) => {
-                        if relay.check().await {
-                            return (text, Ending::Stopped);
-                        }
-                    }
-                    // Retries of a slow or failing provider count against the bound too.
-                    _ = tokio::time::sleep_until(cut_at) => return (text, Ending::Failed(too_long())),
-                }
-            },
-        };
-        let mut stream = match started {
-            Ok(stream) => stream,
-            Err(error) => return (text, Ending::Failed(error)),
-        };
-        let _generating = Generating::start(&self.generating);
-        let mut pending = String::new();
-        let mut flush_at: Option<Instant> = None;
-        // None until the first post, which goes at once.
-        let mut last_post: Option<Instant> = None;
-        loop {
-            let deadline = flush_at;
-            let check_at = relay.next_check;
-            tokio::select! {
-                _ = tokio::time::sleep_until(cut_at) => {
-                    // Dropping the stream closes the model's HTTP response.
-                    drop(stream);
-                    return match relay.flush(&mut pending).await {
-                        Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
-                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Failed(too_long())),
-                    };
-                }
-                item = stream.next() => match item {
-                    Some(Ok(Piece::Usage(counted))) => {
-                        *usage = Some(counted);
-                        continue;
-                    }
-                    Some(Ok(Piece::Text(piece))) => {
-                        text.push_str(&piece);
-                        pending.push_str(&piece);
-                        if let Some(posted) = last_post {
-                            let next = posted + self.delta_interval();
-                            if Instant::now() < next {
-                                flush_at.get_or_insert(next);
-                                continue;
-                            }
-                        }
-                    }
-                    end => {
-                        let ending = match end {
-                            Some(Err(error)) => Ending::Failed(error),
-                            _ => Ending::Finished,
-                        };
-                        return match relay.flush(&mut pending).await {
-                            Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
-                            Relayed::Continue | Relayed::StopRequested => (text, ending),
-                        };
-                    }
-                },
-                _ = tokio::time::sleep_until(check_at) => {
-                    if !relay.check().await {
-                        continue;
-                    }
-                    // Dropping the stream closes the model's HTTP response: generation stops upstream.
-                    drop(stream);
-                    return match relay.flush(&mut pending).await {
-                        Relayed::Abandoned(outcome) => (text, Ending::Abandoned(outcome)),
-                        Relayed::Continue | Relayed::StopRequested => (text, Ending::Stopped),
-                    };
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
-            }
-            flush_at = None;
-            if !pending.is_empty() {
-                last_post = Some(Instant::now());
-            }
-            match relay.flush(&mut pending).await {
-                Relayed::Continue => {}
-                Relayed::StopRequested => return (text, Ending::Stopped),
-                Relayed::Abandoned(outcome) => return (text, Ending::Abandoned(outcome)),
-            }
-        }
-    }
-
-    /// The shortest time between two posts of one reply, for as busy as this worker is now.
-    pub(crate) fn delta_interval(&self) -> Duration {
-        self.config.worker.delta_interval(self.generating.load(Ordering::Relaxed))
-    }
-
-    /// How often a reply in progress renews its claim on its entry: well within
-    /// `WORKER_CLAIM_IDLE_MS`, so a live worker's long reply is never taken over.
-    pub(crate) fn heartbeat_every(&self) -> Duration {
-        (self.config.worker.claim_idle / 3).max(Duration::from_millis(50))
-    }
-}
-
-/// A model's title made fit to show: its first non-empty line, without the quotes, markup and
-/// label models like to add, cut to `max_chars`.
-pub(crate) fn clean_title(text: &str, max_chars: usize) -> String {
-    let line = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default();
-    let strip = |text: &'_ str| -> String {
-        text.trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '*' | '#' | '`' | '.')).to_string()
-    };
-    let line = strip(line);
-    let line = match line.strip_prefix("Title:").or_else(|| line.strip_prefix("title:")) {
-        Some(rest) => strip(rest),
-        None => line,
-    };
-    title_from(&line, max_chars)
-}
-
-/// What clients get when a reply starts again: an empty snapshot voids a dead worker's text.
-pub(crate) fn restart_snapshot(request: &ReplyRequest, next_seq: u64) -> ServerFrame {
-    ServerFrame::Snapshot {
-        id: request.message_id.reply_id().to_string(),
-        reply_to: request.message_id.to_string(),
-        next_seq,
-        text: String::new(),
-        status: ReplyStatus::Streaming,
-        conversation: Some(request.conversation.to_string()),
-    }
-}
-
-/// The reply's outcome when a refused store step ends it.
-pub(crate) fn refused(refusal: Refusal) -> Outcome {
-    match refusal {
-        Refusal::AlreadyStored => Outcome::AlreadyAnswered,
-        Refusal::BeingAnswered => Outcome::BeingAnswered,
-        Refusal::TakenOver => Outcome::TakenOver,
-        Refusal::SessionExpired => Outcome::SessionExpired,
-        Refusal::ConversationDeleted => Outcome::ConversationDeleted,
-        // The worker's steps answer no other refusal; were one to come, leave the entry to a retry.
-        other => {
-            tracing::error!(refusal = ?other, "unexpected refusal of a worker step");
-            Outcome::LeftForRetry
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_title;
-
-    #[test]
-    fn model_titles_lose_their_decoration() {
-        assert_eq!(clean_title("\n  \"Rust lifetimes explained.\"\nMore text", 80), "Rust lifetimes explained");
-        assert_eq!(clean_title("**Title:** Trip to Oslo", 80), "Trip to Oslo");
-        assert_eq!(clean_title("Title: Trip to Oslo", 80), "Trip to Oslo");
-        assert_eq!(clean_title("   ", 80), "");
-        assert!(clean_title(&"word ".repeat(40), 20).chars().count() <= 20);
     }
 }
