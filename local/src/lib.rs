@@ -3,7 +3,9 @@
 //!
 //! Layout:
 //! * [`config`]: the local runner's own settings ([`LocalConfig`]), apart from the product's.
-//! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API).
+//! * [`gateway`]: the API Gateway emulator (HTTP API, WebSocket API, Management API), generic
+//!   over the handlers it calls.
+//! * [`handlers`]: this product's Lambda handlers, as the gateway calls them.
 //! * [`listener`]: serves a router over TCP with `TCP_NODELAY`, a header-read timeout and a
 //!   connection cap.
 //! * [`redis_server`]: starts a real redis-server on a free port.
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod handlers;
 pub mod listener;
 pub mod redis_server;
 pub mod site;
@@ -116,7 +119,16 @@ pub async fn run(
     let store = Store::connect(&config)?;
     let mut state = AppState::new(config.clone(), store.clone(), options.worker_trigger.clone());
     state.model_status = options.model_status.clone();
-    let gateway = gateway::Gateway::new(state, options.websocket, &options.management_secret, addr.ip());
+    let gateway = gateway::Gateway::new(
+        handlers::ChatHandlers::new(state),
+        gateway::GatewayConfig {
+            websocket_path: "/chat".into(),
+            management_secret: options.management_secret.clone(),
+            own_ip: addr.ip(),
+            idle_timeout: options.websocket.idle_timeout,
+            max_duration: options.websocket.max_duration,
+        },
+    );
 
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker_task = if options.in_process_worker {

@@ -1,4 +1,5 @@
-//! `local`: the whole chatbot on this machine. See README.md ("Run it locally").
+//! `local`: the whole chatbot on this machine. See README.md ("Run it locally") and
+//! docs/running-locally.md.
 //!
 //! `local worker` runs one more worker process against the same Redis (`REDIS_URL`), posting to
 //! the local gateway: more workers share the stream as one consumer group, and a killed one's
@@ -57,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             appendfsync = local.redis_fsync.as_str(),
             "started a local redis-server (append-only)"
         );
-        config.redis_url = redis.url();
+        config.redis_url = redis.url().into();
         Some(redis)
     } else {
         None
@@ -76,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             api_url: format!("http://{host}:{}", local.http_port),
             ws_url: format!("ws://{host}:{}/chat", local.http_port),
             max_message_bytes: config.max_message_bytes,
+            max_name_chars: config.max_name_chars,
         };
         let site_listener = tokio::net::TcpListener::bind((local.bind.as_str(), local.site_port)).await?;
         println!("Web app    http://{host}:{}", local.site_port);

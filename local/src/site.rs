@@ -14,17 +14,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use tower_http::services::ServeDir;
 
-/// Where the page's servers are, as `config.json` tells the frontend.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SiteConfig {
-    /// Base URL of the HTTP API.
-    pub api_url: String,
-    /// URL of the WebSocket API.
-    pub ws_url: String,
-    /// The message size limit, shown near the cap.
-    pub max_message_bytes: usize,
-}
+/// Where the page's servers are, as `config.json` tells the frontend (the contract's type).
+pub use chat_wire::SiteConfig;
 
 struct SiteState {
     config: SiteConfig,
