@@ -9,11 +9,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use chat_local::Options;
-use chat_stub_model::{Pacing, Scripted};
+use chat_stub_model::Scripted;
 use chat_wire::{ErrorCode, ServerFrame};
 
-use chat_testkit::spawn_app_with;
+use chat_testkit::TestApp;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -56,7 +55,7 @@ async fn tokens_and_the_model_key_never_reach_the_logs_even_at_trace() {
 
     let key = "sk-test-never-log-this-9f8e7d";
     let vars = [("OPENAI_API_KEY", key), ("MODEL_RETRIES", "1"), ("MODEL_RETRY_BASE_MS", "10")];
-    let mut app = spawn_app_with(&vars, Options::default(), Pacing::default()).await;
+    let mut app = TestApp::builder().vars(&vars).spawn().await;
     let session = app.create_session("Ada").await;
     let mut ws = app.connect(&session.token).await;
 

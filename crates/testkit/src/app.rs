@@ -9,20 +9,20 @@ use chat_core::store::RedisConnection;
 use chat_core::Config;
 use chat_local::redis_server::{AppendFsync, RedisCluster, RedisServer};
 use chat_local::Options;
-use chat_stub_model::{Pacing, StubModel};
+use chat_stub_model::StubModel;
 use chat_wire::ChatSession;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::api;
-use crate::env::{test_config, Vars};
 use crate::temp::TempDir;
 use crate::ws::WsClient;
 
 /// Which Redis a stack runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoreKind {
     /// One redis-server.
+    #[default]
     Standalone,
     /// A Redis Cluster of three primaries and three replicas, found through one node's URL.
     Cluster,
@@ -41,7 +41,9 @@ pub const FAILOVER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// The Redis a test stack runs on.
 #[allow(clippy::large_enum_variant)] // One per test: the size of a child process handle is no matter.
 pub enum TestRedis {
+    /// One redis-server.
     Standalone(RedisServer),
+    /// A Redis Cluster (of either node timeout).
     Cluster(RedisCluster),
 }
 
@@ -119,14 +121,20 @@ macro_rules! on_each_store {
 /// A running stack; dropping it stops the gateway and its worker, kills Redis and removes its
 /// files.
 pub struct TestApp {
+    /// The gateway's HTTP base URL (`http://127.0.0.1:port`).
     pub base: String,
+    /// The gateway's WebSocket URL (`ws://127.0.0.1:port/chat`).
     pub ws_url: String,
+    /// The Redis the stack runs on.
     pub redis: TestRedis,
+    /// The scripted stub model (unused when the stack is pointed at another model).
     pub stub: StubModel,
+    /// The product's settings, as the gateway and its worker run with them.
     pub config: Config,
+    /// An HTTP client for calls to [`TestApp::base`].
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    _dir: TempDir,
+    pub(crate) shutdown: Option<oneshot::Sender<()>>,
+    pub(crate) _dir: TempDir,
 }
 
 impl Drop for TestApp {
@@ -134,68 +142,6 @@ impl Drop for TestApp {
         if let Some(stop) = self.shutdown.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[], Options::default(), Pacing::default()).await
-}
-
-pub async fn spawn_app_with(vars: &[(&str, &str)], options: Options, pacing: Pacing) -> TestApp {
-    spawn_app_on_with(StoreKind::Standalone, vars, options, pacing).await
-}
-
-/// The stack on a Redis of `kind`.
-pub async fn spawn_app_on(kind: StoreKind) -> TestApp {
-    spawn_app_on_with(kind, &[], Options::default(), Pacing::default()).await
-}
-
-/// The stack on a Redis of `kind`, with settings, options and the stub model's pacing.
-pub async fn spawn_app_on_with(kind: StoreKind, vars: &[(&str, &str)], options: Options, pacing: Pacing) -> TestApp {
-    let stub = StubModel::start(pacing).await;
-    spawn(kind, stub, None, vars, options).await
-}
-
-/// The stack pointed at another OpenAI-compatible server (the embedded model).
-pub async fn spawn_app_with_model(base_url: &str, model: &str, vars: &[(&str, &str)], options: Options) -> TestApp {
-    let stub = StubModel::start(Pacing::default()).await;
-    spawn(StoreKind::Standalone, stub, Some((base_url, model)), vars, options).await
-}
-
-async fn spawn(
-    kind: StoreKind,
-    stub: StubModel,
-    model: Option<(&str, &str)>,
-    vars: &[(&str, &str)],
-    mut options: Options,
-) -> TestApp {
-    // The emulator's WebSocket limits come from the test's variables, as `local` reads them.
-    let local = Vars::default().with(vars).local_config().expect("local settings");
-    options.websocket = local.websocket;
-    options.listener = local.listener;
-    let dir = TempDir::new("chat-test");
-    let redis = TestRedis::start(kind, dir.path()).await;
-    let mut config = test_config(&redis.url(), &stub, vars);
-    if let Some((base_url, name)) = model {
-        config.model.base_url = base_url.to_string();
-        config.model.model = name.to_string();
-        config.model.first_token_timeout = Duration::from_secs(120);
-    }
-    // The product tells the two apart by itself, from the URL alone.
-    let detected = chat_core::Store::connect(&config).unwrap().connection().await.expect("redis answers");
-    assert_eq!(detected.is_cluster(), kind != StoreKind::Standalone, "the store detects a {kind:?} redis");
-    let (addr, management_endpoint, stop) = serve(config.clone(), options).await;
-    // As the stack sets it: workers a test builds from this config post where the stack's do.
-    config.ws_management_endpoint = Some(management_endpoint);
-    TestApp {
-        base: format!("http://{addr}"),
-        ws_url: format!("ws://{addr}/chat"),
-        redis,
-        stub,
-        config,
-        http: reqwest::Client::new(),
-        shutdown: Some(stop),
-        _dir: dir,
     }
 }
 
@@ -224,15 +170,18 @@ pub fn main_keys(token: &str) -> chat_core::store::ConversationKeys {
 }
 
 impl TestApp {
+    /// A new session for `name` (`POST /token`).
     pub async fn create_session(&self, name: &str) -> ChatSession {
         api::create_session(&self.http, &self.base, name).await.unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// `GET /chat_history` of `token`'s session: the status and the JSON answered.
     pub async fn history(&self, token: &str) -> (u16, Value) {
         let response = api::history_request(&self.http, &self.base, token).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// `token`'s session as `GET /chat_history` answers it (which must succeed).
     pub async fn session(&self, token: &str) -> ChatSession {
         let (status, body) = self.history(token).await;
         assert_eq!(status, 200, "{body}");
@@ -282,8 +231,16 @@ impl TestApp {
         serde_json::from_value(body).unwrap()
     }
 
+    /// A WebSocket to the chat as `token`'s session, as the web app opens it.
     pub async fn connect(&self, token: &str) -> WsClient {
         WsClient::connect(&self.ws_url, token).await.expect("websocket handshake")
+    }
+
+    /// A new session for `name` with its WebSocket open: `create_session`, then `connect`.
+    pub async fn signed_in(&self, name: &str) -> (ChatSession, WsClient) {
+        let session = self.create_session(name).await;
+        let ws = self.connect(&session.token).await;
+        (session, ws)
     }
 
     /// A connection to the stack's Redis, made as the product makes its own (cluster-aware).
@@ -315,6 +272,7 @@ impl TestApp {
         crate::process::spawn_worker(local, &env, consumer).expect("the local binary runs as a worker")
     }
 
+    /// How many entries the request stream holds (`XLEN`).
     pub async fn stream_len(&self) -> usize {
         let mut conn = self.redis().await;
         redis::cmd("XLEN").arg(&self.config.request_stream).query_async(&mut conn).await.unwrap()

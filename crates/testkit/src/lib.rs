@@ -1,8 +1,11 @@
 //! Layout of `chat-testkit`, what the local stack's tests and the benches share (one job a
 //! module):
 //!
-//! * [`app`]: the local stack in this process ([`spawn_app`] and its variants, [`TestApp`]), on a
-//!   standalone redis-server or a Redis Cluster ([`StoreKind`], [`on_each_store!`]).
+//! * [`app`]: the local stack in this process ([`TestApp`], signed in with
+//!   [`TestApp::signed_in`]), on a standalone redis-server or a Redis Cluster ([`StoreKind`],
+//!   [`on_each_store!`]).
+//! * [`builder`]: how a story sets that stack up ([`TestApp::builder`], [`AppBuilder`];
+//!   [`spawn_app`] for the default).
 //! * [`env`]: the settings a stack runs with ([`Vars`], [`test_config`]).
 //! * [`process`]: stack processes started as children (`local worker`, as on a second machine).
 //! * [`api`]: the HTTP API as a client calls it (a session through `POST /token`, a history).
@@ -18,6 +21,7 @@
 
 pub mod api;
 pub mod app;
+pub mod builder;
 pub mod env;
 pub mod lambda_service;
 pub mod lambda_stack;
@@ -27,10 +31,8 @@ pub mod temp;
 pub mod wait;
 pub mod ws;
 
-pub use app::{
-    main_keys, session_keys, spawn_app, spawn_app_on, spawn_app_on_with, spawn_app_with, spawn_app_with_model,
-    StoreKind, TestApp, TestRedis,
-};
+pub use app::{main_keys, session_keys, StoreKind, TestApp, TestRedis};
+pub use builder::{spawn_app, AppBuilder};
 pub use chat_local::Options;
 pub use chat_stub_model::{Pacing, StubModel};
 pub use env::{test_config, Vars};

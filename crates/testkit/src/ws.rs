@@ -17,7 +17,9 @@ use crate::reply::{Read, Reading, Reply, TimedReply};
 /// once on two cores).
 pub const FRAME_WAIT: Duration = Duration::from_secs(30);
 
+/// A WebSocket client of the chat, as one browser tab: it sends frames and reads replies.
 pub struct WsClient {
+    /// The connection itself, for a story that sends or closes at the frame level.
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Frames read while waiting for another (an ack may follow the first delta).
     buffered: VecDeque<ServerFrame>,
@@ -38,19 +40,23 @@ impl WsClient {
         Ok(WsClient { stream, buffered: VecDeque::new(), notices: VecDeque::new() })
     }
 
+    /// Sends `text` as one text frame, as it is (valid JSON or not).
     pub async fn try_send_text(&mut self, text: &str) -> Result<(), WsError> {
         self.stream.send(Message::Text(text.into())).await
     }
 
+    /// Sends `text` as one text frame; a failure to send fails the test.
     pub async fn send_text(&mut self, text: &str) {
         self.try_send_text(text).await.unwrap();
     }
 
+    /// Sends a `sendMessage` frame: the question `content`, as message `id`.
     pub async fn try_send_message(&mut self, id: &str, content: &str) -> Result<(), WsError> {
         let frame = serde_json::json!({"action": "sendMessage", "id": id, "content": content});
         self.try_send_text(&frame.to_string()).await
     }
 
+    /// Sends a `sendMessage` frame; a failure to send fails the test.
     pub async fn send_message(&mut self, id: &str, content: &str) {
         self.try_send_message(id, content).await.unwrap();
     }

@@ -8,7 +8,7 @@ use chat_wire::{ErrorCode, ReplyStatus, ServerFrame};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use chat_testkit::{on_each_store, spawn_app_on, spawn_app_on_with, Options, Pacing, StoreKind, WsClient};
+use chat_testkit::{on_each_store, StoreKind, TestApp, WsClient};
 
 const PING: &str = r#"{"action":"ping"}"#;
 
@@ -25,7 +25,7 @@ async fn closed_within(ws: &mut WsClient, within: Duration) -> bool {
 }
 
 async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
+    let app = TestApp::builder().on(kind).spawn().await;
     assert_eq!(app.config.max_connections_per_session, 10, "the default");
     let session = app.create_session("Ada").await;
     let mut open = Vec::new();
@@ -42,8 +42,7 @@ async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
         Ok(_) => panic!("an eleventh connection was admitted"),
     }
     // Another session is not affected, and a closed connection frees its place.
-    let other = app.create_session("Bob").await;
-    let _bob = app.connect(&other.token).await;
+    let (_, _bob) = app.signed_in("Bob").await;
     open.pop().unwrap().close().await;
     let mut admitted = None;
     for _ in 0..200 {
@@ -59,11 +58,8 @@ async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
 }
 
 async fn a_flooding_connection_is_refused_then_closed_and_others_go_on(kind: StoreKind) {
-    let app =
-        spawn_app_on_with(kind, &[("FRAMES_PER_CONNECTION_PER_WINDOW", "5")], Options::default(), Pacing::default())
-            .await;
-    let session = app.create_session("Ada").await;
-    let mut flood = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("FRAMES_PER_CONNECTION_PER_WINDOW", "5")]).on(kind).spawn().await;
+    let (session, mut flood) = app.signed_in("Ada").await;
     let mut calm = app.connect(&session.token).await;
     for _ in 0..5 {
         flood.send_text(PING).await;
@@ -94,9 +90,8 @@ async fn a_flooding_connection_is_refused_then_closed_and_others_go_on(kind: Sto
 }
 
 async fn a_lost_connection_mapping_asks_the_client_to_reconnect(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.send_text(PING).await;
     assert_eq!(ws.next_frame().await, ServerFrame::Pong);
     // Every mapping is lost (an eviction, a flushed replica promoted): even a ping says so.
@@ -126,9 +121,8 @@ async fn a_lost_connection_mapping_asks_the_client_to_reconnect(kind: StoreKind)
 }
 
 async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, &[("SESSION_TTL_SECONDS", "8")], Options::default(), Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut phone = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("SESSION_TTL_SECONDS", "8")]).on(kind).spawn().await;
+    let (session, mut phone) = app.signed_in("Ada").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // The laptop joins late: its mapping gets the session's remaining four seconds or so.
     let mut laptop = app.connect(&session.token).await;
@@ -167,9 +161,8 @@ async fn a_second_device_stays_connected_while_the_first_keeps_the_session_alive
 }
 
 async fn new_chat_revokes_the_old_token_everywhere(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut laptop = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut laptop) = app.signed_in("Ada").await;
     laptop.ask("m1", "something private").await;
     assert!(matches!(laptop.read_reply().await.end, ServerFrame::Done { .. }));
     let mut phone = app.connect(&session.token).await;

@@ -6,12 +6,11 @@ use std::collections::HashSet;
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use chat_testkit::{on_each_store, spawn_app, spawn_app_on, spawn_app_on_with, StoreKind};
+use chat_testkit::{on_each_store, spawn_app, StoreKind, TestApp};
 
 async fn a_question_gets_a_streamed_reply_and_both_are_in_history(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
 
     ws.ask("m1", "What is Rust?").await;
     let reply = ws.read_reply().await;
@@ -46,9 +45,8 @@ async fn a_question_gets_a_streamed_reply_and_both_are_in_history(kind: StoreKin
 }
 
 async fn the_model_sees_the_last_ten_messages(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for i in 0..7 {
         ws.ask(&format!("q{i}"), &format!("question {i}")).await;
         assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
@@ -62,9 +60,8 @@ async fn the_model_sees_the_last_ten_messages(kind: StoreKind) {
 }
 
 async fn every_connection_of_the_session_receives_the_reply(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let mut phone = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, mut phone) = app.signed_in("Ada").await;
     let mut laptop = app.connect(&session.token).await;
     phone.ask("m1", "hello there").await;
     let on_phone = phone.read_reply().await;
@@ -97,8 +94,7 @@ async fn a_bad_token_is_refused_at_the_handshake() {
 #[tokio::test]
 async fn bad_frames_get_a_clear_error_and_change_nothing() {
     let app = spawn_app().await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     let too_long = serde_json::json!({"action": "sendMessage", "id": "big", "content": "x".repeat(8193)}).to_string();
     let cases: Vec<(String, ErrorCode, Option<&str>)> = vec![
         ("hello".into(), ErrorCode::InvalidJson, None),
@@ -146,8 +142,7 @@ use futures_util::SinkExt;
 #[tokio::test]
 async fn a_resent_message_is_not_stored_or_answered_twice() {
     let app = spawn_app().await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "once").await;
     ws.read_reply().await;
     ws.ask("m1", "once").await;
@@ -162,8 +157,7 @@ async fn a_second_message_while_a_reply_streams_is_refused() {
     let app = spawn_app().await;
     // The reply's first token comes long after the second question is answered.
     app.stub.push([chat_stub_model::Scripted::SlowFirstToken(std::time::Duration::from_secs(3))]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "slow one").await;
     ws.send_message("m2", "impatient").await;
     match ws.next_frame().await {
@@ -190,9 +184,8 @@ async fn a_second_message_while_a_reply_streams_is_refused() {
 }
 
 async fn a_closed_connection_is_forgotten(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
-    let session = app.create_session("Ada").await;
-    let ws = app.connect(&session.token).await;
+    let app = TestApp::builder().on(kind).spawn().await;
+    let (session, ws) = app.signed_in("Ada").await;
     drop(ws);
     let mut conn = app.redis().await;
     let key = chat_testkit::session_keys(&session.token).conns;
@@ -208,7 +201,7 @@ async fn a_closed_connection_is_forgotten(kind: StoreKind) {
 }
 
 async fn many_conversations_are_answered_at_once(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
+    let app = TestApp::builder().on(kind).spawn().await;
     // Each reply waits for the other four to be asked of the model: the five overlap however
     // slowly the worker's reads fall (a worker that wrote one at a time would wait 30 s each).
     app.stub.push((0..5).map(|_| chat_stub_model::Scripted::Together(5)));
@@ -247,8 +240,7 @@ async fn many_conversations_are_answered_at_once(kind: StoreKind) {
 async fn a_stream_that_ends_without_done_marker_still_completes() {
     let app = spawn_app().await;
     app.stub.push([chat_stub_model::Scripted::NoDoneMarker]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "no marker").await;
     let reply = ws.read_reply().await;
     assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
@@ -257,9 +249,8 @@ async fn a_stream_that_ends_without_done_marker_still_completes() {
 
 async fn stop_ends_the_reply_upstream_and_keeps_what_was_sent(kind: StoreKind) {
     let pacing = chat_stub_model::Pacing { between_tokens: std::time::Duration::from_millis(40), ..Default::default() };
-    let app = spawn_app_on_with(kind, &[], chat_local::Options::default(), pacing).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().pacing(pacing).on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     // Eight seconds of reply, stopped after its first piece arrived.
     let long = "word ".repeat(200);
     ws.ask("m1", long.trim()).await;

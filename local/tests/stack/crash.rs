@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_local::Options;
 use chat_stub_model::{Pacing, Scripted};
-use chat_testkit::{on_each_store, spawn_app_on_with, StoreKind, TestApp, WsClient};
+use chat_testkit::{on_each_store, StoreKind, TestApp, WsClient};
 use chat_wire::{ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio::process::Child;
 
@@ -91,15 +91,14 @@ async fn rest_of_reply(
 
 async fn workers_killed_or_paused_mid_reply_lose_and_duplicate_nothing(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(15), ..Default::default() };
-    let app = spawn_app_on_with(
-        kind,
-        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS), ("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
-        Options { in_process_worker: false, ..Default::default() },
-        pacing,
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS), ("MESSAGES_PER_SESSION_PER_WINDOW", "0")])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .pacing(pacing)
+        .on(kind)
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     let mut worker = spawn_worker(&app, "worker-0");
     // Rounds 0-19 kill the worker; rounds 20-24 pause it past its claim and wake it afterwards.
     let (killed, paused) = (20, 5);

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{spawn_app_on_with, wait, StoreKind, TestApp, WsClient};
+use chat_testkit::{wait, StoreKind, TestApp, WsClient};
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 use tokio::time::Instant;
 
@@ -25,20 +24,19 @@ struct Failovers {
 
 async fn stack(wait_replicas: &str) -> TestApp {
     let pacing = Pacing { between_tokens: Duration::from_millis(25), ..Default::default() };
-    spawn_app_on_with(
-        StoreKind::FailoverCluster,
-        &[
+    TestApp::builder()
+        .vars(&[
             ("REDIS_WAIT_REPLICAS", wait_replicas),
             ("REDIS_WAIT_TIMEOUT_MS", "1000"),
             // A reply whose worker lost Redis mid-way is taken over soon.
             ("WORKER_CLAIM_IDLE_MS", "1500"),
             ("RECLAIM_INTERVAL_SECONDS", "1"),
             ("SESSIONS_PER_IP_PER_WINDOW", "0"),
-        ],
-        Options::default(),
-        pacing,
-    )
-    .await
+        ])
+        .pacing(pacing)
+        .on(StoreKind::FailoverCluster)
+        .spawn()
+        .await
 }
 
 /// Sends a question until it is acknowledged: `unavailable` (Redis failing over, or replicas not
@@ -97,8 +95,7 @@ async fn reply_streams(ws: &mut WsClient, id: &str) {
 async fn fail_over(app: &mut TestApp, rounds: usize) -> Failovers {
     let mut seen = Failovers::default();
     for round in 0..rounds {
-        let session = app.create_session(&format!("round {round}")).await;
-        let mut ws = app.connect(&session.token).await;
+        let (session, mut ws) = app.signed_in(&format!("round {round}")).await;
         let session_key = chat_testkit::session_keys(&session.token).session;
         let id = format!("q{round}");
         ask_until_acknowledged(&mut ws, &id, &format!("round {round}: a question with words enough to stream")).await;
@@ -158,21 +155,19 @@ async fn without_wait_the_stack_keeps_answering_and_the_losses_are_counted() {
     let seen = fail_over(&mut app, 10).await;
     // Asynchronous replication can lose what a primary acknowledged just before it died (or what
     // a restarted node accepted before it learnt it had been replaced): the figures are reported
-    // (README, "Managed Redis"), not asserted.
+    // (docs/deploy-aws.md, "Managed Redis"), not asserted.
     println!("failover with REDIS_WAIT_REPLICAS=0: {seen:?}");
     assert_eq!(seen.failovers, 10);
     // The same running stack still answers after all of them.
-    let session = app.create_session("after").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("after").await;
     ws.ask("last", "still there?").await;
     assert_eq!(ws.read_reply().await.text, "You said: still there?");
 }
 
 #[tokio::test]
 async fn a_sessions_slot_moved_to_another_shard_is_followed_without_a_restart() {
-    let app = spawn_app_on_with(StoreKind::Cluster, &[], Options::default(), Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().cluster().spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "before the move").await;
     assert_eq!(ws.read_reply().await.text, "You said: before the move");
 
@@ -194,13 +189,11 @@ async fn a_sessions_slot_moved_to_another_shard_is_followed_without_a_restart() 
 #[tokio::test]
 async fn with_wait_a_primary_without_a_replica_acknowledges_nothing_and_with_one_everything() {
     // A standalone primary, as ElastiCache runs one with cluster mode disabled.
-    let mut app = spawn_app_on_with(
-        StoreKind::Standalone,
-        &[("REDIS_WAIT_REPLICAS", "1"), ("REDIS_WAIT_TIMEOUT_MS", "1000")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let mut app = TestApp::builder()
+        .vars(&[("REDIS_WAIT_REPLICAS", "1"), ("REDIS_WAIT_TIMEOUT_MS", "1000")])
+        .on(StoreKind::Standalone)
+        .spawn()
+        .await;
     let refused = app.http.post(format!("{}/token", app.base)).form(&[("name", "Ada")]).send().await.unwrap();
     assert_eq!(refused.status(), 503, "no replica confirms the new session");
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -223,8 +216,7 @@ async fn with_wait_a_primary_without_a_replica_acknowledges_nothing_and_with_one
     .await;
     assert!(online, "the replica streams from the primary");
 
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "replicated?").await;
     assert_eq!(ws.read_reply().await.text, "You said: replicated?");
     // What was acknowledged is on the replica too.

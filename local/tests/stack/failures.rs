@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use chat_local::Options;
-use chat_stub_model::{Pacing, Scripted};
+use chat_stub_model::Scripted;
 use chat_wire::{ErrorCode, ReplyStatus, ServerFrame, Source};
 
-use chat_testkit::{spawn_app, spawn_app_with};
+use chat_testkit::{spawn_app, TestApp};
 
 fn error_code(frame: &ServerFrame) -> ErrorCode {
     match frame {
@@ -20,8 +19,7 @@ fn error_code(frame: &ServerFrame) -> ErrorCode {
 async fn a_429_then_success_is_retried_and_answered() {
     let app = spawn_app().await;
     app.stub.push([Scripted::Status(429), Scripted::Status(503)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "try again").await;
     let reply = ws.read_reply().await;
     assert!(matches!(reply.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
@@ -36,8 +34,7 @@ async fn a_429_then_success_is_retried_and_answered() {
 async fn a_refused_key_is_not_retried() {
     let app = spawn_app().await;
     app.stub.push([Scripted::Status(401)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "hello").await;
     assert_eq!(error_code(&ws.read_reply().await.end), ErrorCode::ModelUnauthorized);
     assert_eq!(app.stub.requests().len(), 1);
@@ -47,8 +44,7 @@ async fn a_refused_key_is_not_retried() {
 async fn the_providers_own_words_stay_in_the_log_and_the_person_reads_a_clear_message() {
     let app = spawn_app().await;
     app.stub.push([Scripted::Status(400), Scripted::Status(401)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     for (id, code) in [("m1", ErrorCode::ModelRejected), ("m2", ErrorCode::ModelUnauthorized)] {
         ws.ask(id, "hello").await;
         match ws.read_reply().await.end {
@@ -69,8 +65,7 @@ async fn the_providers_own_words_stay_in_the_log_and_the_person_reads_a_clear_me
 async fn a_stream_cut_mid_reply_keeps_what_was_sent() {
     let app = spawn_app().await;
     app.stub.push([Scripted::CutAfter(3)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "one two three four five").await;
     let reply = ws.read_reply().await;
     assert_eq!(error_code(&reply.end), ErrorCode::ModelStreamInterrupted);
@@ -95,7 +90,7 @@ async fn timed_app(first_token: &str, idle: &str) -> chat_testkit::TestApp {
         ("MODEL_IDLE_TIMEOUT_SECONDS", idle),
         ("MODEL_RETRIES", "0"),
     ];
-    spawn_app_with(&vars, Options::default(), Pacing::default()).await
+    TestApp::builder().vars(&vars).spawn().await
 }
 
 #[tokio::test]
@@ -113,8 +108,7 @@ async fn the_first_token_timeout_bounds_the_wait_for_the_first_text_headers_or_n
         // No headers for 5 s: past it too.
         Scripted::SlowHeaders(Duration::from_secs(5)),
     ]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for (id, question) in [("m1", "take your time"), ("m2", "take yours too")] {
         ws.ask(id, question).await;
         let reply = ws.read_reply().await;
@@ -151,8 +145,7 @@ async fn a_model_that_falls_silent_mid_reply_times_out_and_keeps_the_text_sent()
     // pause of half a second, well within the idle timeout.
     app.stub
         .push([Scripted::StallAfter(3, Duration::from_secs(4)), Scripted::StallAfter(3, Duration::from_millis(500))]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "one two three four five").await;
     let reply = ws.read_reply().await;
     assert_eq!(error_code(&reply.end), ErrorCode::ModelTimeout);
@@ -174,16 +167,15 @@ async fn a_model_that_falls_silent_mid_reply_times_out_and_keeps_the_text_sent()
 
 #[tokio::test]
 async fn a_model_that_keeps_rate_limiting_gives_model_rate_limited_after_waiting_its_retry_after() {
-    let app = spawn_app_with(
-        // A base backoff far shorter than the provider's Retry-After: the wait is the provider's.
-        &[("MODEL_RETRIES", "2"), ("MODEL_RETRY_BASE_MS", "10")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(
+            // A base backoff far shorter than the provider's Retry-After: the wait is the provider's.
+            &[("MODEL_RETRIES", "2"), ("MODEL_RETRY_BASE_MS", "10")],
+        )
+        .spawn()
+        .await;
     app.stub.push([Scripted::RateLimitedFor(1), Scripted::RateLimitedFor(1), Scripted::RateLimitedFor(1)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "hello").await;
     let reply = ws.read_reply().await;
     match &reply.end {
@@ -208,14 +200,11 @@ async fn a_model_that_keeps_rate_limiting_gives_model_rate_limited_after_waiting
 #[tokio::test]
 async fn an_unreachable_provider_gives_model_unavailable_and_the_session_goes_on() {
     // The discard port: below the ephemeral range the tests' own servers bind in, nothing listens.
-    let app = spawn_app_with(
-        &[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), ("MODEL_RETRIES", "1"), ("MODEL_RETRY_BASE_MS", "10")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), ("MODEL_RETRIES", "1"), ("MODEL_RETRY_BASE_MS", "10")])
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "anyone home?").await;
     let reply = ws.read_reply().await;
     assert_eq!(error_code(&reply.end), ErrorCode::ModelUnavailable);

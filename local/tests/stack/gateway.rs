@@ -10,7 +10,7 @@ use chat_wire::ServerFrame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use chat_testkit::{spawn_app, spawn_app_with, Options, Pacing};
+use chat_testkit::{spawn_app, Options, Pacing, TestApp};
 
 /// The gateway's `host:port`.
 fn address(base: &str) -> String {
@@ -35,8 +35,7 @@ fn non_loopback_address() -> IpAddr {
 #[tokio::test]
 async fn only_the_secret_path_from_loopback_reaches_the_management_api() {
     let app = spawn_app().await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     let mut redis = app.redis().await;
     let ids: Vec<String> =
         redis::AsyncCommands::smembers(&mut redis, chat_testkit::session_keys(&session.token).conns).await.unwrap();
@@ -94,8 +93,7 @@ async fn the_management_api_refuses_peers_off_this_machine() {
 
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_dropped() {
-    let app =
-        spawn_app_with(&[("LOCAL_HEADER_READ_TIMEOUT_SECONDS", "1")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("LOCAL_HEADER_READ_TIMEOUT_SECONDS", "1")]).spawn().await;
     let mut slow = TcpStream::connect(address(&app.base)).await.unwrap();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: local\r\nX-Slow: ").await.unwrap();
     // Never finished: the gateway answers or closes after its header-read timeout, not never.
@@ -104,7 +102,7 @@ async fn a_client_that_trickles_its_headers_is_dropped() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
-    let app = spawn_app_with(&[("LOCAL_MAX_CONNECTIONS", "3")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("LOCAL_MAX_CONNECTIONS", "3")]).spawn().await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut stream = TcpStream::connect(address(&app.base)).await.unwrap();

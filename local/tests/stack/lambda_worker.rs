@@ -9,7 +9,7 @@ use std::time::Duration;
 use chat_core::Store;
 use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, LambdaStack, StoreKind, TestApp, Vars};
+use chat_testkit::{on_each_store, LambdaStack, StoreKind, TestApp, Vars};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame};
 use chat_worker::{ManagementApi, Outcome, Worker};
 
@@ -37,9 +37,8 @@ async fn a_reply_longer_than_max_reply_seconds_is_cut_and_kept_as_an_error() {
     // 60 tokens, 100 ms apart: six seconds of reply against a two-second bound (time enough for
     // its first pieces on any machine).
     let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(60), ..Default::default() };
-    let app = spawn_app_with(&[("MAX_REPLY_SECONDS", "2")], Options::default(), pacing).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("MAX_REPLY_SECONDS", "2")]).pacing(pacing).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "talk for a long time").await;
     let mut saw_error = None;
     let mut text = ReplyText::default();
@@ -67,14 +66,12 @@ async fn a_reply_longer_than_max_reply_seconds_is_cut_and_kept_as_an_error() {
 
 #[tokio::test]
 async fn an_entry_its_workers_keep_dying_on_ends_with_an_error_and_is_acknowledged() {
-    let app = spawn_app_with(
-        &[("WORKER_CLAIM_IDLE_MS", "50")],
-        Options { in_process_worker: false, ..Default::default() },
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", "50")])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "this one kills workers").await;
     // Three workers take the entry and die before answering (deliveries 1, 2, 3).
     let store = Store::connect(&app.config).unwrap();
@@ -112,7 +109,12 @@ async fn an_entry_its_workers_keep_dying_on_ends_with_an_error_and_is_acknowledg
 
 async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_up(kind: StoreKind) {
     let pacing = Pacing { between_tokens: Duration::from_millis(50), fixed_tokens: Some(20), ..Default::default() };
-    let app = spawn_app_on_with(kind, &[], Options { in_process_worker: false, ..Default::default() }, pacing).await;
+    let app = TestApp::builder()
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .pacing(pacing)
+        .on(kind)
+        .spawn()
+        .await;
     let store = Store::connect(&app.config).unwrap();
     assert!(store.wake_needed().await.unwrap(), "no worker runs: wake one");
     store.renew_worker_lease("w1", Duration::from_secs(10), 3).await.unwrap();
@@ -127,8 +129,7 @@ async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_u
     assert!(store.wake_needed().await.unwrap(), "a released lease offers nothing");
 
     // A real invocation holds its lease while it writes, and gives it up when it ends.
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "a one-second reply").await;
     let invocation = worker(&app, "invocation", &[("WORKER_CONCURRENCY", "4")]);
     let running = tokio::spawn({
@@ -150,9 +151,8 @@ async fn a_running_invocation_with_a_free_slot_spares_the_next_question_a_wake_u
 
 #[tokio::test]
 async fn an_invocation_near_its_deadline_takes_no_new_entry() {
-    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().options(Options { in_process_worker: false, ..Default::default() }).spawn().await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "too late for this invocation").await;
     // 30 s left, but a reply may take 120 s (MAX_REPLY_SECONDS): it is left for the next one.
     let late = worker(&app, "late", &[]);
@@ -170,15 +170,14 @@ async fn an_invocation_near_its_deadline_takes_no_new_entry() {
 async fn a_session_whose_worker_died_takes_no_second_question_until_the_first_is_answered() {
     const CLAIM_IDLE_MS: &str = "1500";
     let pacing = Pacing { between_tokens: Duration::from_millis(30), ..Default::default() };
-    let app = spawn_app_with(
-        &[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)],
-        Options { in_process_worker: false, ..Default::default() },
-        pacing,
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", CLAIM_IDLE_MS)])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .pacing(pacing)
+        .spawn()
+        .await;
     let local = Path::new(env!("CARGO_BIN_EXE_local"));
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     let mut dying = app.spawn_worker(local, CLAIM_IDLE_MS, "dying");
     let question = "a question long enough to be cut in the middle of its reply";
     // The dying worker's model call stalls after three pieces: it is still mid-reply when it is

@@ -3,26 +3,23 @@
 
 use std::time::Duration;
 
-use chat_local::Options;
-use chat_stub_model::Pacing;
 use chat_wire::{ErrorCode, ServerFrame};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use chat_testkit::{on_each_store, spawn_app_on_with, spawn_app_with, StoreKind};
+use chat_testkit::{on_each_store, StoreKind, TestApp};
 
 async fn a_session_over_its_message_rate_waits_for_the_window(kind: StoreKind) {
-    let app = spawn_app_on_with(
-        kind,
-        // A window long enough for three round trips on a busy machine: the window starts with the
-        // first question, and the fourth must land inside it.
-        &[("MESSAGES_PER_SESSION_PER_WINDOW", "3"), ("RATE_LIMIT_WINDOW_SECONDS", "5")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(
+            // A window long enough for three round trips on a busy machine: the window starts with the
+            // first question, and the fourth must land inside it.
+            &[("MESSAGES_PER_SESSION_PER_WINDOW", "3"), ("RATE_LIMIT_WINDOW_SECONDS", "5")],
+        )
+        .on(kind)
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for i in 0..3 {
         ws.ask(&format!("m{i}"), "hi").await;
         ws.read_reply().await;
@@ -45,7 +42,7 @@ async fn a_session_over_its_message_rate_waits_for_the_window(kind: StoreKind) {
 
 #[tokio::test]
 async fn an_address_over_its_session_rate_gets_429_with_retry_after() {
-    let app = spawn_app_with(&[("SESSIONS_PER_IP_PER_WINDOW", "2")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("SESSIONS_PER_IP_PER_WINDOW", "2")]).spawn().await;
     app.create_session("one").await;
     app.create_session("two").await;
     let refused = app.http.post(format!("{}/token", app.base)).form(&[("name", "three")]).send().await.unwrap();
@@ -73,15 +70,12 @@ async fn an_address_over_its_session_rate_gets_429_with_retry_after() {
 }
 
 async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded(kind: StoreKind) {
-    let app = spawn_app_on_with(
-        kind,
-        &[("MAX_HISTORY_MESSAGES", "4"), ("CONTEXT_MESSAGES", "3"), ("MAX_REPLY_TOKENS", "3")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[("MAX_HISTORY_MESSAGES", "4"), ("CONTEXT_MESSAGES", "3"), ("MAX_REPLY_TOKENS", "3")])
+        .on(kind)
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for i in 0..4 {
         ws.ask(&format!("m{i}"), &format!("question {i} is long enough")).await;
         let reply = ws.read_reply().await;
@@ -117,12 +111,8 @@ async fn history_is_capped_the_model_sees_the_last_n_and_replies_are_bounded(kin
 async fn idle_connections_close_like_api_gateway_and_pings_keep_them_open() {
     const IDLE: Duration = Duration::from_secs(2);
     const MAX_AGE: Duration = Duration::from_secs(8);
-    let app = spawn_app_with(
-        &[("LOCAL_WS_IDLE_TIMEOUT_SECONDS", "2"), ("LOCAL_WS_MAX_SECONDS", "8")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
+    let app =
+        TestApp::builder().vars(&[("LOCAL_WS_IDLE_TIMEOUT_SECONDS", "2"), ("LOCAL_WS_MAX_SECONDS", "8")]).spawn().await;
     let session = app.create_session("Ada").await;
     // Taken before either connects: the gateway's clocks start later, so no close can come
     // sooner than its timeout after this.
@@ -172,14 +162,8 @@ async fn idle_connections_close_like_api_gateway_and_pings_keep_them_open() {
 async fn an_oversized_message_stays_out_of_the_next_questions_context() {
     // A 2,048-token window with 1,024 for the reply, as the embedded model runs: an 8 KB message
     // alone is over the context's share.
-    let app = spawn_app_with(
-        &[("MODEL_CONTEXT_TOKENS", "2048"), ("MAX_REPLY_TOKENS", "1024")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("MODEL_CONTEXT_TOKENS", "2048"), ("MAX_REPLY_TOKENS", "1024")]).spawn().await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     let huge = "lorem ipsum ".repeat(680);
     assert!(huge.len() <= 8192);
     ws.ask("m1", &huge).await;
@@ -201,15 +185,16 @@ async fn an_oversized_message_stays_out_of_the_next_questions_context() {
 }
 
 async fn history_is_capped_in_bytes_and_read_in_pages(kind: StoreKind) {
-    let app = spawn_app_on_with(
-        kind,
-        &[("MAX_HISTORY_BYTES", "20000"), ("HISTORY_PAGE_BYTES", "6000"), ("MESSAGES_PER_SESSION_PER_WINDOW", "0")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[
+            ("MAX_HISTORY_BYTES", "20000"),
+            ("HISTORY_PAGE_BYTES", "6000"),
+            ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
+        ])
+        .on(kind)
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     for i in 0..10 {
         ws.ask(&format!("q{i}"), &format!("{i} {}", "x".repeat(1500))).await;
         assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
@@ -278,8 +263,7 @@ async fn history_is_capped_in_bytes_and_read_in_pages(kind: StoreKind) {
 
 #[tokio::test]
 async fn history_reads_are_rate_limited_per_session() {
-    let app =
-        spawn_app_with(&[("HISTORY_READS_PER_SESSION_PER_WINDOW", "3")], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().vars(&[("HISTORY_READS_PER_SESSION_PER_WINDOW", "3")]).spawn().await;
     let session = app.create_session("Ada").await;
     let other = app.create_session("Bob").await;
     for _ in 0..3 {

@@ -9,8 +9,7 @@ use chat_testkit::spawn_app;
 #[tokio::test]
 async fn a_redis_outage_gives_clear_errors_and_loses_nothing_acknowledged() {
     let mut app = spawn_app().await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "remember this").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { .. }));
 

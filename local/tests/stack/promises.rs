@@ -1,4 +1,4 @@
-//! What README and PROTOCOL.md promise about replies in flight and sessions over time, each told
+//! What docs/architecture.md and PROTOCOL.md promise about replies in flight and sessions over time, each told
 //! as a story: a live worker's long reply is never taken over, Redis lost in the middle of a reply
 //! loses nothing, a resend or a resume mid-reply starts nothing new, a stop after the end changes
 //! nothing, and a session lives as long as it is used and then goes all at once.
@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chat_local::Options;
 use chat_stub_model::{Pacing, Scripted};
-use chat_testkit::{spawn_app_with, TestApp, WsClient};
+use chat_testkit::{TestApp, WsClient};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
@@ -69,12 +68,11 @@ async fn a_live_worker_writing_a_reply_longer_than_its_claim_and_lock_is_never_t
     // claim idle). Either may take the question; the other polls. The live worker renews its
     // claim every 0.67 s: only a stall of more than 1.3 s could lose it, which is not this story.
     let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(60), ..Default::default() };
-    let app = spawn_app_with(
-        &[("WORKER_CLAIM_IDLE_MS", "2000"), ("RECLAIM_INTERVAL_SECONDS", "1"), ("REPLY_LOCK_SECONDS", "3")],
-        Options::default(),
-        pacing,
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", "2000"), ("RECLAIM_INTERVAL_SECONDS", "1"), ("REPLY_LOCK_SECONDS", "3")])
+        .pacing(pacing)
+        .spawn()
+        .await;
     let poller_env = chat_testkit::Vars::stack(&app.redis.url(), &app.stub, "test-key").with(&[
         ("WORKER_CLAIM_IDLE_MS", "2000"),
         ("RECLAIM_INTERVAL_SECONDS", "1"),
@@ -84,8 +82,7 @@ async fn a_live_worker_writing_a_reply_longer_than_its_claim_and_lock_is_never_t
     ]);
     let mut poller = chat_testkit::process::spawn_worker(Path::new(env!("CARGO_BIN_EXE_local")), &poller_env, "poller")
         .expect("the local binary runs as a worker");
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "talk for six seconds").await;
     // Past the first lock's three seconds, the session is still busy: its worker renewed the lock.
     let mut text = ReplyText::default();
@@ -122,12 +119,11 @@ async fn a_live_worker_writing_a_reply_longer_than_its_claim_and_lock_is_never_t
 #[tokio::test]
 async fn redis_lost_in_the_middle_of_a_reply_leaves_it_to_a_retry_that_stores_it_once() {
     let pacing = Pacing { between_tokens: Duration::from_millis(50), ..Default::default() };
-    let mut app = spawn_app_with(&[("WORKER_CLAIM_IDLE_MS", "600")], Options::default(), pacing).await;
+    let mut app = TestApp::builder().vars(&[("WORKER_CLAIM_IDLE_MS", "600")]).pacing(pacing).spawn().await;
     let first: String = (0..200).map(|i| format!("first{i} ")).collect();
     let second: String = (0..10).map(|i| format!("second{i} ")).collect();
     app.stub.push([Scripted::Reply(first.clone()), Scripted::Reply(second.clone())]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "a long answer, please").await;
     let text = first_delta(&mut ws).await;
     // The question and its request are in the append-only file (the tests' servers write it
@@ -158,9 +154,8 @@ async fn redis_lost_in_the_middle_of_a_reply_leaves_it_to_a_retry_that_stores_it
 async fn a_question_resent_while_its_reply_streams_is_only_acknowledged() {
     // Three seconds of reply: the resend's ack comes long before its end.
     let pacing = Pacing { between_tokens: Duration::from_millis(100), fixed_tokens: Some(30), ..Default::default() };
-    let app = spawn_app_with(&[], Options::default(), pacing).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().pacing(pacing).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "hello").await;
     let text = first_delta(&mut ws).await;
     // As the web app resends after a dropped connection.
@@ -176,10 +171,9 @@ async fn a_question_resent_while_its_reply_streams_is_only_acknowledged() {
 
 #[tokio::test]
 async fn resume_before_the_first_delta_answers_an_empty_snapshot() {
-    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().spawn().await;
     app.stub.push([Scripted::SlowFirstToken(Duration::from_millis(1000))]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (_, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "think first").await;
     ws.send_text(r#"{"action":"resume","reply_to":"m1"}"#).await;
     match ws.next_frame().await {
@@ -195,9 +189,8 @@ async fn resume_before_the_first_delta_answers_an_empty_snapshot() {
 
 #[tokio::test]
 async fn stop_on_a_finished_reply_changes_nothing() {
-    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "quick one").await;
     assert!(matches!(ws.read_reply().await.end, ServerFrame::Done { status: ReplyStatus::Done, .. }));
     let before = app.session(&session.token).await;
@@ -224,15 +217,14 @@ async fn session_keys_left(app: &TestApp) -> Vec<String> {
 #[tokio::test]
 async fn a_session_lives_while_it_is_used_and_then_expires_whole() {
     const TTL: u64 = 4;
-    let app = spawn_app_with(
-        // Rate windows shorter than the session: their counters are gone before it is.
-        &[("SESSION_TTL_SECONDS", "4"), ("RATE_LIMIT_WINDOW_SECONDS", "1")],
-        Options::default(),
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(
+            // Rate windows shorter than the session: their counters are gone before it is.
+            &[("SESSION_TTL_SECONDS", "4"), ("RATE_LIMIT_WINDOW_SECONDS", "1")],
+        )
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     // Four questions 1.5 s apart: six seconds, past the four-second TTL of the first.
     for i in 0..4 {
         let asked = tokio::time::Instant::now();

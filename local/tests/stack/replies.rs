@@ -3,18 +3,17 @@
 
 use std::time::Duration;
 
-use chat_local::Options;
 use chat_stub_model::{Pacing, Scripted};
 use chat_wire::{ErrorCode, ReplyStatus, ReplyText, ServerFrame, Source};
 
-use chat_testkit::{on_each_store, spawn_app, spawn_app_on, spawn_app_on_with, StoreKind};
+use chat_testkit::{on_each_store, spawn_app, StoreKind, TestApp};
 
 fn slow() -> Pacing {
     Pacing { between_tokens: Duration::from_millis(30), ..Default::default() }
 }
 
 async fn a_client_that_reconnects_mid_reply_gets_the_rest_and_history_shows_it_streaming(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, &[], Options::default(), slow()).await;
+    let app = TestApp::builder().pacing(slow()).on(kind).spawn().await;
     let session = app.create_session("Ada").await;
     let question = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
     let full = format!("You said: {question}");
@@ -90,10 +89,9 @@ async fn resume_and_regenerate_only_reach_the_connections_own_session() {
 }
 
 async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it(kind: StoreKind) {
-    let app = spawn_app_on(kind).await;
+    let app = TestApp::builder().on(kind).spawn().await;
     app.stub.push([Scripted::Status(500), Scripted::Status(500), Scripted::Status(500)]);
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "are you there?").await;
     let failed = ws.read_reply().await;
     assert!(matches!(failed.end, ServerFrame::Error { code: ErrorCode::ModelUnavailable, .. }), "{:?}", failed.end);
@@ -117,9 +115,8 @@ async fn a_failed_reply_keeps_the_question_and_regenerate_answers_it(kind: Store
 }
 
 async fn stop_then_regenerate_replaces_the_partial_reply_and_only_the_last_question_qualifies(kind: StoreKind) {
-    let app = spawn_app_on_with(kind, &[], Options::default(), slow()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().pacing(slow()).on(kind).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "first").await;
     ws.read_reply().await;
     let long = "word ".repeat(40);

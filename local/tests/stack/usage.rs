@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use chat_local::Options;
 use chat_stub_model::Pacing;
-use chat_testkit::spawn_app_with;
+use chat_testkit::TestApp;
 use chat_wire::{ReplyStatus, ServerFrame, Usage};
 
 #[tokio::test]
 async fn each_reply_carries_its_tokens_and_their_price() {
     // Two dollars per million prompt tokens, ten per million completion tokens.
-    let app = spawn_app_with(&[("MODEL_PRICES", "other=1/1, stub=2/10")], Options::default(), Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().vars(&[("MODEL_PRICES", "other=1/1, stub=2/10")]).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "how much does this cost").await;
     let reply = ws.read_reply().await;
     let request = app.stub.requests().pop().unwrap();
@@ -45,9 +43,8 @@ async fn each_reply_carries_its_tokens_and_their_price() {
 #[tokio::test]
 async fn without_prices_the_tokens_alone_and_a_stopped_reply_has_none() {
     let pacing = Pacing { between_tokens: Duration::from_millis(40), ..Default::default() };
-    let app = spawn_app_with(&[], Options::default(), pacing).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().pacing(pacing).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "short").await;
     let ServerFrame::Done { usage, .. } = ws.read_reply().await.end else { panic!("expected done") };
     let usage = usage.expect("the stub counts");

@@ -5,23 +5,20 @@ use std::time::Duration;
 
 use chat_core::Store;
 use chat_local::Options;
-use chat_stub_model::Pacing;
 use chat_wire::{ConversationId, ReplyStatus};
 use chat_worker::{ManagementApi, Outcome, Worker};
 
-use chat_testkit::spawn_app_with;
+use chat_testkit::TestApp;
 
 #[tokio::test]
 async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
     // No worker runs inside the stack: the test plays both the dead worker and the live one.
-    let app = spawn_app_with(
-        &[("WORKER_CLAIM_IDLE_MS", "100")],
-        Options { in_process_worker: false, ..Default::default() },
-        Pacing::default(),
-    )
-    .await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder()
+        .vars(&[("WORKER_CLAIM_IDLE_MS", "100")])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .spawn()
+        .await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "survive a crash").await;
 
     let mut config = app.config.clone();
@@ -55,9 +52,8 @@ async fn a_dead_workers_entry_is_reclaimed_and_answered_once() {
 
 #[tokio::test]
 async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
-    let app = spawn_app_with(&[], Options { in_process_worker: false, ..Default::default() }, Pacing::default()).await;
-    let session = app.create_session("Ada").await;
-    let mut ws = app.connect(&session.token).await;
+    let app = TestApp::builder().options(Options { in_process_worker: false, ..Default::default() }).spawn().await;
+    let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "anyone?").await;
     drop(ws);
     // A stale mapping, as if $disconnect never ran: the Management API answers 410 for it.
@@ -77,7 +73,7 @@ async fn a_gone_connection_is_dropped_and_the_reply_still_stored() {
 
 #[tokio::test]
 async fn the_management_api_says_gone_for_unknown_connections() {
-    let app = spawn_app_with(&[], Options::default(), Pacing::default()).await;
+    let app = TestApp::builder().spawn().await;
     let endpoint = app.config.ws_management_endpoint.clone().unwrap();
     let api = ManagementApi::local(&app.config);
     let unknown = chat_wire::ConnectionId::parse("no/such=connection").unwrap();
@@ -126,12 +122,11 @@ async fn a_restarted_reply_log_expires_with_its_session() {
 
 #[tokio::test]
 async fn the_request_stream_sheds_only_what_the_workers_are_done_with() {
-    let app = spawn_app_with(
-        &[("REQUEST_STREAM_MAXLEN", "5")],
-        Options { in_process_worker: false, ..Default::default() },
-        Pacing::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .vars(&[("REQUEST_STREAM_MAXLEN", "5")])
+        .options(Options { in_process_worker: false, ..Default::default() })
+        .spawn()
+        .await;
     let session = app.create_session("Ada").await;
     let store = Store::connect(&app.config).unwrap();
     store.ensure_group().await.unwrap();
