@@ -3,7 +3,7 @@
 # data under .data/localstack. Installs it first (pinned, in ~/.cache/chatbot/localstack-venv,
 # with Python >= 3.13) when missing; does nothing when it already answers. It serves what this
 # project uses it for: Secrets Manager, SSM, S3 (and more); not API Gateway v2 nor Lambda
-# execution (see README, "LocalStack").
+# execution (see docs/deploy-aws.md, "LocalStack").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh

@@ -5,6 +5,28 @@ set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
 
+# Phases of a long command, timed: `phase NAME` starts one (ending the previous), and
+# `phase_report` prints each with its seconds, then the total.
+phase_names=()
+phase_starts=()
+phase() {
+  phase_names+=("$1")
+  phase_starts+=("$(date +%s)")
+  say "$1"
+}
+phase_report() {
+  local now i next total=0
+  now="$(date +%s)"
+  [ "${#phase_names[@]}" -gt 0 ] || return 0
+  printf '\n==> time by phase\n'
+  for i in "${!phase_names[@]}"; do
+    next="${phase_starts[$((i + 1))]:-$now}"
+    printf '  %-58s %5d s\n' "${phase_names[$i]}" "$((next - phase_starts[i]))"
+  done
+  total=$((now - phase_starts[0]))
+  printf '  %-58s %5d s (%d min %d s)\n' "total" "$total" "$((total / 60))" "$((total % 60))"
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -32,15 +54,17 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 say "cargo: $(cargo --version)"
 
-# The test command's gates use rustfmt and clippy.
-for component in rustfmt clippy; do
-  if rustup component list --installed 2>/dev/null | grep -q "^$component"; then
-    say "$component: already installed"
-  else
-    say "rustup component add $component"
-    rustup component add "$component"
-  fi
-done
+# The test command's gates use rustfmt and clippy (it sets CHATBOT_GATES=1); the run needs neither.
+if [ "${CHATBOT_GATES:-0}" = 1 ]; then
+  for component in rustfmt clippy; do
+    if rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      say "$component: already installed"
+    else
+      say "rustup component add $component"
+      rustup component add "$component"
+    fi
+  done
+fi
 
 # llama.cpp (the embedded model) is compiled from source: cmake, a C++ compiler, and libclang for
 # its bindings.

@@ -3,28 +3,34 @@
 # the local stack and a scripted OpenAI-compatible model (or the real embedded model) and chat over
 # real WebSockets; the browser tests in headless Chromium; the deployment checks (cfn-lint,
 # sam validate, sam build) and the Lambda binaries under cargo lambda with LocalStack's secrets.
+# Ends with the time each phase took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+test_started="$(date +%s)"
+export CHATBOT_GATES=1
 source scripts/setup.sh
+phase_names=("set-up: system packages, rustfmt, clippy")
+phase_starts=("$test_started")
+trap 'status=$?; [ -x localstack/stop.sh ] && localstack/stop.sh >/dev/null 2>&1; phase_report; exit $status' EXIT
 
 # Gates: the tree stays formatted and clippy-clean, both workspaces.
-say "cargo fmt --check (both workspaces)"
+phase "cargo fmt --check (both workspaces)"
 cargo fmt --all -- --check
 (cd frontend && cargo fmt --all -- --check)
-say "cargo clippy -D warnings (both workspaces)"
+phase "cargo clippy -D warnings (both workspaces)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd frontend && cargo clippy --all-targets --locked -- -D warnings)
 
+phase "tools: the model, Chromium, axe-core, the AWS tools, schemathesis, LocalStack"
 scripts/fetch-model.sh
-scripts/build-frontend.sh
-
 # The browser tests drive Debian's Chromium through chromedriver.
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
   say "chromium and chromedriver: already installed"
 else
   apt_install chromium chromium-driver
 fi
-
+# axe-core, which the browser tests inject into the page.
+source scripts/install-node-tools.sh
 # The AWS side: cargo-lambda, SAM CLI and cfn-lint; LocalStack for Secrets Manager and S3.
 source scripts/install-aws-tools.sh
 # schemathesis checks the OpenAPI document against the running stack (openapi_contract.rs).
@@ -37,13 +43,16 @@ else
   "$schemathesis_venv/bin/pip" install --disable-pip-version-check -q schemathesis==4.32.5
 fi
 export SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
-
 localstack/start.sh
-trap localstack/stop.sh EXIT
+
+phase "the web app (trunk build)"
+scripts/build-frontend.sh
+
+phase "the deployment: cfn-lint, the SAM transform, sam validate, sam build"
 scripts/check-deploy.sh
 
-say "frontend unit tests (host)"
+phase "the web app's unit tests (host)"
 (cd frontend && cargo test --locked)
 
-say "building and running the tests"
+phase "building and running the workspace's tests"
 cargo test --workspace --locked

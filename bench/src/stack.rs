@@ -31,6 +31,13 @@ fn local_binary() -> PathBuf {
     std::env::current_exe().expect("own path").with_file_name("local")
 }
 
+/// The `local` binary built with cargo profile `profile` (`target/<profile>/local`), beside this
+/// binary's own profile directory.
+pub fn local_binary_of(profile: &str) -> PathBuf {
+    let own = std::env::current_exe().expect("own path");
+    own.parent().and_then(|dir| dir.parent()).expect("a target directory").join(profile).join("local")
+}
+
 /// The settings a stack runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settings {
@@ -65,16 +72,16 @@ fn stack_env(redis_url: &str, stub: &StubModel, settings: Settings, extra: &[(&s
 }
 
 /// `local`, or `local` under BENCH_LOCAL_WRAPPER (a profiler, e.g. "valgrind --tool=callgrind").
-fn local_command() -> Command {
+fn local_command(binary: &std::path::Path) -> Command {
     let wrapper: Vec<String> =
         std::env::var("BENCH_LOCAL_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
     match wrapper.split_first() {
         Some((program, args)) => {
             let mut command = Command::new(program);
-            command.args(args).arg(local_binary());
+            command.args(args).arg(binary);
             command
         }
-        None => Command::new(local_binary()),
+        None => Command::new(binary),
     }
 }
 
@@ -84,6 +91,16 @@ impl Stack {
     }
 
     pub async fn start_with(settings: Settings, pacing: Pacing, extra: &[(&str, &str)]) -> Result<Stack, Error> {
+        Stack::start_binary(&local_binary(), settings, pacing, extra).await
+    }
+
+    /// A stack whose `local` process is `binary`.
+    pub async fn start_binary(
+        binary: &std::path::Path,
+        settings: Settings,
+        pacing: Pacing,
+        extra: &[(&str, &str)],
+    ) -> Result<Stack, Error> {
         let dir = TempDir::new("chat-bench");
         let redis = RedisServer::start(&dir.path().join("redis"), true).await?;
         let stub = StubModel::start(pacing).await;
@@ -92,8 +109,8 @@ impl Stack {
         let env = stack_env(&redis.url(), &stub, settings, extra)
             .set("LOCAL_HTTP_PORT", port.to_string())
             .set("LOCAL_MANAGEMENT_SECRET", &secret);
-        let local = process::spawn_quiet(&mut local_command(), &env)
-            .map_err(|e| format!("cannot start target/fast/local (build it with scripts/bench.sh): {e}"))?;
+        let local = process::spawn_quiet(&mut local_command(binary), &env)
+            .map_err(|e| format!("cannot start {} (build it with scripts/bench.sh): {e}", binary.display()))?;
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         if !wait::wait_healthy(&http, &base, Duration::from_secs(120)).await {

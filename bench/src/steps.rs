@@ -21,31 +21,12 @@ fn store(stack: &Stack, adjust: impl FnOnce(&mut Config)) -> Result<Store, Error
 
 /// A question as the message function stores it.
 fn question(id: &str, text: &str) -> ChatMessage {
-    ChatMessage {
-        id: id.into(),
-        msg: text.into(),
-        timestamp: chat_core::store::now_rfc3339(),
-        source: chat_wire::Source::User,
-        status: ReplyStatus::Done,
-        reply_to: None,
-        model: None,
-        next_seq: None,
-        usage: None,
-        versions: None,
-    }
+    ChatMessage::question(id, text, chat_core::store::now_rfc3339())
 }
 
 /// A reply to `question` as the worker stores it.
 fn reply_to(question: &ChatMessage, text: &str, status: ReplyStatus) -> ChatMessage {
-    ChatMessage {
-        id: chat_wire::reply_id_for(&question.id),
-        msg: text.into(),
-        source: chat_wire::Source::Assistant,
-        status,
-        reply_to: Some(question.id.clone()),
-        model: Some("stub".into()),
-        ..question.clone()
-    }
+    ChatMessage::reply_placeholder(&question.id, Some("stub".into()), &question.timestamp).with_text(text, status)
 }
 
 /// Each Redis step of a question's path to its first delta, timed from this process through the
