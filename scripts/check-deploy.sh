@@ -27,18 +27,34 @@ else
 fi
 
 say "bootstrap sizes"
-LAMBDA_SIZES="${LAMBDA_SIZES:-0}" python3 - <<'PY'
+# Functions built from the same binary share one build folder (SAM names it `<first>-Shared`), so
+# every function's bootstrap is found where the built template's CodeUri points.
+LAMBDA_SIZES="${LAMBDA_SIZES:-0}" "$aws_venv/bin/python" - <<'PY'
 import json, os
+import yaml
+
+class Template(yaml.SafeLoader):
+    pass
+
+# CloudFormation's short forms (!Ref, !GetAtt, !Sub...) are not needed to find the code.
+Template.add_multi_constructor("!", lambda loader, suffix, node: None)
 build = ".aws-sam/build"
-sizes = {}
-for function in sorted(os.listdir(build)):
-    path = os.path.join(build, function, "bootstrap")
-    if os.path.isfile(path):
-        sizes[function] = os.path.getsize(path)
-        print(f"  {function:<24} {sizes[function] / 1e6:6.2f} MB")
-missing = {"TokenFunction", "HistoryFunction", "WsConnectFunction", "WsMessageFunction", "WsDisconnectFunction", "WorkerFunction"} - set(sizes)
+with open(os.path.join(build, "template.yaml")) as built:
+    resources = yaml.load(built, Loader=Template)["Resources"]
+sizes, missing = {}, []
+for name, resource in sorted(resources.items()):
+    if resource.get("Type") != "AWS::Serverless::Function":
+        continue
+    path = os.path.join(build, resource["Properties"]["CodeUri"], "bootstrap")
+    if not os.path.isfile(path):
+        missing.append(name)
+        continue
+    sizes[name] = os.path.getsize(path)
+    print(f"  {name:<24} {sizes[name] / 1e6:6.2f} MB  ({resource['Properties']['CodeUri']})")
+expected = {"TokenFunction", "HistoryFunction", "WsConnectFunction", "WsMessageFunction", "WsDisconnectFunction", "WorkerFunction"}
+missing += sorted(expected - set(sizes) - set(missing))
 if missing:
-    raise SystemExit(f"no bootstrap for {sorted(missing)}")
+    raise SystemExit(f"no bootstrap for {missing}")
 if os.environ["LAMBDA_SIZES"] == "1":
     os.makedirs("target", exist_ok=True)
     json.dump(sizes, open("target/lambda-sizes.json", "w"), indent=2)
