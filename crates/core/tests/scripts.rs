@@ -1,5 +1,6 @@
 //! The store's Lua scripts on a real redis-server, through the public [`Store`] API: one test per
-//! script that refuses, asserting each refusal it can answer, and the workers' lease rule.
+//! script that refuses, asserting each refusal it can answer; the workers' lease rule; a search
+//! that reads a full session a page at a time.
 //!
 //! Each test starts its own redis-server (on a free loopback port, nothing persisted), killed when
 //! the test ends.
@@ -15,12 +16,23 @@ use chat_core::{Bound, Config, Refusal, Store};
 use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, ReplyStatus, TitleSource, Token};
 
 /// A redis-server child process, killed when dropped.
-struct RedisServer(Child);
+struct RedisServer {
+    process: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// A plain client of the server, for what the store does not say (its slow log).
+    async fn client(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+}
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
@@ -36,7 +48,7 @@ async fn store(vars: &[(&str, &str)]) -> (RedisServer, Store) {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs (apt-get install redis-server)");
-        let server = RedisServer(child);
+        let server = RedisServer { process: child, port };
         let mut env: HashMap<String, String> =
             [("APP_ENV", "development".to_string()), ("REDIS_URL", format!("redis://127.0.0.1:{port}"))]
                 .into_iter()
@@ -392,4 +404,66 @@ async fn a_worker_lease_yields_to_one_before_it_with_a_free_slot() {
     assert!(!store.wake_needed().await.unwrap(), "b has room");
     store.release_worker_lease("b").await.unwrap();
     assert!(store.wake_needed().await.unwrap(), "no worker runs");
+}
+
+/// A question and its reply with the given texts, as [`answered`] stores them.
+async fn asked(store: &Store, token: &Token, message_id: &str, question: &str, reply: &str) {
+    let at = chat_core::store::now_rfc3339();
+    store.accept_user_message(token, &main(), &ChatMessage::question(message_id, question, at)).await.unwrap().unwrap();
+    let begun = store.begin_reply(token, &main(), &placeholder(message_id), false).await.unwrap().unwrap();
+    let stored = placeholder(message_id).with_text(reply, ReplyStatus::Done);
+    store.store_reply(token, &main(), &stored, &id(message_id), begun.next_seq).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_search_reads_a_full_session_a_page_at_a_time_newest_first_within_its_time() {
+    let (server, full) = store(&[
+        ("MAX_HISTORY_BYTES", "0"),
+        ("MAX_HISTORY_MESSAGES", "100000"),
+        ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
+        ("MAX_SEARCH_RESULTS", "5"),
+        // Time enough to read everything, so what is found does not depend on the machine.
+        ("SEARCH_TIME_BUDGET_MS", "600000"),
+    ])
+    .await;
+    let token = session(&full).await;
+    // 1,500 questions and their replies of 2 KB each: 6 MB in one conversation, which the one
+    // script of old read in a single call of tens of milliseconds.
+    let filler = "lorem ipsum dolor sit amet ".repeat(80);
+    for n in 0..1500 {
+        let question =
+            if n % 500 == 0 { format!("Über needle {n} {filler}") } else { format!("question {n} {filler}") };
+        asked(&full, &token, &format!("m{n:04}"), &question, &format!("reply {n} {filler}")).await;
+    }
+    let mut redis = server.client().await;
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("slowlog-log-slower-than").arg(5000).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut redis).await.unwrap();
+
+    let nothing = full.search(&token, "nowhere to be found").await.unwrap().unwrap();
+    assert!(nothing.hits.is_empty() && !nothing.truncated, "{nothing:?}");
+    let every = full.search(&token, "LOREM").await.unwrap().unwrap();
+    assert!(every.hits.len() == 5 && every.truncated, "five shown, more found: {every:?}");
+    assert_eq!(every.hits[0].message_id, None, "the title first");
+    let ids: Vec<_> = every.hits.iter().filter_map(|hit| hit.message_id.clone()).collect();
+    assert_eq!(ids, ["m1499.reply", "m1499", "m1498.reply", "m1498"], "the newest messages first");
+    let long = full.search(&token, &format!("question 1499 {}", &filler[..180])).await.unwrap().unwrap();
+    assert_eq!(long.hits.len(), 1, "{long:?}");
+    // A query of letters Redis's Lua cannot lower is matched here, page by page: every message
+    // leaves Redis, a page per call.
+    let accented = full.search(&token, "über NEEDLE").await.unwrap().unwrap();
+    let found: Vec<_> = accented.hits.iter().map(|hit| hit.message_id.clone().unwrap_or_default()).collect();
+    assert_eq!(found, ["", "m1000", "m0500", "m0000"], "the title, then the messages newest first, in any case");
+    let no_ascii = full.search(&token, "é").await.unwrap().unwrap();
+    assert!(no_ascii.hits.is_empty() && !no_ascii.truncated, "{no_ascii:?}");
+
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(100).query_async(&mut redis).await.unwrap();
+    assert!(slow.is_empty(), "no Redis call of a search took 5 ms: {slow:?}");
+
+    // Out of time, a search answers what it found so far, and says it stopped early.
+    let (_server, hurried) = store(&[("SEARCH_TIME_BUDGET_MS", "0")]).await;
+    let token = session(&hurried).await;
+    answered(&hurried, &token, &main(), "m1").await;
+    let stopped = hurried.search(&token, "answer").await.unwrap().unwrap();
+    assert!(stopped.hits.is_empty() && stopped.truncated, "{stopped:?}");
 }

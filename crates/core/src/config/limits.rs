@@ -22,3 +22,15 @@ pub struct RateLimits {
     /// `SEARCHES_PER_SESSION_PER_WINDOW` (30): `GET /search` calls per session.
     pub searches_per_session: u32,
 }
+
+/// How far one `GET /search` reads, so that no session's search holds Redis up for the others.
+#[derive(Debug, Clone)]
+pub struct SearchLimits {
+    /// `MAX_SEARCH_RESULTS` (50): the most hits one search answers.
+    pub max_results: usize,
+    /// `SEARCH_PAGE_MESSAGES` (32): messages one Redis call of a search reads.
+    pub page_messages: usize,
+    /// `SEARCH_TIME_BUDGET_MS` (2000): how long one search may read; it then answers what it
+    /// found, `truncated`.
+    pub time_budget: Duration,
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub use env::{ConfigError, Vars};
-pub use limits::RateLimits;
+pub use limits::{RateLimits, SearchLimits};
 pub use model::{ModelConfig, ModelPrice};
 pub use redis::{RedisUrl, ReplicaWait};
 pub use worker::WorkerConfig;
@@ -69,8 +69,8 @@ pub struct Config {
     pub max_versions: usize,
     /// `MAX_INSTRUCTIONS_CHARS` (4000): longest instructions a conversation may carry.
     pub max_instructions_chars: usize,
-    /// `MAX_SEARCH_RESULTS` (50): the most hits one `GET /search` answers.
-    pub max_search_results: usize,
+    /// How far one `GET /search` reads.
+    pub search: SearchLimits,
     /// Per-session message and per-address session creation limits.
     pub rate_limits: RateLimits,
     /// `ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS (ignored in development).
@@ -189,7 +189,11 @@ impl Config {
             max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
             max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
             max_title_chars: env.number("MAX_TITLE_CHARS", 80)?.max(1),
-            max_search_results: env.number("MAX_SEARCH_RESULTS", 50)?.max(1),
+            search: SearchLimits {
+                max_results: env.number("MAX_SEARCH_RESULTS", 50)?.max(1),
+                page_messages: env.number("SEARCH_PAGE_MESSAGES", 32)?.max(1),
+                time_budget: Duration::from_millis(env.number("SEARCH_TIME_BUDGET_MS", 2000)?),
+            },
             max_instructions_chars: env.number("MAX_INSTRUCTIONS_CHARS", 4000)?.max(1),
             max_versions: env.number("MAX_VERSIONS_PER_MESSAGE", 10)?.max(2),
             rate_limits: RateLimits {

@@ -49,7 +49,7 @@ pub(super) static TITLE_CONVERSATION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/title_conversation.lua")));
 pub(super) static DELETE_CONVERSATION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/delete_conversation.lua")));
-pub(super) static SEARCH: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/search.lua")));
+pub(super) static SEARCH_PAGE: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/search_page.lua")));
 pub(super) static SWITCH_VERSION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/switch_version.lua")));
 pub(super) static CONFIGURE_CONVERSATION: LazyLock<Script> =

@@ -44,7 +44,7 @@ use std::time::Duration;
 use chat_wire::{ChatMessage, ConnectionId};
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, ReplicaWait};
+use crate::config::{Config, ReplicaWait, SearchLimits};
 pub use connection::RedisConnection;
 use connection::RedisSettings;
 pub use connections::{Bound, Frame};
@@ -104,7 +104,7 @@ pub struct Store {
     max_connections: usize,
     max_conversations: usize,
     max_title_chars: usize,
-    max_search_results: usize,
+    search: SearchLimits,
     max_versions: usize,
     rate_window: Duration,
 }
@@ -174,7 +174,7 @@ impl Store {
             max_connections: config.max_connections_per_session,
             max_conversations: config.max_conversations_per_session,
             max_title_chars: config.max_title_chars,
-            max_search_results: config.max_search_results,
+            search: config.search.clone(),
             max_versions: config.max_versions,
             rate_window: config.rate_limits.window,
         })

@@ -1,5 +1,7 @@
 //! Search: where a text appears in a session's conversations, titles and messages alike.
 
+use std::time::Instant;
+
 use chat_wire::{ChatMessage, ConversationId, SearchHit, SearchResults, Token};
 
 use super::{scripts, SessionKeys, Store, StoreError};
@@ -7,58 +9,79 @@ use super::{scripts, SessionKeys, Store, StoreError};
 impl Store {
     /// Where `query` appears in the session's conversations (case-insensitive): titles, then
     /// the messages of each path shown (not the versions set aside), the most recently active
-    /// conversations first, at most `MAX_SEARCH_RESULTS` hits. One script reads every
-    /// conversation (one round trip, one slot); only messages whose text holds the query (or,
-    /// for one with non-ASCII letters, its longest ASCII run) leave Redis. `None` for an unknown
-    /// or expired session.
+    /// conversations first and each one's newest messages first, at most `MAX_SEARCH_RESULTS`
+    /// hits. Each Redis call reads one page of `SEARCH_PAGE_MESSAGES` messages, however much the
+    /// session holds, so a search never holds Redis up for the others; the search ends with
+    /// `truncated` when it found more than it shows or when `SEARCH_TIME_BUDGET_MS` ran out
+    /// before it read everything. Only messages whose text may hold the query (for a query with
+    /// non-ASCII letters: its longest ASCII run) leave Redis, and each is checked here against
+    /// its decoded text. `None` for an unknown or expired session.
     pub async fn search(&self, token: &Token, query: &str) -> Result<Option<SearchResults>, StoreError> {
+        let started = Instant::now();
         let Some(list) = self.conversations(token).await? else { return Ok(None) };
         let keys = SessionKeys::new(token);
-        let ids: Vec<ConversationId> =
-            list.conversations.iter().filter_map(|c| ConversationId::parse(&c.id).ok()).collect();
-        let conversations: Vec<_> = ids.iter().map(|id| keys.conversation(id)).collect();
         // Compared with the stored JSON, where quotes, backslashes and control characters are
         // escaped. Redis's Lua lowers ASCII letters only: a query with other letters is filtered
-        // there by its longest ASCII run alone, with no budget, and matched here.
+        // there by its longest ASCII run alone, and matched here.
         let lowered = query.to_lowercase();
-        let (filter, wanted) = if lowered.is_ascii() {
-            // One more than shown, to say whether some were left out.
-            (lowered, self.max_search_results + 1)
+        let filter = if lowered.is_ascii() {
+            lowered
         } else {
-            let runs = lowered.split(|c: char| !c.is_ascii());
-            (runs.max_by_key(|run| run.len()).unwrap_or_default().to_string(), 0)
+            lowered.split(|c: char| !c.is_ascii()).max_by_key(|run| run.len()).unwrap_or_default().to_string()
         };
         let escaped = serde_json::to_string(&filter).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let call =
-            scripts::Search { conversations: &conversations, query: &escaped[1..escaped.len() - 1], budget: wanted };
-        let mut conn = self.connection().await?;
-        let found: Vec<(String, Vec<String>)> = call.invocation().invoke_async(&mut conn).await?;
+        let filter = &escaped[1..escaped.len() - 1];
         let needle = Lowered::new(query);
+        // One more than shown, to say whether some were left out.
+        let wanted = self.search.max_results + 1;
         let mut hits = Vec::new();
-        for (id, (title, messages)) in ids.iter().zip(found) {
-            if needle.find(&title).is_some() {
+        let mut out_of_time = false;
+        let mut conn = self.connection().await?;
+        'conversations: for conversation in &list.conversations {
+            let Ok(id) = ConversationId::parse(&conversation.id) else { continue };
+            if needle.find(&conversation.title).is_some() {
                 hits.push(SearchHit {
                     conversation: id.to_string(),
-                    title: title.clone(),
+                    title: conversation.title.clone(),
                     message_id: None,
-                    snippet: title.clone(),
+                    snippet: conversation.title.clone(),
                 });
+                if hits.len() >= wanted {
+                    break;
+                }
             }
-            let mut messages: Vec<ChatMessage> =
-                messages.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
-            messages.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
-            for message in messages {
-                let Some(at) = needle.find(&message.msg) else { continue };
-                hits.push(SearchHit {
-                    conversation: id.to_string(),
-                    title: title.clone(),
-                    message_id: Some(message.id),
-                    snippet: snippet(&message.msg, at, needle.len()),
-                });
+            let thread = keys.conversation(&id);
+            let mut skipped = 0;
+            loop {
+                if started.elapsed() >= self.search.time_budget {
+                    out_of_time = true;
+                    break 'conversations;
+                }
+                let page =
+                    scripts::SearchPage { thread: &thread, query: filter, skipped, page: self.search.page_messages };
+                let (read, found): (usize, Vec<String>) = page.invocation().invoke_async(&mut conn).await?;
+                skipped += read;
+                // A page comes oldest first.
+                let messages = found.iter().rev().filter_map(|json| serde_json::from_str::<ChatMessage>(json).ok());
+                for message in messages {
+                    let Some(at) = needle.find(&message.msg) else { continue };
+                    hits.push(SearchHit {
+                        conversation: id.to_string(),
+                        title: conversation.title.clone(),
+                        message_id: Some(message.id),
+                        snippet: snippet(&message.msg, at, needle.len()),
+                    });
+                    if hits.len() >= wanted {
+                        break 'conversations;
+                    }
+                }
+                if read < self.search.page_messages {
+                    break;
+                }
             }
         }
-        let truncated = hits.len() > self.max_search_results;
-        hits.truncate(self.max_search_results);
+        let truncated = out_of_time || hits.len() > self.search.max_results;
+        hits.truncate(self.search.max_results);
         Ok(Some(SearchResults { query: query.to_string(), hits, truncated }))
     }
 }

@@ -4,7 +4,9 @@
 use chat_wire::ConversationId;
 use redis::ScriptInvocation;
 
-use crate::store::lua::{CONFIGURE_CONVERSATION, CREATE_CONVERSATION, DELETE_CONVERSATION, SEARCH, TITLE_CONVERSATION};
+use crate::store::lua::{
+    CONFIGURE_CONVERSATION, CREATE_CONVERSATION, DELETE_CONVERSATION, SEARCH_PAGE, TITLE_CONVERSATION,
+};
 use crate::store::{ConversationKeys, SessionKeys};
 
 /// `create_conversation.lua`: adds a conversation to a live session, unless it holds `max`.
@@ -117,23 +119,22 @@ impl DeleteConversation<'_> {
     }
 }
 
-/// `search.lua`: the titles and matching messages of a session's conversations.
-pub(in crate::store) struct Search<'a> {
-    /// The conversations searched, in the order their answers come back.
-    pub conversations: &'a [ConversationKeys],
+/// `search_page.lua`: one page of a conversation's messages, newest first, those that may hold
+/// the query.
+pub(in crate::store) struct SearchPage<'a> {
+    pub thread: &'a ConversationKeys,
     /// In lower case, JSON-escaped.
     pub query: &'a str,
-    /// Most message hits (0: no limit).
-    pub budget: usize,
+    /// How many of the newest messages earlier pages read.
+    pub skipped: usize,
+    /// Messages this page reads.
+    pub page: usize,
 }
 
-impl Search<'_> {
+impl SearchPage<'_> {
     pub(in crate::store) fn invocation(&self) -> ScriptInvocation<'static> {
-        let mut call = SEARCH.prepare_invoke();
-        for conversation in self.conversations {
-            call.key(&conversation.meta).key(&conversation.order).key(&conversation.messages);
-        }
-        call.arg(self.query).arg(self.budget);
+        let mut call = SEARCH_PAGE.prepare_invoke();
+        call.key(&self.thread.order).key(&self.thread.messages).arg(self.query).arg(self.skipped).arg(self.page);
         call
     }
 }

@@ -15,7 +15,7 @@ mod session;
 
 pub(super) use connections::{Bind, Frame};
 pub(super) use conversations::{
-    ConfigureConversation, CreateConversation, DeleteConversation, Search, TitleConversation,
+    ConfigureConversation, CreateConversation, DeleteConversation, SearchPage, TitleConversation,
 };
 pub(super) use limits::{Count, CountSession};
 pub(super) use queue::{Leases, TrimAcknowledged, WakeNeeded, WorkerLease, WorkerRelease};
