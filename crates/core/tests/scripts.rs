@@ -419,6 +419,7 @@ async fn asked(store: &Store, token: &Token, message_id: &str, question: &str, r
 async fn a_search_reads_a_full_session_a_page_at_a_time_newest_first_within_its_time() {
     let (server, full) = store(&[
         ("MAX_HISTORY_BYTES", "0"),
+        ("MAX_CONVERSATION_BYTES", "0"),
         ("MAX_HISTORY_MESSAGES", "100000"),
         ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
         ("MAX_SEARCH_RESULTS", "5"),
@@ -466,4 +467,62 @@ async fn a_search_reads_a_full_session_a_page_at_a_time_newest_first_within_its_
     answered(&hurried, &token, &main(), "m1").await;
     let stopped = hurried.search(&token, "answer").await.unwrap().unwrap();
     assert!(stopped.hits.is_empty() && stopped.truncated, "{stopped:?}");
+}
+
+#[tokio::test]
+async fn a_session_stays_within_its_bytes_trimming_its_least_recent_conversations_first() {
+    let (_server, store) = store(&[
+        ("MAX_HISTORY_BYTES", "60000"),
+        ("MAX_CONVERSATION_BYTES", "50000"),
+        ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
+    ])
+    .await;
+    let token = session(&store).await;
+    let text = "x".repeat(2000);
+    let stored_bytes = |conversation: ConversationId| {
+        let (store, token) = (&store, &token);
+        async move {
+            let history = store.history(token, &conversation).await.unwrap().unwrap();
+            history.messages.iter().map(|m| serde_json::to_string(m).unwrap().len()).sum::<usize>()
+        }
+    };
+    // Three conversations of ten questions and replies each, about 42 KB apiece, asked in turn:
+    // `main` is the least recently active, then c2, then c3.
+    let (c2, c3) = (ConversationId::parse("c2").unwrap(), ConversationId::parse("c3").unwrap());
+    for conversation in [&c2, &c3] {
+        store.create_conversation(&token, conversation).await.unwrap().unwrap();
+    }
+    for conversation in [main(), c2.clone(), c3.clone()] {
+        for n in 0..10 {
+            let id = format!("{conversation}q{n}");
+            store
+                .accept_user_message(&token, &conversation, &ChatMessage::question(&id, text.clone(), "t"))
+                .await
+                .unwrap()
+                .unwrap();
+            let begun = store.begin_reply(&token, &conversation, &placeholder(&id), false).await.unwrap().unwrap();
+            let reply = placeholder(&id).with_text(text.clone(), ReplyStatus::Done);
+            store.store_reply(&token, &conversation, &reply, &self::id(&id), begun.next_seq).await.unwrap().unwrap();
+        }
+    }
+    let (main_bytes, c2_bytes, c3_bytes) =
+        (stored_bytes(main()).await, stored_bytes(c2.clone()).await, stored_bytes(c3.clone()).await);
+    // Trimmed at each question: the last reply may carry the session past its bytes until the next.
+    assert!(main_bytes + c2_bytes + c3_bytes <= 60000 + 2200, "{main_bytes} + {c2_bytes} + {c3_bytes}");
+    let main_history = store.history(&token, &main()).await.unwrap().unwrap();
+    assert_eq!(
+        main_history.messages.len(),
+        2,
+        "the least recent conversation gave its oldest messages but its last two"
+    );
+    assert_eq!(main_history.messages[0].id, "mainq9");
+    let c3_history = store.history(&token, &c3).await.unwrap().unwrap();
+    assert_eq!(c3_history.messages.len(), 20, "the conversation asked in keeps everything it may");
+    assert!(c2_bytes < 40000, "then the next least recent: {c2_bytes}");
+
+    // A deleted conversation's bytes leave the session's count: the next question trims nothing.
+    store.delete_conversation(&token, &c2).await.unwrap().unwrap();
+    store.accept_user_message(&token, &c3, &question("c3q10")).await.unwrap().unwrap();
+    assert_eq!(store.history(&token, &main()).await.unwrap().unwrap().messages.len(), 2);
+    assert_eq!(store.history(&token, &c3).await.unwrap().unwrap().messages.len(), 21);
 }

@@ -61,9 +61,9 @@ pub const ROUTES: &[(&str, &[ErrorCode])] = &[
     ("GET /chat_history", &[SessionExpired, InvalidParameter, UnknownMessage, UnknownConversation, RateLimited]),
     ("GET /chat_export", &[SessionExpired, InvalidParameter, UnknownConversation, RateLimited]),
     ("GET /conversations", &[SessionExpired, RateLimited]),
-    ("POST /conversations", &[SessionExpired, InvalidParameter, TooManyConversations]),
-    ("PATCH /conversations/{id}", &[SessionExpired, InvalidTitle, InvalidParameter, UnknownConversation]),
-    ("DELETE /conversations/{id}", &[SessionExpired, UnknownConversation]),
+    ("POST /conversations", &[SessionExpired, InvalidParameter, TooManyConversations, RateLimited]),
+    ("PATCH /conversations/{id}", &[SessionExpired, InvalidTitle, InvalidParameter, UnknownConversation, RateLimited]),
+    ("DELETE /conversations/{id}", &[SessionExpired, UnknownConversation, RateLimited]),
     (
         "POST /conversations/{id}/versions",
         &[SessionExpired, InvalidParameter, UnknownMessage, UnknownConversation, ReplyInProgress, RateLimited],

@@ -17,7 +17,7 @@ use chat_wire::{
 };
 
 use super::extract::{Body, InPath, Params, Session};
-use super::session::count_read;
+use super::session::{count_change, count_read};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -52,6 +52,8 @@ pub async fn list(State(state): State<AppState>, Session(token): Session) -> Res
         (status = 201, description = "The new conversation (or the one with that id, for a retry)", body = Conversation),
         (status = 400, description = "Missing, unknown or expired token (`session_expired`), or a malformed id (`invalid_parameter`)", body = ErrorBody),
         (status = 409, description = "The session holds `MAX_CONVERSATIONS_PER_SESSION` already (`too_many_conversations`)", body = ErrorBody),
+        (status = 429, description = "Too many conversations created, changed or deleted by this session (`rate_limited`, `CHANGES_PER_SESSION_PER_WINDOW`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
     )
 )]
@@ -66,6 +68,7 @@ pub async fn create(
         })?,
         None => new_conversation_id(),
     };
+    count_change(&state, &token).await?;
     let conversation = state
         .store
         .create_conversation(&token, &id)
@@ -90,6 +93,8 @@ pub async fn create(
         (status = 200, description = "The conversation, changed", body = Conversation),
         (status = 400, description = "Missing, unknown or expired token (`session_expired`), a blank, long or unreadable title (`invalid_title`), no change, a model not in `GET /models` or instructions too long (`invalid_parameter`)", body = ErrorBody),
         (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
+        (status = 429, description = "Too many conversations created, changed or deleted by this session (`rate_limited`, `CHANGES_PER_SESSION_PER_WINDOW`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
     )
 )]
@@ -111,6 +116,7 @@ pub async fn change(
     if changes.instructions.as_deref().is_some_and(|i| i.chars().count() > limit) {
         return Err(ApiError::InvalidParameter(format!("`instructions` are at most {limit} characters")));
     }
+    count_change(&state, &token).await?;
     let refused = |refusal| ApiError::from_refusal(refusal, &state.config);
     let mut changed = None;
     if let Some(title) = title {
@@ -166,6 +172,8 @@ async fn model_list(state: &AppState) -> Result<ModelList, ApiError> {
         (status = 204, description = "The conversation is gone"),
         (status = 400, description = "Missing, unknown or expired token (`session_expired`)", body = ErrorBody),
         (status = 404, description = "No such conversation in the session (`unknown_conversation`)", body = ErrorBody),
+        (status = 429, description = "Too many conversations created, changed or deleted by this session (`rate_limited`, `CHANGES_PER_SESSION_PER_WINDOW`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
         (status = 503, description = "Storage unavailable (`unavailable`)", body = ErrorBody)
     )
 )]
@@ -174,6 +182,7 @@ pub async fn delete(
     Session(token): Session,
     InPath(id): InPath,
 ) -> Result<StatusCode, ApiError> {
+    count_change(&state, &token).await?;
     state
         .store
         .delete_conversation(&token, &id)

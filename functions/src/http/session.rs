@@ -227,6 +227,17 @@ pub(super) async fn count_read(state: &AppState, token: &Token) -> Result<(), Ap
     }
 }
 
+/// Counts one conversation created, changed or deleted against
+/// `CHANGES_PER_SESSION_PER_WINDOW`; an unknown session is `session_expired`.
+pub(super) async fn count_change(state: &AppState, token: &Token) -> Result<(), ApiError> {
+    let changes = state.config.rate_limits.changes_per_session;
+    match state.store.count_change(token, changes).await? {
+        Ok(None) => Ok(()),
+        Ok(Some(wait)) => Err(ApiError::rate_limited("changes to this session's conversations", wait)),
+        Err(_) => Err(ApiError::SessionExpired),
+    }
+}
+
 /// Reports whether the service and its storage answer.
 #[utoipa::path(
     get,

@@ -474,6 +474,35 @@ async fn search_finds_titles_and_messages_and_forgets_deleted_conversations() {
     assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "the eighth search: {body}");
 }
 
+#[tokio::test]
+async fn creating_changing_and_deleting_conversations_is_counted_in_one_window() {
+    let app = TestApp::builder().vars(&[("CHANGES_PER_SESSION_PER_WINDOW", "3")]).spawn().await;
+    let session = app.create_session("Ada").await;
+    let token = &session.token;
+    let other = app.new_conversation(token).await;
+    let path = format!("/conversations/{}", other.id);
+    let title = serde_json::json!({"title": "Tides"});
+    let (status, body) = app.call(Method::PATCH, &path, token, &[], Some(title.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        app.call(Method::PATCH, &path, token, &[], Some(serde_json::json!({"instructions": "Be brief."}))).await;
+    assert_eq!(status, 200, "the third change: {body}");
+    for (method, path, body) in [
+        (Method::POST, "/conversations".to_string(), None),
+        (Method::PATCH, path.clone(), Some(title)),
+        (Method::DELETE, path.clone(), None),
+    ] {
+        let (status, answer) = app.call(method.clone(), &path, token, &[], body).await;
+        assert_eq!((status, answer["code"].as_str()), (429, Some("rate_limited")), "{method} {path}: {answer}");
+    }
+    // Reads are counted apart: the list still answers, and nothing was changed by the refusals.
+    let (status, body) = app.call(Method::GET, "/conversations", token, &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    let list: chat_wire::ConversationList = serde_json::from_value(body).unwrap();
+    assert_eq!(list.conversations.len(), 2, "{list:?}");
+    assert!(list.conversations.iter().any(|c| c.id == other.id && c.title == "Tides"), "{list:?}");
+}
+
 /// `GET /search?q=`.
 async fn search(app: &TestApp, token: &str, q: &str) -> (u16, serde_json::Value) {
     app.call(Method::GET, "/search", token, &[("q", q)], None).await

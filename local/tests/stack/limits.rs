@@ -187,7 +187,7 @@ async fn an_oversized_message_stays_out_of_the_next_questions_context() {
 async fn history_is_capped_in_bytes_and_read_in_pages(kind: StoreKind) {
     let app = TestApp::builder()
         .vars(&[
-            ("MAX_HISTORY_BYTES", "20000"),
+            ("MAX_CONVERSATION_BYTES", "20000"),
             ("HISTORY_PAGE_BYTES", "6000"),
             ("MESSAGES_PER_SESSION_PER_WINDOW", "0"),
         ])

@@ -21,6 +21,9 @@ pub struct RateLimits {
     pub history_reads_per_session: u32,
     /// `SEARCHES_PER_SESSION_PER_WINDOW` (30): `GET /search` calls per session.
     pub searches_per_session: u32,
+    /// `CHANGES_PER_SESSION_PER_WINDOW` (30): conversations created, changed (`PATCH`) or
+    /// deleted per session.
+    pub changes_per_session: u32,
 }
 
 /// How far one `GET /search` reads, so that no session's search holds Redis up for the others.

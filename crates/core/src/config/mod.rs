@@ -47,11 +47,16 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// `CONTEXT_MESSAGES` (10): how many recent messages the model sees.
     pub context_messages: usize,
-    /// `MAX_HISTORY_MESSAGES` (1000): stored history per session; the oldest are trimmed beyond it.
+    /// `MAX_HISTORY_MESSAGES` (1000): stored messages per conversation; the oldest are trimmed
+    /// beyond it.
     pub max_history_messages: usize,
-    /// `MAX_HISTORY_BYTES` (2097152): stored bytes (message JSON) per session; the oldest messages
-    /// are trimmed beyond it (0: no limit).
+    /// `MAX_HISTORY_BYTES` (8388608): stored bytes (message JSON) per session, all its
+    /// conversations together; beyond it, the oldest messages of the least recently active
+    /// conversations are trimmed at the next question (0: no limit).
     pub max_history_bytes: usize,
+    /// `MAX_CONVERSATION_BYTES` (2097152): stored bytes per conversation; its oldest messages are
+    /// trimmed beyond it (0: no limit).
+    pub max_conversation_bytes: usize,
     /// `HISTORY_PAGE_BYTES` (1048576): the most stored bytes one `GET /chat_history` returns (the
     /// newest messages that fit, and `has_more`), well inside Lambda's 6 MB response limit.
     pub history_page_bytes: usize,
@@ -184,7 +189,8 @@ impl Config {
             max_message_bytes: env.number("MAX_MESSAGE_BYTES", 8192)?,
             context_messages: env.number("CONTEXT_MESSAGES", 10)?,
             max_history_messages: env.number("MAX_HISTORY_MESSAGES", 1000)?,
-            max_history_bytes: env.number("MAX_HISTORY_BYTES", 2 * 1024 * 1024)?,
+            max_history_bytes: env.number("MAX_HISTORY_BYTES", 8 * 1024 * 1024)?,
+            max_conversation_bytes: env.number("MAX_CONVERSATION_BYTES", 2 * 1024 * 1024)?,
             history_page_bytes: env.number("HISTORY_PAGE_BYTES", 1024 * 1024)?.max(1),
             max_connections_per_session: env.number("MAX_CONNECTIONS_PER_SESSION", 10)?,
             max_conversations_per_session: env.number("MAX_CONVERSATIONS_PER_SESSION", 200)?.max(1),
@@ -203,6 +209,7 @@ impl Config {
                 frames_per_connection: env.number("FRAMES_PER_CONNECTION_PER_WINDOW", 60)?,
                 history_reads_per_session: env.number("HISTORY_READS_PER_SESSION_PER_WINDOW", 60)?,
                 searches_per_session: env.number("SEARCHES_PER_SESSION_PER_WINDOW", 30)?,
+                changes_per_session: env.number("CHANGES_PER_SESSION_PER_WINDOW", 30)?,
             },
             allowed_origins: env
                 .string("ALLOWED_ORIGINS")

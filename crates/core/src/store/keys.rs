@@ -29,6 +29,8 @@ pub struct SessionKeys {
     pub convs: String,
     /// `chat:{S}:searches`: searches in the current rate window.
     pub searches: String,
+    /// `chat:{S}:changes`: conversations created, changed or deleted in the current rate window.
+    pub changes: String,
     /// `chat:{S}:`, the prefix every key of the session starts with.
     tag: String,
 }
@@ -69,6 +71,7 @@ impl SessionKeys {
             reads: format!("{tag}reads"),
             convs: format!("{tag}convs"),
             searches: format!("{tag}searches"),
+            changes: format!("{tag}changes"),
             tag,
         }
     }
@@ -163,8 +166,8 @@ mod tests {
         assert_eq!(other.log(&reply), format!("chat:{tag}:conv:c2:log:m1.reply"));
         assert_eq!(other.meta, format!("chat:{tag}:conv:c2"));
         let slot = Slot::for_key(&keys.session);
-        let mut all =
-            vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone(), keys.searches.clone()];
+        let mut all = vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone()];
+        all.extend([keys.searches.clone(), keys.changes.clone()]);
         for conversation in [&main, &other] {
             all.extend([&conversation.meta, &conversation.order, &conversation.messages].map(String::clone));
             all.extend([&conversation.lock, &conversation.stop, &conversation.queued].map(String::clone));

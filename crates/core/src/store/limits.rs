@@ -27,6 +27,12 @@ impl Store {
         self.count_for_session(token, SessionKeys::new(token).searches, limit).await
     }
 
+    /// Counts one conversation created, changed or deleted by a live session against `limit`
+    /// per rate window, as [`Store::count_history_read`] does.
+    pub async fn count_change(&self, token: &Token, limit: u32) -> Result<Step<Option<Duration>>, StoreError> {
+        self.count_for_session(token, SessionKeys::new(token).changes, limit).await
+    }
+
     async fn count_for_session(
         &self,
         token: &Token,

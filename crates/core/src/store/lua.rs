@@ -45,6 +45,7 @@ pub(super) static CREATE_SESSION: LazyLock<Script> =
 pub(super) static FRAME: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/frame.lua")));
 pub(super) static CREATE_CONVERSATION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/create_conversation.lua")));
+pub(super) static TRIM_SESSION: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("lua/trim_session.lua")));
 pub(super) static TITLE_CONVERSATION: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("lua/title_conversation.lua")));
 pub(super) static DELETE_CONVERSATION: LazyLock<Script> =

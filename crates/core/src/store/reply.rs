@@ -28,6 +28,7 @@ use chat_wire::{ChatMessage, ConnectionId, ConversationId, MessageId, Token};
 use chat_wire::text::title_from;
 
 use super::{connection_ids, encode, now_millis, now_rfc3339, scripts, SessionKeys, Store, StoreError, Write};
+use redis::AsyncCommands;
 
 /// How often a worker writing a reply checks whether it was asked to stop.
 pub const STOP_POLL: Duration = Duration::from_millis(100);
@@ -162,7 +163,7 @@ impl Store {
             max_history: self.max_history,
             per_window: self.messages_per_window,
             window_ms: self.rate_window.as_millis() as u64,
-            max_bytes: self.max_history_bytes,
+            max_bytes: self.max_conversation_bytes,
             conversation,
             now_ms: now_millis(),
             now: &now_rfc3339(),
@@ -172,10 +173,53 @@ impl Store {
         }
         .invocation();
         let (status, wait_ms): (String, u64) = self.write_replicated(&mut conn, Write::Script(&call)).await?;
+        if status == "stored" {
+            // The question is stored whatever this answers: a session over its bytes is trimmed
+            // at its next question if not now.
+            if let Err(error) = self.keep_within_bytes(&keys).await {
+                tracing::warn!(%error, "the session's oldest messages were not trimmed");
+            }
+        }
         match status.as_str() {
             "stored" | "unqueued" => Ok(Ok(())),
             other => Ok(Err(Refusal::from_status("accept", other, wait_ms)?)),
         }
+    }
+
+    /// Drops the session's oldest messages, from the least recently active conversation on,
+    /// while it stores more than `MAX_HISTORY_BYTES`; a conversation's last question and reply
+    /// stay. Each call drops a bounded number of messages of one conversation.
+    async fn keep_within_bytes(&self, keys: &SessionKeys) -> Result<(), StoreError> {
+        const DROPS_PER_CALL: usize = 100;
+        if self.max_history_bytes == 0 {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        let stored: Option<usize> = conn.hget(&keys.session, "stored_bytes").await?;
+        if stored.unwrap_or_default() <= self.max_history_bytes {
+            return Ok(());
+        }
+        // Least recently active first; at most MAX_CONVERSATIONS_PER_SESSION of them.
+        let listed: Vec<String> = conn.zrange(&keys.convs, 0, -1).await?;
+        for id in listed.iter().filter_map(|id| ConversationId::parse(id).ok()) {
+            let thread = keys.conversation(&id);
+            loop {
+                let call = scripts::TrimSession {
+                    session: keys,
+                    thread: &thread,
+                    max_bytes: self.max_history_bytes,
+                    max_drops: DROPS_PER_CALL,
+                };
+                let (stored, dropped): (usize, usize) = call.invocation().invoke_async(&mut conn).await?;
+                if stored <= self.max_history_bytes {
+                    return Ok(());
+                }
+                if dropped < DROPS_PER_CALL {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Starts writing a reply: records it as `streaming` in the history (or, when a dead worker
@@ -203,7 +247,7 @@ impl Store {
             ttl: self.session_ttl.as_secs(),
             max_history: self.max_history,
             redelivered,
-            max_bytes: self.max_history_bytes,
+            max_bytes: self.max_conversation_bytes,
         };
         let (status, next_seq, connections): (String, u64, Vec<String>) =
             call.invocation().invoke_async(&mut conn).await?;
@@ -269,7 +313,7 @@ impl Store {
             ttl: self.session_ttl.as_secs(),
             max_history: self.max_history,
             next_seq,
-            max_bytes: self.max_history_bytes,
+            max_bytes: self.max_conversation_bytes,
         }
         .invocation();
         // Not acknowledged (the caller's XACK) before the replicas have it.

@@ -66,7 +66,7 @@ if edits ~= '' then
   set_aside(order, tails, parent, at + 1)
   for _, key in ipairs({versions, tails}) do redis.call('EXPIRE', key, ttl) end
 end
-put_message(meta, order, messages, message_id, json, max_history, max_bytes)
+put_message(session, meta, order, messages, message_id, json, max_history, max_bytes)
 redis.call('ZADD', convs, now_ms, conversation)
 redis.call('HSETNX', meta, 'created', now)
 local titled_by = redis.call('HGET', meta, 'titled_by')

@@ -24,7 +24,7 @@ if existing then
   redis.call('EXPIRE', log, ttl)
   outcome, next_seq = 'restart', logged + 1
 else
-  put_message(meta, order, messages, reply_id, placeholder, max_history, max_bytes)
+  put_message(session, meta, order, messages, reply_id, placeholder, max_history, max_bytes)
 end
 for _, key in ipairs({session, order, messages, conns, meta}) do redis.call('EXPIRE', key, ttl) end
 return {outcome, next_seq, redis.call('SMEMBERS', conns)}

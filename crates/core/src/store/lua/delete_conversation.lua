@@ -8,5 +8,8 @@ local conversation = ARGV[1]
 if redis.call('EXISTS', session) == 0 then return 'expired' end
 if not conversation_exists(convs, conversation) then return 'gone' end
 redis.call('ZREM', convs, conversation)
-redis.call('DEL', unpack(KEYS, 3))
+-- Its bytes leave the session's count (KEYS[3] is its meta).
+count_bytes(session, KEYS[3], -tonumber(redis.call('HGET', KEYS[3], 'bytes') or 0))
+-- UNLINK: a full conversation is freed in the background, not while Redis waits.
+redis.call('UNLINK', unpack(KEYS, 3))
 return 'deleted'

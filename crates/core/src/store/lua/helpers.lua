@@ -30,14 +30,24 @@ local function count_in_window(counter, limit, window_ms)
   if count > tonumber(limit) then return ttl end
   return 0
 end
+-- Adds `delta` to a conversation's stored bytes (its meta hash's `bytes` field) and to its
+-- session's (the session hash's `stored_bytes`, never below 0: a session from before it counted
+-- starts at 0). Answers the conversation's. (A zero delta is not sent: Lua writes -0 as "-0",
+-- which HINCRBY refuses.)
+local function count_bytes(session, meta, delta)
+  if delta == 0 then return tonumber(redis.call('HGET', meta, 'bytes') or 0) end
+  if redis.call('HINCRBY', session, 'stored_bytes', delta) < 0 then
+    redis.call('HSET', session, 'stored_bytes', 0)
+  end
+  return redis.call('HINCRBY', meta, 'bytes', delta)
+end
 -- Stores message `json` under `id` (appending the id to the history when it is new), keeps the
--- conversation's stored bytes (its meta hash's `bytes` field) in step, and drops the oldest
--- messages beyond `max_count` messages or `max_bytes` bytes (0: no byte limit; never the last
--- two, a question and its reply).
-local function put_message(meta, order, messages, id, json, max_count, max_bytes)
+-- stored bytes in step, and drops the conversation's oldest messages beyond `max_count` messages
+-- or `max_bytes` bytes (0: no byte limit; never the last two, a question and its reply).
+local function put_message(session, meta, order, messages, id, json, max_count, max_bytes)
   local old = redis.call('HSTRLEN', messages, id)
   local added = redis.call('HSET', messages, id, json) == 1
-  local bytes = redis.call('HINCRBY', meta, 'bytes', string.len(json) - old)
+  local bytes = count_bytes(session, meta, string.len(json) - old)
   local len
   if added then len = redis.call('RPUSH', order, id) else len = redis.call('LLEN', order) end
   max_count, max_bytes = tonumber(max_count), tonumber(max_bytes)
@@ -45,14 +55,14 @@ local function put_message(meta, order, messages, id, json, max_count, max_bytes
     local oldest = redis.call('LPOP', order)
     local size = redis.call('HSTRLEN', messages, oldest)
     redis.call('HDEL', messages, oldest)
-    bytes = redis.call('HINCRBY', meta, 'bytes', -size)
+    bytes = count_bytes(session, meta, -size)
     len = len - 1
   end
 end
--- Removes message `id` from the messages hash, keeping the conversation's stored bytes in step.
-local function drop_message(meta, messages, id)
+-- Removes message `id` from the messages hash, keeping the stored bytes in step.
+local function drop_message(session, meta, messages, id)
   local size = redis.call('HSTRLEN', messages, id)
-  if redis.call('HDEL', messages, id) == 1 then redis.call('HINCRBY', meta, 'bytes', -size) end
+  if redis.call('HDEL', messages, id) == 1 then count_bytes(session, meta, -size) end
 end
 -- The ids of a space-separated list.
 local function words(text)
@@ -79,13 +89,13 @@ local function set_aside(order, tails, parent, at)
 end
 -- Renames a stored message (its JSON starts with its id: serde writes `id` first), wherever it
 -- is: on the path, or first of a version set aside; and in its parent's list of versions.
-local function rename(messages, meta, versions, tails, order, parent, old, new)
+local function rename(session, messages, meta, versions, tails, order, parent, old, new)
   local json = redis.call('HGET', messages, old)
   local prefix = '{"id":"' .. old .. '"'
   local renamed = '{"id":"' .. new .. '"' .. string.sub(json, #prefix + 1)
   redis.call('HSET', messages, new, renamed)
   redis.call('HDEL', messages, old)
-  redis.call('HINCRBY', meta, 'bytes', #renamed - #json)
+  count_bytes(session, meta, #renamed - #json)
   local list = words(redis.call('HGET', versions, parent))
   for i, id in ipairs(list) do
     if id == old then list[i] = new end

@@ -24,13 +24,13 @@ if old and not is_streaming(old) then
   if #list == 1 then redis.call('HSET', versions, message_id, reply_id) end
   local n = 1
   while redis.call('HEXISTS', messages, reply_id .. '~' .. n) == 1 do n = n + 1 end
-  rename(messages, meta, versions, tails, order, message_id, reply_id, reply_id .. '~' .. n)
+  rename(session, messages, meta, versions, tails, order, message_id, reply_id, reply_id .. '~' .. n)
   -- Whichever reply the path shows after the question is set aside; the new one is listed.
   set_aside(order, tails, message_id, redis.call('LPOS', order, message_id) + 2)
   redis.call('HSET', versions, message_id, redis.call('HGET', versions, message_id) .. ' ' .. reply_id)
   for _, key in ipairs({versions, tails}) do redis.call('EXPIRE', key, ttl) end
 else
-  drop_message(meta, messages, reply_id)
+  drop_message(session, meta, messages, reply_id)
   redis.call('LREM', order, 0, reply_id)
 end
 redis.call('DEL', log, stop)

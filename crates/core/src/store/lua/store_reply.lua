@@ -19,7 +19,7 @@ end
 if log_next_seq(log) ~= next_seq then return {'taken_over', {}} end
 if redis.call('GET', lock) == message_id then redis.call('DEL', lock) end
 if redis.call('EXISTS', session) == 0 then return {'expired', {}} end
-put_message(meta, order, messages, reply_id, json, max_history, max_bytes)
+put_message(session, meta, order, messages, reply_id, json, max_history, max_bytes)
 redis.call('DEL', log)
 for _, key in ipairs({session, order, messages, conns, meta}) do redis.call('EXPIRE', key, ttl) end
 return {'stored', redis.call('SMEMBERS', conns)}

@@ -22,4 +22,4 @@ pub(super) use queue::{Leases, TrimAcknowledged, WakeNeeded, WorkerLease, Worker
 pub(super) use reply::{
     Accept, AppendDelta, BeginReply, RegenerateReply, ReleaseLock, RenewLock, StoreReply, SwitchVersion,
 };
-pub(super) use session::{CreateSession, Read, Revoke, Snapshot};
+pub(super) use session::{CreateSession, Read, Revoke, Snapshot, TrimSession};

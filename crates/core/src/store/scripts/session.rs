@@ -3,7 +3,7 @@
 use chat_wire::ReplyId;
 use redis::ScriptInvocation;
 
-use crate::store::lua::{CREATE_SESSION, READ, REVOKE, SNAPSHOT};
+use crate::store::lua::{CREATE_SESSION, READ, REVOKE, SNAPSHOT, TRIM_SESSION};
 use crate::store::{ConversationKeys, SessionKeys};
 
 /// `create_session.lua`: a session with its first conversation, `main`.
@@ -44,7 +44,7 @@ impl Revoke<'_> {
     pub(in crate::store) fn invocation(&self) -> ScriptInvocation<'static> {
         let keys = self.session;
         let mut call = REVOKE.prepare_invoke();
-        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs, &keys.searches] {
+        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs, &keys.searches, &keys.changes] {
             call.key(key);
         }
         for (conversation, logs) in self.conversations {
@@ -106,6 +106,29 @@ impl Snapshot<'_> {
     pub(in crate::store) fn invocation(&self) -> ScriptInvocation<'static> {
         let mut call = SNAPSHOT.prepare_invoke();
         call.key(&self.thread.messages).key(self.thread.log(self.reply_id)).arg(self.reply_id.as_str());
+        call
+    }
+}
+
+/// `trim_session.lua`: drops a conversation's oldest messages while the session stores too much.
+pub(in crate::store) struct TrimSession<'a> {
+    pub session: &'a SessionKeys,
+    pub thread: &'a ConversationKeys,
+    /// The session's most stored bytes.
+    pub max_bytes: usize,
+    /// Most messages one call drops.
+    pub max_drops: usize,
+}
+
+impl TrimSession<'_> {
+    pub(in crate::store) fn invocation(&self) -> ScriptInvocation<'static> {
+        let mut call = TRIM_SESSION.prepare_invoke();
+        call.key(&self.session.session)
+            .key(&self.thread.meta)
+            .key(&self.thread.order)
+            .key(&self.thread.messages)
+            .arg(self.max_bytes)
+            .arg(self.max_drops);
         call
     }
 }
