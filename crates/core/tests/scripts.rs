@@ -526,3 +526,45 @@ async fn a_session_stays_within_its_bytes_trimming_its_least_recent_conversation
     assert_eq!(store.history(&token, &main()).await.unwrap().unwrap().messages.len(), 2);
     assert_eq!(store.history(&token, &c3).await.unwrap().unwrap().messages.len(), 21);
 }
+
+/// `INFO commandstats`: how many times Redis ran `command` (lower case).
+async fn calls_of(redis: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await.unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn keeping_conversations_alive_costs_a_question_the_same_with_one_or_two_hundred() {
+    let (server, store) = store(&[]).await;
+    let mut redis = server.client().await;
+    let mut expiries = Vec::new();
+    for count in [1, 200] {
+        let token = session(&store).await;
+        for n in 1..count {
+            store
+                .create_conversation(&token, &ConversationId::parse(&format!("c{n}")).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        store.extend_conversations(&token).await.unwrap();
+        let first = calls_of(&mut redis, "pexpire").await;
+        for _ in 0..10 {
+            store.extend_conversations(&token).await.unwrap();
+        }
+        expiries.push(calls_of(&mut redis, "pexpire").await - first);
+        // Extended past the session's lifetime, never short of it.
+        let ttl: i64 =
+            redis::AsyncCommands::pttl(&mut redis, SessionKeys::new(&token).conversation(&main()).meta).await.unwrap();
+        assert!(ttl > 3_600_000, "{ttl} ms");
+    }
+    println!(
+        "PEXPIREs of ten questions after the first: {} with 1 conversation, {} with 200",
+        expiries[0], expiries[1]
+    );
+    assert_eq!(expiries, [0, 0], "after the first, a question extends nothing until a tenth of the lifetime passed");
+}

@@ -31,6 +31,9 @@ pub struct SessionKeys {
     pub searches: String,
     /// `chat:{S}:changes`: conversations created, changed or deleted in the current rate window.
     pub changes: String,
+    /// `chat:{S}:extended`: present while the session's conversations outlive the session by
+    /// more than its whole lifetime, so a question need not extend them again.
+    pub extended: String,
     /// `chat:{S}:`, the prefix every key of the session starts with.
     tag: String,
 }
@@ -72,6 +75,7 @@ impl SessionKeys {
             convs: format!("{tag}convs"),
             searches: format!("{tag}searches"),
             changes: format!("{tag}changes"),
+            extended: format!("{tag}extended"),
             tag,
         }
     }
@@ -167,7 +171,7 @@ mod tests {
         assert_eq!(other.meta, format!("chat:{tag}:conv:c2"));
         let slot = Slot::for_key(&keys.session);
         let mut all = vec![keys.conns.clone(), keys.rate.clone(), keys.reads.clone(), keys.convs.clone()];
-        all.extend([keys.searches.clone(), keys.changes.clone()]);
+        all.extend([keys.searches.clone(), keys.changes.clone(), keys.extended.clone()]);
         for conversation in [&main, &other] {
             all.extend([&conversation.meta, &conversation.order, &conversation.messages].map(String::clone));
             all.extend([&conversation.lock, &conversation.stop, &conversation.queued].map(String::clone));

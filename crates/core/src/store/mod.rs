@@ -20,8 +20,9 @@
 //! * [`limits`]: fixed-window rate counters.
 //! * [`queue`]: the request stream, read as a consumer group.
 //!
-//! All session keys carry the session's TTL and every message refreshes it (every conversation's
-//! with it: [`Store::extend_conversations`]), so they expire together.
+//! All session keys carry the session's TTL and every message refreshes it; the other
+//! conversations are kept alive past it ([`Store::extend_conversations`]), so none expires
+//! before its session.
 
 pub mod connection;
 pub mod connections;

@@ -2,7 +2,8 @@
 -- its keys go at once, with every conversation's and the logs of the replies in progress the
 -- caller found. Answers the session's connections, whose mappings live in other slots: the
 -- caller deletes those.
--- KEYS (all deleted): session, conns, rate, reads, convs, searches, changes, then every conversation's
+-- KEYS (all deleted): session, conns, rate, reads, convs, searches, changes, extended, then every
+--       conversation's
 --       keys and reply logs
 -- Answers the connection ids.
 local conns = KEYS[2]

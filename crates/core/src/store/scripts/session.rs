@@ -44,7 +44,16 @@ impl Revoke<'_> {
     pub(in crate::store) fn invocation(&self) -> ScriptInvocation<'static> {
         let keys = self.session;
         let mut call = REVOKE.prepare_invoke();
-        for key in [&keys.session, &keys.conns, &keys.rate, &keys.reads, &keys.convs, &keys.searches, &keys.changes] {
+        for key in [
+            &keys.session,
+            &keys.conns,
+            &keys.rate,
+            &keys.reads,
+            &keys.convs,
+            &keys.searches,
+            &keys.changes,
+            &keys.extended,
+        ] {
             call.key(key);
         }
         for (conversation, logs) in self.conversations {
