@@ -67,8 +67,14 @@ pub async fn create_token(
 pub async fn revoke_token(State(state): State<AppState>, params: Params) -> Result<StatusCode, ApiError> {
     let token = params.get("token").ok_or(ApiError::SessionExpired)?;
     if let Ok(token) = Token::parse(token) {
-        state.store.revoke_session(&token).await?;
+        let connections = state.store.revoke_session(&token).await?;
         tracing::info!(session = %token.log_id(), "session revoked");
+        // Its other devices' sockets close now, not at their next frame.
+        if let Some(endpoint) = &state.config.ws_management_endpoint {
+            for connection in &connections {
+                state.connections.close(endpoint, connection).await;
+            }
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@
 //! A reply in progress is a `streaming` message in the history plus its log; the reads here fill
 //! in its text so far from the log, whichever process writes it.
 
-use chat_wire::{ChatMessage, ChatSession, ConversationId, MessageId, ReplyId, Token};
+use chat_wire::{ChatMessage, ChatSession, ConnectionId, ConversationId, MessageId, ReplyId, Token};
 use redis::AsyncCommands;
 
 use super::{connection_ids, decode, keys, now_millis, now_rfc3339, scripts, SessionKeys, Store, StoreError, Write};
@@ -65,9 +65,10 @@ impl Store {
     /// Ends a session for good (the "New chat" of a client that knows no conversations): every
     /// conversation, reply in progress and connection mapping is deleted; its token opens nothing
     /// any more. A reply that begins while this runs leaves a log that expires with the session's
-    /// TTL, and is refused when it would be stored. Nothing to do for an unknown token.
+    /// TTL, and is refused when it would be stored. Nothing to do for an unknown token. Answers
+    /// the connections the session had open, for the caller to close.
     #[tracing::instrument(skip_all, fields(session = %token.log_id()))]
-    pub async fn revoke_session(&self, token: &Token) -> Result<(), StoreError> {
+    pub async fn revoke_session(&self, token: &Token) -> Result<Vec<ConnectionId>, StoreError> {
         let keys = SessionKeys::new(token);
         let mut conversations = Vec::new();
         for id in self.conversation_ids(token).await? {
@@ -77,17 +78,22 @@ impl Store {
         let mut conn = self.connection().await?;
         // With REDIS_WAIT_REPLICAS, a failover cannot bring the session back.
         let connections: Vec<String> = self.write_replicated(&mut conn, Write::Script(&call)).await?;
-        for connection in connection_ids(connections)? {
-            let _deleted: usize = conn.del(keys::connection(&connection)).await?;
+        let connections = connection_ids(connections)?;
+        for connection in &connections {
+            let _deleted: usize = conn.del(keys::connection(connection)).await?;
         }
-        Ok(())
+        Ok(connections)
     }
 
-    /// The logs of a conversation's replies in progress.
+    /// The log of a conversation's reply in progress: a reply is written only while its
+    /// conversation is locked for its question, so one `GET` finds it, however much the
+    /// conversation holds. (A log whose writer died and whose lock expired is left to expire
+    /// with the session's TTL.)
     pub(super) async fn reply_logs(&self, token: &Token, id: &ConversationId) -> Result<Vec<String>, StoreError> {
         let conversation = SessionKeys::new(token).conversation(id);
-        let Some(history) = self.history(token, id).await? else { return Ok(Vec::new()) };
-        Ok(history.messages.iter().filter(|m| !m.status.is_final()).map(|m| conversation.log_of(&m.id)).collect())
+        let mut conn = self.connection().await?;
+        let locked_for: Option<String> = conn.get(&conversation.lock).await?;
+        Ok(locked_for.map(|question| conversation.log_of(&chat_wire::reply_id_for(&question))).into_iter().collect())
     }
 
     /// The session with a conversation's whole stored history, or `None` if unknown or expired.
