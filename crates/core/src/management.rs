@@ -142,6 +142,12 @@ impl ManagementApi {
         self.call(http::Method::DELETE, endpoint, connection_id, &[], "closing a connection failed").await
     }
 
+    /// Asks whether one connection is still open (`GET @connections/{id}`): [`Delivery::Gone`]
+    /// for one whose `$disconnect` never came (API Gateway sends it best-effort).
+    pub async fn describe(&self, endpoint: &str, connection_id: &ConnectionId) -> Delivery {
+        self.call(http::Method::GET, endpoint, connection_id, &[], "describing a connection failed").await
+    }
+
     /// Posts one frame to one connection.
     pub async fn post(&self, endpoint: &str, connection_id: &ConnectionId, frame: &[u8]) -> Delivery {
         self.call(http::Method::POST, endpoint, connection_id, frame, "post to connection failed").await

@@ -57,6 +57,24 @@ async fn a_session_holds_at_most_ten_connections(kind: StoreKind) {
     assert_eq!(again.next_frame().await, ServerFrame::Pong);
 }
 
+async fn connections_gone_without_disconnect_do_not_hold_a_sessions_places(kind: StoreKind) {
+    let app = TestApp::builder().on(kind).spawn().await;
+    let session = app.create_session("Ada").await;
+    let token = chat_wire::Token::parse(&session.token).unwrap();
+    // Ten connections whose `$disconnect` never came: bound to the session, unknown to the gateway.
+    let store = chat_core::Store::connect(&app.config).unwrap();
+    for n in 0..10 {
+        let gone = chat_wire::ConnectionId::parse(&format!("gone{n}=")).unwrap();
+        assert!(matches!(store.bind_connection(&gone, &token).await.unwrap(), chat_core::Bound::Bound));
+    }
+    // An eleventh is admitted: the gateway said the ten were gone, and they are forgotten.
+    let mut eleventh = app.connect(&session.token).await;
+    eleventh.send_text(PING).await;
+    assert_eq!(eleventh.next_frame().await, ServerFrame::Pong);
+    let held = store.session_connections(&token).await.unwrap();
+    assert_eq!(held.len(), 1, "only the live connection is held: {held:?}");
+}
+
 async fn a_flooding_connection_is_refused_then_closed_and_others_go_on(kind: StoreKind) {
     let app = TestApp::builder().vars(&[("FRAMES_PER_CONNECTION_PER_WINDOW", "5")]).on(kind).spawn().await;
     let (session, mut flood) = app.signed_in("Ada").await;
@@ -199,6 +217,7 @@ async fn new_chat_revokes_the_old_token_everywhere(kind: StoreKind) {
 
 on_each_store!(
     a_session_holds_at_most_ten_connections,
+    connections_gone_without_disconnect_do_not_hold_a_sessions_places,
     a_flooding_connection_is_refused_then_closed_and_others_go_on,
     a_lost_connection_mapping_asks_the_client_to_reconnect,
     a_second_device_stays_connected_while_the_first_keeps_the_session_alive,
