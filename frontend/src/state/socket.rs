@@ -146,9 +146,22 @@ impl AppState {
                 // refused, and the history check above decides).
                 ErrorCode::Reconnect => {
                     // Counted as a reconnection: once open, the page reloads the history and
-                    // sends its unacknowledged questions again.
-                    self.attempt.set_value(1);
-                    self.connect();
+                    // sends its unacknowledged questions again. A store that lost its mappings
+                    // tells every page at once: each waits a random part of a second, and more
+                    // `reconnect` answers meanwhile change nothing.
+                    if self.attempt.get_value() == 0 {
+                        self.attempt.set_value(1);
+                        let generation = self.generation.get_value();
+                        let wait = backoff::spread_ms(js_sys::Math::random());
+                        set_timeout(
+                            move || {
+                                if self.generation.get_value() == generation {
+                                    self.connect();
+                                }
+                            },
+                            Duration::from_millis(wait),
+                        );
+                    }
                 }
                 ErrorCode::RateLimited => self.toast(format!("Slow down: {}", notice.text), true),
                 ErrorCode::Unavailable if self.chat.with_untracked(|c| !c.unsent().is_empty()) => {
