@@ -134,7 +134,7 @@ pub async fn run() -> Result<(), Error> {
     };
     // README's defaults: only the per-address session limit is lifted (every session comes from
     // this one address).
-    let stack = Stack::start_with(Settings::ReadmeDefaults, pacing.clone(), &[]).await?;
+    let stack = Stack::start_with(Settings::RunCommandDefaults, pacing.clone(), &[]).await?;
     let stub_ttfb = stub_first_token_p50(&stack.http, &stack.stub, 20).await?;
     println!("load: {sessions} sessions x {messages} messages (stub: 50 ms to first token, 50 tokens/s), then {kills} worker kills");
     let conversations = stack.conversations(sessions).await?;

@@ -43,7 +43,7 @@ pub fn local_binary_of(profile: &str) -> PathBuf {
 pub enum Settings {
     /// What a user of README's run command gets: every default, but for the one limit a load
     /// test from one address must lift (sessions created per address).
-    ReadmeDefaults,
+    RunCommandDefaults,
     /// No rate limits and room for thousands of conversations: what the pipeline bench measures
     /// is the pipeline, not the limits.
     Lifted,
@@ -58,7 +58,7 @@ fn stack_env(redis_url: &str, stub: &StubModel, settings: Settings, extra: &[(&s
         ("LOCAL_SITE_DIR", "/nonexistent"),
     ]);
     let vars = match settings {
-        Settings::ReadmeDefaults => vars,
+        Settings::RunCommandDefaults => vars,
         Settings::Lifted => vars.with(&[
             ("HISTORY_READS_PER_SESSION_PER_WINDOW", "0"),
             ("SEARCHES_PER_SESSION_PER_WINDOW", "0"),

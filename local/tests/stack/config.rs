@@ -37,7 +37,7 @@ fn literal(cell: &str) -> Option<&str> {
 }
 
 #[test]
-fn every_default_readme_gives_is_the_default_the_settings_read() {
+fn every_default_docs_configuration_md_gives_is_the_default_the_settings_read() {
     // Setting these at all means something beyond their value: the local runner starts its own
     // Redis and its embedded model only while they are unset. Their value is compared in the
     // product's settings alone.

@@ -397,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_readme() {
+    fn defaults_match_docs_configuration_md() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert!(!c.development);
         assert_eq!(c.session_ttl, Duration::from_secs(3600));
