@@ -13,11 +13,15 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+# Tools, not the product: built for a short compile rather than for speed (trunk's own release
+# profile asks for fat LTO and one codegen unit, minutes more on two cores), and trunk without its
+# update check (it never downloads here: the build is --offline).
+tool_profile=(env CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1)
 if [ "$(trunk --version 2>/dev/null)" = "trunk 0.21.14" ]; then
   say "trunk 0.21.14: already installed"
 else
-  say "cargo install trunk 0.21.14 (several minutes, once)"
-  cargo install trunk --version 0.21.14 --locked
+  say "cargo install trunk 0.21.14 (a few minutes, once)"
+  "${tool_profile[@]}" cargo install trunk --version 0.21.14 --locked --no-default-features --features rustls
 fi
 
 bindgen="$(grep -A1 '^name = "wasm-bindgen"$' frontend/Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
@@ -25,7 +29,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $bindgen" ]; then
   say "wasm-bindgen $bindgen: already installed"
 else
   say "cargo install wasm-bindgen-cli $bindgen (matches frontend/Cargo.lock)"
-  cargo install wasm-bindgen-cli --version "$bindgen"
+  "${tool_profile[@]}" cargo install wasm-bindgen-cli --version "$bindgen" --locked
 fi
 
 if command -v wasm-opt >/dev/null 2>&1; then

@@ -6,9 +6,10 @@ set -euo pipefail
 say() { printf '==> %s\n' "$*"; }
 
 # Phases of a long command, timed: `phase NAME` starts one (ending the previous), and
-# `phase_report` prints each with its seconds, then the total.
-phase_names=()
-phase_starts=()
+# `phase_report` prints each with its seconds, then the total. A script sourced later (the tool
+# installers source this file again) keeps the phases already started.
+[[ -v phase_names ]] || phase_names=()
+[[ -v phase_starts ]] || phase_starts=()
 phase() {
   phase_names+=("$1")
   phase_starts+=("$(date +%s)")

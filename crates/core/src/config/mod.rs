@@ -268,7 +268,7 @@ impl Config {
                 max_deliveries: env.number("WORKER_MAX_DELIVERIES", 5)?.max(1),
                 reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
                 lease: env.seconds("WORKER_LEASE_SECONDS", 10)?.max(Duration::from_secs(1)),
-                linger: Duration::from_millis(env.number("WORKER_LINGER_MS", 2_000)?),
+                linger: Duration::from_millis(env.number("WORKER_LINGER_MS", 1_000)?),
                 titles: env.flag("CONVERSATION_TITLES", true)?,
             },
             secrets: SecretArns {

@@ -39,7 +39,7 @@ pub struct WorkerConfig {
     /// `WORKER_LEASE_SECONDS` (10): a running Lambda worker's lease on its free slots; while one
     /// has a free slot, a new question wakes no other invocation.
     pub lease: Duration,
-    /// `WORKER_LINGER_MS` (2000): how long a Lambda invocation with nothing queued and nothing in
+    /// `WORKER_LINGER_MS` (1000): how long a Lambda invocation with nothing queued and nothing in
     /// flight waits for the next entry before it ends, holding its lease meanwhile (so a question
     /// asked then wakes no new invocation). PERFORMANCE.md gives the measurement behind the default.
     pub linger: Duration,
