@@ -29,7 +29,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $bindgen" ]; then
   say "wasm-bindgen $bindgen: already installed"
 else
   say "cargo install wasm-bindgen-cli $bindgen (matches frontend/Cargo.lock)"
-  "${tool_profile[@]}" cargo install wasm-bindgen-cli --version "$bindgen" --locked
+  # (Not --locked: its published lock names a webpki-roots release the index no longer offers.)
+  "${tool_profile[@]}" cargo install wasm-bindgen-cli --version "$bindgen"
 fi
 
 if command -v wasm-opt >/dev/null 2>&1; then
