@@ -426,18 +426,7 @@ mod tests {
         chat.apply(delta(1, "lo"), "t"); // a duplicate is ignored
         assert_eq!(chat.messages[0].delivery, Delivery::Stored);
         assert_eq!(chat.streaming_reply().unwrap().text, "Hello");
-        chat.apply(
-            ServerFrame::Done {
-                id: "m1.reply".into(),
-                reply_to: "m1".into(),
-                status: ReplyStatus::Done,
-                model: None,
-                next_seq: 2,
-                usage: None,
-                conversation: None,
-            },
-            "t",
-        );
+        chat.apply(done(2, None), "t");
         assert!(chat.streaming_reply().is_none());
         assert!(!chat.awaiting_reply());
         assert_eq!(chat.messages.len(), 2);
@@ -451,18 +440,7 @@ mod tests {
         assert!(!chat.stale);
         assert_eq!(chat.needs_resume(), ["m1"]);
         assert!(chat.needs_resume().is_empty(), "one resume per hole");
-        chat.apply(
-            ServerFrame::Done {
-                id: "m1.reply".into(),
-                reply_to: "m1".into(),
-                status: ReplyStatus::Done,
-                model: None,
-                next_seq: 4,
-                usage: None,
-                conversation: None,
-            },
-            "t",
-        );
+        chat.apply(done(4, None), "t");
         assert!(chat.stale, "the page saw deltas 3.. only");
         chat.load(Vec::new());
         assert!(!chat.stale);
@@ -621,18 +599,7 @@ mod tests {
         chat.add_question("m1".into(), "hi".into(), "t".into());
         chat.apply(delta(0, "Hel"), "t");
         // The last delta never arrived: `done` says the reply went up to seq 2.
-        chat.apply(
-            ServerFrame::Done {
-                id: "m1.reply".into(),
-                reply_to: "m1".into(),
-                status: ReplyStatus::Done,
-                model: None,
-                next_seq: 2,
-                usage: None,
-                conversation: None,
-            },
-            "t",
-        );
+        chat.apply(done(2, None), "t");
         assert!(chat.stale);
     }
 

@@ -93,10 +93,16 @@ fn placeholder(message_id: &str) -> ChatMessage {
 
 /// Asks `message_id` in `conversation` and stores its reply: the conversation is unlocked again.
 async fn answered(store: &Store, token: &Token, conversation: &ConversationId, message_id: &str) {
-    store.accept_user_message(token, conversation, &question(message_id)).await.unwrap().unwrap();
-    let begun = store.begin_reply(token, conversation, &placeholder(message_id), false).await.unwrap().unwrap();
-    let reply = placeholder(message_id).with_text("an answer", ReplyStatus::Done);
-    store.store_reply(token, conversation, &reply, &id(message_id), begun.next_seq).await.unwrap().unwrap();
+    let asked = question(message_id);
+    exchange(store, token, conversation, &asked, "an answer").await;
+}
+
+/// Stores a question and its finished reply, the way the worker does.
+async fn exchange(store: &Store, token: &Token, conversation: &ConversationId, asked: &ChatMessage, reply: &str) {
+    store.accept_user_message(token, conversation, asked).await.unwrap().unwrap();
+    let begun = store.begin_reply(token, conversation, &placeholder(&asked.id), false).await.unwrap().unwrap();
+    let stored = placeholder(&asked.id).with_text(reply, ReplyStatus::Done);
+    store.store_reply(token, conversation, &stored, &id(&asked.id), begun.next_seq).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -406,15 +412,6 @@ async fn a_worker_lease_yields_to_one_before_it_with_a_free_slot() {
     assert!(store.wake_needed().await.unwrap(), "no worker runs");
 }
 
-/// A question and its reply with the given texts, as [`answered`] stores them.
-async fn asked(store: &Store, token: &Token, message_id: &str, question: &str, reply: &str) {
-    let at = chat_core::store::now_rfc3339();
-    store.accept_user_message(token, &main(), &ChatMessage::question(message_id, question, at)).await.unwrap().unwrap();
-    let begun = store.begin_reply(token, &main(), &placeholder(message_id), false).await.unwrap().unwrap();
-    let stored = placeholder(message_id).with_text(reply, ReplyStatus::Done);
-    store.store_reply(token, &main(), &stored, &id(message_id), begun.next_seq).await.unwrap().unwrap();
-}
-
 #[tokio::test]
 async fn a_search_reads_a_full_session_a_page_at_a_time_newest_first_within_its_time() {
     let (server, full) = store(&[
@@ -434,7 +431,8 @@ async fn a_search_reads_a_full_session_a_page_at_a_time_newest_first_within_its_
     for n in 0..1500 {
         let question =
             if n % 500 == 0 { format!("Über needle {n} {filler}") } else { format!("question {n} {filler}") };
-        asked(&full, &token, &format!("m{n:04}"), &question, &format!("reply {n} {filler}")).await;
+        let asked = ChatMessage::question(format!("m{n:04}"), question, chat_core::store::now_rfc3339());
+        exchange(&full, &token, &main(), &asked, &format!("reply {n} {filler}")).await;
     }
     let mut redis = server.client().await;
     let _: () =

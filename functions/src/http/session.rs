@@ -5,6 +5,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chat_core::store::Step;
 use chat_wire::text::one_line;
 use chat_wire::{ChatSession, ConversationId, ErrorBody, Health, MessageId, Token, TokenForm};
 
@@ -225,21 +226,23 @@ pub async fn chat_export(
 /// `HISTORY_READS_PER_SESSION_PER_WINDOW`, before reading, and only for a live session: an
 /// over-limit client costs one small script, and unknown tokens leave no counter behind.
 pub(super) async fn count_read(state: &AppState, token: &Token) -> Result<(), ApiError> {
-    let reads = state.config.rate_limits.history_reads_per_session;
-    match state.store.count_history_read(token, reads).await? {
-        Ok(None) => Ok(()),
-        Ok(Some(wait)) => Err(ApiError::rate_limited("history reads of this session", wait)),
-        Err(_) => Err(ApiError::SessionExpired),
-    }
+    let counted = state.store.count_history_read(token, state.config.rate_limits.history_reads_per_session).await?;
+    within_limit(counted, "history reads of this session")
 }
 
 /// Counts one conversation created, changed or deleted against
-/// `CHANGES_PER_SESSION_PER_WINDOW`; an unknown session is `session_expired`.
+/// `CHANGES_PER_SESSION_PER_WINDOW`.
 pub(super) async fn count_change(state: &AppState, token: &Token) -> Result<(), ApiError> {
-    let changes = state.config.rate_limits.changes_per_session;
-    match state.store.count_change(token, changes).await? {
+    let counted = state.store.count_change(token, state.config.rate_limits.changes_per_session).await?;
+    within_limit(counted, "changes to this session's conversations")
+}
+
+/// What a per-session count says: go on, wait (`rate_limited`, naming what was counted), or the
+/// session is gone (`session_expired`).
+fn within_limit(counted: Step<Option<std::time::Duration>>, what: &'static str) -> Result<(), ApiError> {
+    match counted {
         Ok(None) => Ok(()),
-        Ok(Some(wait)) => Err(ApiError::rate_limited("changes to this session's conversations", wait)),
+        Ok(Some(wait)) => Err(ApiError::rate_limited(what, wait)),
         Err(_) => Err(ApiError::SessionExpired),
     }
 }

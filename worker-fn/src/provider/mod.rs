@@ -1,19 +1,25 @@
 //! The model: OpenAI's Chat Completions API, or any server that speaks it (llama.cpp, vLLM, the
 //! embedded model), streamed over server-sent events.
 //!
-//! SSE framing is parsed by `eventsource-stream`; this module only reads the Chat Completions
-//! chunks. It tolerates what real servers send: chunks with empty `choices`, a final usage chunk,
-//! a stream that ends at `[DONE]` or at EOF after a `finish_reason`.
+//! Layout: this module asks (the request, retries with backoff, titles, the model list);
+//! [`sse`] reads a streamed reply; [`error`] says why a call failed.
+
+mod error;
+mod sse;
+
+pub use error::ModelError;
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use chat_core::ModelConfig;
-use chat_wire::{ErrorCode, Usage};
-use eventsource_stream::{Event, EventStreamError, Eventsource};
+use chat_wire::Usage;
+use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+
+use sse::{ApiErrorBody, Chunk, SseState};
 
 /// One message of the model's context, in Chat Completions form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,73 +28,6 @@ pub struct ContextMessage {
     pub role: String,
     /// The text.
     pub content: String,
-}
-
-/// Why the model gave no (complete) reply. Each variant becomes an error frame the person reads.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ModelError {
-    /// 401/403: the API key is wrong or missing.
-    #[error("the model provider refused our credentials ({0})")]
-    Unauthorized(String),
-    /// 429 after every retry.
-    #[error("the model provider is rate limiting requests; try again shortly")]
-    RateLimited {
-        /// The provider's `Retry-After`, in seconds.
-        retry_after: Option<u64>,
-    },
-    /// 5xx or an unreachable server, after every retry.
-    #[error("the model is unavailable ({0})")]
-    Unavailable(String),
-    /// No response, or silence in the middle of the stream, past the configured timeout.
-    #[error("the model did not answer in time")]
-    Timeout,
-    /// The stream broke off before the reply was complete.
-    #[error("the model's reply broke off ({0})")]
-    StreamInterrupted(String),
-    /// Another 4xx: the provider rejected the request (for example: the context is too long).
-    #[error("the model rejected the request: {0}")]
-    Rejected(String),
-    /// The reply took longer than `MAX_REPLY_SECONDS`; what was written is kept.
-    #[error("the reply took longer than {0} s and was cut there")]
-    ReplyTooLong(u64),
-}
-
-impl ModelError {
-    /// What the person reads: clear, and without the provider's own words (they can name internal
-    /// details, accounts or limits, and belong in the log, which gets the whole error).
-    pub fn public_message(&self) -> String {
-        match self {
-            ModelError::Unauthorized(_) => "the model provider refused this service's credentials".into(),
-            ModelError::Unavailable(_) => "the model is unavailable; try again shortly".into(),
-            ModelError::StreamInterrupted(_) => "the model's reply broke off".into(),
-            ModelError::Rejected(_) => {
-                "the model rejected the request (for example, the conversation is too long for it)".into()
-            }
-            ModelError::RateLimited { .. } | ModelError::Timeout | ModelError::ReplyTooLong(_) => self.to_string(),
-        }
-    }
-
-    /// The error code of the frame the person receives.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ModelError::Unauthorized(_) => ErrorCode::ModelUnauthorized,
-            ModelError::RateLimited { .. } => ErrorCode::ModelRateLimited,
-            ModelError::Unavailable(_) => ErrorCode::ModelUnavailable,
-            ModelError::Timeout | ModelError::ReplyTooLong(_) => ErrorCode::ModelTimeout,
-            ModelError::StreamInterrupted(_) => ErrorCode::ModelStreamInterrupted,
-            ModelError::Rejected(_) => ErrorCode::ModelRejected,
-        }
-    }
-
-    fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ModelError::RateLimited { .. }
-                | ModelError::Unavailable(_)
-                | ModelError::Timeout
-                | ModelError::StreamInterrupted(_)
-        )
-    }
 }
 
 /// What the model's stream carries: the reply's text piece by piece, and (from providers that
@@ -147,44 +86,6 @@ pub const PURPOSE_HEADER: &str = "x-chat-purpose";
 #[derive(Serialize)]
 struct StreamOptions {
     include_usage: bool,
-}
-
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    error: Option<ApiErrorDetail>,
-    /// Read leniently: a count the provider shapes oddly is dropped, never the reply.
-    #[serde(default)]
-    usage: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Option<ChunkDelta>,
-    #[serde(default)]
-    message: Option<ChunkDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChunkDelta {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ApiErrorDetail {
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Deserialize)]
-struct ApiErrorBody {
-    error: ApiErrorDetail,
 }
 
 impl ModelClient {
@@ -367,76 +268,4 @@ fn without_url(error: &reqwest::Error) -> String {
         }
     }
     message
-}
-
-type EventResult = Result<Event, EventStreamError<reqwest::Error>>;
-
-struct SseState {
-    events: Pin<Box<dyn Stream<Item = EventResult> + Send>>,
-    /// Until the first piece of text: the first-token deadline; after it, `idle` per event.
-    first_text_by: Option<tokio::time::Instant>,
-    idle: Duration,
-    finished: bool,
-    saw_finish: bool,
-    /// The provider's token count, sent after the text.
-    usage: Option<Usage>,
-}
-
-impl SseState {
-    async fn next_delta(&mut self) -> Option<Result<Piece, ModelError>> {
-        while !self.finished {
-            let deadline = self.first_text_by.unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
-            let event = match tokio::time::timeout_at(deadline, self.events.next()).await {
-                Err(_) => return self.fail(ModelError::Timeout),
-                Ok(None) if self.saw_finish => {
-                    self.finished = true;
-                    break;
-                }
-                Ok(None) => {
-                    return self
-                        .fail(ModelError::StreamInterrupted("the stream ended before the reply was complete".into()))
-                }
-                Ok(Some(Err(error))) => return self.fail(ModelError::StreamInterrupted(error.to_string())),
-                Ok(Some(Ok(event))) => event,
-            };
-            let data = event.data.trim();
-            if data == "[DONE]" {
-                self.finished = true;
-                break;
-            }
-            if data.is_empty() {
-                continue;
-            }
-            let chunk: Chunk = match serde_json::from_str(data) {
-                Ok(chunk) => chunk,
-                Err(error) => return self.fail(ModelError::StreamInterrupted(format!("unreadable chunk: {error}"))),
-            };
-            if let Some(error) = chunk.error {
-                return self.fail(ModelError::Unavailable(error.message));
-            }
-            let count = |usage: &serde_json::Value, name: &str| usage.get(name).and_then(serde_json::Value::as_u64);
-            if let Some((prompt, completion)) =
-                chunk.usage.and_then(|u| Some((count(&u, "prompt_tokens")?, count(&u, "completion_tokens")?)))
-            {
-                // The last count wins (some servers count in every chunk); it goes out at the end.
-                self.usage = Some(Usage { prompt_tokens: prompt, completion_tokens: completion, cost_micro_usd: None });
-            }
-            let Some(choice) = chunk.choices.into_iter().next() else { continue };
-            if choice.finish_reason.is_some() {
-                self.saw_finish = true;
-            }
-            if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
-                self.first_text_by = None;
-                return Some(Ok(Piece::Text(text)));
-            }
-        }
-        // A finished stream's last item: the provider's count, if it gave one.
-        self.usage.take().map(|usage| Ok(Piece::Usage(usage)))
-    }
-
-    fn fail(&mut self, error: ModelError) -> Option<Result<Piece, ModelError>> {
-        self.finished = true;
-        self.usage = None;
-        Some(Err(error))
-    }
 }
