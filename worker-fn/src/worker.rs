@@ -191,7 +191,7 @@ impl Worker {
             tracing::warn!(error = %error, "could not extend the session's conversations");
         }
         if let [question] = session.messages.as_slice() {
-            if status == ReplyStatus::Done && !reply.msg.is_empty() && self.config.worker.titles {
+            if status == ReplyStatus::Done && !reply.msg.is_empty() && self.config.worker.titles_from_model() {
                 self.title_wanted
                     .lock()
                     .expect("an unpoisoned lock")

@@ -143,3 +143,16 @@ async fn a_title_never_delays_the_next_reply_and_reads_as_a_topic() {
         "{title:?} is neither the question's start nor a topic"
     );
 }
+
+#[tokio::test]
+async fn the_embedded_model_leaves_a_conversation_its_question_as_title_unless_titles_are_asked_for() {
+    let mut model = chat_model::ModelServerConfig::from_env().expect("config");
+    model.port = 0;
+    for (setting, from_model) in [(None, false), (Some("true"), true), (Some("false"), false)] {
+        let vars = setting.map(|value| ("CONVERSATION_TITLES".to_string(), value.to_string())).into_iter().collect();
+        let mut config = chat_core::Config::from_vars(&vars).unwrap();
+        assert!(config.worker.titles_from_model() || setting == Some("false"), "with a provider, titles are on");
+        chat_local::start_embedded_model(&mut config, &model, std::future::pending()).await.unwrap();
+        assert_eq!(config.worker.titles_from_model(), from_model, "CONVERSATION_TITLES={setting:?}");
+    }
+}

@@ -61,10 +61,16 @@ impl<'a> Vars<'a> {
 
     /// `true`/`false` (also `1`/`0`, `yes`/`no`), or `default` when unset.
     pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.optional_flag(name)?.unwrap_or(default))
+    }
+
+    /// `true` or `false` (also `1`/`0`, `yes`/`no`), or `None` when unset: for a setting whose
+    /// default depends on something else.
+    pub fn optional_flag(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
         match self.string(name).as_deref() {
-            None => Ok(default),
-            Some("1" | "true" | "yes") => Ok(true),
-            Some("0" | "false" | "no") => Ok(false),
+            None => Ok(None),
+            Some("1" | "true" | "yes") => Ok(Some(true)),
+            Some("0" | "false" | "no") => Ok(Some(false)),
             Some(other) => Err(ConfigError { name, value: other.into(), reason: "expected true or false".into() }),
         }
     }

@@ -269,7 +269,7 @@ impl Config {
                 reclaim_interval: env.seconds("RECLAIM_INTERVAL_SECONDS", 60)?,
                 lease: env.seconds("WORKER_LEASE_SECONDS", 10)?.max(Duration::from_secs(1)),
                 linger: Duration::from_millis(env.number("WORKER_LINGER_MS", 1_000)?),
-                titles: env.flag("CONVERSATION_TITLES", true)?,
+                titles: env.optional_flag("CONVERSATION_TITLES")?,
             },
             secrets: SecretArns {
                 redis_url: env.string("REDIS_URL_SECRET_ARN"),
@@ -406,6 +406,8 @@ mod tests {
         assert_eq!(c.max_name_chars, 64);
         assert_eq!(c.model.base_url, "https://api.openai.com/v1");
         assert!(c.allowed_origins.is_empty());
+        assert_eq!(c.worker.titles, None, "titles: on with a provider, the embedded runner decides");
+        assert!(c.worker.titles_from_model());
     }
 
     #[test]

@@ -43,12 +43,20 @@ pub struct WorkerConfig {
     /// flight waits for the next entry before it ends, holding its lease meanwhile (so a question
     /// asked then wakes no new invocation). PERFORMANCE.md gives the measurement behind the default.
     pub linger: Duration,
-    /// `CONVERSATION_TITLES` (true): after a conversation's first reply, ask the model for a
-    /// short title (one small non-streamed call); off, a conversation keeps its question's start.
-    pub titles: bool,
+    /// `CONVERSATION_TITLES`: after a conversation's first reply, ask the model for a short title
+    /// (one small non-streamed call); off, a conversation keeps its question's start. Unset: on
+    /// with a model provider, off with the embedded model (the local runner decides), which
+    /// cannot title (PERFORMANCE.md).
+    pub titles: Option<bool>,
 }
 
 impl WorkerConfig {
+    /// Whether a conversation's title is asked of the model: yes unless `CONVERSATION_TITLES`
+    /// says no (or the embedded model's runner decided so).
+    pub fn titles_from_model(&self) -> bool {
+        self.titles != Some(false)
+    }
+
     /// Time kept free before a Lambda invocation's deadline, beyond `MAX_REPLY_SECONDS`: the last
     /// reply's store, its `done` and the acknowledgement.
     pub fn deadline_margin(&self) -> Duration {
