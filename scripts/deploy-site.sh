@@ -25,7 +25,8 @@ config="$(mktemp)"
 trap 'rm -f "$config"' EXIT
 printf '%s\n' "$SITE_CONFIG_JSON" > "$config"
 # Files whose names do not change with their content: revalidated on every load, not cached.
-entry_points=(--exclude index.html --exclude config.json --exclude manifest.webmanifest --exclude favicon.ico)
+# (The .gz and .br copies are the local site's: CloudFront compresses on its own.)
+entry_points=(--exclude index.html --exclude config.json --exclude manifest.webmanifest --exclude favicon.ico --exclude '*.gz' --exclude '*.br')
 
 echo "==> 1/3 hashed assets to s3://$SITE_BUCKET (cached for a year)"
 aws s3 sync frontend/dist "s3://$SITE_BUCKET" "${entry_points[@]}" \

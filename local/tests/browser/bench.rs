@@ -70,8 +70,8 @@ async fn bench_frontend() {
     });
     if let Some(lighthouse) = std::env::var_os("LIGHTHOUSE") {
         figures["lighthouse"] = json!({
-            "mobile": lighthouse_scores(&lighthouse, site_url, false),
-            "desktop": lighthouse_scores(&lighthouse, site_url, true),
+            "mobile": lighthouse_scores(&lighthouse, site_url, false).await,
+            "desktop": lighthouse_scores(&lighthouse, site_url, true).await,
         });
     }
     println!("FRONTEND_BENCH {figures}");
@@ -80,9 +80,10 @@ async fn bench_frontend() {
 
 /// Lighthouse's scores (0-100) of the page at `url` as a first visit sees it (the welcome
 /// screen), with its mobile preset (a throttled phone) or its desktop one, in the tests' Chromium.
-fn lighthouse_scores(lighthouse: &std::ffi::OsStr, url: &str, desktop: bool) -> serde_json::Value {
+/// Awaited, not waited for: this test's runtime serves the page Lighthouse loads.
+async fn lighthouse_scores(lighthouse: &std::ffi::OsStr, url: &str, desktop: bool) -> serde_json::Value {
     let report = std::env::temp_dir().join(format!("lighthouse-{}-{desktop}.json", std::process::id()));
-    let mut command = std::process::Command::new(lighthouse);
+    let mut command = tokio::process::Command::new(lighthouse);
     command
         .arg(url)
         .args(["--output=json", "--quiet", "--only-categories=performance,accessibility,best-practices"])
@@ -92,7 +93,7 @@ fn lighthouse_scores(lighthouse: &std::ffi::OsStr, url: &str, desktop: bool) -> 
     if desktop {
         command.arg("--preset=desktop");
     }
-    let status = command.status().expect("lighthouse runs");
+    let status = command.status().await.expect("lighthouse runs");
     assert!(status.success(), "lighthouse failed: {status}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let score = |category: &str| report["categories"][category]["score"].as_f64().map(|s| (s * 100.0).round());
