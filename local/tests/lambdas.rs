@@ -261,13 +261,18 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     );
     assert_eq!(head("favicon.ico")["CacheControl"], "no-cache");
     assert_eq!(head("icons/icon-512.png")["ContentType"], "image/png");
-    let mut assets = 0;
+    let (mut assets, mut compressed) = (0, 0);
     for entry in std::fs::read_dir(&dist).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
         if ["index.html", "config.json", "manifest.webmanifest", "favicon.ico"].contains(&name.as_str())
             || entry.file_type().unwrap().is_dir()
         {
+            continue;
+        }
+        // The compressed copies are the local site's: CloudFront compresses on its own.
+        if name.ends_with(".gz") || name.ends_with(".br") {
+            compressed += 1;
             continue;
         }
         let meta = head(&name);
@@ -281,6 +286,8 @@ async fn the_site_deploy_step_uploads_the_app_and_its_config() {
     let listed = aws(std::process::Command::new("aws").args(["s3", "ls", &format!("s3://{bucket}/")]));
     let listing = String::from_utf8_lossy(&listed.stdout);
     assert!(!listing.contains("chat-frontend-0000000000000000.js"), "stale asset kept:\n{listing}");
+    assert!(compressed >= 3, "the build writes compressed copies of the wasm, its JS and the stylesheet");
+    assert!(!listing.contains(".gz") && !listing.contains(".br"), "compressed copies uploaded:\n{listing}");
     let stdout = String::from_utf8_lossy(&deployed.stdout);
     let step = |text: &str| stdout.find(text).unwrap_or_else(|| panic!("no step {text:?} in:\n{stdout}"));
     assert!(step("1/3") < step("2/3") && step("2/3") < step("3/3"), "{stdout}");
