@@ -26,6 +26,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state from the environment (a Lambda cold start).
+    #[cfg(feature = "aws")]
     pub async fn from_env() -> Result<Self, lambda_runtime::Error> {
         chat_core::telemetry::init_tracing();
         let config = Config::load().await?;

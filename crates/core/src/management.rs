@@ -83,6 +83,7 @@ struct Inner {
 enum CredentialSource {
     Fixed(Credentials),
     /// The standard AWS chain (Lambda's environment), remembered until shortly before expiry.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     Chain {
         provider: SharedCredentialsProvider,
         current: Mutex<Option<Credentials>>,
@@ -99,6 +100,7 @@ enum CallError {
 
 impl ManagementApi {
     /// Credentials and region from the standard AWS chain (Lambda's environment).
+    #[cfg(feature = "aws")]
     pub async fn from_env(config: &Config) -> Self {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let region = sdk.region().map(|r| r.to_string()).or_else(|| config.aws_region.clone()).unwrap_or_default();

@@ -2,8 +2,7 @@
 //! named by ARN in the environment, fetched once per cold start and kept in the [`Config`].
 //!
 //! The AWS SDK honours `AWS_ENDPOINT_URL`, so LocalStack stands in for Secrets Manager in tests.
-
-use aws_config::BehaviorVersion;
+//! A build without the `aws` feature (the local runner) refuses a secret's ARN with a clear error.
 
 use crate::config::{Config, ConfigError};
 
@@ -23,18 +22,36 @@ impl Config {
         if self.secrets.redis_url.is_none() && self.secrets.openai_api_key.is_none() {
             return Ok(());
         }
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        if let Some(arn) = &self.secrets.redis_url {
-            self.redis_url = fetch(&client, "REDIS_URL_SECRET_ARN", arn).await?.into();
-        }
-        if let Some(arn) = &self.secrets.openai_api_key {
-            self.model.api_key = Some(fetch(&client, "OPENAI_API_KEY_SECRET_ARN", arn).await?.into());
-        }
-        Ok(())
+        read_secrets(self).await
     }
 }
 
+#[cfg(feature = "aws")]
+async fn read_secrets(config: &mut Config) -> Result<(), ConfigError> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    if let Some(arn) = &config.secrets.redis_url {
+        config.redis_url = fetch(&client, "REDIS_URL_SECRET_ARN", arn).await?.into();
+    }
+    if let Some(arn) = &config.secrets.openai_api_key {
+        config.model.api_key = Some(fetch(&client, "OPENAI_API_KEY_SECRET_ARN", arn).await?.into());
+    }
+    Ok(())
+}
+
+/// Without the SDK: the first secret named is refused.
+#[cfg(not(feature = "aws"))]
+async fn read_secrets(config: &mut Config) -> Result<(), ConfigError> {
+    let (name, arn) = match (&config.secrets.redis_url, &config.secrets.openai_api_key) {
+        (Some(arn), _) => ("REDIS_URL_SECRET_ARN", arn),
+        (None, Some(arn)) => ("OPENAI_API_KEY_SECRET_ARN", arn),
+        (None, None) => return Ok(()),
+    };
+    let reason = "this build has no AWS SDK (chat-core's `aws` feature): set the value itself".to_string();
+    Err(ConfigError { name, value: arn.to_string(), reason })
+}
+
+#[cfg(feature = "aws")]
 async fn fetch(client: &aws_sdk_secretsmanager::Client, name: &'static str, arn: &str) -> Result<String, ConfigError> {
     let failed = |reason: String| ConfigError { name, value: arn.to_string(), reason };
     let secret = client

@@ -150,17 +150,24 @@ impl IamCredentials {
     }
 
     async fn fresh(&self) -> Result<BasicAuth, IamError> {
-        let provider = self
-            .credentials
-            .get_or_try_init(|| async {
-                let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-                config.credentials_provider().ok_or_else(|| IamError::Credentials("no credentials provider".into()))
-            })
-            .await?;
+        let provider = self.credentials.get_or_try_init(credentials_chain).await?;
         let credentials = provider.provide_credentials().await.map_err(|e| IamError::Credentials(e.to_string()))?;
         let token = auth_token(&self.auth, &credentials, SystemTime::now())?;
         Ok(BasicAuth::new(self.auth.user.clone(), token))
     }
+}
+
+/// The standard AWS credentials chain (Lambda's environment).
+#[cfg(feature = "aws")]
+async fn credentials_chain() -> Result<SharedCredentialsProvider, IamError> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    config.credentials_provider().ok_or_else(|| IamError::Credentials("no credentials provider".into()))
+}
+
+/// A build without the AWS SDK (the local runner) has no credentials chain to sign with.
+#[cfg(not(feature = "aws"))]
+async fn credentials_chain() -> Result<SharedCredentialsProvider, IamError> {
+    Err(IamError::Credentials("this build has no AWS SDK (chat-core's `aws` feature)".into()))
 }
 
 impl StreamingCredentialsProvider for IamCredentials {
