@@ -17,16 +17,33 @@ else
   say "model provider: ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
 fi
 
-phase "the web app (tools once, then trunk build)"
-scripts/build-frontend.sh
+# The web app (its tools once, then trunk build) and the local runner build side by side: each
+# cargo has stretches where it keeps one core busy (llama.cpp's CMake build, links), which the
+# other fills; one after the other took 20 min on a fresh 2-core machine. The web app's output
+# goes to target/web-app.log, shown if it fails.
+mkdir -p target
+phase "the web app (in the background: target/web-app.log) beside the local runner"
+(
+  started="$(date +%s)"
+  scripts/build-frontend.sh
+  echo "$(($(date +%s) - started))" >target/web-app.seconds
+) >target/web-app.log 2>&1 &
+web_app_pid=$!
 
 # The `local` profile: optimised, without the link-time optimisation the benches' `fast` profile
-# spends minutes on (llama.cpp itself is always built with full optimisation); PERFORMANCE.md
-# compares the two.
+# spends minutes on (llama.cpp itself is always built with full optimisation), and without the
+# AWS SDK (chat-core's `aws` feature: the local runner signs its own Management API posts and
+# reads no secrets). PERFORMANCE.md compares the profiles.
 export APP_ENV="${APP_ENV:-development}"
 profile="${LOCAL_PROFILE:-local}"
-phase "building the local runner (cargo profile $profile)"
+say "building the local runner (cargo profile $profile)"
 cargo build --profile "$profile" --locked -p chat-local --bin local
+if ! wait "$web_app_pid"; then
+  tail -40 target/web-app.log
+  say "the web app did not build (the whole log: target/web-app.log)"
+  exit 1
+fi
+say "the web app: built in $(cat target/web-app.seconds) s, in the background"
 
 phase "starting, until the page chats"
 "target/$profile/local" &
