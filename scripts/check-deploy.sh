@@ -21,8 +21,8 @@ if [ "${LAMBDA_SIZES:-0}" = 1 ]; then
   say "sam build (cargo lambda, arm64, the release profile as deployed)"
   sam build --beta-features --region us-east-1 >target/sam-build.log 2>&1 || { tail -40 target/sam-build.log; exit 1; }
 else
-  say "sam build (cargo lambda, arm64, release without LTO: the deployed sizes are scripts/bench-lambdas.sh's)"
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  say "sam build (cargo lambda, arm64, release unoptimised: the deployed sizes are scripts/bench-lambdas.sh's)"
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
     sam build --beta-features --region us-east-1 >target/sam-build.log 2>&1 || { tail -40 target/sam-build.log; exit 1; }
 fi
 
@@ -59,5 +59,5 @@ if os.environ["LAMBDA_SIZES"] == "1":
     os.makedirs("target", exist_ok=True)
     json.dump(sizes, open("target/lambda-sizes.json", "w"), indent=2)
 else:
-    print("  (built without LTO; scripts/bench-lambdas.sh measures the sizes as deployed)")
+    print("  (built unoptimised; scripts/bench-lambdas.sh measures the sizes as deployed)")
 PY
