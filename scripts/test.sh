@@ -49,13 +49,15 @@ scripts/build-frontend.sh
 phase "the deployment: cfn-lint, the SAM transform, sam validate, sam build"
 scripts/check-deploy.sh
 
-# Clippy compiles the tests: clippy-driver is the compiler of both workspaces' own crates, as
-# `cargo clippy` makes it (RUSTC_WORKSPACE_WRAPPER), and warnings are errors. Each crate is linted
-# as it is built, once: a separate `cargo clippy` checked every dependency a second time (454 s of
-# a 30-minute run). The Lambda binaries the stack tests run under `cargo lambda watch` inherit
-# both and reuse what this build made.
+# Clippy compiles the tests: clippy-driver is the compiler of both workspaces' own crates and
+# takes `-D warnings`, exactly as `cargo clippy -- -D warnings` sets it up (RUSTC_WORKSPACE_WRAPPER,
+# and CLIPPY_ARGS with clippy's own separator). Each crate is linted as it is built, once: a
+# separate `cargo clippy` checked every dependency a second time (454 s of a 30-minute run). Not
+# RUSTFLAGS: that would replace .cargo/config.toml's target features, which llama.cpp needs. The
+# Lambda binaries the stack tests build (cargo lambda watch, the worker's) inherit both and reuse
+# what this build made.
 export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
-export RUSTFLAGS="-D warnings"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 phase "the web app's unit tests (host), clippy -D warnings"
 (cd frontend && cargo test --locked)
