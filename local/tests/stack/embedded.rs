@@ -19,18 +19,24 @@ fn engine() -> Engine {
         .clone()
 }
 
-async fn spawn_with_embedded_model(vars: &[(&str, &str)]) -> TestApp {
+/// The stories take turns with the model: they share one engine, which answers one reply at a
+/// time, and a story's reply queued behind another story's four, on a busy machine, waited past
+/// the 30 s a frame may take (FRAME_WAIT). Each holds its turn until it ends.
+static MODEL_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn spawn_with_embedded_model(vars: &[(&str, &str)]) -> (TestApp, tokio::sync::MutexGuard<'static, ()>) {
+    let turn = MODEL_TURN.lock().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let engine = engine();
     tokio::spawn(chat_model::server::serve(listener, engine.clone(), Default::default(), std::future::pending()));
     let options = Options { model_status: Some(chat_local::model_status(&engine)), ..Default::default() };
-    TestApp::builder().vars(vars).options(options).model(&base, engine.name()).spawn().await
+    (TestApp::builder().vars(vars).options(options).model(&base, engine.name()).spawn().await, turn)
 }
 
 #[tokio::test]
 async fn a_real_question_gets_a_real_streamed_reply() {
-    let app = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "48")]).await;
+    let (app, _turn) = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "48")]).await;
     let (session, mut ws) = app.signed_in("Ada").await;
     ws.ask("m1", "What is the capital of France?").await;
     let reply = ws.read_reply().await;
@@ -55,7 +61,7 @@ async fn a_real_question_gets_a_real_streamed_reply() {
 
 #[tokio::test]
 async fn temperature_zero_and_a_seed_give_the_same_reply_twice() {
-    let app =
+    let (app, _turn) =
         spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "32"), ("MODEL_TEMPERATURE", "0"), ("MODEL_SEED", "7")]).await;
     let mut replies = Vec::new();
     for name in ["first", "second"] {
@@ -69,7 +75,7 @@ async fn temperature_zero_and_a_seed_give_the_same_reply_twice() {
 
 #[tokio::test]
 async fn four_simultaneous_chats_all_complete_separately() {
-    let app = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "24")]).await;
+    let (app, _turn) = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "24")]).await;
     let questions = ["What is 2 + 2?", "Name a fruit.", "What colour is the sky?", "Say hi."];
     let mut clients = Vec::new();
     for (i, question) in questions.iter().enumerate() {
@@ -90,7 +96,7 @@ async fn four_simultaneous_chats_all_complete_separately() {
 /// A conversation's first two questions, one after the other: the second's time to its first
 /// delta, and the conversation's title once nothing more is written.
 async fn two_questions(titles: &str) -> (std::time::Duration, chat_wire::Conversation) {
-    let app = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "24"), ("CONVERSATION_TITLES", titles)]).await;
+    let (app, _turn) = spawn_with_embedded_model(&[("MAX_REPLY_TOKENS", "24"), ("CONVERSATION_TITLES", titles)]).await;
     let (session, mut ws) = app.signed_in("Ada").await;
     let question = "How do I reverse a string in Rust?";
     ws.ask("q1", question).await;
