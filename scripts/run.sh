@@ -17,10 +17,9 @@ else
   say "model provider: ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
 fi
 
-# The web app (its tools once, then trunk build) and the local runner build side by side: each
-# cargo has stretches where it keeps one core busy (llama.cpp's CMake build, links), which the
-# other fills; one after the other took 20 min on a fresh 2-core machine. The web app's output
-# goes to target/web-app.log, shown if it fails.
+# The web app (its tools once, then trunk build) and the local runner build side by side, so that
+# one fills the stretches where the other keeps a single core busy (llama.cpp's CMake steps,
+# links). The web app's output goes to target/web-app.log, shown if it fails.
 mkdir -p target
 phase "the web app (in the background: target/web-app.log) beside the local runner"
 (

@@ -54,8 +54,9 @@ scripts/check-deploy.sh
 # and CLIPPY_ARGS with clippy's own separator). Each crate is linted as it is built, once: a
 # separate `cargo clippy` checked every dependency a second time (454 s of a 30-minute run). Not
 # RUSTFLAGS: that would replace .cargo/config.toml's target features, which llama.cpp needs. The
-# Lambda binaries the stack tests build (cargo lambda watch, the worker's) inherit both and reuse
-# what this build made.
+# Lambda binaries the tests build themselves (cargo lambda watch, the worker's) inherit both, so
+# they are linted too; they are built for their own packages' features, so they reuse only part
+# of this build.
 export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
